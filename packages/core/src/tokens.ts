@@ -1,0 +1,162 @@
+/** What kind of GitHub credential a token string is, judged by its prefix. */
+export type TokenKind =
+  | 'classic-pat'
+  | 'fine-grained-pat'
+  | 'oauth'
+  | 'user-to-server'
+  | 'server-to-server'
+  | 'refresh'
+  | 'unknown'
+
+const TOKEN_PREFIXES: ReadonlyArray<readonly [string, TokenKind]> = [
+  ['github_pat_', 'fine-grained-pat'],
+  ['ghp_', 'classic-pat'],
+  ['gho_', 'oauth'],
+  ['ghu_', 'user-to-server'],
+  ['ghs_', 'server-to-server'],
+  ['ghr_', 'refresh'],
+]
+
+/**
+ * Classifies a GitHub token by its prefix (`ghp_`, `github_pat_`, `gho_`, `ghu_`, `ghs_`, `ghr_`).
+ * Anything else, including legacy 40-hex tokens, is `'unknown'`.
+ */
+export function classifyToken(token: string): TokenKind {
+  for (const [prefix, kind] of TOKEN_PREFIXES) if (token.startsWith(prefix)) return kind
+  return 'unknown'
+}
+
+const REDACTED = '[REDACTED]'
+
+// Keys whose value is a credential, in query strings, form bodies, env dumps and JSON text:
+// anything ending in token/secret/password/api key (access_token, client_secret, GITHUB_TOKEN…).
+const SECRET_KEY = '[A-Za-z0-9_.-]*?(?:token|secret|password|passwd|api_?key)'
+// A credential value: up to whitespace, a separator or a bracket, not counting a sentence's final dots.
+const VALUE = String.raw`[^\s&#"',;()<>\[\]{}]*[^\s&#"',;()<>\[\]{}.]`
+
+type Replacer = (match: string, ...groups: string[]) => string
+
+/** Ordered: whole-credential forms (URL userinfo, headers) first, bare token shapes last. */
+const RULES: ReadonlyArray<readonly [RegExp, Replacer]> = [
+  // Userinfo in URLs: https://user:secret@host, https://TOKEN@host. `git@` (SSH user) is no secret.
+  [
+    // The lookbehind pins the scheme's start, keeping the scan linear on long runs of scheme characters.
+    /(?<![a-z0-9+.-])([a-z][a-z0-9+.-]*:\/\/)([^\s/?#@"'<>]+)@/gi,
+    (m, scheme, userinfo) => (userinfo === 'git' ? m : `${scheme}${REDACTED}@`),
+  ],
+  // Authorization / Proxy-Authorization header values; the scheme is kept for debugging.
+  [
+    new RegExp(
+      String.raw`(\bauthorization["']?\s*[:=]\s*["']?)(?:(basic|bearer|token|digest|negotiate|ntlm|remoteauth)\s+)?(?:\[REDACTED\]|${VALUE})`,
+      'gi',
+    ),
+    (_m, prefix, scheme) => `${prefix}${scheme === undefined ? '' : `${scheme} `}${REDACTED}`,
+  ],
+  // Cookie / Set-Cookie header values, to the end of the line.
+  [/(\b(?:set-)?cookie["']?\s*:\s*["']?)[^\r\n"']+/gi, (_m, prefix) => `${prefix}${REDACTED}`],
+  // Git credential userinfo outside a URL, e.g. "x-access-token:abc@github.com".
+  [/\b(x-access-token|x-oauth-basic|oauth2):[^\s@/:]+@/gi, (_m, user) => `${user}:${REDACTED}@`],
+  // key=value in query strings, form bodies and env dumps.
+  [new RegExp(`(?<![A-Za-z0-9_.-])(${SECRET_KEY})=${VALUE}`, 'gi'), (_m, key) => `${key}=${REDACTED}`],
+  // "key": "value" in JSON-ish text.
+  [
+    new RegExp(String.raw`(["'](${SECRET_KEY})["']\s*:\s*["'])[^"']+`, 'gi'),
+    (_m, prefix) => `${prefix}${REDACTED}`,
+  ],
+  // Basic credentials are base64 of "user:password"; requiring the colon spares prose like "basic setup".
+  [
+    /\b(basic\s+)([A-Za-z0-9+/]{4,}={0,2})(?![A-Za-z0-9+/=])/gi,
+    (m, prefix, value) =>
+      Buffer.from(value, 'base64').toString('latin1').includes(':') ? `${prefix}${REDACTED}` : m,
+  ],
+  // Bearer credentials of any shape (JWTs, opaque tokens, legacy hex).
+  [
+    /\b(bearer\s+)(?=[A-Za-z0-9._~+/-]{16})[A-Za-z0-9._~+/-]*[A-Za-z0-9_~+/-]=*/gi,
+    (_m, prefix) => `${prefix}${REDACTED}`,
+  ],
+  // Legacy 40-hex tokens only after "token"; bare 40-hex strings are usually commit SHAs.
+  [/\b(token\s*[:=]?\s*)[0-9a-f]{40}\b/gi, (_m, prefix) => `${prefix}${REDACTED}`],
+  // Prefixed GitHub tokens anywhere, even glued to other text.
+  [/gh[pousr]_[A-Za-z0-9]{20,}/g, () => REDACTED],
+  [/github_pat_[A-Za-z0-9_]{22,}/g, () => REDACTED],
+]
+
+/**
+ * Replaces anything token-like in free text with `[REDACTED]`: prefixed GitHub tokens, URL
+ * userinfo, Authorization/Cookie header values, Basic and Bearer credentials, secret-named
+ * `key=value` pairs, and 40-hex legacy tokens in a credential context. Bare 40-hex strings
+ * (commit SHAs) are left alone.
+ */
+export function redactSecrets(text: string): string {
+  let out = text
+  for (const [pattern, replace] of RULES)
+    out = out.replace(pattern, replace as (m: string, ...a: unknown[]) => string)
+  return out
+}
+
+const SECRET_KEY_NAME =
+  /token|secret|passw(?:or)?d|passphrase|authorization|cookie|api_?key|private_?key|(?:^|_)pats?(?:_|$)/
+
+/** Whether an object key names a credential (token, pat, secret, password, authorization, cookie…). */
+function isSecretKey(key: string): boolean {
+  // camelCase → snake_case so "githubPat" is seen as "github_pat" while "path" is not a pat.
+  const normalized = key
+    .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+    .replace(/[-.\s]/g, '_')
+    .toLowerCase()
+  return SECRET_KEY_NAME.test(normalized)
+}
+
+/**
+ * Deep copy of `value` with every string leaf passed through {@link redactSecrets} and the
+ * value of every credential-named key (token, pat, secret, password, authorization, cookie,
+ * encrypted_token…) replaced by `[REDACTED]` (null/undefined are kept to show absence). Plain
+ * objects, arrays and Errors are walked; cycles become `'[Circular]'`; other objects are
+ * returned as they are.
+ */
+export function redactSecretsDeep(value: unknown): unknown {
+  return redactValue(value, new WeakSet())
+}
+
+function redactValue(value: unknown, seen: WeakSet<object>): unknown {
+  if (typeof value === 'string') return redactSecrets(value)
+  if (typeof value !== 'object' || value === null) return value
+  if (value instanceof URL) return redactSecrets(value.href)
+  const isError = value instanceof Error
+  const proto: unknown = Object.getPrototypeOf(value)
+  if (!Array.isArray(value) && !isError && proto !== Object.prototype && proto !== null) return value
+  if (seen.has(value)) return '[Circular]'
+  seen.add(value)
+  try {
+    if (Array.isArray(value)) return value.map((item) => redactValue(item, seen))
+    const out: Record<string, unknown> = {}
+    if (isError) {
+      out.name = value.name
+      out.message = redactSecrets(value.message)
+      if (value.stack !== undefined) out.stack = redactSecrets(value.stack)
+      if (value.cause !== undefined) out.cause = redactValue(value.cause, seen)
+    }
+    for (const [key, item] of Object.entries(value)) {
+      out[key] = isSecretKey(key) && item !== null && item !== undefined ? REDACTED : redactValue(item, seen)
+    }
+    return out
+  } finally {
+    // Shared (non-cyclic) references are fine; only ancestors count as cycles.
+    seen.delete(value)
+  }
+}
+
+/**
+ * Makes a message safe to store: redacts secrets first, then truncates to at most `max`
+ * characters, ending with `…` when cut (never splitting a surrogate pair).
+ */
+export function truncateMessage(text: string, max = 500): string {
+  const limit = Math.max(0, Math.floor(max))
+  const redacted = redactSecrets(text)
+  if (redacted.length <= limit) return redacted
+  if (limit === 0) return ''
+  let end = limit - 1
+  const last = redacted.charCodeAt(end - 1)
+  if (last >= 0xd800 && last <= 0xdbff) end--
+  return `${redacted.slice(0, end)}…`
+}

@@ -1,0 +1,136 @@
+import { AppError } from './errors.js'
+
+/** A repository reference parsed from user input, pinned to the configured GitHub. */
+export interface RepoRef {
+  owner: string
+  repo: string
+  /** host[:port] of the configured GitHub web URL (lowercase). */
+  host: string
+  /** HTTPS clone URL under the configured GitHub (`…/owner/repo.git`), whatever form the input had. */
+  cloneUrl: string
+  /** Web URL of the repository (`…/owner/repo`). */
+  htmlUrl: string
+}
+
+const MAX_INPUT_LENGTH = 2048
+const OWNER_PATTERN = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$/
+const REPO_PATTERN = /^[A-Za-z0-9._-]{1,100}$/
+// Printable ASCII only: rules out whitespace, control characters and Unicode look-alikes at once.
+const SAFE_CHARS = /^[\x21-\x7e]+$/
+const HTTP_FORM = /^(https?):\/\/([^/]*)(\/.*)$/i
+const SSH_URL_FORM = /^ssh:\/\/git@([^/:]+)(?::(\d{1,5}))?\/(.*)$/i
+const SCP_FORM = /^git@([^/:]+):(.*)$/
+
+function invalid(): AppError {
+  return new AppError(400, 'INVALID_REPO_URL', 'Repo URL must be a valid GitHub repository URL.')
+}
+
+interface GitHubBase {
+  protocol: 'http' | 'https'
+  /** host[:port], lowercase, default port omitted. */
+  host: string
+  hostname: string
+  /** Path prefix without trailing slash ('' for none). */
+  prefix: string
+  /** Origin plus prefix, no trailing slash. */
+  base: string
+}
+
+function parseGitHubUrl(githubUrl: string): GitHubBase {
+  const url = new URL(githubUrl)
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new TypeError('githubUrl must be an http(s) URL')
+  }
+  const prefix = url.pathname.replace(/\/+$/, '')
+  return {
+    protocol: url.protocol === 'http:' ? 'http' : 'https',
+    host: url.host.toLowerCase(),
+    hostname: url.hostname.toLowerCase(),
+    prefix,
+    base: `${url.origin}${prefix}`,
+  }
+}
+
+/** host[:port] of an http(s) authority with the scheme's default port dropped, as URL.host does. */
+function normalizeAuthority(scheme: string, authority: string): string {
+  const lower = authority.toLowerCase()
+  const defaultPort = scheme === 'https' ? ':443' : ':80'
+  return lower.endsWith(defaultPort) ? lower.slice(0, -defaultPort.length) : lower
+}
+
+/**
+ * Splits `owner/repo[.git][/]` and validates both parts. Returns undefined when the path is
+ * anything else (extra parts, empty parts, dot segments, bad names).
+ */
+function parseOwnerRepo(
+  path: string,
+  allowTrailingSlash: boolean,
+): { owner: string; repo: string } | undefined {
+  const trimmed = allowTrailingSlash && path.endsWith('/') ? path.slice(0, -1) : path
+  const parts = trimmed.split('/')
+  if (parts.length !== 2) return undefined
+  const [owner, rawRepo] = parts as [string, string]
+  const repo = rawRepo.endsWith('.git') ? rawRepo.slice(0, -'.git'.length) : rawRepo
+  if (!OWNER_PATTERN.test(owner) || !REPO_PATTERN.test(repo)) return undefined
+  // A leading '-' would be read by git as an option; '.'/'..' are path traversal.
+  if (repo.startsWith('-') || repo === '.' || repo === '..' || repo.endsWith('.git')) return undefined
+  return { owner, repo }
+}
+
+/**
+ * Parses a repository URL a user typed and pins it to the configured GitHub.
+ *
+ * Accepted forms (after trimming): `https://HOST/owner/repo` (optional `.git`, optional single
+ * trailing `/`; `http://` only when `githubUrl` is http), `git@HOST:owner/repo(.git)` and
+ * `ssh://git@HOST/owner/repo(.git)`. HTTP forms compare host[:port] with `githubUrl`; SSH forms
+ * compare the hostname only (SSH runs on its own port). When `githubUrl` has a path prefix,
+ * HTTP inputs must carry it too.
+ *
+ * @param githubUrl the configured GitHub web URL, e.g. `https://github.com` or `http://127.0.0.1:4010`.
+ * @returns owner and repo as typed, plus an HTTPS-style clone URL and web URL under `githubUrl`.
+ * @throws {AppError} 400 `INVALID_REPO_URL` for any other input: other hosts or schemes,
+ *   credentials, dot segments, percent-encoding, leading `-`, `::`, extra path parts, query or
+ *   fragment, whitespace or control characters, invalid owner/repo names, input over 2048 chars.
+ * @throws {TypeError} when `githubUrl` itself is not an http(s) URL (a configuration error).
+ */
+export function parseRepoUrl(input: string, githubUrl: string): RepoRef {
+  const github = parseGitHubUrl(githubUrl)
+  if (typeof input !== 'string' || input.length > MAX_INPUT_LENGTH) throw invalid()
+  const text = input.trim()
+  // Cheap blanket bans before any parsing: encodings, queries/fragments, backslashes, remote helpers.
+  if (!SAFE_CHARS.test(text) || /[%?#\\]/.test(text) || text.includes('::')) throw invalid()
+
+  let path: string
+  let allowTrailingSlash: boolean
+  const http = HTTP_FORM.exec(text)
+  const sshUrl = SSH_URL_FORM.exec(text)
+  const scp = SCP_FORM.exec(text)
+  if (http !== null) {
+    const [, rawScheme = '', authority = '', rest = ''] = http
+    const scheme = rawScheme.toLowerCase()
+    if (scheme === 'http' && github.protocol !== 'http') throw invalid()
+    // Any '@' means userinfo (credentials, or a github.com@evil.com look-alike).
+    if (authority.includes('@') || normalizeAuthority(scheme, authority) !== github.host) throw invalid()
+    if (!rest.startsWith(`${github.prefix}/`)) throw invalid()
+    path = rest.slice(github.prefix.length + 1)
+    allowTrailingSlash = true
+  } else if (sshUrl !== null) {
+    const [, host = '', , rest = ''] = sshUrl
+    if (host.toLowerCase() !== github.hostname) throw invalid()
+    path = rest
+    allowTrailingSlash = true
+  } else if (scp !== null) {
+    const [, host = '', rest = ''] = scp
+    if (host.toLowerCase() !== github.hostname) throw invalid()
+    path = rest
+    allowTrailingSlash = false
+  } else {
+    throw invalid()
+  }
+
+  const parsed = parseOwnerRepo(path, allowTrailingSlash)
+  if (parsed === undefined) throw invalid()
+  const { owner, repo } = parsed
+  const htmlUrl = `${github.base}/${owner}/${repo}`
+  return { owner, repo, host: github.host, cloneUrl: `${htmlUrl}.git`, htmlUrl }
+}

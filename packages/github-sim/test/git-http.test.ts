@@ -1,0 +1,116 @@
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import t from 'tap'
+import { basicHeader, octokit, runGit, sim, TOKENS, tempDir } from './fixtures/sim.js'
+
+t.test('git smart HTTP', async (t) => {
+  const s = await sim(t)
+  const dir = await tempDir(t)
+
+  t.test('private clone with a token as Basic password', async (t) => {
+    const r = await runGit([
+      '-c',
+      basicHeader(TOKENS.bot),
+      'clone',
+      `${s.url}/acme/infra-specs.git`,
+      join(dir, 'specs'),
+    ])
+    t.equal(r.code, 0, r.stderr)
+    const spec = await readFile(join(dir, 'specs/infra/alpha/dev/spec.yml'), 'utf8')
+    t.match(spec, /kind: Pod/)
+    const entries = s.ledger.entries({ kind: 'git' })
+    t.ok(entries.length >= 2)
+    t.ok(entries.every((e) => e.login === 'portico-bot' && !e.counted))
+  })
+
+  t.test('Bearer header and no .git suffix', async (t) => {
+    const r = await runGit([
+      '-c',
+      `http.extraHeader=Authorization: Bearer ${TOKENS.octocat}`,
+      'clone',
+      `${s.url}/acme/sample-app`,
+      join(dir, 'app'),
+    ])
+    t.equal(r.code, 0, r.stderr)
+  })
+
+  t.test('private clone without credentials fails with 401', async (t) => {
+    const r = await runGit(['clone', `${s.url}/acme/infra-specs.git`, join(dir, 'nope')])
+    t.not(r.code, 0)
+    const res = await fetch(`${s.url}/acme/infra-specs.git/info/refs?service=git-upload-pack`)
+    t.equal(res.status, 401)
+    t.equal(res.headers.get('www-authenticate'), 'Basic realm="GitHub"')
+  })
+
+  t.test('valid token without access gets 404; bad token 401', async (t) => {
+    const noAccess = await fetch(`${s.url}/acme/infra-specs.git/info/refs?service=git-upload-pack`, {
+      headers: { authorization: `Bearer ${TOKENS.monalisa}` },
+    })
+    t.equal(noAccess.status, 404)
+    const bad = await fetch(`${s.url}/acme/infra-specs.git/info/refs?service=git-upload-pack`, {
+      headers: { authorization: 'Bearer ghp_unknown' },
+    })
+    t.equal(bad.status, 401)
+  })
+
+  t.test('anonymous clone of a public repo', async (t) => {
+    const r = await runGit(['clone', `${s.url}/octocat/hello-world.git`, join(dir, 'hello')])
+    t.equal(r.code, 0, r.stderr)
+    t.equal(await readFile(join(dir, 'hello/README'), 'utf8'), 'Hello World!\n')
+  })
+
+  t.test('push is refused', async (t) => {
+    const res = await fetch(`${s.url}/octocat/hello-world.git/info/refs?service=git-receive-pack`, {
+      headers: { authorization: `Bearer ${TOKENS.octocat}` },
+    })
+    t.equal(res.status, 403)
+    const r = await runGit([
+      '-C',
+      join(dir, 'hello'),
+      '-c',
+      'user.name=x',
+      '-c',
+      'user.email=x@x',
+      'commit',
+      '--allow-empty',
+      '-m',
+      'x',
+    ])
+    t.equal(r.code, 0)
+    const push = await runGit([
+      '-C',
+      join(dir, 'hello'),
+      '-c',
+      basicHeader(TOKENS.octocat),
+      'push',
+      'origin',
+      'HEAD:main',
+    ])
+    t.not(push.code, 0)
+  })
+
+  t.test('a file committed through the contents API is in a fresh clone', async (t) => {
+    const gh = octokit(s, TOKENS.bot)
+    await gh.rest.repos.createOrUpdateFileContents({
+      owner: 'acme',
+      repo: 'infra-specs',
+      path: 'infra/delta/dev/spec.yml',
+      message: 'Add delta dev',
+      content: Buffer.from('apiVersion: v1\nkind: Pod\n').toString('base64'),
+    })
+    const r = await runGit([
+      '-c',
+      basicHeader(TOKENS.bot),
+      'clone',
+      `${s.url}/acme/infra-specs.git`,
+      join(dir, 'specs2'),
+    ])
+    t.equal(r.code, 0, r.stderr)
+    t.equal(
+      await readFile(join(dir, 'specs2/infra/delta/dev/spec.yml'), 'utf8'),
+      'apiVersion: v1\nkind: Pod\n',
+    )
+    const log = await runGit(['-C', join(dir, 'specs2'), 'log', '-1', '--format=%s|%an'])
+    t.equal(log.stdout.trim(), 'Add delta dev|Portico Bot')
+  })
+})

@@ -49,7 +49,12 @@ export function reasonPhrase(statusCode: number): string {
 }
 
 /** Builds the error body for an {@link AppError}-like value. */
-export function errorBody(statusCode: number, code: string, message: string, extra?: Record<string, unknown>): ErrorBody {
+export function errorBody(
+  statusCode: number,
+  code: string,
+  message: string,
+  extra?: Record<string, unknown>,
+): ErrorBody {
   return { ...extra, statusCode, code, error: reasonPhrase(statusCode), message }
 }
 

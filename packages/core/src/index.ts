@@ -1,1 +1,9 @@
-export {}
+export * from './config.js'
+export * from './crypto.js'
+export * from './errors.js'
+export * from './logging.js'
+export * from './queue-factory.js'
+export * from './queues.js'
+export * from './redis.js'
+export * from './repo-url.js'
+export * from './tokens.js'

@@ -1,0 +1,88 @@
+import { errorBody, reasonPhrase } from '@portico/core'
+import type { FastifyError, FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+
+interface HttpErrorLike {
+  statusCode?: unknown
+  status?: unknown
+  code?: unknown
+  message?: unknown
+  expose?: unknown
+  details?: unknown
+  headers?: unknown
+  validation?: { instancePath?: string; params?: Record<string, unknown>; message?: string }[]
+  validationContext?: string
+}
+
+/** A stable code for a status, when the error did not bring one. */
+const DEFAULT_CODES: Record<number, string> = {
+  400: 'BAD_REQUEST',
+  401: 'NOT_AUTHENTICATED',
+  403: 'FORBIDDEN',
+  404: 'NOT_FOUND',
+  405: 'METHOD_NOT_ALLOWED',
+  409: 'CONFLICT',
+  413: 'PAYLOAD_TOO_LARGE',
+  415: 'UNSUPPORTED_MEDIA_TYPE',
+  422: 'UNPROCESSABLE_ENTITY',
+  429: 'TOO_MANY_REQUESTS',
+  503: 'SERVICE_UNAVAILABLE',
+}
+
+/** Names the offending field of a schema validation error ("body.repo_url is required"). */
+function validationMessage(err: HttpErrorLike): string {
+  const first = err.validation?.[0]
+  if (!first) return String(err.message ?? 'Invalid request')
+  const missing = first.params?.missingProperty
+  const where = [err.validationContext ?? 'request', ...(first.instancePath ?? '').split('/').filter(Boolean)]
+  if (typeof missing === 'string') return `${[...where, missing].join('.')} is required`
+  return `${where.join('.')} ${first.message ?? 'is invalid'}`
+}
+
+/**
+ * One error body shape for every failure: `{ statusCode, code, error, message }`. Errors are
+ * mapped by their own `statusCode` and `code`; 5xx bodies stay generic and are logged with the
+ * request id.
+ */
+export default fp(
+  async (fastify: FastifyInstance) => {
+    fastify.setErrorHandler((error: FastifyError, request, reply) => {
+      const err = error as unknown as HttpErrorLike
+      const rawStatus = Number(err.statusCode ?? err.status ?? 500)
+      const statusCode = rawStatus >= 400 && rawStatus <= 599 ? rawStatus : 500
+      const isValidation = Array.isArray(err.validation)
+      if (statusCode >= 500) request.log.error({ err: error }, 'request failed')
+      else request.log.info({ err: { message: error.message, code: err.code } }, 'request rejected')
+
+      if (err.headers && typeof err.headers === 'object') reply.headers(err.headers as Record<string, string>)
+      const appCode =
+        typeof err.code === 'string' && /^[A-Z][A-Z0-9_]+$/.test(err.code) && !err.code.startsWith('FST_')
+      const code = isValidation
+        ? 'VALIDATION_ERROR'
+        : appCode
+          ? (err.code as string)
+          : (DEFAULT_CODES[statusCode] ?? (statusCode >= 500 ? 'INTERNAL_ERROR' : 'BAD_REQUEST'))
+      const expose = typeof err.expose === 'boolean' ? err.expose : statusCode < 500
+      const message = isValidation
+        ? validationMessage(err)
+        : expose
+          ? String(err.message || reasonPhrase(statusCode))
+          : 'An internal error occurred. Try again later; the request id identifies it in the logs.'
+      const details =
+        expose && err.details && typeof err.details === 'object' ? (err.details as object) : undefined
+      return reply.code(statusCode).send(
+        errorBody(statusCode, code, message, {
+          ...details,
+          ...(statusCode >= 500 ? { requestId: request.id } : {}),
+        }),
+      )
+    })
+
+    fastify.setNotFoundHandler((request, reply) => {
+      return reply
+        .code(404)
+        .send(errorBody(404, 'NOT_FOUND', `Route ${request.method} ${request.url.split('?')[0]} not found`))
+    })
+  },
+  { name: 'errors' },
+)

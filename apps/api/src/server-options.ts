@@ -1,0 +1,18 @@
+import { type Config, loggerOptions } from '@portico/core'
+import type { FastifyServerOptions } from 'fastify'
+
+/** Fastify's own options, shared by the server and the tests' `build` helper. */
+export function serverOptions(
+  config: Config,
+  logger: FastifyServerOptions['logger'] = loggerOptions(config.LOG_LEVEL),
+) {
+  return {
+    logger,
+    // Fastify accepts a hop count at runtime; its types only list the other forms.
+    trustProxy: config.trustProxy as boolean | string[],
+    requestIdHeader: 'x-request-id',
+    requestIdLogLabel: 'requestId',
+    bodyLimit: 1024 * 1024,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array' as const, allErrors: false } },
+  } satisfies FastifyServerOptions
+}

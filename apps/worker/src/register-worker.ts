@@ -1,0 +1,47 @@
+import type { JobDataByQueue, QueueName } from '@portico/core'
+import { redactSecrets } from '@portico/core'
+import { type Job, Worker, type WorkerOptions } from 'bullmq'
+import type { Processor, WorkerContext } from './context.js'
+
+/** Options of {@link registerWorker}; BullMQ worker options pass through. */
+export type RegisterWorkerOptions = Omit<WorkerOptions, 'connection' | 'prefix'>
+
+/**
+ * Starts a BullMQ worker for one queue with Portico's conventions: the worker Redis connection,
+ * the configured prefix and concurrency, structured logging of every outcome, and an `error`
+ * listener (without one, a Redis hiccup would crash the process).
+ */
+export function registerWorker<Q extends QueueName>(
+  ctx: WorkerContext,
+  queue: Q,
+  processor: Processor<Q>,
+  opts: RegisterWorkerOptions = {},
+): Worker<JobDataByQueue[Q]> {
+  const logger = ctx.logger.child({ queue })
+  const worker = new Worker<JobDataByQueue[Q]>(
+    queue,
+    async (job: Job<JobDataByQueue[Q]>) => {
+      logger.info({ jobId: job.id, name: job.name, attempt: job.attemptsMade + 1 }, 'job started')
+      return processor(job)
+    },
+    {
+      connection: ctx.redis,
+      prefix: ctx.config.QUEUE_PREFIX,
+      concurrency: ctx.config.WORKER_CONCURRENCY,
+      ...opts,
+    },
+  )
+  worker.on('error', (err) => logger.error({ err }, 'worker error'))
+  worker.on('completed', (job) => logger.info({ jobId: job.id }, 'job completed'))
+  worker.on('failed', (job, err) =>
+    logger.warn(
+      {
+        jobId: job?.id,
+        attempt: job?.attemptsMade,
+        err: { message: redactSecrets(err.message), name: err.name },
+      },
+      'job failed',
+    ),
+  )
+  return worker
+}

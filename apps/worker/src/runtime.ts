@@ -1,0 +1,112 @@
+import {
+  type Config,
+  closeQueues,
+  createQueues,
+  createRedis,
+  type QueueName,
+  waitForRedis,
+} from '@portico/core'
+import { createDb } from '@portico/db'
+import type { Worker } from 'bullmq'
+import type { Logger } from 'pino'
+import type { ProcessorFactory, ProcessorRegistry, WorkerContext } from './context.js'
+import { type RegisterWorkerOptions, registerWorker } from './register-worker.js'
+
+/** A running worker process: its context, its BullMQ workers, and an ordered shutdown. */
+export interface WorkerRuntime {
+  ctx: WorkerContext
+  workers: Worker[]
+  /** Stops taking jobs, waits for in-flight ones (bounded), closes Redis, destroys the pool. */
+  close(): Promise<void>
+}
+
+/**
+ * Boots the worker: database, Redis, producer queues, and one BullMQ worker per queue that is
+ * both in `WORKER_QUEUES` and in `processors`.
+ */
+export async function startWorker(
+  config: Config,
+  processors: ProcessorRegistry,
+  logger: Logger,
+  workerOptions: RegisterWorkerOptions = {},
+): Promise<WorkerRuntime> {
+  const db = createDb(config)
+  const redis = createRedis(config.REDIS_URL, 'worker')
+  redis.on('error', (err) => logger.warn({ err }, 'redis connection error'))
+  const producer = createRedis(config.REDIS_URL, 'worker')
+  producer.on('error', () => {})
+  await waitForRedis(redis, 10_000)
+  const queues = createQueues(producer, config.QUEUE_PREFIX)
+  const ctx: WorkerContext = { config, db, logger, queues, redis }
+
+  const workers: Worker[] = []
+  for (const queue of config.workerQueues) {
+    const factory = processors[queue] as ProcessorFactory<QueueName> | undefined
+    if (!factory) {
+      logger.warn({ queue }, 'no processor for this queue; not consuming it')
+      continue
+    }
+    workers.push(registerWorker(ctx, queue, factory(ctx), workerOptions) as unknown as Worker)
+  }
+  logger.info({ queues: workers.map((w) => w.name), prefix: config.QUEUE_PREFIX }, 'worker started')
+
+  let closing: Promise<void> | undefined
+  const close = () => {
+    closing ??= (async () => {
+      // Stop fetching and wait (bounded) for in-flight jobs; a worker's close() cannot be
+      // upgraded to a forced one once started, so pausing comes first.
+      const drained = Promise.all(workers.map((w) => w.pause(false)))
+      let timer: NodeJS.Timeout | undefined
+      const timedOut = await Promise.race([
+        drained.then(() => false),
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(true), config.SHUTDOWN_TIMEOUT_MS)
+        }),
+      ])
+      clearTimeout(timer)
+      if (timedOut) {
+        // Jobs still running keep their lock until it expires; BullMQ's stalled check then
+        // returns them to the queue for another worker, so nothing is lost.
+        logger.warn(
+          { timeoutMs: config.SHUTDOWN_TIMEOUT_MS },
+          'in-flight jobs did not finish in time; forcing close',
+        )
+      }
+      await Promise.all(workers.map((w) => w.close(timedOut)))
+      await closeQueues(queues)
+      await Promise.all([
+        redis.quit().catch(() => redis.disconnect()),
+        producer.quit().catch(() => producer.disconnect()),
+      ])
+      await db.destroy()
+      logger.info('worker stopped')
+    })()
+    return closing
+  }
+  return { ctx, workers, close }
+}
+
+/**
+ * Closes the runtime on SIGTERM/SIGINT and exits 0 (1 if shutdown fails); a second signal
+ * exits at once.
+ */
+export function installSignalHandlers(runtime: WorkerRuntime, logger: Logger): void {
+  let signals = 0
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(signal, () => {
+      signals += 1
+      if (signals > 1) {
+        logger.warn({ signal }, 'second signal: exiting now')
+        process.exit(1)
+      }
+      logger.info({ signal }, 'shutting down')
+      runtime.close().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          logger.error({ err }, 'shutdown failed')
+          process.exit(1)
+        },
+      )
+    })
+  }
+}

@@ -1,0 +1,248 @@
+import { resolve } from 'node:path'
+import { type Static, type TSchema, Type } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
+import { type Keyring, parseKeyring } from './crypto.js'
+import { QUEUE_NAMES, type QueueName } from './queues.js'
+
+const Str = (description: string, options: { default?: string; pattern?: string; minLength?: number } = {}) =>
+  Type.String({ description, ...options })
+const Int = (description: string, defaultValue: number, minimum = 0, maximum = Number.MAX_SAFE_INTEGER) =>
+  Type.Integer({ description, default: defaultValue, minimum, maximum })
+const Bool = (description: string, defaultValue: boolean) =>
+  Type.Boolean({ description, default: defaultValue })
+const Opt = <T extends TSchema>(schema: T) => Type.Optional(schema)
+const URL_PATTERN = '^https?://[^\\s/]+(/[^\\s]*)?$'
+
+/**
+ * Every environment variable Portico reads, with its default and meaning. The README's
+ * configuration table and `.env.example` are generated from this schema (`npm run env:docs`).
+ */
+export const ConfigSchema = Type.Object({
+  NODE_ENV: Type.Union([Type.Literal('development'), Type.Literal('test'), Type.Literal('production')], {
+    default: 'development',
+    description: 'development, test or production. In production every secret must be set explicitly.',
+  }),
+  HOST: Str('Interface the API listens on.', { default: '127.0.0.1' }),
+  PORT: Int('Port the API listens on.', 3000, 1, 65535),
+  PUBLIC_URL: Str(
+    'Public origin of the API; OAuth redirect URI base and cookie Secure flag (https → Secure).',
+    {
+      default: 'http://localhost:3000',
+      pattern: URL_PATTERN,
+    },
+  ),
+  TRUST_PROXY: Str(
+    'Trust X-Forwarded-* headers: false, true, a hop count, or comma-separated proxy IPs/CIDRs.',
+    {
+      default: 'false',
+    },
+  ),
+  ALLOWED_ORIGINS: Str(
+    'Extra origins (comma-separated) allowed to make cookie-authenticated writes (CSRF check).',
+    {
+      default: '',
+    },
+  ),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    { default: 'info', description: 'pino log level: fatal, error, warn, info, debug, trace or silent.' },
+  ),
+  DATABASE_URL: Str('PostgreSQL connection string.', {
+    default: 'postgres://postgres@127.0.0.1:5432/portico',
+    pattern: '^postgres(ql)?://',
+  }),
+  DATABASE_POOL_MAX: Int('Maximum connections in each process’s PostgreSQL pool.', 10, 1, 1000),
+  REDIS_URL: Str('Redis connection string (sessions and queues).', {
+    default: 'redis://127.0.0.1:6379',
+    pattern: '^rediss?://',
+  }),
+  QUEUE_PREFIX: Str(
+    'Prefix of every BullMQ key; a Redis Cluster hash tag keeps a queue’s keys in one slot.',
+    {
+      default: '{portico}',
+      pattern: '^\\{[A-Za-z0-9:_.-]{1,64}\\}$',
+    },
+  ),
+  SESSION_SECRET: Opt(
+    Str('Secret signing the session cookie (≥ 32 characters). Required in production.', { minLength: 32 }),
+  ),
+  TOKEN_ENCRYPTION_KEYS: Opt(
+    Str(
+      'Token keyring: comma-separated keyId:base64-32-bytes; the first encrypts, all decrypt. Required in production.',
+    ),
+  ),
+  GITHUB_URL: Str(
+    'GitHub web URL (OAuth pages and git over HTTPS). A GHES or the bundled simulator also work.',
+    {
+      default: 'https://github.com',
+      pattern: URL_PATTERN,
+    },
+  ),
+  GITHUB_API_URL: Str('GitHub REST API base URL (GHES: https://HOST/api/v3).', {
+    default: 'https://api.github.com',
+    pattern: URL_PATTERN,
+  }),
+  GITHUB_OAUTH_CLIENT_ID: Opt(Str('OAuth app client id. Unset: sign-in answers 503 OAUTH_NOT_CONFIGURED.')),
+  GITHUB_OAUTH_CLIENT_SECRET: Opt(Str('OAuth app client secret.')),
+  GITHUB_OAUTH_SCOPES: Str('Scopes requested at sign-in (space-separated).', {
+    default: 'repo workflow read:org',
+  }),
+  GH_TOKEN: Opt(
+    Str('Service token used when no user is signed in (if the fallback is allowed) and by /health.'),
+  ),
+  ALLOW_SERVICE_TOKEN_FALLBACK: Bool('Let anonymous requests act with GH_TOKEN.', true),
+  GH_REPO: Opt(
+    Str('Specs repository as owner/repo. Unset: the pods API answers 503 PODS_NOT_CONFIGURED.', {
+      pattern: '^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$',
+    }),
+  ),
+  SPECS_PATH: Str('Folder of the specs repository holding {customer}/{env}/spec.yml.', {
+    default: 'infra',
+    pattern: '^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$',
+  }),
+  WORKFLOW_BRANCH: Str('Branch pods are read from and deploy pull requests target.', { default: 'main' }),
+  ACCESS_ORG: Opt(Str('GitHub organisation whose active members alone may read its private repositories.')),
+  OPERATOR_LOGINS: Str('Comma-separated GitHub logins allowed on Bull Board (/admin/queues).', {
+    default: '',
+  }),
+  CLONE_ROOT: Str('Directory holding repository clones.', { default: './tmp' }),
+  CLONE_TTL_HOURS: Int('Hours a clone is kept before the expiry sweep removes it.', 168, 1),
+  CLONE_TIMEOUT_SECONDS: Int('Wall-clock limit of one clone.', 300, 1),
+  CLONE_MAX_MB: Int('Size limit of one clone on disk, in MiB.', 500, 1),
+  WORKER_QUEUES: Str(
+    'Queues this worker consumes: all, or a comma-separated subset of clone,deploy,maintenance.',
+    {
+      default: 'all',
+    },
+  ),
+  WORKER_CONCURRENCY: Int('Jobs processed at once per queue by one worker process.', 4, 1, 100),
+  SHUTDOWN_TIMEOUT_MS: Int('How long a stopping process waits for in-flight work before closing.', 25000, 0),
+  DEPLOY_WAIT_MS: Int('How long POST /api/pod waits for its deploy job before answering 202.', 10000, 0),
+})
+
+type RawConfig = Static<typeof ConfigSchema>
+
+/** Validated configuration plus values parsed from it. */
+export type Config = Readonly<
+  RawConfig & {
+    SESSION_SECRET: string
+    TOKEN_ENCRYPTION_KEYS: string
+    keyring: Keyring
+    trustProxy: boolean | number | string[]
+    allowedOrigins: string[]
+    operatorLogins: string[]
+    workerQueues: QueueName[]
+    cloneRoot: string
+    oauthConfigured: boolean
+  }
+>
+
+/** Thrown when the environment is invalid; the message names every bad variable. */
+export class ConfigError extends Error {
+  readonly problems: string[]
+  constructor(problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`)
+    this.name = 'ConfigError'
+    this.problems = problems
+  }
+}
+
+/** Development-only defaults for secrets; production refuses to start without real ones. */
+const DEV_SECRETS = {
+  SESSION_SECRET: 'portico-development-session-secret-not-for-production',
+  TOKEN_ENCRYPTION_KEYS: 'dev:cG9ydGljby1kZXZlbG9wbWVudC1rZXktMzJieXRlcyE=',
+} as const
+
+const list = (value: string): string[] =>
+  value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+
+function parseTrustProxy(value: string): boolean | number | string[] {
+  const v = value.trim().toLowerCase()
+  if (v === 'true') return true
+  if (v === 'false' || v === '') return false
+  if (/^\d+$/.test(v)) return Number(v)
+  return list(value)
+}
+
+/**
+ * Validates an environment (normally `process.env`) against {@link ConfigSchema}.
+ * Empty strings count as unset. Throws {@link ConfigError} listing every problem at once.
+ */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const raw: Record<string, unknown> = {}
+  for (const key of Object.keys(ConfigSchema.properties)) {
+    const value = env[key]
+    if (value !== undefined && value.trim() !== '') raw[key] = value.trim()
+  }
+  const production = (raw.NODE_ENV ?? 'development') === 'production'
+  const problems: string[] = []
+  for (const key of Object.keys(DEV_SECRETS) as (keyof typeof DEV_SECRETS)[]) {
+    if (raw[key] !== undefined) continue
+    if (production) problems.push(`${key}: required when NODE_ENV=production`)
+    else raw[key] = DEV_SECRETS[key]
+  }
+  if (production && raw.DATABASE_URL === undefined)
+    problems.push('DATABASE_URL: required when NODE_ENV=production')
+
+  const value = Value.Convert(ConfigSchema, Value.Default(ConfigSchema, raw))
+  for (const error of Value.Errors(ConfigSchema, value)) {
+    const key = error.path.replace(/^\//, '') || '(root)'
+    problems.push(`${key}: ${error.message}${key in raw ? ` (got ${describe(key, raw[key])})` : ''}`)
+  }
+  const config = value as RawConfig
+
+  let keyring: Keyring | undefined
+  try {
+    keyring = parseKeyring(String(raw.TOKEN_ENCRYPTION_KEYS ?? ''))
+  } catch (err) {
+    problems.push(`TOKEN_ENCRYPTION_KEYS: ${(err as Error).message}`)
+  }
+  const workerQueues =
+    config.WORKER_QUEUES === 'all' ? [...QUEUE_NAMES] : list(String(config.WORKER_QUEUES ?? ''))
+  const unknownQueues = workerQueues.filter((q) => !(QUEUE_NAMES as readonly string[]).includes(q))
+  if (unknownQueues.length > 0 || workerQueues.length === 0) {
+    problems.push(
+      `WORKER_QUEUES: expected all or a subset of ${QUEUE_NAMES.join(',')} (got ${config.WORKER_QUEUES})`,
+    )
+  }
+  const hasId = raw.GITHUB_OAUTH_CLIENT_ID !== undefined
+  if (hasId !== (raw.GITHUB_OAUTH_CLIENT_SECRET !== undefined)) {
+    problems.push('GITHUB_OAUTH_CLIENT_ID / GITHUB_OAUTH_CLIENT_SECRET: set both or neither')
+  }
+  const allowedOrigins = list(String(config.ALLOWED_ORIGINS ?? ''))
+  for (const origin of allowedOrigins) {
+    if (!/^https?:\/\/[^/\s]+$/.test(origin)) problems.push(`ALLOWED_ORIGINS: ${origin} is not an origin`)
+  }
+  if (problems.length > 0 || keyring === undefined) throw new ConfigError(problems)
+
+  return Object.freeze({
+    ...config,
+    PUBLIC_URL: config.PUBLIC_URL.replace(/\/+$/, ''),
+    GITHUB_URL: config.GITHUB_URL.replace(/\/+$/, ''),
+    GITHUB_API_URL: config.GITHUB_API_URL.replace(/\/+$/, ''),
+    SESSION_SECRET: String(raw.SESSION_SECRET),
+    TOKEN_ENCRYPTION_KEYS: String(raw.TOKEN_ENCRYPTION_KEYS),
+    keyring,
+    trustProxy: parseTrustProxy(config.TRUST_PROXY),
+    allowedOrigins,
+    operatorLogins: list(config.OPERATOR_LOGINS).map((l) => l.toLowerCase()),
+    workerQueues: workerQueues as QueueName[],
+    cloneRoot: resolve(config.CLONE_ROOT),
+    oauthConfigured: hasId,
+  })
+}
+
+const SECRET_KEYS = new Set([
+  'SESSION_SECRET',
+  'TOKEN_ENCRYPTION_KEYS',
+  'GITHUB_OAUTH_CLIENT_SECRET',
+  'GH_TOKEN',
+])
+
+function describe(key: string, value: unknown): string {
+  if (SECRET_KEYS.has(key) || /:\/\/[^@/]*:[^@/]*@/.test(String(value))) return '[hidden]'
+  return JSON.stringify(value)
+}

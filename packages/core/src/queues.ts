@@ -1,0 +1,36 @@
+/** The queues Portico uses; a worker process consumes the subset named by WORKER_QUEUES. */
+export const QUEUE_NAMES = ['clone', 'deploy', 'maintenance'] as const
+export type QueueName = (typeof QUEUE_NAMES)[number]
+
+/** Clone (and analyse) one repository connection. Ids only: the worker reads everything else from Postgres. */
+export interface CloneJobData {
+  connectionId: string
+}
+
+/** Open the pull request for one deployment row. */
+export interface DeployJobData {
+  deploymentId: string
+}
+
+/** Periodic housekeeping. */
+export interface MaintenanceJobData {
+  task: 'expire-clones' | 'repair-stuck-connections'
+}
+
+/** Maps each queue to its job payload type. */
+export interface JobDataByQueue {
+  clone: CloneJobData
+  deploy: DeployJobData
+  maintenance: MaintenanceJobData
+}
+
+/** Bounded retention so Redis memory stays flat: keep recent history for Bull Board, drop the rest. */
+export const DEFAULT_JOB_OPTIONS = {
+  removeOnComplete: { age: 24 * 3600, count: 1000 },
+  removeOnFail: { age: 7 * 24 * 3600, count: 5000 },
+} as const
+
+/** Job id for a clone of one connection: at most one clone job per connection exists at a time. */
+export const cloneJobId = (connectionId: string): string => `clone-${connectionId}`
+/** Job id for one deployment. */
+export const deployJobId = (deploymentId: string): string => `deploy-${deploymentId}`

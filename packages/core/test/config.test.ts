@@ -1,0 +1,101 @@
+import t from 'tap'
+import { ConfigError, loadConfig } from '../src/config.js'
+
+const KEY = Buffer.alloc(32, 7).toString('base64')
+
+t.test('defaults give a working development configuration', async (t) => {
+  const c = loadConfig({})
+  t.equal(c.NODE_ENV, 'development')
+  t.equal(c.PORT, 3000)
+  t.equal(c.PUBLIC_URL, 'http://localhost:3000')
+  t.equal(c.GITHUB_API_URL, 'https://api.github.com')
+  t.equal(c.GITHUB_OAUTH_SCOPES, 'repo workflow read:org')
+  t.equal(c.ALLOW_SERVICE_TOKEN_FALLBACK, true)
+  t.equal(c.SPECS_PATH, 'infra')
+  t.equal(c.WORKFLOW_BRANCH, 'main')
+  t.equal(c.CLONE_TTL_HOURS, 168)
+  t.equal(c.DEPLOY_WAIT_MS, 10000)
+  t.same(c.workerQueues, ['clone', 'deploy', 'maintenance'])
+  t.equal(c.oauthConfigured, false)
+  t.equal(c.trustProxy, false)
+  t.ok(c.SESSION_SECRET.length >= 32)
+  t.equal(c.keyring.activeKeyId, 'dev')
+})
+
+t.test('values are converted and parsed', async (t) => {
+  const c = loadConfig({
+    PORT: '8080',
+    ALLOW_SERVICE_TOKEN_FALLBACK: 'false',
+    WORKER_QUEUES: 'clone, deploy',
+    OPERATOR_LOGINS: 'Octocat, hubot',
+    TRUST_PROXY: '2',
+    PUBLIC_URL: 'https://portico.example.com/',
+    GITHUB_OAUTH_CLIENT_ID: 'id',
+    GITHUB_OAUTH_CLIENT_SECRET: 'secret',
+    ALLOWED_ORIGINS: 'https://app.example.com',
+    LOG_LEVEL: '',
+  })
+  t.equal(c.PORT, 8080)
+  t.equal(c.ALLOW_SERVICE_TOKEN_FALLBACK, false)
+  t.same(c.workerQueues, ['clone', 'deploy'])
+  t.same(c.operatorLogins, ['octocat', 'hubot'])
+  t.equal(c.trustProxy, 2)
+  t.equal(c.PUBLIC_URL, 'https://portico.example.com')
+  t.equal(c.oauthConfigured, true)
+  t.same(c.allowedOrigins, ['https://app.example.com'])
+  t.equal(c.LOG_LEVEL, 'info', 'an empty value counts as unset')
+  t.same(loadConfig({ TRUST_PROXY: '10.0.0.1, 10.0.0.2' }).trustProxy, ['10.0.0.1', '10.0.0.2'])
+  t.equal(loadConfig({ TRUST_PROXY: 'true' }).trustProxy, true)
+})
+
+t.test('one error names every bad variable', async (t) => {
+  const err = t.throws(() =>
+    loadConfig({
+      PORT: 'eighty',
+      DATABASE_URL: 'mysql://x',
+      QUEUE_PREFIX: 'no-braces',
+      LOG_LEVEL: 'loud',
+      WORKER_QUEUES: 'clone,emails',
+      TOKEN_ENCRYPTION_KEYS: 'k1:tooshort',
+      GITHUB_OAUTH_CLIENT_ID: 'only-id',
+      GH_REPO: 'not a repo',
+    }),
+  ) as ConfigError
+  t.type(err, ConfigError)
+  for (const name of [
+    'PORT',
+    'DATABASE_URL',
+    'QUEUE_PREFIX',
+    'LOG_LEVEL',
+    'WORKER_QUEUES',
+    'TOKEN_ENCRYPTION_KEYS',
+    'GITHUB_OAUTH_CLIENT_SECRET',
+    'GH_REPO',
+  ]) {
+    t.match(err.message, name, `names ${name}`)
+  }
+  t.equal(err.problems.length >= 8, true)
+})
+
+t.test('production requires every secret and has no defaults for them', async (t) => {
+  const err = t.throws(() => loadConfig({ NODE_ENV: 'production' })) as ConfigError
+  t.match(err.message, 'SESSION_SECRET: required when NODE_ENV=production')
+  t.match(err.message, 'TOKEN_ENCRYPTION_KEYS: required when NODE_ENV=production')
+  t.match(err.message, 'DATABASE_URL: required when NODE_ENV=production')
+  const ok = loadConfig({
+    NODE_ENV: 'production',
+    SESSION_SECRET: 's'.repeat(40),
+    TOKEN_ENCRYPTION_KEYS: `k1:${KEY}`,
+    DATABASE_URL: 'postgres://app@db/portico',
+  })
+  t.equal(ok.keyring.activeKeyId, 'k1')
+})
+
+t.test('secrets never appear in error messages', async (t) => {
+  const secret = 'short-secret-value'
+  const err = t.throws(() => loadConfig({ SESSION_SECRET: secret })) as ConfigError
+  t.match(err.message, 'SESSION_SECRET')
+  t.notMatch(err.message, secret)
+  const err2 = t.throws(() => loadConfig({ TOKEN_ENCRYPTION_KEYS: `k1:${KEY.slice(0, 20)}` })) as ConfigError
+  t.notMatch(err2.message, KEY.slice(0, 20))
+})

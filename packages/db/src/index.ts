@@ -1,0 +1,7 @@
+export * from './admin.js'
+export * from './connections.repository.js'
+export * from './db.js'
+export * from './errors.js'
+export * from './migrator.js'
+export * from './schema.js'
+export * from './users.repository.js'

@@ -1,0 +1,85 @@
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { type Config, createRedis, loadConfig } from '@portico/core'
+import {
+  createDatabase,
+  createDb,
+  databaseName,
+  databaseUrlFor,
+  dropDatabase,
+  migrateToLatest,
+} from '@portico/db'
+
+/** The subset of tap's Test used here, so helpers work with any tap test object. */
+export interface Teardown {
+  teardown(fn: () => unknown): void
+}
+
+const RUN_DB_PREFIX = 'portico_test_'
+
+/**
+ * A configuration for one test file: its own database (a copy of the run's migrated database
+ * made by `npm test`, or a freshly migrated one when the file runs alone), its own queue prefix
+ * and clone root, quiet logs. Everything is removed at teardown.
+ */
+export async function testConfig(t: Teardown, env: Record<string, string | undefined> = {}): Promise<Config> {
+  const base = loadConfig({ ...process.env, NODE_ENV: 'test' })
+  const suffix = randomBytes(4).toString('hex')
+  const runDb = databaseName(base.DATABASE_URL)
+  const isRunDb = runDb.startsWith(RUN_DB_PREFIX)
+  const dbName = `${isRunDb ? runDb : `${RUN_DB_PREFIX}adhoc`}_${suffix}`.slice(0, 63)
+  await createDatabase(base.DATABASE_URL, dbName, isRunDb ? runDb : undefined)
+  const url = databaseUrlFor(base.DATABASE_URL, dbName)
+  if (!isRunDb) {
+    const db = createDb({ DATABASE_URL: url })
+    try {
+      await migrateToLatest(db)
+    } finally {
+      await db.destroy()
+    }
+  }
+  const cloneRoot = await mkdtemp(path.join(tmpdir(), 'portico-clones-'))
+  const runPrefix = base.QUEUE_PREFIX.startsWith('{portico-test-')
+    ? base.QUEUE_PREFIX.slice(1, -1)
+    : 'portico-test'
+  const queuePrefix = `{${runPrefix}-${suffix}}`
+  t.teardown(async () => {
+    await dropDatabase(base.DATABASE_URL, dbName)
+    await rm(cloneRoot, { recursive: true, force: true })
+    await deleteKeys(base.REDIS_URL, queuePrefix)
+  })
+  return loadConfig({
+    ...process.env,
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'silent',
+    DATABASE_URL: url,
+    DATABASE_POOL_MAX: '4',
+    QUEUE_PREFIX: queuePrefix,
+    CLONE_ROOT: cloneRoot,
+    SHUTDOWN_TIMEOUT_MS: '5000',
+    ...env,
+  })
+}
+
+/** Deletes every Redis key starting with `prefix`. */
+export async function deleteKeys(redisUrl: string, prefix: string): Promise<void> {
+  const redis = createRedis(redisUrl, 'worker')
+  try {
+    let cursor = '0'
+    do {
+      const [next, keys] = await redis.scan(
+        cursor,
+        'MATCH',
+        `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`,
+        'COUNT',
+        500,
+      )
+      cursor = next
+      if (keys.length > 0) await redis.del(...keys)
+    } while (cursor !== '0')
+  } finally {
+    redis.disconnect()
+  }
+}

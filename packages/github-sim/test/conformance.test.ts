@@ -1,0 +1,128 @@
+import t from 'tap'
+import { loadTrimmed, validate } from './fixtures/openapi.js'
+import { sim, TOKENS } from './fixtures/sim.js'
+
+const doc = loadTrimmed()
+
+t.test('every implemented route answers JSON that matches GitHub’s OpenAPI description', async (t) => {
+  const s = await sim(t)
+  const checked = new Set<string>()
+  const call = async (
+    route: string,
+    url: string,
+    init: { method?: string; body?: unknown; token?: string } = {},
+  ) => {
+    const res = await fetch(`${s.apiUrl}${url}`, {
+      method: init.method ?? 'GET',
+      headers: {
+        authorization: `token ${init.token ?? TOKENS.octocat}`,
+        accept: 'application/vnd.github+json',
+        ...(init.body ? { 'content-type': 'application/json' } : {}),
+      },
+      body: init.body ? JSON.stringify(init.body) : undefined,
+    })
+    const status = String(res.status)
+    const body = (await res.json()) as unknown
+    const schema = doc.routes[route]?.[status]
+    t.ok(schema, `${route} ${status} is described (${JSON.stringify(body).slice(0, 200)})`)
+    if (schema) {
+      t.same(validate(body, schema, doc), [], `${route} -> ${status} conforms`)
+      checked.add(`${route} ${status}`)
+    }
+    return body as Record<string, unknown> & { sha?: string }
+  }
+  const R = '/repos/acme/infra-specs'
+  await call('GET /user', '/user')
+  await call('GET /users/{username}', '/users/hubot')
+  await call('GET /rate_limit', '/rate_limit')
+  await call('GET /user/memberships/orgs/{org}', '/user/memberships/orgs/acme')
+  await call('GET /orgs/{org}/memberships/{username}', '/orgs/acme/memberships/monalisa')
+  await call('GET /repos/{owner}/{repo}', R)
+  await call('GET /repos/{owner}/{repo}', '/repos/octocat/hello-world')
+  await call('GET /repos/{owner}/{repo}/branches', `${R}/branches`)
+  await call('GET /repos/{owner}/{repo}/branches/{branch}', `${R}/branches/main`)
+  await call('GET /repos/{owner}/{repo}/actions/workflows', `${R}/actions/workflows`)
+  await call('GET /repos/{owner}/{repo}/contents/{path}', `${R}/contents/infra/alpha/dev/spec.yml`)
+  await call('GET /repos/{owner}/{repo}/contents/{path}', `${R}/contents/infra`)
+  const ref = await call('GET /repos/{owner}/{repo}/git/ref/{ref}', `${R}/git/ref/heads/main`)
+  const main = (ref.object as { sha: string }).sha
+  await call('GET /repos/{owner}/{repo}/git/matching-refs/{ref}', `${R}/git/matching-refs/heads/`)
+  const commit = await call('GET /repos/{owner}/{repo}/git/commits/{commit_sha}', `${R}/git/commits/${main}`)
+  const treeSha = (commit.tree as { sha: string }).sha
+  const tree = await call(
+    'GET /repos/{owner}/{repo}/git/trees/{tree_sha}',
+    `${R}/git/trees/${treeSha}?recursive=1`,
+  )
+  const blobSha = (tree.tree as { type: string; sha: string }[]).find((e) => e.type === 'blob')!.sha
+  await call('GET /repos/{owner}/{repo}/git/blobs/{file_sha}', `${R}/git/blobs/${blobSha}`)
+  const blob = await call('POST /repos/{owner}/{repo}/git/blobs', `${R}/git/blobs`, {
+    method: 'POST',
+    body: { content: 'x' },
+  })
+  const newTree = await call('POST /repos/{owner}/{repo}/git/trees', `${R}/git/trees`, {
+    method: 'POST',
+    body: { base_tree: treeSha, tree: [{ path: 'x.txt', mode: '100644', type: 'blob', sha: blob.sha }] },
+  })
+  const newCommit = await call('POST /repos/{owner}/{repo}/git/commits', `${R}/git/commits`, {
+    method: 'POST',
+    body: { message: 'x', tree: newTree.sha, parents: [main] },
+  })
+  await call('POST /repos/{owner}/{repo}/git/refs', `${R}/git/refs`, {
+    method: 'POST',
+    body: { ref: 'refs/heads/conformance', sha: main },
+  })
+  await call('PATCH /repos/{owner}/{repo}/git/refs/{ref}', `${R}/git/refs/heads/conformance`, {
+    method: 'PATCH',
+    body: { sha: newCommit.sha },
+  })
+  const content = Buffer.from('y\n').toString('base64')
+  const created = await call('PUT /repos/{owner}/{repo}/contents/{path}', `${R}/contents/y.txt`, {
+    method: 'PUT',
+    body: { message: 'y', content, branch: 'conformance' },
+  })
+  await call('PUT /repos/{owner}/{repo}/contents/{path}', `${R}/contents/y.txt`, {
+    method: 'PUT',
+    body: {
+      message: 'y2',
+      content: Buffer.from('y2\n').toString('base64'),
+      branch: 'conformance',
+      sha: (created.content as { sha: string }).sha,
+    },
+  })
+  await call('POST /repos/{owner}/{repo}/pulls', `${R}/pulls`, {
+    method: 'POST',
+    body: { title: 'Conformance', head: 'conformance', base: 'main', body: null },
+  })
+  await call('GET /repos/{owner}/{repo}/pulls', `${R}/pulls`)
+  await call('GET /repos/{owner}/{repo}/pulls/{pull_number}', `${R}/pulls/1`)
+
+  const described = Object.entries(doc.routes).flatMap(([route, byStatus]) =>
+    Object.keys(byStatus).map((st) => `${route} ${st}`),
+  )
+  t.same([...checked].sort(), described.sort(), 'every route/status in the trimmed description was exercised')
+  t.equal(doc.source.package, '@octokit/openapi')
+})
+
+t.test('the validator catches drift', async (t) => {
+  const schema = doc.routes['GET /repos/{owner}/{repo}/git/ref/{ref}']!['200']!
+  t.same(
+    validate(
+      { ref: 'refs/heads/x', node_id: 'n', url: 'u', object: { type: 'commit', sha: 'a', url: 'u' } },
+      schema,
+      doc,
+    ),
+    [],
+  )
+  t.match(
+    validate({ ref: 'refs/heads/x', url: 'u', object: { type: 'commit', sha: 1, url: 'u' } }, schema, doc),
+    [/missing required "node_id"/, /\$\.object\.sha: expected string, got integer/],
+  )
+  t.match(
+    validate(
+      { ref: null, node_id: 'n', url: 'u', object: { type: 'commit', sha: 'a', url: 'u' } },
+      schema,
+      doc,
+    ),
+    [/null is not allowed/],
+  )
+})

@@ -11,7 +11,6 @@ export function serverOptions(
     // Fastify accepts a hop count at runtime; its types only list the other forms.
     trustProxy: config.trustProxy as boolean | string[],
     requestIdHeader: 'x-request-id',
-    requestIdLogLabel: 'requestId',
     bodyLimit: 1024 * 1024,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array' as const, allErrors: false } },
   } satisfies FastifyServerOptions

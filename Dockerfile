@@ -1,0 +1,43 @@
+# One image, either process: the API by default, the worker with
+# `node apps/worker/dist/index.js`, migrations with `node packages/db/dist/migrate.cli.js latest`.
+
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+COPY apps/api/package.json apps/api/
+COPY apps/worker/package.json apps/worker/
+COPY packages/core/package.json packages/core/
+COPY packages/db/package.json packages/db/
+COPY packages/github-sim/package.json packages/github-sim/
+COPY packages/pods/package.json packages/pods/
+COPY packages/testing/package.json packages/testing/
+RUN npm ci --no-audit --no-fund
+COPY . .
+RUN npm run build
+
+FROM node:20-bookworm-slim AS runtime
+# git clones repositories in the worker.
+RUN apt-get update && apt-get install -y --no-install-recommends git ca-certificates tini \
+  && rm -rf /var/lib/apt/lists/*
+ENV NODE_ENV=production HOST=0.0.0.0 PORT=3000 CLONE_ROOT=/var/lib/portico/clones
+WORKDIR /app
+COPY --from=build /app/package.json /app/package-lock.json ./
+COPY --from=build /app/apps/api/package.json apps/api/
+COPY --from=build /app/apps/worker/package.json apps/worker/
+COPY --from=build /app/packages/core/package.json packages/core/
+COPY --from=build /app/packages/db/package.json packages/db/
+COPY --from=build /app/packages/github-sim/package.json packages/github-sim/
+COPY --from=build /app/packages/pods/package.json packages/pods/
+COPY --from=build /app/packages/testing/package.json packages/testing/
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY --from=build /app/apps/api/dist apps/api/dist
+COPY --from=build /app/apps/worker/dist apps/worker/dist
+COPY --from=build /app/packages/core/dist packages/core/dist
+COPY --from=build /app/packages/db/dist packages/db/dist
+COPY --from=build /app/packages/pods/dist packages/pods/dist
+COPY --from=build /app/migrations/dist migrations/dist
+RUN mkdir -p /var/lib/portico/clones && chown -R node:node /var/lib/portico
+USER node
+EXPOSE 3000
+ENTRYPOINT ["/usr/bin/tini", "--"]
+CMD ["node", "apps/api/dist/server.js"]

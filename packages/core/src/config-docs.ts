@@ -1,0 +1,53 @@
+import { ConfigSchema } from './config.js'
+
+interface Prop {
+  description?: string
+  default?: unknown
+}
+
+/** Markers around the generated configuration table in README.md. */
+export const CONFIG_TABLE_MARKERS = { start: '<!-- config:start -->', end: '<!-- config:end -->' } as const
+
+const REQUIRED_IN_PRODUCTION = new Set(['SESSION_SECRET', 'TOKEN_ENCRYPTION_KEYS', 'DATABASE_URL'])
+const DEV_ONLY_DEFAULT = new Set(['SESSION_SECRET', 'TOKEN_ENCRYPTION_KEYS'])
+const entries = () => Object.entries(ConfigSchema.properties as Record<string, Prop>)
+
+function defaultOf(name: string, prop: Prop): string {
+  if (DEV_ONLY_DEFAULT.has(name)) return 'development value; none in production'
+  if (prop.default === undefined) return 'unset'
+  return String(prop.default) === '' ? '(empty)' : `\`${String(prop.default)}\``
+}
+
+/** The text of `.env.example`, generated from the config schema. */
+export function envExample(): string {
+  const lines = [
+    '# Portico configuration. Copy to .env for `npm start`; every variable is optional in development.',
+    '# Generated from packages/core/src/config.ts by `npm run env:docs`.',
+    '',
+  ]
+  for (const [name, prop] of entries()) {
+    lines.push(
+      `# ${prop.description ?? ''}${REQUIRED_IN_PRODUCTION.has(name) ? ' Required in production.' : ''}`,
+    )
+    lines.push(prop.default === undefined ? `# ${name}=` : `${name}=${String(prop.default)}`)
+    lines.push('')
+  }
+  return lines.join('\n')
+}
+
+/** The README's configuration table (Markdown), generated from the config schema. */
+export function configTable(): string {
+  const rows = entries().map(
+    ([name, prop]) =>
+      `| \`${name}\` | ${defaultOf(name, prop)} | ${(prop.description ?? '').replace(/\|/g, '\\|')} |`,
+  )
+  return ['| Variable | Default | Meaning |', '| --- | --- | --- |', ...rows].join('\n')
+}
+
+/** `readme` with the text between the configuration markers replaced by {@link configTable}. */
+export function withConfigTable(readme: string): string {
+  const start = readme.indexOf(CONFIG_TABLE_MARKERS.start)
+  const end = readme.indexOf(CONFIG_TABLE_MARKERS.end)
+  if (start < 0 || end < start) throw new Error('README.md lacks the configuration table markers')
+  return `${readme.slice(0, start + CONFIG_TABLE_MARKERS.start.length)}\n${configTable()}\n${readme.slice(end)}`
+}

@@ -1,0 +1,88 @@
+import { retry } from '@octokit/plugin-retry'
+import { throttling } from '@octokit/plugin-throttling'
+import { Octokit as RestOctokit } from '@octokit/rest'
+
+/** The Octokit instance type handed out by {@link createOctokit} (REST methods, throttling, retry). */
+export type Octokit = RestOctokit
+
+// Annotated: the plugins add no methods callers use, and the inferred type is not portable.
+const PorticoOctokit: typeof RestOctokit = RestOctokit.plugin(throttling, retry)
+
+/** The GitHub identity a request or job acts as. */
+export interface GithubActor {
+  octokit: Octokit
+  /** The raw token; never log it, put it in a URL, job data or a response. */
+  token: string
+  /** `user`: the signed-in user's OAuth token; `service`: `GH_TOKEN`. */
+  source: 'user' | 'service'
+  /** GitHub login of the signed-in user (null for the service token). */
+  login: string | null
+  /** Portico user id (null for the service token). */
+  userId: string | null
+}
+
+/** Options for {@link createOctokit}. */
+export interface CreateOctokitOptions {
+  /** Token sent as `Authorization: token …`; anonymous when absent. */
+  token?: string
+  /** REST base URL (`GITHUB_API_URL`). */
+  baseUrl: string
+  userAgent?: string
+  /** Retries of 5xx/network failures, and of rate-limited answers (default 2). */
+  retries?: number
+  /** Whether to honour rate limits by waiting and retrying (default true). */
+  throttle?: boolean
+  /** Per-request timeout (default 15 s). */
+  requestTimeoutMs?: number
+  /** Longest `retry-after` worth waiting for; longer waits fail at once (default 60 s). */
+  maxRetryAfterSeconds?: number
+}
+
+interface LimitOptions {
+  method: string
+  url: string
+}
+
+/**
+ * Creates an Octokit for GitHub (or a GHES / the simulator) at `baseUrl`, with bounded retries
+ * of transient failures and rate-limit handling that waits the `retry-after` GitHub asks for,
+ * a bounded number of times. Its own logging is silenced: callers log what matters, and the
+ * default console logger could print request details.
+ */
+export function createOctokit(opts: CreateOctokitOptions): Octokit {
+  const retries = opts.retries ?? 2
+  const maxWait = opts.maxRetryAfterSeconds ?? 60
+  const timeoutMs = opts.requestTimeoutMs ?? 15_000
+  const onLimit = (retryAfter: number, _options: LimitOptions, _octokit: unknown, retryCount: number) =>
+    retryCount < retries && retryAfter <= maxWait
+  const octokit = new PorticoOctokit({
+    ...(opts.token ? { auth: opts.token } : {}),
+    baseUrl: opts.baseUrl.replace(/\/+$/, ''),
+    userAgent: opts.userAgent ?? 'portico',
+    log: { debug() {}, info() {}, warn() {}, error() {} },
+    retry: { enabled: retries > 0, retries },
+    throttle: {
+      enabled: opts.throttle ?? true,
+      onRateLimit: onLimit,
+      onSecondaryRateLimit: onLimit,
+    },
+  })
+  // A fresh deadline per request (a shared AbortSignal would expire once for all of them).
+  octokit.hook.before('request', (options) => {
+    options.request ??= {}
+    const request = options.request as { signal?: AbortSignal }
+    request.signal ??= AbortSignal.timeout(timeoutMs)
+  })
+  return octokit
+}
+
+/** HTTP status of an Octokit error (`RequestError`), or undefined for network failures. */
+export function githubErrorStatus(err: unknown): number | undefined {
+  const status = (err as { status?: unknown } | null)?.status
+  return typeof status === 'number' ? status : undefined
+}
+
+/** Whether an Octokit error is GitHub's 404 (absent, or invisible to this token). */
+export function isGithubNotFound(err: unknown): boolean {
+  return githubErrorStatus(err) === 404
+}

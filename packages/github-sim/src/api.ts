@@ -192,7 +192,11 @@ export function installApiHooks(app: FastifyInstance, ctx: SimContext): void {
     const sim = req.sim
     if (sim?.kind !== 'api') return payload
     let out = payload
-    if (req.method === 'GET' && reply.statusCode === 200 && typeof payload === 'string') {
+    if (
+      req.method === 'GET' &&
+      reply.statusCode === 200 &&
+      (typeof payload === 'string' || Buffer.isBuffer(payload))
+    ) {
       const etag = `W/"${createHash('sha256').update(payload).digest('hex').slice(0, 40)}"`
       reply.header('etag', etag)
       const inm = req.headers['if-none-match']

@@ -1,15 +1,17 @@
-import type { FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import { parse as parseYaml } from 'yaml'
-import { bodyOf, paginate, repoFor } from './access.js'
+import { bodyOf, effectivePermission, paginate, repoFor, requireUser } from './access.js'
 import type { ApiRouter } from './api.js'
 import { ApiError, notFound, type SimContext, validationFailed } from './context.js'
 import type { RepoRecord } from './state.js'
+import type { RepoPermission } from './types.js'
 import {
   branchWithProtection,
   contentDirectory,
   contentFile,
   fileCommit,
   fullRepository,
+  repository,
   shortBranch,
   workflow,
 } from './views.js'
@@ -47,9 +49,90 @@ async function entryAt(repo: RepoRecord, commitSha: string, path: string) {
   return null
 }
 
+type Listed = { repo: RepoRecord; perm: RepoPermission }
+
+function sortRepos(list: Listed[], sort: string, direction: string | undefined): Listed[] {
+  const key = (r: RepoRecord) =>
+    sort === 'created' ? r.createdAt : sort === 'updated' ? r.updatedAt : sort === 'pushed' ? r.pushedAt : ''
+  const asc = direction ? direction === 'asc' : sort === 'full_name'
+  const sorted = [...list].sort((a, b) =>
+    sort === 'full_name'
+      ? `${a.repo.owner}/${a.repo.name}`.localeCompare(`${b.repo.owner}/${b.repo.name}`, 'en', {
+          sensitivity: 'base',
+        })
+      : key(a.repo).localeCompare(key(b.repo)) || a.repo.id - b.repo.id,
+  )
+  return asc ? sorted : sorted.reverse()
+}
+
 /** Repository, branch, workflow and contents routes. */
 export function registerRepoRoutes(api: ApiRouter, ctx: SimContext): void {
   const { world } = ctx
+
+  /** Repositories the caller can see, with their effective permission. */
+  const visible = (req: FastifyRequest): Listed[] =>
+    [...world.repos.values()].flatMap((repo) => {
+      const perm = effectivePermission(ctx, req, repo)
+      return perm ? [{ repo, perm }] : []
+    })
+
+  api.get(
+    '/user/repos',
+    async (req, reply) => {
+      const user = requireUser(ctx, req)
+      const q = query(req)
+      const me = user.login.toLowerCase()
+      if (q.type && (q.visibility || q.affiliation))
+        throw validationFailed(
+          'If you specify visibility or affiliation, you cannot specify type.',
+          'https://docs.github.com/rest/repos/repos#list-repositories-for-the-authenticated-user',
+        )
+      const type = q.type ?? 'all'
+      const affiliation = new Set(
+        (
+          q.affiliation ??
+          (type === 'owner'
+            ? 'owner'
+            : type === 'member'
+              ? 'collaborator,organization_member'
+              : 'owner,collaborator,organization_member')
+        ).split(','),
+      )
+      const list = visible(req).filter(({ repo }) => {
+        const owner = repo.owner.toLowerCase() === me
+        const collaborator = repo.collaborators.has(me)
+        const member = world.org(repo.owner)?.members.get(me)?.state === 'active'
+        const affiliated =
+          (affiliation.has('owner') && owner) ||
+          (affiliation.has('collaborator') && collaborator) ||
+          (affiliation.has('organization_member') && member)
+        const vis = q.visibility ?? (type === 'public' ? 'public' : type === 'private' ? 'private' : 'all')
+        return affiliated && (vis === 'all' || (vis === 'private') === repo.private)
+      })
+      const sorted = sortRepos(list, q.sort ?? 'full_name', q.direction)
+      return paginate(req, reply, sorted).map(({ repo, perm }) => repository(world, repo, ctx.urls, perm))
+    },
+    { scopes: 'repo' },
+  )
+
+  api.get('/orgs/{org}/repos', async (req, reply) => {
+    const org = world.org(params(req).org ?? '')
+    if (!org) throw notFound('https://docs.github.com/rest/repos/repos#list-organization-repositories')
+    const q = query(req)
+    const type = q.type ?? 'all'
+    const me = req.sim.login?.toLowerCase()
+    const list = visible(req).filter(({ repo }) => {
+      if (repo.owner.toLowerCase() !== org.login.toLowerCase()) return false
+      if (type === 'public') return !repo.private
+      if (type === 'private') return repo.private
+      if (type === 'forks') return false
+      if (type === 'member')
+        return me !== undefined && (repo.collaborators.has(me) || org.members.get(me)?.state === 'active')
+      return true
+    })
+    const sorted = sortRepos(list, q.sort ?? 'created', q.direction)
+    return paginate(req, reply, sorted).map(({ repo, perm }) => repository(world, repo, ctx.urls, perm))
+  })
 
   api.get(
     '/repos/{owner}/{repo}',
@@ -112,7 +195,7 @@ export function registerRepoRoutes(api: ApiRouter, ctx: SimContext): void {
     { scopes: 'repo' },
   )
 
-  const getContents = async (req: FastifyRequest) => {
+  const getContents = async (req: FastifyRequest, reply: FastifyReply) => {
     const { repo } = repoFor(ctx, req, params(req).owner!, params(req).repo!)
     const path = (params(req)['*'] ?? '').replace(/^\/+|\/+$/g, '')
     const ref = query(req).ref || repo.defaultBranch
@@ -122,7 +205,13 @@ export function registerRepoRoutes(api: ApiRouter, ctx: SimContext): void {
     if (entry.type === 'tree') {
       return contentDirectory(repo, ctx.urls, path, await repo.git.readTree(entry.sha), ref)
     }
-    return contentFile(repo, ctx.urls, path, entry.sha, await repo.git.readBlob(entry.sha), ref)
+    const content = await repo.git.readBlob(entry.sha)
+    // `application/vnd.github.raw` (or `.v3.raw`) asks for the bytes themselves.
+    if (/application\/vnd\.github(\.v3)?\.raw/.test(req.headers.accept ?? '')) {
+      reply.type('application/vnd.github.raw; charset=utf-8')
+      return reply.send(content)
+    }
+    return contentFile(repo, ctx.urls, path, entry.sha, content, ref)
   }
   api.get('/repos/{owner}/{repo}/contents', getContents, { scopes: 'repo' })
   api.get('/repos/{owner}/{repo}/contents/{path*}', getContents, { scopes: 'repo' })

@@ -1,8 +1,8 @@
 import type { FastifyRequest } from 'fastify'
-import { requireUser } from './access.js'
+import { paginate, requireUser } from './access.js'
 import type { ApiRouter } from './api.js'
 import { ApiError, notFound, type SimContext } from './context.js'
-import { orgMembership, privateUser, publicUser, simpleUser } from './views.js'
+import { orgFull, orgMembership, orgSimple, privateUser, publicUser, simpleUser } from './views.js'
 
 type P = Record<string, string>
 const params = (req: FastifyRequest) => req.params as P
@@ -72,6 +72,27 @@ export function registerUserRoutes(api: ApiRouter, ctx: SimContext): void {
     },
     { counted: false },
   )
+
+  api.get(
+    '/user/orgs',
+    async (req, reply) => {
+      const user = requireUser(ctx, req)
+      const scopes = req.sim.token?.scopes ?? []
+      // Without an org-reading scope only public memberships are listed; none are public here.
+      if (!['read:org', 'write:org', 'admin:org', 'user'].some((s) => scopes.includes(s))) return []
+      const orgs = [...world.orgs.values()].filter(
+        (o) => o.members.get(user.login.toLowerCase())?.state === 'active',
+      )
+      return paginate(req, reply, orgs).map((o) => orgSimple(o, ctx.urls))
+    },
+    { scopes: 'admin:org, read:org, user, write:org' },
+  )
+
+  api.get('/orgs/{org}', async (req) => {
+    const org = world.org(params(req).org ?? '')
+    if (!org) throw notFound('https://docs.github.com/rest/orgs/orgs#get-an-organization')
+    return orgFull(world, org, ctx.urls)
+  })
 
   api.get(
     '/user/memberships/orgs/{org}',

@@ -493,20 +493,7 @@ export function orgMembership(
     state: m.state,
     role: m.role,
     organization_url: `${urls.api}/orgs/${org.login}`,
-    organization: {
-      login: org.login,
-      id: org.id,
-      node_id: nodeId('Organization', org.id),
-      url: `${urls.api}/orgs/${org.login}`,
-      repos_url: `${urls.api}/orgs/${org.login}/repos`,
-      events_url: `${urls.api}/orgs/${org.login}/events`,
-      hooks_url: `${urls.api}/orgs/${org.login}/hooks`,
-      issues_url: `${urls.api}/orgs/${org.login}/issues`,
-      members_url: `${urls.api}/orgs/${org.login}/members{/member}`,
-      public_members_url: `${urls.api}/orgs/${org.login}/public_members{/member}`,
-      avatar_url: `https://avatars.githubusercontent.com/u/${org.id}?v=4`,
-      description: org.description,
-    },
+    organization: orgSimple(org, urls),
     user: simpleUser(user, urls),
   }
 }
@@ -641,4 +628,46 @@ function authorAssociation(world: World, r: RepoRecord, login: string): Schemas[
   if (m?.state === 'active') return 'MEMBER'
   if (r.collaborators.has(login.toLowerCase())) return 'COLLABORATOR'
   return 'NONE'
+}
+
+export function orgSimple(org: OrgRecord, urls: Urls): Schemas['organization-simple'] {
+  const api = `${urls.api}/orgs/${org.login}`
+  return {
+    login: org.login,
+    id: org.id,
+    node_id: nodeId('Organization', org.id),
+    url: api,
+    repos_url: `${api}/repos`,
+    events_url: `${api}/events`,
+    hooks_url: `${api}/hooks`,
+    issues_url: `${api}/issues`,
+    members_url: `${api}/members{/member}`,
+    public_members_url: `${api}/public_members{/member}`,
+    avatar_url: `https://avatars.githubusercontent.com/u/${org.id}?v=4`,
+    description: org.description,
+  }
+}
+
+export function orgFull(world: World, org: OrgRecord, urls: Urls): Schemas['organization-full'] {
+  const publicRepos = [...world.repos.values()].filter(
+    (r) => !r.private && r.owner.toLowerCase() === org.login.toLowerCase(),
+  ).length
+  return {
+    ...orgSimple(org, urls),
+    name: org.name,
+    blog: '',
+    twitter_username: null,
+    is_verified: false,
+    has_organization_projects: true,
+    has_repository_projects: true,
+    public_repos: publicRepos,
+    public_gists: 0,
+    followers: 0,
+    following: 0,
+    html_url: `${urls.web}/${org.login}`,
+    type: 'Organization',
+    created_at: org.createdAt,
+    updated_at: org.createdAt,
+    archived_at: null,
+  }
 }

@@ -195,3 +195,54 @@ t.test('conditional requests, rate limits, faults, unknown routes', async (t) =>
   t.match(s.warnings.at(-1), /GET \/api\/v3\/repos\/acme\/infra-specs\/issues/)
   t.equal(s.ledger.count({ route: 'UNMATCHED' }), 1)
 })
+
+t.test('repository and organization listings', async (t) => {
+  const s = await sim(t)
+  const names = (list: { full_name: string }[]) => list.map((r) => r.full_name)
+  const bot = octokit(s, TOKENS.bot)
+  t.same(names((await bot.rest.repos.listForAuthenticatedUser()).data), [
+    'acme/infra-specs',
+    'acme/sample-app',
+  ])
+  t.same(names((await octokit(s, TOKENS.hubot).rest.repos.listForAuthenticatedUser()).data), [
+    'acme/infra-specs',
+  ])
+  t.same(
+    names(
+      (await octokit(s, TOKENS.octocat).rest.repos.listForAuthenticatedUser({ visibility: 'public' })).data,
+    ),
+    ['octocat/hello-world'],
+  )
+  t.same(names((await octokit(s, TOKENS.octocatNoScope).rest.repos.listForAuthenticatedUser()).data), [
+    'octocat/hello-world',
+  ])
+  t.equal(
+    (await statusOf(bot.rest.repos.listForAuthenticatedUser({ type: 'owner', visibility: 'all' }))).status,
+    422,
+  )
+  t.same(
+    names((await octokit(s).rest.repos.listForOrg({ org: 'acme' })).data),
+    [],
+    'anonymous sees no private org repos',
+  )
+  t.equal((await bot.rest.repos.listForOrg({ org: 'acme' })).data.length, 2)
+  t.same(
+    (await bot.rest.orgs.listForAuthenticatedUser()).data.map((o) => o.login),
+    ['acme'],
+  )
+  t.same(
+    (await octokit(s, TOKENS.monalisa).rest.orgs.listForAuthenticatedUser()).data,
+    [],
+    'pending is not listed',
+  )
+  t.equal((await bot.rest.orgs.get({ org: 'acme' })).data.login, 'acme')
+  const page = await bot.rest.repos.listForAuthenticatedUser({ per_page: 1 })
+  t.match(page.headers.link, /rel="next"/)
+
+  const raw = await fetch(`${s.apiUrl}/repos/acme/infra-specs/contents/infra/beta/prd/spec.yml?ref=main`, {
+    headers: { authorization: `token ${TOKENS.bot}`, accept: 'application/vnd.github.raw' },
+  })
+  t.equal(raw.status, 200)
+  t.match(await raw.text(), /allowed_cidrs/)
+  t.ok(raw.headers.get('etag'))
+})

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { gzipSync } from 'node:zlib'
 import t from 'tap'
 import { basicHeader, octokit, runGit, sim, TOKENS, tempDir } from './fixtures/sim.js'
 
@@ -57,6 +58,23 @@ t.test('git smart HTTP', async (t) => {
     const r = await runGit(['clone', `${s.url}/octocat/hello-world.git`, join(dir, 'hello')])
     t.equal(r.code, 0, r.stderr)
     t.equal(await readFile(join(dir, 'hello/README'), 'utf8'), 'Hello World!\n')
+  })
+
+  t.test('gzip-encoded upload-pack request (protocol v2 ls-refs)', async (t) => {
+    const pkt = (line: string) => (line.length + 4).toString(16).padStart(4, '0') + line
+    const body = `${pkt('command=ls-refs\n')}${pkt('agent=test\n')}0001${pkt('peel\n')}0000`
+    const res = await fetch(`${s.url}/octocat/hello-world.git/git-upload-pack`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-git-upload-pack-request',
+        'content-encoding': 'gzip',
+        'git-protocol': 'version=2',
+      },
+      body: gzipSync(body),
+    })
+    t.equal(res.status, 200)
+    t.equal(res.headers.get('content-type'), 'application/x-git-upload-pack-result')
+    t.match(await res.text(), /refs\/heads\/main/)
   })
 
   t.test('push is refused', async (t) => {

@@ -131,6 +131,8 @@ export function installApiHooks(app: FastifyInstance, ctx: SimContext): void {
     if (ctx.latencyMs > 0) await new Promise((r) => setTimeout(r, ctx.latencyMs))
     if (kind !== 'api') return
 
+    // Rate-limit headers go on every answer, failed authentication included (charged to nobody).
+    req.sim.bucketKey = `ip:${req.ip}`
     const token = tokenFromAuthorization(req.headers.authorization)
     if (token !== undefined) {
       const rec = token ? lookupToken(ctx, token) : null
@@ -139,6 +141,9 @@ export function installApiHooks(app: FastifyInstance, ctx: SimContext): void {
       req.sim.token = rec
       req.sim.login = rec.login
     }
+    const anonymous = !req.sim.login
+    const key = anonymous ? `ip:${req.ip}` : `user:${req.sim.login!.toLowerCase()}`
+    req.sim.bucketKey = key
 
     const path = url.split('?')[0] ?? url
     const apiPath = path.slice(API_PREFIX.length) || '/'
@@ -169,13 +174,7 @@ export function installApiHooks(app: FastifyInstance, ctx: SimContext): void {
       )
     }
 
-    if (config.counted === false) {
-      req.sim.bucketKey = req.sim.login ? `user:${req.sim.login.toLowerCase()}` : `ip:${req.ip}`
-      return
-    }
-    const anonymous = !req.sim.login
-    const key = anonymous ? `ip:${req.ip}` : `user:${req.sim.login!.toLowerCase()}`
-    req.sim.bucketKey = key
+    if (config.counted === false) return
     const bucket = bucketFor(ctx, key, anonymous)
     if (bucket.remaining <= 0) {
       const who = anonymous

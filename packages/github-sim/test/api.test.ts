@@ -6,6 +6,7 @@ t.test('authentication and visibility', async (t) => {
   const bad = await statusOf(octokit(s, 'ghp_doesnotexist').rest.users.getAuthenticated())
   t.equal(bad.status, 401)
   t.match(bad.message, /Bad credentials/)
+  t.equal(bad.headers?.['x-ratelimit-limit'], '60', 'rate-limit headers on 401 too')
 
   s.revokeToken(TOKENS.hubot)
   t.equal((await statusOf(octokit(s, TOKENS.hubot).rest.users.getAuthenticated())).status, 401, 'revoked')
@@ -172,6 +173,7 @@ t.test('conditional requests, rate limits, faults, unknown routes', async (t) =>
   t.equal(secondary.status, 403)
   t.match(secondary.message, /secondary rate limit/)
   t.equal(secondary.headers?.['retry-after'], '30')
+  t.ok(secondary.headers?.['x-ratelimit-remaining'], 'rate-limit headers on injected faults')
   t.equal((await gh.rest.users.getAuthenticated()).status, 200, 'fault consumed')
   s.injectFault({ path: /\/repos\/acme\//, status: 502, times: 2 })
   t.equal((await statusOf(gh.rest.repos.get({ owner: 'acme', repo: 'sample-app' }))).status, 502)

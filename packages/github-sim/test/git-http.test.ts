@@ -107,6 +107,28 @@ t.test('git smart HTTP', async (t) => {
     t.not(push.code, 0)
   })
 
+  t.test('a branch created through the refs API is fetchable', async (t) => {
+    const gh = octokit(s, TOKENS.bot)
+    const main = await gh.rest.git.getRef({ owner: 'acme', repo: 'sample-app', ref: 'heads/main' })
+    await gh.rest.git.createRef({
+      owner: 'acme',
+      repo: 'sample-app',
+      ref: 'refs/heads/from-api',
+      sha: main.data.object.sha,
+    })
+    const r = await runGit([
+      '-C',
+      join(dir, 'app'),
+      '-c',
+      `http.extraHeader=Authorization: Bearer ${TOKENS.octocat}`,
+      'fetch',
+      'origin',
+    ])
+    t.equal(r.code, 0, r.stderr)
+    const rev = await runGit(['-C', join(dir, 'app'), 'rev-parse', 'origin/from-api'])
+    t.equal(rev.stdout.trim(), main.data.object.sha)
+  })
+
   t.test('a file committed through the contents API is in a fresh clone', async (t) => {
     const gh = octokit(s, TOKENS.bot)
     await gh.rest.repos.createOrUpdateFileContents({

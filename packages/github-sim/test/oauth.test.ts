@@ -118,6 +118,18 @@ t.test('OAuth web flow', async (t) => {
     t.equal(unknown.status, 404)
   })
 
+  t.test('codes expire after 10 minutes', async (t) => {
+    const res = await authorize({ client_id: CLIENT, redirect_uri: redirect })
+    const realNow = Date.now
+    Date.now = () => realNow() + 10 * 60 * 1000 + 1000
+    t.teardown(() => {
+      Date.now = realNow
+    })
+    const out = await exchange({ client_id: CLIENT, client_secret: SECRET, code: codeFrom(res) })
+    Date.now = realNow
+    t.equal(out.error, 'bad_verification_code')
+  })
+
   t.test('ledger records oauth requests', async (t) => {
     t.ok(s.ledger.count({ kind: 'oauth', route: 'POST /login/oauth/access_token' }) > 0)
   })

@@ -1,0 +1,107 @@
+import { sql } from 'kysely'
+import type { Executor } from './db.js'
+import type { TenantRole, TenantRow } from './schema.js'
+
+/** A tenant seen by one of its members. */
+export type TenantWithRole = TenantRow & { role: TenantRole }
+
+const now = () => sql<Date>`now()` as unknown as Date
+
+/** Creates a tenant and makes `ownerId` its owner, atomically. */
+export async function createTenantWithOwner(
+  db: Executor,
+  tenant: { slug: string; name: string },
+  ownerId: string,
+): Promise<TenantWithRole> {
+  const run = async (trx: Executor) => {
+    const row = await trx
+      .insertInto('tenants')
+      .values({ slug: tenant.slug, name: tenant.name })
+      .returningAll()
+      .executeTakeFirstOrThrow()
+    await trx
+      .insertInto('tenant_members')
+      .values({ tenant_id: row.id, user_id: ownerId, role: 'owner' })
+      .execute()
+    return { ...row, role: 'owner' as const }
+  }
+  return db.isTransaction ? run(db) : db.transaction().execute(run)
+}
+
+/** The tenants a user belongs to, with their role, oldest first. */
+export async function listTenantsForUser(db: Executor, userId: string): Promise<TenantWithRole[]> {
+  return db
+    .selectFrom('tenants')
+    .innerJoin('tenant_members as m', 'm.tenant_id', 'tenants.id')
+    .selectAll('tenants')
+    .select('m.role')
+    .where('m.user_id', '=', userId)
+    .orderBy('tenants.created_at')
+    .orderBy('tenants.id')
+    .execute()
+}
+
+/** A tenant with the user's role in it; undefined when absent or the user is not a member. */
+export async function findTenantForUser(
+  db: Executor,
+  tenantId: string,
+  userId: string,
+): Promise<TenantWithRole | undefined> {
+  return db
+    .selectFrom('tenants')
+    .innerJoin('tenant_members as m', 'm.tenant_id', 'tenants.id')
+    .selectAll('tenants')
+    .select('m.role')
+    .where('tenants.id', '=', tenantId)
+    .where('m.user_id', '=', userId)
+    .executeTakeFirst()
+}
+
+/** A member's role in a tenant, or undefined. */
+export async function findTenantRole(
+  db: Executor,
+  tenantId: string,
+  userId: string,
+): Promise<TenantRole | undefined> {
+  const row = await db
+    .selectFrom('tenant_members')
+    .select('role')
+    .where('tenant_id', '=', tenantId)
+    .where('user_id', '=', userId)
+    .executeTakeFirst()
+  return row?.role
+}
+
+/** Adds a user to a tenant or changes their role. */
+export async function setTenantMember(
+  db: Executor,
+  tenantId: string,
+  userId: string,
+  role: TenantRole,
+): Promise<void> {
+  await db
+    .insertInto('tenant_members')
+    .values({ tenant_id: tenantId, user_id: userId, role })
+    .onConflict((oc) => oc.columns(['tenant_id', 'user_id']).doUpdateSet({ role, updated_at: now() }))
+    .execute()
+}
+
+/** Adds a user to a tenant as a plain member unless they already belong to it. */
+export async function ensureTenantMember(db: Executor, tenantId: string, userId: string): Promise<void> {
+  await db
+    .insertInto('tenant_members')
+    .values({ tenant_id: tenantId, user_id: userId, role: 'member' })
+    .onConflict((oc) => oc.columns(['tenant_id', 'user_id']).doNothing())
+    .execute()
+}
+
+/** How many owners a tenant has. */
+export async function countTenantOwners(db: Executor, tenantId: string): Promise<number> {
+  const row = await db
+    .selectFrom('tenant_members')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('tenant_id', '=', tenantId)
+    .where('role', '=', 'owner')
+    .executeTakeFirstOrThrow()
+  return Number(row.n)
+}

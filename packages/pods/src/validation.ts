@@ -1,0 +1,112 @@
+import { AppError } from '@portico/core'
+
+/** A pod is one customer in one environment. */
+export interface PodRef {
+  customer: string
+  env: string
+}
+
+/** What a deploy writes into a spec. */
+export interface SpecFields extends PodRef {
+  instance_name: string
+  waf_enabled: boolean
+}
+
+/** A validated `POST /api/pod` body. */
+export interface DeployRequest extends SpecFields {
+  commit_message: string | null
+  mode: 'new' | 'edit' | null
+}
+
+const NAME_PATTERN = /^[a-zA-Z0-9_-]+$/
+const INSTANCE_PATTERN = /^[a-z0-9-]+$/
+const COMMIT_MESSAGE_MAX = 500
+
+const invalid = (message: string) => new AppError(400, 'VALIDATION_ERROR', message)
+
+/**
+ * Checks a customer or environment name: 1–50 characters of `a-zA-Z0-9_-`, and never a path
+ * separator or `..` (the names become path segments in the specs repository).
+ * `label` is how the value is named in messages ("customer", "environment").
+ */
+export function validateName(value: unknown, label: 'customer' | 'environment'): string {
+  if (typeof value !== 'string' || value.length < 1 || value.length > 50) {
+    throw invalid(`${label} must be 1-50 characters`)
+  }
+  // Checked before the pattern so traversal attempts are rejected even if the pattern changes.
+  if (value.includes('..') || value.includes('/') || value.includes('\\') || !NAME_PATTERN.test(value)) {
+    throw invalid(`${label} contains invalid characters (use a-z, A-Z, 0-9, -, _ only)`)
+  }
+  return value
+}
+
+/** Validates a pod's customer and environment (as path parameters or body fields). */
+export function validatePodRef(customer: unknown, env: unknown): PodRef {
+  return { customer: validateName(customer, 'customer'), env: validateName(env, 'environment') }
+}
+
+/** Checks an instance name: 1–30 characters of `a-z0-9-`, not starting or ending with `-`. */
+export function validateInstanceName(value: unknown): string {
+  if (typeof value !== 'string' || value.length < 1 || value.length > 30) {
+    throw invalid('instance_name must be 1-30 characters')
+  }
+  if (!INSTANCE_PATTERN.test(value)) {
+    throw invalid('instance_name contains invalid characters (use a-z, 0-9, - only)')
+  }
+  if (value.startsWith('-') || value.endsWith('-')) {
+    throw invalid('instance_name must not start or end with a hyphen')
+  }
+  return value
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v)
+
+const missing = (v: unknown) => v === undefined || v === null || v === ''
+
+/**
+ * Validates a deploy request body with the messages of the system Portico replaces:
+ * "Request body must be JSON", "Missing required field: customer|env|spec",
+ * "Missing required spec field: instance_name", then the per-field rules.
+ */
+export function validateDeployRequest(body: unknown): DeployRequest {
+  if (!isObject(body)) throw new AppError(400, 'INVALID_JSON', 'Request body must be JSON')
+  for (const field of ['customer', 'env', 'spec'] as const) {
+    if (missing(body[field])) throw invalid(`Missing required field: ${field}`)
+  }
+  const spec = body.spec
+  if (!isObject(spec)) throw invalid('spec must be an object')
+  if (missing(spec.instance_name)) throw invalid('Missing required spec field: instance_name')
+  const { customer, env } = validatePodRef(body.customer, body.env)
+  const instance_name = validateInstanceName(spec.instance_name)
+  const waf = spec.waf_enabled ?? false
+  if (typeof waf !== 'boolean') throw invalid('waf_enabled must be true or false')
+  let commit_message: string | null = null
+  if (!missing(body.commit_message)) {
+    const m = body.commit_message
+    if (typeof m !== 'string' || m.trim() === '' || m.length > COMMIT_MESSAGE_MAX) {
+      throw invalid(`commit_message must be a non-empty string of at most ${COMMIT_MESSAGE_MAX} characters`)
+    }
+    commit_message = m
+  }
+  let mode: DeployRequest['mode'] = null
+  if (!missing(body.mode)) {
+    if (body.mode !== 'new' && body.mode !== 'edit') throw invalid('mode must be "new" or "edit"')
+    mode = body.mode
+  }
+  return { customer, env, instance_name, waf_enabled: waf, commit_message, mode }
+}
+
+const ENV_ORDER = ['dev', 'stg', 'prd']
+
+/** Sorts pods by customer, then env in lifecycle order (dev, stg, prd), then other envs alphabetically. */
+export function sortPods<T extends PodRef>(pods: T[]): T[] {
+  const rank = (env: string) => {
+    const i = ENV_ORDER.indexOf(env)
+    return i < 0 ? ENV_ORDER.length : i
+  }
+  const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
+  return [...pods].sort(
+    (a, b) => cmp(a.customer, b.customer) || rank(a.env) - rank(b.env) || cmp(a.env, b.env),
+  )
+}

@@ -1,0 +1,116 @@
+import t, { type Test } from 'tap'
+import { sortPods, validateDeployRequest, validateInstanceName, validatePodRef } from '../src/index.js'
+
+const body = (over: Record<string, unknown> = {}, spec: Record<string, unknown> = {}) => ({
+  customer: 'alpha',
+  env: 'dev',
+  spec: { instance_name: 'alpha-dev-02', waf_enabled: true, ...spec },
+  ...over,
+})
+
+function rejects(t: Test, fn: () => unknown, message: string, code = 'VALIDATION_ERROR') {
+  t.throws(fn, { statusCode: 400, code, message }, message)
+}
+
+t.test('a valid request is normalised', async (t) => {
+  t.same(validateDeployRequest(body()), {
+    customer: 'alpha',
+    env: 'dev',
+    instance_name: 'alpha-dev-02',
+    waf_enabled: true,
+    commit_message: null,
+    mode: null,
+  })
+  const r = validateDeployRequest(
+    body({ commit_message: 'Scale up', mode: 'new' }, { waf_enabled: undefined }),
+  )
+  t.equal(r.waf_enabled, false, 'waf defaults to off')
+  t.equal(r.commit_message, 'Scale up')
+  t.equal(r.mode, 'new')
+})
+
+t.test('missing fields and non-JSON bodies', async (t) => {
+  for (const b of [undefined, null, 'customer=alpha', 42, ['alpha']]) {
+    rejects(t, () => validateDeployRequest(b), 'Request body must be JSON', 'INVALID_JSON')
+  }
+  for (const field of ['customer', 'env', 'spec']) {
+    rejects(t, () => validateDeployRequest(body({ [field]: undefined })), `Missing required field: ${field}`)
+    rejects(t, () => validateDeployRequest(body({ [field]: '' })), `Missing required field: ${field}`)
+  }
+  rejects(t, () => validateDeployRequest(body({ spec: 'x' })), 'spec must be an object')
+  rejects(
+    t,
+    () => validateDeployRequest(body({}, { instance_name: undefined })),
+    'Missing required spec field: instance_name',
+  )
+  rejects(
+    t,
+    () => validateDeployRequest(body({}, { waf_enabled: 'yes' })),
+    'waf_enabled must be true or false',
+  )
+  rejects(t, () => validateDeployRequest(body({ mode: 'replace' })), 'mode must be "new" or "edit"')
+  rejects(
+    t,
+    () => validateDeployRequest(body({ commit_message: 'x'.repeat(501) })),
+    'commit_message must be a non-empty string of at most 500 characters',
+  )
+})
+
+t.test('customer and environment names', async (t) => {
+  rejects(t, () => validatePodRef('', 'dev'), 'customer must be 1-50 characters')
+  rejects(t, () => validatePodRef('a'.repeat(51), 'dev'), 'customer must be 1-50 characters')
+  rejects(t, () => validatePodRef('alpha', 'd'.repeat(51)), 'environment must be 1-50 characters')
+  rejects(t, () => validatePodRef(7, 'dev'), 'customer must be 1-50 characters')
+  t.same(validatePodRef('a'.repeat(50), 'Prod_2-x'), { customer: 'a'.repeat(50), env: 'Prod_2-x' })
+  for (const bad of ['..', '../etc', 'a/b', 'a\\b', 'alpha.dev', 'al pha', 'alpha%2F..', 'ünïcode', 'a\0b']) {
+    rejects(
+      t,
+      () => validatePodRef(bad, 'dev'),
+      'customer contains invalid characters (use a-z, A-Z, 0-9, -, _ only)',
+    )
+    rejects(
+      t,
+      () => validatePodRef('alpha', bad),
+      'environment contains invalid characters (use a-z, A-Z, 0-9, -, _ only)',
+    )
+  }
+  rejects(
+    t,
+    () => validateDeployRequest(body({ customer: '../../etc' })),
+    'customer contains invalid characters (use a-z, A-Z, 0-9, -, _ only)',
+  )
+})
+
+t.test('instance names', async (t) => {
+  t.equal(validateInstanceName('a'), 'a')
+  t.equal(validateInstanceName('x'.repeat(30)), 'x'.repeat(30))
+  rejects(t, () => validateInstanceName(''), 'instance_name must be 1-30 characters')
+  rejects(t, () => validateInstanceName('x'.repeat(31)), 'instance_name must be 1-30 characters')
+  rejects(t, () => validateInstanceName(12), 'instance_name must be 1-30 characters')
+  for (const bad of ['Alpha', 'alpha_dev', 'alpha.dev', 'a b', 'a/b']) {
+    rejects(
+      t,
+      () => validateInstanceName(bad),
+      'instance_name contains invalid characters (use a-z, 0-9, - only)',
+    )
+  }
+  for (const bad of ['-alpha', 'alpha-', '-']) {
+    rejects(t, () => validateInstanceName(bad), 'instance_name must not start or end with a hyphen')
+  }
+})
+
+t.test('listing order: customer, then dev, stg, prd, then other envs alphabetically', async (t) => {
+  const pods = [
+    { customer: 'beta', env: 'prd' },
+    { customer: 'alpha', env: 'qa' },
+    { customer: 'alpha', env: 'prd' },
+    { customer: 'alpha', env: 'dev' },
+    { customer: 'alpha', env: 'demo' },
+    { customer: 'alpha', env: 'stg' },
+    { customer: 'beta', env: 'dev' },
+  ]
+  t.same(
+    sortPods(pods).map((p) => `${p.customer}/${p.env}`),
+    ['alpha/dev', 'alpha/stg', 'alpha/prd', 'alpha/demo', 'alpha/qa', 'beta/dev', 'beta/prd'],
+  )
+})

@@ -1,5 +1,5 @@
 import type { Executor } from './db.js'
-import type { ConnectionRow, ConnectionUpdate, NewConnection } from './schema.js'
+import type { ConnectionRow, ConnectionStatus, ConnectionUpdate, NewConnection } from './schema.js'
 
 /** Name of the partial unique index allowing one live connection per project. */
 export const ONE_ACTIVE_CONNECTION_INDEX = 'github_connections_one_active_per_project'
@@ -51,4 +51,97 @@ export async function updateConnection(
     .where('id', '=', id)
     .returningAll()
     .executeTakeFirst()
+}
+
+/** The project's live connection (any status but failed/expired), if there is one. */
+export async function findActiveConnectionForProject(
+  db: Executor,
+  tenantId: string,
+  projectId: string,
+): Promise<ConnectionRow | undefined> {
+  return db
+    .selectFrom('github_connections')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where('project_id', '=', projectId)
+    .where('status', 'not in', ['failed', 'expired'])
+    .orderBy('created_at', 'desc')
+    .limit(1)
+    .executeTakeFirst()
+}
+
+/** Deletes a connection (scoped to its tenant); returns the deleted row, or undefined if none. */
+export async function deleteConnection(
+  db: Executor,
+  id: string,
+  tenantId: string,
+): Promise<ConnectionRow | undefined> {
+  return db
+    .deleteFrom('github_connections')
+    .where('id', '=', id)
+    .where('tenant_id', '=', tenantId)
+    .returningAll()
+    .executeTakeFirst()
+}
+
+/**
+ * Applies `changes` only while the row is in one of `statuses` (a compare-and-set on status),
+ * so a worker never resurrects a row that was deleted, expired or failed behind its back.
+ * Returns the updated row, or undefined when the row is gone or in another status.
+ */
+export async function updateConnectionIfStatus(
+  db: Executor,
+  id: string,
+  statuses: readonly ConnectionStatus[],
+  changes: ConnectionUpdate,
+): Promise<ConnectionRow | undefined> {
+  return db
+    .updateTable('github_connections')
+    .set({ ...changes, updated_at: new Date() })
+    .where('id', '=', id)
+    .where('status', 'in', [...statuses])
+    .returningAll()
+    .executeTakeFirst()
+}
+
+/** Connections holding a clone (`cloned`/`analyzed`) whose `expires_at` is at or before `now`. */
+export async function listExpiredConnections(db: Executor, now: Date, limit = 500): Promise<ConnectionRow[]> {
+  return db
+    .selectFrom('github_connections')
+    .selectAll()
+    .where('status', 'in', ['cloned', 'analyzed'])
+    .where('expires_at', '<=', now)
+    .orderBy('expires_at')
+    .limit(limit)
+    .execute()
+}
+
+/** Connections still `pending` or `cloning` whose row has not changed since `before`. */
+export async function listStaleInFlightConnections(
+  db: Executor,
+  before: Date,
+  limit = 500,
+): Promise<ConnectionRow[]> {
+  return db
+    .selectFrom('github_connections')
+    .selectAll()
+    .where('status', 'in', ['pending', 'cloning'])
+    .where('updated_at', '<', before)
+    .orderBy('updated_at')
+    .limit(limit)
+    .execute()
+}
+
+/** Of `ids`, the connections that still hold (or are building) a clone, with their tenant. */
+export async function findCloneOwners(
+  db: Executor,
+  ids: readonly string[],
+): Promise<Pick<ConnectionRow, 'id' | 'tenant_id' | 'status'>[]> {
+  if (ids.length === 0) return []
+  return db
+    .selectFrom('github_connections')
+    .select(['id', 'tenant_id', 'status'])
+    .where('id', 'in', [...ids])
+    .where('status', 'in', ['pending', 'cloning', 'cloned', 'analyzed'])
+    .execute()
 }

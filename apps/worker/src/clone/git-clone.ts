@@ -1,0 +1,294 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { lstat, mkdir, opendir, readdir, rename, rm } from 'node:fs/promises'
+import path from 'node:path'
+
+/** Why a clone failed; `permanent` failures are not worth retrying. */
+export type CloneFailure = 'auth' | 'not-found' | 'network' | 'timeout' | 'too-large' | 'cancelled' | 'git'
+
+const PERMANENT: ReadonlySet<CloneFailure> = new Set([
+  'auth',
+  'not-found',
+  'timeout',
+  'too-large',
+  'cancelled',
+])
+
+/** A failed clone with a classified reason and a message safe to store (no credentials). */
+export class CloneError extends Error {
+  readonly kind: CloneFailure
+  readonly permanent: boolean
+  /** git's last `fatal:`/`error:` line, when there was one (may name the URL, never the token). */
+  readonly detail: string | undefined
+  constructor(kind: CloneFailure, message: string, detail?: string) {
+    super(message)
+    this.name = 'CloneError'
+    this.kind = kind
+    this.permanent = PERMANENT.has(kind)
+    this.detail = detail
+  }
+}
+
+export interface CloneOptions {
+  /** HTTPS clone URL, without credentials. */
+  url: string
+  /** Token sent as HTTP Basic password in an extra header passed through the environment. */
+  token: string
+  /** Final clone directory; replaced atomically once the clone succeeds. */
+  dest: string
+  timeoutMs: number
+  maxBytes: number
+  /** Aborting kills git and fails with `cancelled`. */
+  signal?: AbortSignal
+  /** Overall clone progress 0–100, called when it changes. */
+  onProgress?: (percent: number) => void
+  /** How often the on-disk size is measured while git runs. */
+  sizeCheckMs?: number
+}
+
+export interface CloneResult {
+  commitSha: string
+}
+
+// Phase weights of `git clone --progress` output, mapped onto 0–100.
+const PHASES: Record<string, [number, number]> = {
+  'Enumerating objects': [0, 2],
+  'Counting objects': [2, 5],
+  'Compressing objects': [5, 10],
+  'Receiving objects': [10, 80],
+  'Resolving deltas': [80, 92],
+  'Updating files': [92, 100],
+  'Checking out files': [92, 100],
+}
+const PROGRESS_LINE = /^(?:remote: )?([A-Z][a-z]+ [a-z]+(?: [a-z]+)?):\s+(\d{1,3})%/
+const RECEIVED = /,\s*([\d.]+) (bytes|KiB|MiB|GiB)\b/
+const UNITS: Record<string, number> = { bytes: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 }
+
+/** Maps one progress line to overall percent and bytes received so far, if it is one. */
+export function parseProgressLine(line: string): { percent?: number; receivedBytes?: number } {
+  const m = PROGRESS_LINE.exec(line)
+  if (!m) return {}
+  const phase = PHASES[m[1] ?? '']
+  if (!phase) return {}
+  const pct = Math.min(100, Number(m[2]))
+  const out: { percent?: number; receivedBytes?: number } = {
+    percent: Math.floor(phase[0] + ((phase[1] - phase[0]) * pct) / 100),
+  }
+  const r = RECEIVED.exec(line)
+  if (r && m[1] === 'Receiving objects') out.receivedBytes = Number(r[1]) * (UNITS[r[2] ?? 'bytes'] ?? 1)
+  return out
+}
+
+const AUTH_FAILURE =
+  /terminal prompts disabled|Authentication failed|could not read (?:Username|Password)|Invalid username or password|returned error: 40[13]\b|HTTP 40[13]\b/i
+const NOT_FOUND =
+  /Repository not found|returned error: 404\b|HTTP 404\b|does not appear to be a git repository/i
+const NETWORK =
+  /Could not resolve host|Failed to connect|Connection refused|Connection reset|timed out|early EOF|RPC failed|returned error: 5\d\d\b|HTTP 5\d\d\b|transfer closed|unexpected disconnect|remote end hung up|SSL|Empty reply/i
+
+/** Classifies git's stderr after a failed clone. */
+export function classifyGitFailure(stderr: string): CloneFailure {
+  if (AUTH_FAILURE.test(stderr)) return 'auth'
+  if (NOT_FOUND.test(stderr)) return 'not-found'
+  if (NETWORK.test(stderr)) return 'network'
+  return 'git'
+}
+
+const FAILURE_MESSAGES: Record<CloneFailure, string> = {
+  auth: 'GitHub rejected the token for this repository (it may have been revoked or expired).',
+  'not-found': 'The repository was not found, or the token cannot read it.',
+  network: 'Could not reach GitHub while cloning.',
+  timeout: 'The clone took longer than the time limit.',
+  'too-large': 'The repository is larger than the clone size limit.',
+  cancelled: 'The clone was cancelled.',
+  git: 'git clone failed.',
+}
+
+/**
+ * The environment git runs with: nothing inherited that could redirect it (GIT_*, askpass
+ * helpers, user/system config with credential helpers), no prompts, no LFS downloads, and the
+ * token only in an `http.extraHeader` passed through GIT_CONFIG_* variables, so it is in
+ * neither the URL, the arguments nor `.git/config`.
+ */
+export function gitEnv(token?: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {}
+  for (const [key, value] of Object.entries(process.env)) {
+    if (key.startsWith('GIT_') || key === 'SSH_ASKPASS' || key.startsWith('SSH_ASKPASS_')) continue
+    env[key] = value
+  }
+  const config: [string, string][] = [
+    ['credential.helper', ''],
+    // A redirect must not carry the Authorization header to another host.
+    ['http.followRedirects', 'false'],
+    ['submodule.recurse', 'false'],
+    ['protocol.file.allow', 'never'],
+    ['protocol.ext.allow', 'never'],
+    ['core.hooksPath', '/dev/null'],
+  ]
+  if (token !== undefined) {
+    const basic = Buffer.from(`x-access-token:${token}`).toString('base64')
+    config.push(['http.extraHeader', `Authorization: Basic ${basic}`])
+  }
+  Object.assign(env, {
+    LC_ALL: 'C',
+    GIT_TERMINAL_PROMPT: '0',
+    GIT_LFS_SKIP_SMUDGE: '1',
+    GIT_CONFIG_NOSYSTEM: '1',
+    GIT_CONFIG_GLOBAL: '/dev/null',
+    GIT_CONFIG_COUNT: String(config.length),
+  })
+  config.forEach(([key, value], i) => {
+    env[`GIT_CONFIG_KEY_${i}`] = key
+    env[`GIT_CONFIG_VALUE_${i}`] = value
+  })
+  return env
+}
+
+/** Total size in bytes of the files under `dir` (symlinks counted, never followed). */
+export async function directorySize(dir: string): Promise<number> {
+  let total = 0
+  const stack = [dir]
+  while (stack.length > 0) {
+    const current = stack.pop() as string
+    let handle: Awaited<ReturnType<typeof opendir>>
+    try {
+      handle = await opendir(current)
+    } catch {
+      continue
+    }
+    for await (const entry of handle) {
+      const full = path.join(current, entry.name)
+      if (entry.isDirectory()) stack.push(full)
+      else
+        total += await lstat(full).then(
+          (s) => s.size,
+          () => 0,
+        )
+    }
+  }
+  return total
+}
+
+/** Runs git to completion and returns its stdout; used for the token-free follow-up commands. */
+async function runGit(args: string[], cwd: string): Promise<string> {
+  const child = spawn('git', args, { cwd, env: gitEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  let err = ''
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString()
+  })
+  child.stderr.on('data', (d: Buffer) => {
+    err += d.toString()
+  })
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.on('error', reject)
+    child.on('close', resolve)
+  })
+  if (code !== 0) throw new CloneError('git', `git ${args[0]} failed: ${err.trim().slice(0, 200)}`)
+  return out.trim()
+}
+
+function killTree(child: ChildProcess): void {
+  if (child.pid === undefined || child.exitCode !== null) return
+  try {
+    // git runs in its own process group: this also stops git-remote-https and index-pack.
+    process.kill(-child.pid, 'SIGKILL')
+  } catch {
+    child.kill('SIGKILL')
+  }
+}
+
+/** Removes `dest` and any partial clone directories an earlier (crashed) attempt left beside it. */
+export async function removeClone(dest: string): Promise<void> {
+  const parent = path.dirname(dest)
+  const prefix = `${path.basename(dest)}.partial-`
+  const names = await readdir(parent).catch(() => [] as string[])
+  await Promise.all(
+    names
+      .filter((n) => n.startsWith(prefix))
+      .map((n) => rm(path.join(parent, n), { recursive: true, force: true })),
+  )
+  await rm(dest, { recursive: true, force: true })
+}
+
+/**
+ * Shallow-clones one branch (the remote's default) into `dest`: `--depth 1 --single-branch
+ * --no-tags`, no submodules, no LFS content. git writes into a fresh sibling directory that is
+ * renamed onto `dest` only on success, so a crashed earlier attempt (even a still-running orphan
+ * git) can never mix with this one. Bounded by `timeoutMs` and `maxBytes`.
+ *
+ * @throws {CloneError} classified; the message never contains the token or git's raw output.
+ */
+export async function cloneRepository(opts: CloneOptions): Promise<CloneResult> {
+  await removeClone(opts.dest)
+  await mkdir(path.dirname(opts.dest), { recursive: true })
+  const work = `${opts.dest}.partial-${randomBytes(6).toString('hex')}`
+  const args = ['clone', '--depth', '1', '--single-branch', '--no-tags', '--progress', '--', opts.url, work]
+  const child = spawn('git', args, {
+    env: gitEnv(opts.token),
+    stdio: ['ignore', 'ignore', 'pipe'],
+    detached: true,
+  })
+  let failure: CloneFailure | undefined
+  const abort = (kind: CloneFailure) => {
+    failure ??= kind
+    killTree(child)
+  }
+  let stderrTail = ''
+  let buffered = ''
+  let lastPercent = -1
+  child.stderr?.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString()
+    const lines = buffered.split(/[\r\n]/)
+    buffered = lines.pop() ?? ''
+    for (const line of lines) {
+      if (line === '') continue
+      const { percent, receivedBytes } = parseProgressLine(line)
+      if (percent === undefined) stderrTail = `${stderrTail}${line}\n`.slice(-4000)
+      else if (percent > lastPercent) {
+        lastPercent = percent
+        opts.onProgress?.(percent)
+      }
+      if (receivedBytes !== undefined && receivedBytes > opts.maxBytes) abort('too-large')
+    }
+  })
+  const timer = setTimeout(() => abort('timeout'), opts.timeoutMs)
+  const onAbort = () => abort('cancelled')
+  opts.signal?.addEventListener('abort', onAbort, { once: true })
+  if (opts.signal?.aborted) onAbort()
+  let measuring = false
+  const sizeTimer = setInterval(() => {
+    if (measuring) return
+    measuring = true
+    directorySize(work)
+      .then((size) => {
+        if (size > opts.maxBytes) abort('too-large')
+      })
+      .finally(() => {
+        measuring = false
+      })
+  }, opts.sizeCheckMs ?? 1000)
+
+  try {
+    const code = await new Promise<number | null>((resolve, reject) => {
+      child.on('error', reject)
+      child.on('close', (c) => resolve(c))
+    })
+    if (failure === undefined && code !== 0) failure = classifyGitFailure(`${stderrTail}${buffered}`)
+    if (failure === undefined && (await directorySize(work)) > opts.maxBytes) failure = 'too-large'
+    if (failure !== undefined) {
+      const detail = [...stderrTail.matchAll(/(?:fatal|error): .*/g)].at(-1)?.[0]
+      throw new CloneError(failure, FAILURE_MESSAGES[failure], detail)
+    }
+    const commitSha = await runGit(['rev-parse', 'HEAD'], work)
+    await rename(work, opts.dest)
+    return { commitSha }
+  } catch (err) {
+    await rm(work, { recursive: true, force: true })
+    throw err instanceof CloneError ? err : new CloneError('git', FAILURE_MESSAGES.git)
+  } finally {
+    clearTimeout(timer)
+    clearInterval(sizeTimer)
+    opts.signal?.removeEventListener('abort', onAbort)
+  }
+}

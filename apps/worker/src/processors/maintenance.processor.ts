@@ -1,0 +1,133 @@
+import { readdir, rm } from 'node:fs/promises'
+import path from 'node:path'
+import { cloneJobId } from '@portico/core'
+import {
+  findCloneOwners,
+  listExpiredConnections,
+  listStaleInFlightConnections,
+  updateConnectionIfStatus,
+} from '@portico/db'
+import { removeClone } from '../clone/git-clone.js'
+import { clonePath, isUuid, tenantReposPath } from '../clone/paths.js'
+import type { ProcessorFactory, WorkerContext } from '../context.js'
+
+/** How often the expiry sweep and the stuck-connection repair run. */
+export const EXPIRE_EVERY_MS = 3600_000
+export const REPAIR_EVERY_MS = 600_000
+/** An in-flight row untouched this long, with no live job, is considered stuck. */
+const STALE_AFTER_MS = 2 * 60_000
+const LIVE_JOB_STATES = new Set(['active', 'waiting', 'delayed', 'prioritized', 'waiting-children'])
+
+/**
+ * Registers the maintenance schedules. `upsertJobScheduler` is idempotent, so every worker
+ * calling it at start-up (and after restarts) leaves exactly one schedule of each.
+ */
+export async function scheduleMaintenance(ctx: WorkerContext): Promise<void> {
+  const queue = ctx.queues.maintenance
+  await queue.upsertJobScheduler(
+    'expire-clones',
+    { every: EXPIRE_EVERY_MS },
+    { name: 'expire-clones', data: { task: 'expire-clones' } },
+  )
+  await queue.upsertJobScheduler(
+    'repair-stuck-connections',
+    { every: REPAIR_EVERY_MS },
+    { name: 'repair-stuck-connections', data: { task: 'repair-stuck-connections' } },
+  )
+}
+
+export interface ExpirySweepResult {
+  expired: number
+  orphansRemoved: number
+}
+
+/**
+ * Expires clones past `expires_at` (directory removed first, then status `expired`; the row is
+ * kept) and removes clone directories that no live connection owns.
+ */
+export async function expireClones(ctx: WorkerContext, now: Date = new Date()): Promise<ExpirySweepResult> {
+  let expired = 0
+  for (const row of await listExpiredConnections(ctx.db, now)) {
+    await removeClone(clonePath(ctx.config.cloneRoot, row.tenant_id, row.id))
+    const updated = await updateConnectionIfStatus(ctx.db, row.id, ['cloned', 'analyzed'], {
+      status: 'expired',
+      clone_path: null,
+    })
+    if (updated) expired += 1
+  }
+  return { expired, orphansRemoved: await removeOrphanClones(ctx) }
+}
+
+/** Removes everything under `{root}/tenants/*\/repos/` that no pending/cloning/cloned/analyzed row owns. */
+async function removeOrphanClones(ctx: WorkerContext): Promise<number> {
+  const tenantsDir = path.join(ctx.config.cloneRoot, 'tenants')
+  const tenants = await readdir(tenantsDir).catch(() => [] as string[])
+  let removed = 0
+  for (const tenant of tenants) {
+    if (!isUuid(tenant)) continue
+    const reposDir = tenantReposPath(ctx.config.cloneRoot, tenant)
+    const entries = await readdir(reposDir).catch(() => [] as string[])
+    const ids = [...new Set(entries.map((e) => e.split('.partial-')[0] ?? '').filter(isUuid))]
+    const owners = await findCloneOwners(ctx.db, ids)
+    const live = new Map(owners.filter((o) => o.tenant_id === tenant).map((o) => [o.id, o.status]))
+    for (const entry of entries) {
+      const [id = '', partial] = entry.split('.partial-')
+      const status = live.get(id)
+      // A partial directory is only legitimate while its clone may still be running.
+      const keep =
+        status !== undefined && (partial === undefined || status === 'pending' || status === 'cloning')
+      if (keep) continue
+      await rm(path.join(reposDir, entry), { recursive: true, force: true })
+      removed += 1
+    }
+  }
+  return removed
+}
+
+/**
+ * Fails `pending`/`cloning` rows untouched for a while whose clone job is gone (never enqueued,
+ * removed, or finished without updating the row), so no row waits forever.
+ */
+export async function repairStuckConnections(ctx: WorkerContext, now: Date = new Date()): Promise<number> {
+  let repaired = 0
+  for (const row of await listStaleInFlightConnections(ctx.db, new Date(now.getTime() - STALE_AFTER_MS))) {
+    const job = await ctx.queues.clone.getJob(cloneJobId(row.id))
+    const state = job ? await job.getState() : 'missing'
+    if (LIVE_JOB_STATES.has(state)) continue
+    const updated = await updateConnectionIfStatus(ctx.db, row.id, ['pending', 'cloning'], {
+      status: 'failed',
+      progress: 0,
+      clone_path: null,
+      error_message:
+        'The clone job was lost before it finished. Disconnect and connect the repository again.',
+    })
+    if (updated) {
+      await removeClone(clonePath(ctx.config.cloneRoot, row.tenant_id, row.id))
+      repaired += 1
+    }
+  }
+  return repaired
+}
+
+/** Runs the periodic housekeeping tasks; schedules them when the worker starts. */
+export const maintenanceProcessor: ProcessorFactory<'maintenance'> = (ctx) => {
+  scheduleMaintenance(ctx).catch((err: unknown) =>
+    ctx.logger.error({ err: { message: (err as Error).message } }, 'could not schedule maintenance jobs'),
+  )
+  return async (job) => {
+    switch (job.data.task) {
+      case 'expire-clones': {
+        const result = await expireClones(ctx)
+        ctx.logger.info(result, 'expiry sweep done')
+        return result
+      }
+      case 'repair-stuck-connections': {
+        const repaired = await repairStuckConnections(ctx)
+        if (repaired > 0) ctx.logger.warn({ repaired }, 'stuck connections marked failed')
+        return { repaired }
+      }
+      default:
+        return { skipped: `unknown task ${String((job.data as { task?: unknown }).task)}` }
+    }
+  }
+}

@@ -1,4 +1,9 @@
 import type { ProcessorRegistry } from '../context.js'
+import { cloneRepoProcessor } from './clone-repo.processor.js'
+import { maintenanceProcessor } from './maintenance.processor.js'
 
 /** Every queue's processor. A worker consumes the queues in WORKER_QUEUES that appear here. */
-export const processors: ProcessorRegistry = {}
+export const processors: ProcessorRegistry = {
+  clone: cloneRepoProcessor,
+  maintenance: maintenanceProcessor,
+}

@@ -109,8 +109,13 @@ export interface DeploymentsTable {
   pr_number: number | null
   commit_message: string | null
   error_message: string | null
+  /** Stable code and HTTP status of a failed deploy (what the waiting POST answers). */
+  error_code: string | null
+  error_status: number | null
   requested_by: string | null
   encrypted_token: string | null
+  /** Whose token the job acts with: the requester's (`encrypted_token`) or GH_TOKEN. */
+  token_source: Generated<'user' | 'service'>
   created_at: Timestamp
   updated_at: Timestamp
   started_at: NullableTimestamp

@@ -258,15 +258,6 @@ export function installApiHooks(app: FastifyInstance, ctx: SimContext): void {
 
   app.setErrorHandler(async (err, req, reply) => {
     if (err instanceof ApiError) {
-      if (
-        req.sim &&
-        (err.status === 401 ||
-          (err.status === 403 && !req.sim.counted) ||
-          err.status >= 500 ||
-          err.status === 429)
-      ) {
-        req.sim.counted = false
-      }
       reply.headers(err.headers)
       return reply.code(err.status).send({ message: err.message, ...err.extra, status: String(err.status) })
     }

@@ -118,6 +118,12 @@ export const ConfigSchema = Type.Object({
   WORKER_CONCURRENCY: Int('Jobs processed at once per queue by one worker process.', 4, 1, 100),
   SHUTDOWN_TIMEOUT_MS: Int('How long a stopping process waits for in-flight work before closing.', 25000, 0),
   DEPLOY_WAIT_MS: Int('How long POST /api/pod waits for its deploy job before answering 202.', 10000, 0),
+  GITHUB_WRITE_SPACING_MS: Int(
+    'Minimum gap between GitHub write calls made with one token (GitHub asks for ≥ 1 s).',
+    1000,
+    0,
+    60000,
+  ),
 })
 
 type RawConfig = Static<typeof ConfigSchema>

@@ -16,7 +16,9 @@ const files = readdirSync(dir)
 let failed = 0
 for (const file of files) {
   console.log(`\n## ${file}`)
-  const result = spawnSync(process.execPath, [...process.execArgv, path.join(dir, file)], { stdio: 'inherit' })
+  const result = spawnSync(process.execPath, [...process.execArgv, path.join(dir, file)], {
+    stdio: 'inherit',
+  })
   if (result.status !== 0) {
     failed += 1
     console.log(`${file} failed (exit ${result.status ?? result.signal})`)

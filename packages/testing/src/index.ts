@@ -1,2 +1,2 @@
-export * from './test-env.js'
 export * from './simulator.js'
+export * from './test-env.js'

@@ -1,4 +1,5 @@
 export * from './catalog.js'
+export * from './deploy-job.js'
 export * from './github-errors.js'
 export * from './spec-yaml.js'
 export * from './validation.js'

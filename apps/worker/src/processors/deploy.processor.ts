@@ -1,0 +1,98 @@
+import { AppError, createOctokit, decrypt, isAppError, redactSecrets, truncateMessage } from '@portico/core'
+import { completeDeployment, failDeployment, startDeployment, updateDeployment } from '@portico/db'
+import { rateLimitResetAt, statusOf, toGithubAppError } from '@portico/pods'
+import { DelayedError, UnrecoverableError } from 'bullmq'
+import type { ProcessorFactory } from '../context.js'
+import { deployBranch, openDeployPullRequest } from '../deploy/open-pull-request.js'
+import { PacingDelay, WritePacer } from '../deploy/write-pacer.js'
+
+/** GitHub answers that retrying cannot fix. */
+const PERMANENT_GITHUB_STATUSES = new Set([401, 403, 404, 409, 422])
+
+/**
+ * Opens the pull request for one deployment row, acting with the requester's token (stored
+ * encrypted on the row) or GH_TOKEN for service requests. The token is wiped when the job ends.
+ * Rate limits delay the job instead of failing it; permanent failures (validation, GitHub
+ * 401/403/404/422) end it at once; transient ones are retried by BullMQ, and the last attempt
+ * records the failure on the row.
+ */
+export const deployProcessor: ProcessorFactory<'deploy'> = (ctx) => {
+  const { config, db, logger } = ctx
+  const pacer = new WritePacer(ctx.redis, config.QUEUE_PREFIX, config.GITHUB_WRITE_SPACING_MS)
+  const [owner = '', repo = ''] = (config.GH_REPO ?? '').split('/')
+
+  return async (job) => {
+    const { deploymentId } = job.data
+    const row = await startDeployment(db, deploymentId)
+    if (!row) return { skipped: true } // gone, or finished by an earlier delivery
+
+    const fail = async (err: AppError) => {
+      await failDeployment(db, row.id, {
+        code: err.code,
+        status: err.statusCode,
+        message: truncateMessage(redactSecrets(err.message), 500),
+      })
+    }
+
+    let token: string | undefined
+    try {
+      if (!config.GH_REPO) throw new AppError(503, 'PODS_NOT_CONFIGURED', 'GH_REPO is not set')
+      if (row.token_source === 'user') {
+        if (!row.encrypted_token)
+          throw new AppError(401, 'TOKEN_UNAVAILABLE', 'The requester’s token is gone')
+        token = decrypt(config.keyring, row.encrypted_token)
+      } else {
+        token = config.GH_TOKEN
+        if (!token) throw new AppError(503, 'GITHUB_NOT_CONFIGURED', 'GH_TOKEN is not set')
+      }
+      const branch = row.branch ?? deployBranch(row.customer, row.env, row.created_at)
+      if (!row.branch) await updateDeployment(db, row.id, { branch })
+      // No in-process retries or rate-limit waits: BullMQ owns retries and delays.
+      const octokit = createOctokit({ token, baseUrl: config.GITHUB_API_URL, retries: 0, throttle: false })
+      const result = await openDeployPullRequest(
+        octokit,
+        pacer,
+        token,
+        { owner, repo, base: config.WORKFLOW_BRANCH, specsPath: config.SPECS_PATH },
+        {
+          customer: row.customer,
+          env: row.env,
+          instance_name: row.instance_name,
+          waf_enabled: row.waf_enabled,
+          branch,
+          commitMessage: row.commit_message ?? `Deploy ${row.customer}/${row.env}`,
+        },
+      )
+      await completeDeployment(db, row.id, result)
+      return result
+    } catch (err) {
+      const resetAt = err instanceof PacingDelay ? err.untilMs : rateLimitResetAt(err)
+      if (resetAt !== undefined && token !== undefined) {
+        await pacer.pushBack(token, resetAt)
+        logger.info(
+          { jobId: job.id, until: new Date(resetAt).toISOString() },
+          'deploy delayed by GitHub rate limit',
+        )
+        await job.moveToDelayed(Math.max(resetAt, Date.now() + 100), job.token)
+        throw new DelayedError()
+      }
+      const status = statusOf(err)
+      const appError = toGithubAppError(
+        err,
+        () =>
+          new AppError(
+            404,
+            'SPECS_REPO_NOT_FOUND',
+            `${config.GH_REPO} or its branch ${config.WORKFLOW_BRANCH} was not found or is not writable with this GitHub account`,
+          ),
+      )
+      const permanent =
+        (isAppError(err) && err.statusCode < 500) ||
+        (status !== undefined && PERMANENT_GITHUB_STATUSES.has(status))
+      const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1)
+      if (permanent || lastAttempt) await fail(appError)
+      if (permanent) throw new UnrecoverableError(appError.message)
+      throw appError
+    }
+  }
+}

@@ -37,6 +37,8 @@ async function app(fastify: FastifyInstance, opts: AppOptions): Promise<void> {
     dir: path.join(dirname, 'routes'),
     autoHooks: true,
     cascadeHooks: true,
+    // `_projectId` folders become `:projectId` route parameters.
+    routeParams: true,
     options: { ...opts },
   })
 }

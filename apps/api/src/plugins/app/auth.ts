@@ -1,0 +1,213 @@
+import {
+  AppError,
+  createOctokit,
+  decrypt,
+  type GithubActor,
+  githubErrorStatus,
+  type Octokit,
+} from '@portico/core'
+import { findProjectAccess, findTenantForUser, type ProjectRole, type TenantRole } from '@portico/db'
+import type { FastifyInstance, FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
+import fp from 'fastify-plugin'
+import type { SessionUser } from '../external/session.js'
+
+export type { ProjectRole, TenantRole }
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Signed-in user from the session (no GitHub call), or null. */
+    user: { id: string; login: string; name: string | null; avatar_url: string | null } | null
+    /** Set by requireProjectRole: the project (tenant-scoped) and the caller's effective role. */
+    project?: { id: string; tenant_id: string; name: string; slug: string; role: ProjectRole }
+    /** Set by requireTenantRole: the tenant and the caller's role in it. */
+    tenant?: { id: string; slug: string; name: string; role: TenantRole }
+    /**
+     * The GitHub identity this request acts as: the signed-in user's token; otherwise `GH_TOKEN`
+     * when `ALLOW_SERVICE_TOKEN_FALLBACK` is on; otherwise 401 NOT_AUTHENTICATED.
+     * `{ requireUser: true }` never falls back. A user token GitHub answers 401 for ends the
+     * session and fails the request with 401 TOKEN_EXPIRED.
+     */
+    github(opts?: { requireUser?: boolean }): Promise<GithubActor>
+  }
+  interface FastifyInstance {
+    /** 401 NOT_AUTHENTICATED without a signed-in user. */
+    requireUser: preHandlerAsyncHookHandler
+    /**
+     * Loads `params.projectId` through the caller's tenant membership and sets `request.project`.
+     * 401 NOT_AUTHENTICATED; 404 PROJECT_NOT_FOUND (absent, or another tenant's); 403
+     * INSUFFICIENT_ROLE when `roles` is non-empty and the effective role is not among them.
+     */
+    requireProjectRole(...roles: ProjectRole[]): preHandlerAsyncHookHandler
+    /** Same for `params.tenantId` and tenant roles; sets `request.tenant`. 404 TENANT_NOT_FOUND. */
+    requireTenantRole(...roles: TenantRole[]): preHandlerAsyncHookHandler
+    /** Org gate: throws 403 ORG_MEMBERSHIP_REQUIRED when ACCESS_ORG is set, the repo is private and owned by ACCESS_ORG, and the actor is not an active member. */
+    assertOrgAccess(actor: GithubActor, repo: { owner: string; private: boolean }): Promise<void>
+    /** Whether a login is listed in OPERATOR_LOGINS. */
+    isOperator(login: string | null | undefined): boolean
+  }
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+const ORG_CACHE_MS = 60_000
+
+export const notAuthenticated = () =>
+  new AppError(401, 'NOT_AUTHENTICATED', 'Sign in with GitHub to continue.')
+const tokenExpired = () =>
+  new AppError(401, 'TOKEN_EXPIRED', 'Your GitHub authorization has expired or was revoked. Sign in again.')
+const insufficientRole = (roles: readonly string[]) =>
+  new AppError(403, 'INSUFFICIENT_ROLE', `This action requires one of: ${roles.join(', ')}.`)
+
+/**
+ * A tenant owner or admin acts as project owner or admin; otherwise the project role counts.
+ * Returns null for a tenant member outside the project.
+ */
+export function effectiveProjectRole(
+  tenantRole: TenantRole,
+  projectRole: ProjectRole | null,
+): ProjectRole | null {
+  if (tenantRole === 'owner' || projectRole === 'owner') return 'owner'
+  if (tenantRole === 'admin') return 'admin'
+  return projectRole
+}
+
+/**
+ * Who the request is (from the session), which GitHub token it acts with, and the role checks
+ * routes use as pre-handlers.
+ */
+export default fp(
+  async (fastify: FastifyInstance) => {
+    const { config } = fastify
+    const actors = new WeakMap<FastifyRequest, Promise<GithubActor>>()
+    const orgCache = new Map<string, { active: boolean; until: number }>()
+
+    fastify.decorateRequest('user', null)
+    fastify.decorateRequest('project', undefined)
+    fastify.decorateRequest('tenant', undefined)
+
+    fastify.addHook('onRequest', async (request) => {
+      const user = request.session?.get('user')
+      request.user = user && request.session.get('githubToken') ? { ...user } : null
+    })
+
+    const userActor = (request: FastifyRequest, user: SessionUser, envelope: string): GithubActor => {
+      let token: string
+      try {
+        token = decrypt(config.keyring, envelope)
+      } catch {
+        // A session sealed with a key since removed from the ring: sign in again.
+        throw tokenExpired()
+      }
+      const octokit: Octokit = createOctokit({ token, baseUrl: config.GITHUB_API_URL })
+      // Centrally: GitHub rejecting the user's token ends the session.
+      octokit.hook.error('request', async (error) => {
+        if (githubErrorStatus(error) === 401) {
+          request.log.info({ userId: user.id }, 'GitHub rejected the user token; ending the session')
+          request.user = null
+          await request.session?.destroy().catch(() => {})
+          throw tokenExpired()
+        }
+        throw error
+      })
+      return { octokit, token, source: 'user', login: user.login, userId: user.id }
+    }
+
+    fastify.decorateRequest(
+      'github',
+      function github(this: FastifyRequest, opts: { requireUser?: boolean } = {}): Promise<GithubActor> {
+        const key = opts.requireUser ? undefined : this
+        const cached = key && actors.get(key)
+        if (cached) return cached
+        const resolve = async (): Promise<GithubActor> => {
+          const user = this.user
+          const envelope = this.session?.get('githubToken')
+          if (user && envelope) return userActor(this, user, envelope)
+          if (opts.requireUser || !config.ALLOW_SERVICE_TOKEN_FALLBACK || !config.GH_TOKEN)
+            throw notAuthenticated()
+          this.log.info({ githubActor: 'service' }, 'acting with the service token (no signed-in user)')
+          return {
+            octokit: createOctokit({ token: config.GH_TOKEN, baseUrl: config.GITHUB_API_URL }),
+            token: config.GH_TOKEN,
+            source: 'service',
+            login: null,
+            userId: null,
+          }
+        }
+        const promise = resolve()
+        if (key) actors.set(key, promise)
+        return promise
+      },
+    )
+
+    fastify.decorate('requireUser', async function requireUser(request: FastifyRequest) {
+      if (!request.user) throw notAuthenticated()
+    })
+
+    fastify.decorate('requireProjectRole', (...roles: ProjectRole[]): preHandlerAsyncHookHandler => {
+      return async function requireProjectRole(request: FastifyRequest, _reply: FastifyReply) {
+        const user = request.user
+        if (!user) throw notAuthenticated()
+        const projectId = (request.params as { projectId?: string }).projectId
+        const access =
+          projectId && UUID.test(projectId)
+            ? await findProjectAccess(fastify.db, projectId, user.id)
+            : undefined
+        const role = access && effectiveProjectRole(access.tenantRole, access.projectRole)
+        if (!access || !role) throw new AppError(404, 'PROJECT_NOT_FOUND', 'Project not found.')
+        if (roles.length > 0 && !roles.includes(role)) throw insufficientRole(roles)
+        const { id, tenant_id, name, slug } = access.project
+        request.project = { id, tenant_id, name, slug, role }
+      }
+    })
+
+    fastify.decorate('requireTenantRole', (...roles: TenantRole[]): preHandlerAsyncHookHandler => {
+      return async function requireTenantRole(request: FastifyRequest, _reply: FastifyReply) {
+        const user = request.user
+        if (!user) throw notAuthenticated()
+        const tenantId = (request.params as { tenantId?: string }).tenantId
+        const tenant =
+          tenantId && UUID.test(tenantId) ? await findTenantForUser(fastify.db, tenantId, user.id) : undefined
+        if (!tenant) throw new AppError(404, 'TENANT_NOT_FOUND', 'Tenant not found.')
+        if (roles.length > 0 && !roles.includes(tenant.role)) throw insufficientRole(roles)
+        request.tenant = { id: tenant.id, slug: tenant.slug, name: tenant.name, role: tenant.role }
+      }
+    })
+
+    fastify.decorate(
+      'assertOrgAccess',
+      async function assertOrgAccess(actor: GithubActor, repo: { owner: string; private: boolean }) {
+        const org = config.ACCESS_ORG
+        if (!org || !repo.private || repo.owner.toLowerCase() !== org.toLowerCase()) return
+        const who = actor.source === 'user' ? `user:${actor.userId}` : 'service'
+        const key = `${org.toLowerCase()}\u0000${who}`
+        const hit = orgCache.get(key)
+        let active: boolean
+        if (hit && hit.until > Date.now()) {
+          active = hit.active
+        } else {
+          try {
+            const { data } = await actor.octokit.rest.orgs.getMembershipForAuthenticatedUser({ org })
+            active = data.state === 'active'
+          } catch (err) {
+            // 404: not a member; 403: the token may not read memberships. Both deny.
+            const status = githubErrorStatus(err)
+            if (status !== 404 && status !== 403) throw err
+            active = false
+          }
+          orgCache.set(key, { active, until: Date.now() + ORG_CACHE_MS })
+        }
+        if (!active) {
+          throw new AppError(
+            403,
+            'ORG_MEMBERSHIP_REQUIRED',
+            `Access to private ${org} repositories requires active membership of the ${org} organisation.`,
+          )
+        }
+      },
+    )
+
+    fastify.decorate('isOperator', (login: string | null | undefined) =>
+      Boolean(login && config.operatorLogins.includes(login.toLowerCase())),
+    )
+  },
+  { name: 'auth', dependencies: ['session', 'db'] },
+)

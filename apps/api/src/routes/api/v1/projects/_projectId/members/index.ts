@@ -1,0 +1,81 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { AppError } from '@portico/core'
+import {
+  findProjectRole,
+  findUserByLogin,
+  listProjectMembers,
+  removeProjectMember,
+  setProjectMember,
+} from '@portico/db'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import {
+  ProjectMember,
+  ProjectMemberList,
+  ProjectMemberParams,
+  ProjectParams,
+  SetProjectMemberBody,
+} from '../../../../../../schemas/projects.js'
+
+/** Project members: listed by any member, managed by project (or tenant) owners and admins. */
+export default async function projectMemberRoutes(app: FastifyInstance) {
+  const fastify = app.withTypeProvider<TypeBoxTypeProvider>()
+
+  const userByLogin = async (login: string) => {
+    const user = await findUserByLogin(fastify.db, login)
+    if (!user) throw new AppError(404, 'USER_NOT_FOUND', `${login} has never signed in to Portico.`)
+    return user
+  }
+  // Only owners make or unmake owners.
+  const assertMayTouchOwner = (request: FastifyRequest) => {
+    if (request.project!.role !== 'owner') {
+      throw new AppError(403, 'INSUFFICIENT_ROLE', 'This action requires one of: owner.')
+    }
+  }
+
+  fastify.get(
+    '/',
+    {
+      preHandler: fastify.requireProjectRole(),
+      schema: { params: ProjectParams, response: { 200: ProjectMemberList } },
+    },
+    async (request) => {
+      const { tenant_id, id } = request.project!
+      return { members: await listProjectMembers(fastify.db, tenant_id, id) }
+    },
+  )
+
+  fastify.put(
+    '/:login',
+    {
+      preHandler: fastify.requireProjectRole('owner', 'admin'),
+      schema: { params: ProjectMemberParams, body: SetProjectMemberBody, response: { 200: ProjectMember } },
+    },
+    async (request) => {
+      const { tenant_id, id } = request.project!
+      const { role } = request.body
+      const user = await userByLogin(request.params.login)
+      const current = await findProjectRole(fastify.db, tenant_id, id, user.id)
+      if (role === 'owner' || current === 'owner') assertMayTouchOwner(request)
+      await setProjectMember(fastify.db, tenant_id, id, user.id, role)
+      return { login: user.login, name: user.name, avatar_url: user.avatar_url, role }
+    },
+  )
+
+  fastify.delete(
+    '/:login',
+    {
+      preHandler: fastify.requireProjectRole('owner', 'admin'),
+      schema: { params: ProjectMemberParams },
+    },
+    async (request, reply) => {
+      const { tenant_id, id } = request.project!
+      const user = await userByLogin(request.params.login)
+      const current = await findProjectRole(fastify.db, tenant_id, id, user.id)
+      if (!current)
+        throw new AppError(404, 'MEMBER_NOT_FOUND', `${user.login} is not a member of this project.`)
+      if (current === 'owner') assertMayTouchOwner(request)
+      await removeProjectMember(fastify.db, tenant_id, id, user.id)
+      return reply.code(204).send()
+    },
+  )
+}

@@ -1,0 +1,65 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { AppError } from '@portico/core'
+import { createProject, isUniqueViolation, listProjects, listProjectsOfMember } from '@portico/db'
+import type { FastifyInstance } from 'fastify'
+import { CreateProjectBody, Project, ProjectList } from '../../../../../../schemas/projects.js'
+import { TenantParams } from '../../../../../../schemas/tenants.js'
+
+/** A slug derived from a project name ("My App!" → "my-app"). */
+export function slugify(name: string): string {
+  let slug = name
+    .normalize('NFKD')
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+  if (!/^[a-z]/.test(slug)) slug = `p-${slug}`
+  slug = slug.slice(0, 63).replace(/-+$/, '')
+  return slug.length >= 2 ? slug : `${slug}-project`.replace(/^-/, 'p-')
+}
+
+/** `POST`/`GET /api/v1/tenants/{tenantId}/projects`. */
+export default async function tenantProjectRoutes(app: FastifyInstance) {
+  const fastify = app.withTypeProvider<TypeBoxTypeProvider>()
+
+  fastify.post(
+    '/',
+    {
+      preHandler: fastify.requireTenantRole('owner', 'admin'),
+      schema: { params: TenantParams, body: CreateProjectBody, response: { 201: Project } },
+    },
+    async (request, reply) => {
+      const tenant = request.tenant!
+      const slug = request.body.slug ?? slugify(request.body.name)
+      try {
+        const project = await createProject(fastify.db, tenant.id, { name: request.body.name, slug })
+        return reply.code(201).send({ ...project, role: tenant.role === 'owner' ? 'owner' : 'admin' })
+      } catch (err) {
+        if (isUniqueViolation(err)) {
+          throw new AppError(
+            409,
+            'PROJECT_SLUG_TAKEN',
+            `This tenant already has a project with slug "${slug}".`,
+          )
+        }
+        throw err
+      }
+    },
+  )
+
+  fastify.get(
+    '/',
+    {
+      preHandler: fastify.requireTenantRole(),
+      schema: { params: TenantParams, response: { 200: ProjectList } },
+    },
+    async (request) => {
+      const tenant = request.tenant!
+      // Tenant owners and admins see every project; members see theirs.
+      if (tenant.role === 'owner' || tenant.role === 'admin') {
+        const role = tenant.role
+        return { projects: (await listProjects(fastify.db, tenant.id)).map((p) => ({ ...p, role })) }
+      }
+      return { projects: await listProjectsOfMember(fastify.db, tenant.id, request.user!.id) }
+    },
+  )
+}

@@ -1,0 +1,48 @@
+import { PROJECT_ROLES } from '@portico/db'
+import { Type } from '@sinclair/typebox'
+
+/** A timestamp: a Date in handlers, an ISO string on the wire. */
+const Timestamp = Type.Unsafe<Date | string>({ type: 'string', format: 'date-time' })
+
+export const ProjectRoleSchema = Type.Union(PROJECT_ROLES.map((r) => Type.Literal(r)))
+
+export const ProjectParams = Type.Object({ projectId: Type.String({ maxLength: 64 }) })
+export const ProjectMemberParams = Type.Object({
+  projectId: Type.String({ maxLength: 64 }),
+  login: Type.String({ minLength: 1, maxLength: 39 }),
+})
+
+export const CreateProjectBody = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 200 }),
+    slug: Type.Optional(
+      Type.String({
+        pattern: '^[a-z][a-z0-9-]{1,62}$',
+        description: 'Defaults to one derived from the name.',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+)
+
+export const SetProjectMemberBody = Type.Object({ role: ProjectRoleSchema }, { additionalProperties: false })
+
+export const Project = Type.Object({
+  id: Type.String(),
+  tenant_id: Type.String(),
+  name: Type.String(),
+  slug: Type.String(),
+  role: Type.Optional(ProjectRoleSchema),
+  created_at: Timestamp,
+})
+
+export const ProjectList = Type.Object({ projects: Type.Array(Project) })
+
+export const ProjectMember = Type.Object({
+  login: Type.String(),
+  name: Type.Union([Type.String(), Type.Null()]),
+  avatar_url: Type.Union([Type.String(), Type.Null()]),
+  role: ProjectRoleSchema,
+})
+
+export const ProjectMemberList = Type.Object({ members: Type.Array(ProjectMember) })

@@ -1,0 +1,40 @@
+import { Type } from '@sinclair/typebox'
+
+/** A timestamp: a Date in handlers, an ISO string on the wire. */
+const Timestamp = Type.Unsafe<Date | string>({ type: 'string', format: 'date-time' })
+
+const Slug = Type.String({
+  pattern: '^[a-z][a-z0-9-]{1,62}$',
+  description: 'Lower-case letters, digits and dashes; 2-63 characters, starting with a letter.',
+})
+
+export const TenantRoleSchema = Type.Union([
+  Type.Literal('owner'),
+  Type.Literal('admin'),
+  Type.Literal('member'),
+])
+
+export const TenantParams = Type.Object({ tenantId: Type.String({ maxLength: 64 }) })
+export const TenantMemberParams = Type.Object({
+  tenantId: Type.String({ maxLength: 64 }),
+  login: Type.String({ minLength: 1, maxLength: 39 }),
+})
+
+export const CreateTenantBody = Type.Object(
+  { slug: Slug, name: Type.String({ minLength: 1, maxLength: 200 }) },
+  { additionalProperties: false },
+)
+
+export const SetTenantMemberBody = Type.Object({ role: TenantRoleSchema }, { additionalProperties: false })
+
+export const Tenant = Type.Object({
+  id: Type.String(),
+  slug: Type.String(),
+  name: Type.String(),
+  role: TenantRoleSchema,
+  created_at: Timestamp,
+})
+
+export const TenantList = Type.Object({ tenants: Type.Array(Tenant) })
+
+export const TenantMember = Type.Object({ login: Type.String(), role: TenantRoleSchema })

@@ -35,7 +35,7 @@ const NEST_IMPORT = /['"]@nestjs\/common['"]/
 const CALL_ROUTE = new RegExp(String.raw`\b([A-Za-z_$][\w$]*)\.(${HTTP_METHODS})\(\s*${STRING}\3`, 'g')
 const FASTIFY_ROUTE_OBJECT = /\.route\(\s*\{([^{}]*)\}/g
 const NEST_DECORATOR = new RegExp(
-  String.raw`@(Controller|Get|Post|Put|Patch|Delete|Options|Head|All)\(\s*(?:\{\s*path\s*:\s*)?(?:\[\s*)?(?:${STRING}\3)?`,
+  String.raw`@(Controller|Get|Post|Put|Patch|Delete|Options|Head|All)\(\s*(?:\{\s*path\s*:\s*)?(?:\[\s*)?(?:${STRING}\2)?`,
   'g',
 )
 // Receivers that are routers or applications, not HTTP clients (axios.get, http.get, api.get…).
@@ -167,8 +167,9 @@ export function detectRoutes(file: string, source: string): FoundRoute[] {
 }
 
 const COMPONENT_NAME = /^[A-Z][A-Za-z0-9]*$/
+// `export default function Name(`, `export default class Name`, or `export default Name` alone.
 const DEFAULT_EXPORT =
-  /export\s+default\s+(?:(?:async\s+)?function\s*\*?\s*|class\s+)?([A-Z][A-Za-z0-9]*)\b(?!\s*[.(])/
+  /export\s+default\s+(?:(?:async\s+)?function\s*\*?\s*([A-Z][A-Za-z0-9]*)\s*\(|class\s+([A-Z][A-Za-z0-9]*)\b|([A-Z][A-Za-z0-9]*)\s*;?\s*$)/m
 const LOOKS_LIKE_REACT = /from\s+['"]react['"]|require\(\s*['"]react['"]\s*\)|<\/|\/>/
 
 /**
@@ -181,7 +182,8 @@ export function detectComponent(file: string, source: string): FoundComponent | 
   const isComponentFile = COMPONENT_EXT.test(file)
   if (isComponentFile && COMPONENT_NAME.test(base)) return { framework: 'React', name: base }
   if (!isComponentFile && !(/\.[cm]?js$/.test(file) && LOOKS_LIKE_REACT.test(source))) return undefined
-  const name = DEFAULT_EXPORT.exec(source)?.[1]
+  const m = DEFAULT_EXPORT.exec(source)
+  const name = m?.[1] ?? m?.[2] ?? m?.[3]
   return name === undefined ? undefined : { framework: 'React', name }
 }
 

@@ -109,10 +109,16 @@ export async function repairStuckConnections(ctx: WorkerContext, now: Date = new
   return repaired
 }
 
+/** Settles once the schedules of a worker context are in place (or failed to be, which is logged). */
+export const maintenanceScheduled = new WeakMap<WorkerContext, Promise<void>>()
+
 /** Runs the periodic housekeeping tasks; schedules them when the worker starts. */
 export const maintenanceProcessor: ProcessorFactory<'maintenance'> = (ctx) => {
-  scheduleMaintenance(ctx).catch((err: unknown) =>
-    ctx.logger.error({ err: { message: (err as Error).message } }, 'could not schedule maintenance jobs'),
+  maintenanceScheduled.set(
+    ctx,
+    scheduleMaintenance(ctx).catch((err: unknown) =>
+      ctx.logger.error({ err: { message: (err as Error).message } }, 'could not schedule maintenance jobs'),
+    ),
   )
   return async (job) => {
     switch (job.data.task) {

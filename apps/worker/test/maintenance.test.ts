@@ -1,0 +1,153 @@
+import { existsSync } from 'node:fs'
+import { mkdir, readdir, writeFile } from 'node:fs/promises'
+import path from 'node:path'
+import { cloneJobId, closeQueues, createQueues, createRedis } from '@portico/core'
+import { findConnection, updateConnection } from '@portico/db'
+import { startTestSimulator, testConfig } from '@portico/testing'
+import { pino } from 'pino'
+import t, { type Test } from 'tap'
+import { clonePath } from '../src/clone/paths.js'
+import type { WorkerContext } from '../src/lib.js'
+import {
+  EXPIRE_EVERY_MS,
+  expireClones,
+  maintenanceScheduled,
+  REPAIR_EVERY_MS,
+  repairStuckConnections,
+  scheduleMaintenance,
+} from '../src/processors/maintenance.processor.js'
+import { createConnection, createProject, openDb, startTestWorker, waitFor } from './fixtures/connections.js'
+
+const { env, tokenOf } = await startTestSimulator(t)
+const HOUR = 3600_000
+
+async function context(t: Test, extraEnv: Record<string, string> = {}) {
+  const config = await testConfig(t, { ...env, ...extraEnv })
+  const db = openDb(t, config)
+  const redis = createRedis(config.REDIS_URL, 'worker')
+  const queues = createQueues(redis, config.QUEUE_PREFIX)
+  t.teardown(async () => {
+    await closeQueues(queues)
+    redis.disconnect()
+  })
+  const ctx: WorkerContext = { config, db, logger: pino({ level: 'silent' }), queues, redis }
+  return ctx
+}
+
+/** A connection in `status` with a clone directory on disk. */
+async function withClone(
+  ctx: WorkerContext,
+  status: 'cloned' | 'analyzed' | 'cloning',
+  expiresAt: Date | null,
+) {
+  const row = await createConnection(ctx.db, ctx.config, { token: tokenOf('octocat') })
+  const dir = clonePath(ctx.config.cloneRoot, row.tenant_id, row.id)
+  await mkdir(path.join(dir, '.git'), { recursive: true })
+  await writeFile(path.join(dir, 'README.md'), 'x')
+  await updateConnection(ctx.db, row.id, { status, expires_at: expiresAt, clone_path: dir })
+  return { row, dir }
+}
+
+t.test('expiry sweep: clones past expires_at are removed and expired; others stay', async (t) => {
+  const ctx = await context(t)
+  const now = new Date('2030-01-01T12:00:00Z')
+  const old = await withClone(ctx, 'analyzed', new Date(now.getTime() - HOUR))
+  const oldCloned = await withClone(ctx, 'cloned', new Date(now.getTime() - 1))
+  const fresh = await withClone(ctx, 'analyzed', new Date(now.getTime() + HOUR))
+  const inFlight = await withClone(ctx, 'cloning', null)
+
+  const result = await expireClones(ctx, now)
+  t.equal(result.expired, 2)
+  for (const { row, dir } of [old, oldCloned]) {
+    const after = await findConnection(ctx.db, row.id)
+    t.equal(after?.status, 'expired', 'row kept, marked expired')
+    t.equal(after?.clone_path, null)
+    t.notOk(existsSync(dir), 'directory removed')
+  }
+  t.equal((await findConnection(ctx.db, fresh.row.id))?.status, 'analyzed')
+  t.ok(existsSync(fresh.dir))
+  t.equal((await findConnection(ctx.db, inFlight.row.id))?.status, 'cloning')
+  t.ok(existsSync(inFlight.dir))
+
+  const later = await expireClones(ctx, new Date(now.getTime() + 2 * HOUR))
+  t.equal(later.expired, 1, 'the fresh one expires when its time comes')
+  t.notOk(existsSync(fresh.dir))
+  t.equal((await expireClones(ctx, new Date(now.getTime() + 2 * HOUR))).expired, 0, 'idempotent')
+})
+
+t.test('expiry sweep: clone directories without a live row are removed', async (t) => {
+  const ctx = await context(t)
+  const live = await withClone(ctx, 'analyzed', new Date(Date.now() + HOUR))
+  const { tenantId } = await createProject(ctx.db)
+  const reposDir = path.dirname(live.dir)
+  const orphan = clonePath(ctx.config.cloneRoot, tenantId, '11111111-1111-4111-8111-111111111111')
+  const failed = await withClone(ctx, 'cloned', null)
+  await updateConnection(ctx.db, failed.row.id, { status: 'failed' })
+  const stalePartial = `${live.dir}.partial-abc123`
+  const junk = path.join(reposDir, 'not-a-clone')
+  // A directory under the wrong tenant is not the row's clone.
+  const wrongTenant = clonePath(ctx.config.cloneRoot, tenantId, live.row.id)
+  for (const dir of [orphan, stalePartial, junk, wrongTenant]) await mkdir(dir, { recursive: true })
+
+  const result = await expireClones(ctx)
+  t.equal(result.expired, 0)
+  t.equal(result.orphansRemoved, 5)
+  t.ok(existsSync(live.dir), 'a live clone stays')
+  for (const dir of [orphan, stalePartial, junk, wrongTenant, failed.dir]) t.notOk(existsSync(dir), dir)
+  t.same(await readdir(reposDir), [live.row.id])
+})
+
+t.test('repair: stale in-flight rows whose job is gone are failed; live jobs are left alone', async (t) => {
+  const ctx = await context(t)
+  const now = new Date(Date.now() + 10 * 60_000)
+  const lost = await withClone(ctx, 'cloning', null)
+  const queued = await createConnection(ctx.db, ctx.config, { token: tokenOf('octocat') })
+  await ctx.queues.clone.add(
+    'clone',
+    { connectionId: queued.id },
+    { jobId: cloneJobId(queued.id), delay: HOUR },
+  )
+  const neverQueued = await createConnection(ctx.db, ctx.config, { token: tokenOf('octocat') })
+
+  t.equal(await repairStuckConnections(ctx), 0, 'rows touched recently are not stale')
+  t.equal((await findConnection(ctx.db, neverQueued.id))?.status, 'pending')
+  t.equal(await repairStuckConnections(ctx, now), 2, 'ten minutes later they are')
+  for (const id of [lost.row.id, neverQueued.id]) {
+    const repaired = await findConnection(ctx.db, id)
+    t.equal(repaired?.status, 'failed')
+    t.match(repaired?.error_message, /clone job was lost/)
+  }
+  t.notOk(existsSync(lost.dir))
+  t.equal((await findConnection(ctx.db, queued.id))?.status, 'pending', 'a waiting job keeps its row')
+})
+
+t.test('the worker schedules the sweeps once, however often it starts', async (t) => {
+  const ctx = await context(t)
+  await scheduleMaintenance(ctx)
+  await scheduleMaintenance(ctx)
+  const first = await startTestWorker(t, ctx.config, ['maintenance'])
+  const second = await startTestWorker(t, ctx.config, ['maintenance'])
+  const schedulers = await waitFor(async () => {
+    const list = await ctx.queues.maintenance.getJobSchedulers()
+    return list.length === 2 ? list : undefined
+  })
+  t.same(schedulers.map((s) => [s.key, s.every]).sort(), [
+    ['expire-clones', EXPIRE_EVERY_MS],
+    ['repair-stuck-connections', REPAIR_EVERY_MS],
+  ])
+  await Promise.all([maintenanceScheduled.get(first.ctx), maintenanceScheduled.get(second.ctx)])
+  t.equal(await ctx.queues.maintenance.getJobSchedulersCount(), 2)
+})
+
+t.test('a maintenance job run by the worker expires due clones', async (t) => {
+  const ctx = await context(t)
+  const due = await withClone(ctx, 'analyzed', new Date(Date.now() - 1000))
+  const runtime = await startTestWorker(t, ctx.config, ['maintenance'])
+  await maintenanceScheduled.get(runtime.ctx)
+  const job = await ctx.queues.maintenance.add('expire-clones', { task: 'expire-clones' })
+  await waitFor(async () =>
+    (await ctx.queues.maintenance.getJobState(job.id!)) === 'completed' ? true : undefined,
+  )
+  t.equal((await findConnection(ctx.db, due.row.id))?.status, 'expired')
+  t.notOk(existsSync(due.dir))
+})

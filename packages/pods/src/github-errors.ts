@@ -12,11 +12,18 @@ export function statusOf(err: unknown): number | undefined {
   return typeof status === 'number' ? status : undefined
 }
 
-/** GitHub's own error message (`{ message }` body), redacted and bounded. */
+/** GitHub's own error message (`{ message, errors }` body), redacted and bounded. */
 export function githubMessage(err: unknown): string {
   const e = err as OctokitErrorLike | null
-  const data = e?.response?.data as { message?: unknown } | undefined
-  const raw = typeof data?.message === 'string' ? data.message : String(e?.message ?? '')
+  const data = e?.response?.data as { message?: unknown; errors?: unknown } | undefined
+  let raw = typeof data?.message === 'string' ? data.message : String(e?.message ?? '')
+  // "Validation Failed" details live in `errors[].message` (e.g. "A pull request already exists").
+  if (Array.isArray(data?.errors)) {
+    const details = data.errors
+      .map((x) => (typeof x === 'string' ? x : (x as { message?: unknown })?.message))
+      .filter((m): m is string => typeof m === 'string')
+    if (details.length > 0) raw = `${raw}: ${details.join('; ')}`
+  }
   return truncateMessage(redactSecrets(raw), 200)
 }
 

@@ -36,7 +36,7 @@ const lines = [
   'OAuth apps:',
   ...(sim.seed.oauth?.apps ?? []).map(
     (a) =>
-      `  GITHUB_CLIENT_ID=${a.client_id} GITHUB_CLIENT_SECRET=${a.client_secret}  callback ${a.callback_url}`,
+      `  GITHUB_OAUTH_CLIENT_ID=${a.client_id} GITHUB_OAUTH_CLIENT_SECRET=${a.client_secret}  callback ${a.callback_url}`,
   ),
   `  signed-in user for /login/oauth/authorize: ${sim.seed.oauth?.defaultLogin ?? '(first user)'} (override with &login=)`,
   '',

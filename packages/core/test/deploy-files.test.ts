@@ -1,0 +1,42 @@
+import { readFileSync } from 'node:fs'
+import t from 'tap'
+import { parse } from 'yaml'
+
+const root = new URL('../../../', import.meta.url)
+const read = (file: string) => readFileSync(new URL(file, root), 'utf8')
+
+interface Service {
+  image?: string
+  command?: string[]
+  healthcheck?: { test: string[] }
+  depends_on?: Record<string, { condition: string }>
+  environment?: Record<string, string>
+}
+
+t.test('docker-compose.yml runs the stack with health checks', async (t) => {
+  const compose = parse(read('docker-compose.yml'), { merge: true }) as { services: Record<string, Service> }
+  const { postgres, redis, api, worker, migrate } = compose.services
+  t.match(postgres?.image, /^postgres:16/)
+  t.match(redis?.image, /^redis:7/)
+  t.ok(redis?.command?.join(' ').includes('--maxmemory-policy noeviction'), 'BullMQ needs noeviction')
+  for (const [name, service] of Object.entries({ postgres, redis, api, worker })) {
+    t.ok(service?.healthcheck?.test.length, `${name} has a health check`)
+  }
+  t.same(migrate?.command, ['node', 'packages/db/dist/migrate.cli.js', 'latest'])
+  t.equal(api?.depends_on?.migrate?.condition, 'service_completed_successfully')
+  t.same(worker?.command, ['node', 'apps/worker/dist/index.js'])
+  t.equal(api?.environment?.NODE_ENV, 'production')
+})
+
+t.test('the Dockerfile installs every workspace', async (t) => {
+  const dockerfile = read('Dockerfile')
+  const { workspaces } = JSON.parse(read('package.json')) as { workspaces: string[] }
+  for (const ws of workspaces) {
+    t.match(dockerfile, `COPY ${ws}/package.json ${ws}/`, `build stage copies ${ws}/package.json`)
+    t.match(
+      dockerfile,
+      `COPY --from=build /app/${ws}/package.json ${ws}/`,
+      `runtime stage copies ${ws}/package.json`,
+    )
+  }
+})

@@ -1,0 +1,218 @@
+import { readdir, rm } from 'node:fs/promises'
+import path from 'node:path'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { AppError, classifyToken, cloneJobId, encrypt, parseRepoUrl, type RepoRef } from '@portico/core'
+import {
+  type ConnectionRow,
+  deleteConnection,
+  findActiveConnectionForProject,
+  findLatestConnectionForProject,
+  insertConnection,
+  isUniqueViolation,
+  ONE_ACTIVE_CONNECTION_INDEX,
+} from '@portico/db'
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
+import { Connection, ConnectionParams, CreateConnectionBody } from '../../../../../../schemas/connections.js'
+
+const ROLES = ['owner', 'admin', 'qa-automation'] as const
+const PAT_CHECK_TIMEOUT_MS = 10_000
+/** Clone attempts: auth failures and limits stop at once; network failures back off 5 s, 10 s. */
+const CLONE_JOB_OPTIONS = { attempts: 3, backoff: { type: 'exponential', delay: 5000 } } as const
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+// Printable ASCII only: anything else could never be a token and must not reach a header.
+const TOKEN_CHARS = /^[\x21-\x7e]+$/
+
+const invalidToken = () =>
+  new AppError(400, 'INVALID_TOKEN', 'GitHub PAT is invalid or does not have access to this repository.')
+const connectionExists = () =>
+  new AppError(
+    409,
+    'CONNECTION_EXISTS',
+    'A GitHub connection already exists for this project. Disconnect it first.',
+  )
+const notFound = () => new AppError(404, 'CONNECTION_NOT_FOUND', 'This project has no GitHub connection.')
+
+interface PatCheck {
+  defaultBranch: string | null
+  tokenExpiresAt: Date | null
+}
+
+/** `github-authentication-token-expiration: 2099-01-01 00:00:00 UTC` → Date. */
+function parseExpiration(value: string | null): Date | null {
+  if (!value) return null
+  const date = new Date(value.replace(/^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2}) UTC$/, '$1T$2Z'))
+  return Number.isNaN(date.getTime()) ? null : date
+}
+
+/**
+ * Checks the PAT against `GET /repos/{owner}/{repo}` with a 10 s budget and no retries (a plain
+ * fetch: a user waits on this, and each outcome maps to one error code).
+ */
+async function checkPat(apiUrl: string, ref: RepoRef, pat: string): Promise<PatCheck> {
+  let res: Response
+  try {
+    res = await fetch(`${apiUrl}/repos/${encodeURIComponent(ref.owner)}/${encodeURIComponent(ref.repo)}`, {
+      headers: {
+        accept: 'application/vnd.github+json',
+        authorization: `token ${pat}`,
+        'user-agent': 'portico',
+        'x-github-api-version': '2022-11-28',
+      },
+      signal: AbortSignal.timeout(PAT_CHECK_TIMEOUT_MS),
+    })
+  } catch {
+    throw new AppError(400, 'GITHUB_UNREACHABLE', 'Could not reach GitHub to check the PAT. Try again later.')
+  }
+  if (res.status === 401 || res.status === 403 || res.status === 404) {
+    await res.body?.cancel()
+    throw invalidToken()
+  }
+  if (res.status !== 200) {
+    await res.body?.cancel()
+    throw new AppError(400, 'GITHUB_API_ERROR', `GitHub answered ${res.status} while checking the PAT.`)
+  }
+  const repo = (await res.json().catch(() => ({}))) as { default_branch?: unknown }
+  return {
+    defaultBranch: typeof repo.default_branch === 'string' ? repo.default_branch : null,
+    tokenExpiresAt: parseExpiration(res.headers.get('github-authentication-token-expiration')),
+  }
+}
+
+/** The public view of a connection: no token, no owner/repo split, no clone path. */
+function toView(row: ConnectionRow) {
+  return {
+    id: row.id,
+    project_id: row.project_id,
+    repo_url: row.repo_url,
+    status: row.status,
+    progress: row.progress,
+    default_branch: row.default_branch,
+    commit_sha: row.commit_sha,
+    routes_count: row.routes_count,
+    components_count: row.components_count,
+    endpoints_count: row.endpoints_count,
+    analysis_summary: row.analysis_summary,
+    error_message: row.error_message,
+    expires_at: row.expires_at,
+    created_at: row.created_at,
+    updated_at: row.updated_at,
+  }
+}
+
+/**
+ * Removes a connection's clone directory and any partial ones beside it. Same layout as the
+ * worker's (`{CLONE_ROOT}/tenants/{tenant}/repos/{connection}`), built from server ids only.
+ */
+async function removeCloneDir(cloneRoot: string, row: ConnectionRow): Promise<void> {
+  if (!UUID.test(row.tenant_id) || !UUID.test(row.id)) return
+  const repos = path.join(cloneRoot, 'tenants', row.tenant_id.toLowerCase(), 'repos')
+  const name = row.id.toLowerCase()
+  const entries = await readdir(repos).catch(() => [] as string[])
+  await Promise.all(
+    entries
+      .filter((e) => e === name || e.startsWith(`${name}.partial-`))
+      .map((e) => rm(path.join(repos, e), { recursive: true, force: true })),
+  )
+}
+
+/** Removes a clone job that has not started; a running one notices its row is gone and stops. */
+async function cancelCloneJob(fastify: FastifyInstance, log: FastifyBaseLogger, id: string): Promise<void> {
+  try {
+    const job = await fastify.queues.clone.getJob(cloneJobId(id))
+    if (job && (await job.getState()) !== 'active') await job.remove()
+  } catch (err) {
+    // Best effort: the worker checks the row before and during the clone.
+    log.warn({ err: { message: (err as Error).message }, connectionId: id }, 'could not remove the clone job')
+  }
+}
+
+/** A project's GitHub repository connection: connect with a PAT, read its status, disconnect. */
+export default async function connectionRoutes(app: FastifyInstance) {
+  const fastify = app.withTypeProvider<TypeBoxTypeProvider>()
+  const { config } = fastify
+
+  fastify.post(
+    '/',
+    {
+      preHandler: fastify.requireProjectRole(...ROLES),
+      schema: { params: ConnectionParams, body: CreateConnectionBody, response: { 201: Connection } },
+    },
+    async (request, reply) => {
+      const project = request.project!
+      const repoUrl = request.body.repo_url.trim()
+      const pat = request.body.pat.trim()
+      const ref = parseRepoUrl(repoUrl, config.GITHUB_URL)
+      if (!TOKEN_CHARS.test(pat)) throw invalidToken()
+      const check = await checkPat(config.GITHUB_API_URL, ref, pat)
+
+      if (await findActiveConnectionForProject(fastify.db, project.tenant_id, project.id)) {
+        throw connectionExists()
+      }
+      let row: ConnectionRow
+      try {
+        row = await insertConnection(fastify.db, {
+          tenant_id: project.tenant_id,
+          project_id: project.id,
+          repo_url: repoUrl,
+          owner: ref.owner,
+          repo: ref.repo,
+          default_branch: check.defaultBranch,
+          encrypted_token: encrypt(config.keyring, pat),
+          token_kind: classifyToken(pat),
+          token_expires_at: check.tokenExpiresAt,
+          created_by: request.user?.id ?? null,
+        })
+      } catch (err) {
+        // Concurrent POSTs: the partial unique index lets exactly one through.
+        if (isUniqueViolation(err, ONE_ACTIVE_CONNECTION_INDEX)) throw connectionExists()
+        throw err
+      }
+      try {
+        await fastify.enqueue(
+          'clone',
+          { connectionId: row.id },
+          { jobId: cloneJobId(row.id), ...CLONE_JOB_OPTIONS },
+        )
+      } catch (err) {
+        // No job, no connection: a pending row nobody will clone must not block the project.
+        await deleteConnection(fastify.db, row.id, row.tenant_id)
+        throw err
+      }
+      request.log.info({ connectionId: row.id, projectId: project.id }, 'repository connection created')
+      return reply.code(201).send(toView(row))
+    },
+  )
+
+  fastify.get(
+    '/',
+    {
+      preHandler: fastify.requireProjectRole(...ROLES),
+      schema: { params: ConnectionParams, response: { 200: Connection } },
+    },
+    async (request) => {
+      const project = request.project!
+      const row = await findLatestConnectionForProject(fastify.db, project.tenant_id, project.id)
+      if (!row) throw notFound()
+      return toView(row)
+    },
+  )
+
+  fastify.delete(
+    '/',
+    {
+      preHandler: fastify.requireProjectRole(...ROLES),
+      schema: { params: ConnectionParams },
+    },
+    async (request, reply) => {
+      const project = request.project!
+      const latest = await findLatestConnectionForProject(fastify.db, project.tenant_id, project.id)
+      if (!latest) throw notFound()
+      const row = await deleteConnection(fastify.db, latest.id, project.tenant_id)
+      if (!row) throw notFound()
+      await cancelCloneJob(fastify, request.log, row.id)
+      await removeCloneDir(config.cloneRoot, row)
+      request.log.info({ connectionId: row.id, projectId: project.id }, 'repository connection deleted')
+      return reply.code(204).send()
+    },
+  )
+}

@@ -1,0 +1,54 @@
+import { CONNECTION_STATUSES } from '@portico/db'
+import { Type } from '@sinclair/typebox'
+
+/** A timestamp: a Date in handlers, an ISO string on the wire. */
+const Timestamp = Type.Unsafe<Date | string>({ type: 'string', format: 'date-time' })
+const Nullable = <T extends ReturnType<typeof Type.String>>(schema: T) => Type.Union([schema, Type.Null()])
+
+export const ConnectionParams = Type.Object({ projectId: Type.String({ maxLength: 64 }) })
+
+/** `POST /api/v1/projects/{projectId}/github`; both fields are trimmed before use. */
+export const CreateConnectionBody = Type.Object(
+  {
+    repo_url: Type.String({
+      maxLength: 2048,
+      description: 'https://HOST/owner/repo(.git) or git@HOST:owner/repo(.git) on the configured GitHub.',
+    }),
+    pat: Type.String({
+      maxLength: 512,
+      description: 'Personal access token with read access to the repository. Never returned.',
+    }),
+  },
+  { additionalProperties: false },
+)
+
+const AnalysisSummary = Type.Object(
+  {
+    frameworks: Type.Array(Type.String()),
+    routes: Type.Array(Type.Object({ method: Type.String(), path: Type.String(), file: Type.String() })),
+    components: Type.Array(Type.Object({ name: Type.String(), file: Type.String() })),
+    endpoints: Type.Integer(),
+    files_scanned: Type.Optional(Type.Integer()),
+    truncated: Type.Optional(Type.Boolean()),
+  },
+  { description: 'Routes and components found in the clone; null until analysed.' },
+)
+
+/** A repository connection as the API returns it (the token is never part of it). */
+export const Connection = Type.Object({
+  id: Type.String(),
+  project_id: Type.String(),
+  repo_url: Type.String(),
+  status: Type.Union(CONNECTION_STATUSES.map((s) => Type.Literal(s))),
+  progress: Type.Integer({ minimum: 0, maximum: 100 }),
+  default_branch: Nullable(Type.String()),
+  commit_sha: Nullable(Type.String()),
+  routes_count: Type.Integer(),
+  components_count: Type.Integer(),
+  endpoints_count: Type.Integer(),
+  analysis_summary: Type.Union([AnalysisSummary, Type.Null()]),
+  error_message: Nullable(Type.String()),
+  expires_at: Type.Union([Timestamp, Type.Null()]),
+  created_at: Timestamp,
+  updated_at: Timestamp,
+})

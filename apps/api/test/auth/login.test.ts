@@ -1,0 +1,276 @@
+import { decrypt } from '@portico/core'
+import { startTestSimulator } from '@portico/testing'
+import t, { type Test } from 'tap'
+import { build, mergeCookies, signIn } from '../helper.js'
+
+const sessionKey = (prefix: string, cookie: string) => {
+  // Cookie value: s:<id>.<signature> (URL-encoded)
+  const value = decodeURIComponent(cookie.split('=').slice(1).join('='))
+  const id = value.replace(/^s:/, '').replace(/\.[^.]*$/, '')
+  return `${prefix}:sess:${id}`
+}
+
+const setCookie = (res: { cookies: unknown[] }, name: string) =>
+  (res.cookies as { name: string; value: string; [k: string]: unknown }[]).find((c) => c.name === name)
+
+const expiresInDays = (cookie: { expires?: unknown } | undefined) =>
+  (new Date(String(cookie?.expires)).getTime() - Date.now()) / 86_400_000
+
+t.test('the full sign-in flow with a cookie jar', async (t) => {
+  const { sim, env } = await startTestSimulator(t)
+  const app = await build(t, env)
+  const prefix = app.config.QUEUE_PREFIX
+
+  const start = await app.inject({ url: '/auth/login' })
+  t.equal(start.statusCode, 302)
+  const authorize = new URL(String(start.headers.location))
+  t.equal(authorize.origin, sim.url, 'redirects to GITHUB_URL')
+  t.equal(authorize.pathname, '/login/oauth/authorize')
+  t.equal(authorize.searchParams.get('client_id'), 'Iv1.portico-dev')
+  t.equal(authorize.searchParams.get('redirect_uri'), 'http://localhost:3000/auth/callback')
+  t.equal(authorize.searchParams.get('scope'), 'repo workflow read:org')
+  t.match(authorize.searchParams.get('state'), /^[A-Za-z0-9_-]{20,}$/)
+  t.equal(authorize.searchParams.get('code_challenge_method'), 'S256', 'PKCE S256')
+  t.match(authorize.searchParams.get('code_challenge'), /^[A-Za-z0-9_-]{43}$/)
+
+  const preSession = setCookie(start, 'portico_session')
+  t.ok(preSession, 'the state lives in a server-side session')
+  t.equal(preSession?.httpOnly, true)
+  t.equal(preSession?.sameSite, 'Lax')
+  t.notOk(preSession?.secure, 'not Secure on http')
+  t.equal(preSession?.path, '/')
+  t.ok(setCookie(start, 'oauth2-code-verifier'), 'PKCE verifier kept in a signed cookie')
+  const jar = mergeCookies('', start)
+  const preCookie = jar.split('; ').find((c) => c.startsWith('portico_session='))!
+  const preKey = sessionKey(prefix, preCookie)
+  t.match(await app.redis.get(preKey), /oauthState/, 'state stored in Redis')
+
+  authorize.searchParams.set('login', 'octocat')
+  const approved = await fetch(authorize, { redirect: 'manual' })
+  t.equal(approved.status, 302)
+  const back = new URL(String(approved.headers.get('location')))
+  t.equal(back.pathname, '/auth/callback')
+
+  sim.ledger.clear()
+  const done = await app.inject({ url: `${back.pathname}${back.search}`, headers: { cookie: jar } })
+  t.equal(done.statusCode, 302, done.body)
+  t.equal(done.headers.location, '/')
+  t.equal(sim.ledger.count({ route: 'POST /login/oauth/access_token' }), 1)
+  t.equal(sim.ledger.count({ route: 'GET /user' }), 1, 'the token is validated with GET /user')
+
+  const session = setCookie(done, 'portico_session')
+  t.ok(session)
+  t.not(session?.value, preSession?.value, 'the session id is regenerated at sign-in')
+  t.equal(session?.httpOnly, true)
+  t.equal(session?.sameSite, 'Lax')
+  t.ok(expiresInDays(session) > 29.9 && expiresInDays(session) <= 30, '30-day lifetime')
+  t.equal(await app.redis.exists(preKey), 0, 'the pre-login session is gone')
+  const cookie = `portico_session=${session?.value}`
+  const key = sessionKey(prefix, cookie)
+  const stored = String(await app.redis.get(key))
+  t.notMatch(stored, /gho_/, 'no plaintext token in Redis')
+  const envelope = JSON.parse(stored).githubToken as string
+  t.match(envelope, /^v1\./, 'token encrypted with the keyring')
+  const token = decrypt(app.config.keyring, envelope)
+  t.match(token, /^gho_/)
+  t.notOk(JSON.stringify(done.headers).includes(token), 'no token in the response headers')
+  t.notOk(done.body.includes(token))
+  const ttl = await app.redis.ttl(key)
+  t.ok(ttl > 29 * 24 * 3600 && ttl <= 30 * 24 * 3600, `Redis TTL ~30 days (${ttl})`)
+
+  const users = await app.db.selectFrom('users').selectAll().execute()
+  t.equal(users.length, 1)
+  t.match(users[0], { github_id: 583231, login: 'octocat', name: 'The Octocat' })
+  t.ok(users[0]?.last_login_at, 'login time stamped')
+
+  sim.ledger.clear()
+  const me = await app.inject({ url: '/api/auth/user', headers: { cookie } })
+  t.equal(me.statusCode, 200)
+  t.same(me.json(), { login: 'octocat', name: 'The Octocat', avatar_url: users[0]?.avatar_url })
+  t.equal(sim.ledger.count(), 0, '/api/auth/user costs zero GitHub requests')
+  t.ok(expiresInDays(setCookie(me, 'portico_session')) > 29.9, 'rolling: every response renews the cookie')
+
+  // Signing in again updates the same row.
+  const again = await signIn(app, sim, 'octocat')
+  t.not(again.cookie, cookie)
+  t.equal(
+    (await app.db.selectFrom('users').select('id').execute()).length,
+    1,
+    'user upserted, not duplicated',
+  )
+
+  const anonymous = await app.inject({ url: '/api/auth/user' })
+  t.equal(anonymous.statusCode, 401)
+  t.equal(anonymous.json().code, 'NOT_AUTHENTICATED')
+})
+
+t.test(
+  'the callback refuses bad state, missing code, exchange errors and denied authorizations',
+  async (t) => {
+    const { env } = await startTestSimulator(t)
+    const app = await build(t, env)
+
+    /** Starts a sign-in; returns its cookies and the simulator's redirect back (with code and state). */
+    const begin = async (login = 'hubot') => {
+      const start = await app.inject({ url: '/auth/login' })
+      const cookie = mergeCookies('', start)
+      const authorize = new URL(String(start.headers.location))
+      authorize.searchParams.set('login', login)
+      const back = new URL(String((await fetch(authorize, { redirect: 'manual' })).headers.get('location')))
+      return {
+        cookie,
+        state: String(back.searchParams.get('state')),
+        code: String(back.searchParams.get('code')),
+        url: `${back.pathname}${back.search}`,
+      }
+    }
+    const callback = (query: string, cookie?: string) =>
+      app.inject({ url: `/auth/callback${query}`, headers: cookie ? { cookie } : {} })
+    const expectError = (
+      t: Test,
+      res: Awaited<ReturnType<typeof callback>>,
+      status: number,
+      code: string,
+    ) => {
+      t.equal(res.statusCode, status, res.body)
+      t.equal(res.json().code, code)
+      t.notOk(setCookie(res, 'portico_session')?.value && res.headers.location, 'no sign-in')
+    }
+
+    await t.test('state missing', async (t) => {
+      const flow = await begin()
+      const res = await callback(`?code=${flow.code}`, flow.cookie)
+      expectError(t, res, 400, 'INVALID_OAUTH_STATE')
+      t.equal(res.json().message, 'Invalid state parameter. Please try logging in again.')
+    })
+
+    await t.test('state not this session’s', async (t) => {
+      const flow = await begin()
+      expectError(
+        t,
+        await callback(`?code=${flow.code}&state=forged`, flow.cookie),
+        400,
+        'INVALID_OAUTH_STATE',
+      )
+      const other = await begin()
+      // Another browser's state, with this browser's cookies.
+      const mine = await begin()
+      expectError(
+        t,
+        await callback(`?code=${other.code}&state=${other.state}`, mine.cookie),
+        400,
+        'INVALID_OAUTH_STATE',
+      )
+      // No session at all.
+      expectError(t, await callback(`?code=${other.code}&state=${other.state}`), 400, 'INVALID_OAUTH_STATE')
+    })
+
+    await t.test('state is single-use', async (t) => {
+      const flow = await begin()
+      const first = await app.inject({ url: flow.url, headers: { cookie: flow.cookie } })
+      t.equal(first.statusCode, 302, first.body)
+      const replayOld = await app.inject({ url: flow.url, headers: { cookie: flow.cookie } })
+      expectError(t, replayOld, 400, 'INVALID_OAUTH_STATE')
+      const replayNew = await app.inject({
+        url: flow.url,
+        headers: { cookie: mergeCookies(flow.cookie, first) },
+      })
+      expectError(t, replayNew, 400, 'INVALID_OAUTH_STATE')
+    })
+
+    await t.test('a mismatched state consumes the pending one', async (t) => {
+      const flow = await begin()
+      expectError(
+        t,
+        await callback(`?code=${flow.code}&state=wrong`, flow.cookie),
+        400,
+        'INVALID_OAUTH_STATE',
+      )
+      expectError(
+        t,
+        await app.inject({ url: flow.url, headers: { cookie: flow.cookie } }),
+        400,
+        'INVALID_OAUTH_STATE',
+      )
+    })
+
+    await t.test('code missing', async (t) => {
+      const flow = await begin()
+      const res = await callback(`?state=${flow.state}`, flow.cookie)
+      expectError(t, res, 400, 'OAUTH_CODE_MISSING')
+      // …and the state was used up.
+      expectError(
+        t,
+        await app.inject({ url: flow.url, headers: { cookie: flow.cookie } }),
+        400,
+        'INVALID_OAUTH_STATE',
+      )
+    })
+
+    await t.test('the token endpoint answers an error', async (t) => {
+      const flow = await begin()
+      const res = await callback(`?code=not-a-code&state=${flow.state}`, flow.cookie)
+      expectError(t, res, 400, 'OAUTH_EXCHANGE_FAILED')
+      t.match(res.json().message, 'The code passed is incorrect or expired.', "GitHub's error_description")
+    })
+
+    await t.test('PKCE: the token exchange needs this browser’s verifier', async (t) => {
+      const flow = await begin()
+      const tampered = flow.cookie.replace(/oauth2-code-verifier=[^;]+/, 'oauth2-code-verifier=forged')
+      const res = await app.inject({ url: flow.url, headers: { cookie: tampered } })
+      expectError(t, res, 400, 'OAUTH_EXCHANGE_FAILED')
+    })
+
+    await t.test('the user denied the authorization', async (t) => {
+      const flow = await begin()
+      const res = await callback(
+        `?error=access_denied&error_description=denied&state=${flow.state}`,
+        flow.cookie,
+      )
+      expectError(t, res, 400, 'OAUTH_ACCESS_DENIED')
+    })
+
+    t.equal(
+      await app.db
+        .selectFrom('users')
+        .select('id')
+        .execute()
+        .then((r) => r.length),
+      1,
+      'only the good flow signed in',
+    )
+  },
+)
+
+t.test('returnTo: same-origin relative paths only', async (t) => {
+  const { sim, env } = await startTestSimulator(t)
+  const app = await build(t, env)
+  for (const evil of [
+    'https://evil.example/',
+    '//evil.example/x',
+    '/\\evil.example',
+    '\\\\evil.example',
+    'javascript:alert(1)',
+    'http:evil.example',
+    '/ok\r\nSet-Cookie: x=y',
+    'relative/path',
+    '',
+  ]) {
+    const res = await app.inject({ url: `/auth/login?returnTo=${encodeURIComponent(evil)}` })
+    t.equal(res.statusCode, 400, `refused: ${JSON.stringify(evil)}`)
+    t.equal(res.json().code, 'INVALID_RETURN_TO')
+    t.notOk(res.headers.location)
+  }
+  const { location } = await signIn(app, sim, 'octocat', { returnTo: '/admin/queues?tab=failed#top' })
+  t.equal(location, '/admin/queues?tab=failed#top')
+})
+
+t.test('OAuth not configured → 503 OAUTH_NOT_CONFIGURED', async (t) => {
+  const { env } = await startTestSimulator(t)
+  const app = await build(t, { ...env, GITHUB_OAUTH_CLIENT_ID: '', GITHUB_OAUTH_CLIENT_SECRET: '' })
+  for (const url of ['/auth/login', '/auth/callback?code=x&state=y']) {
+    const res = await app.inject({ url })
+    t.equal(res.statusCode, 503)
+    t.equal(res.json().code, 'OAUTH_NOT_CONFIGURED')
+  }
+})

@@ -192,7 +192,11 @@ export class PodCatalog {
       throw toGithubAppError(
         err,
         () =>
-          new AppError(404, 'SPECS_BRANCH_NOT_FOUND', `Branch ${branch} was not found in ${this.fullName}`),
+          new AppError(
+            404,
+            'SPECS_REPO_NOT_FOUND',
+            `Repository ${this.fullName} or its branch ${branch} was not found or is not readable with this GitHub account`,
+          ),
       )
     }
   }

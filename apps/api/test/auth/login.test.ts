@@ -13,7 +13,7 @@ const sessionKey = (prefix: string, cookie: string) => {
 const setCookie = (res: { cookies: unknown[] }, name: string) =>
   (res.cookies as { name: string; value: string; [k: string]: unknown }[]).find((c) => c.name === name)
 
-const expiresInDays = (cookie: { expires?: unknown } | undefined) =>
+const expiresInDays = (cookie: Record<string, unknown> | undefined) =>
   (new Date(String(cookie?.expires)).getTime() - Date.now()) / 86_400_000
 
 t.test('the full sign-in flow with a cookie jar', async (t) => {

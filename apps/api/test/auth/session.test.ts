@@ -1,0 +1,138 @@
+import { decrypt } from '@portico/core'
+import { startTestSimulator, testConfig } from '@portico/testing'
+import Fastify from 'fastify'
+import t from 'tap'
+import app from '../../src/app.js'
+import { serverOptions } from '../../src/server-options.js'
+import { build, signIn, writeHeaders } from '../helper.js'
+
+/** The decrypted GitHub token of a session, read from Redis. */
+async function tokenOfSession(server: Awaited<ReturnType<typeof build>>, cookie: string): Promise<string> {
+  const value = decodeURIComponent(cookie.split('=').slice(1).join('='))
+  const id = value.replace(/^s:/, '').replace(/\.[^.]*$/, '')
+  const stored = await server.redis.get(`${server.config.QUEUE_PREFIX}:sess:${id}`)
+  return decrypt(server.config.keyring, JSON.parse(String(stored)).githubToken)
+}
+
+/** A test-only route acting with the request's GitHub identity. */
+const githubUserRoute = (server: Awaited<ReturnType<typeof build>>) => {
+  server.get('/test/github-user', async (request) => {
+    const actor = await request.github()
+    const { data } = await actor.octokit.rest.users.getAuthenticated()
+    return { login: data.login, source: actor.source }
+  })
+}
+
+t.test('logout destroys the server-side session; the old cookie is worthless', async (t) => {
+  const { sim, env } = await startTestSimulator(t)
+  const server = await build(t, env)
+  const { cookie } = await signIn(server, sim, 'octocat')
+  t.equal((await server.inject({ url: '/api/auth/user', headers: { cookie } })).statusCode, 200)
+
+  const out = await server.inject({
+    method: 'POST',
+    url: '/auth/logout',
+    headers: writeHeaders(server, cookie),
+  })
+  t.equal(out.statusCode, 200)
+  t.same(out.json(), { success: true })
+  const cleared = (out.cookies as { name: string; value: string }[]).find((c) => c.name === 'portico_session')
+  t.equal(cleared?.value, '', 'the cookie is cleared')
+
+  const replay = await server.inject({ url: '/api/auth/user', headers: { cookie } })
+  t.equal(replay.statusCode, 401)
+  t.equal(replay.json().code, 'NOT_AUTHENTICATED')
+  t.equal(
+    (
+      await server.inject({
+        method: 'POST',
+        url: '/api/v1/tenants',
+        headers: writeHeaders(server, cookie),
+        payload: { slug: 'x-y', name: 'X' },
+      })
+    ).statusCode,
+    401,
+  )
+  const again = await server.inject({ method: 'POST', url: '/auth/logout' })
+  t.equal(again.statusCode, 200, 'logging out without a session is harmless')
+})
+
+t.test('a revoked token ends the session with 401 TOKEN_EXPIRED', async (t) => {
+  const { sim, env } = await startTestSimulator(t)
+  const server = await build(t, env, githubUserRoute)
+  const { cookie } = await signIn(server, sim, 'hubot')
+  const ok = await server.inject({ url: '/test/github-user', headers: { cookie } })
+  t.same(ok.json(), { login: 'hubot', source: 'user' }, 'acts with the user token')
+
+  sim.revokeToken(await tokenOfSession(server, cookie))
+  const expired = await server.inject({ url: '/test/github-user', headers: { cookie } })
+  t.equal(expired.statusCode, 401)
+  t.equal(expired.json().code, 'TOKEN_EXPIRED')
+  t.notMatch(expired.body, /gh[op]_/, 'no token in the error')
+  const after = await server.inject({ url: '/api/auth/user', headers: { cookie } })
+  t.equal(after.statusCode, 401, 'the session is gone')
+  t.equal(after.json().code, 'NOT_AUTHENTICATED')
+  // Anonymous now: the service token serves the same route (fallback is on by default).
+  const anon = await server.inject({ url: '/test/github-user', headers: { cookie } })
+  t.same(anon.json(), { login: 'portico-bot', source: 'service' })
+})
+
+t.test('sessions survive a restart and are shared by several API processes', async (t) => {
+  const { sim, env } = await startTestSimulator(t)
+  const config = await testConfig(t, env)
+  const start = async () => {
+    const server = Fastify(serverOptions(config, false))
+    await server.register(app, { config })
+    await server.ready()
+    return server
+  }
+  const first = await start()
+  const { cookie } = await signIn(first, sim, 'octocat')
+  await first.close()
+
+  const [a, b] = await Promise.all([start(), start()])
+  t.teardown(() => Promise.all([a.close(), b.close()]))
+  for (const server of [a, b]) {
+    const res = await server.inject({ url: '/api/auth/user', headers: { cookie } })
+    t.equal(res.statusCode, 200)
+    t.equal(res.json().login, 'octocat')
+  }
+  await a.inject({ method: 'POST', url: '/auth/logout', headers: { cookie } })
+  t.equal(
+    (await b.inject({ url: '/api/auth/user', headers: { cookie } })).statusCode,
+    401,
+    'logout is seen by all',
+  )
+})
+
+t.test('Secure cookie when PUBLIC_URL is https, behind a trusted proxy', async (t) => {
+  const { env } = await startTestSimulator(t)
+  const https = { ...env, PUBLIC_URL: 'https://portico.example' }
+  const proxied = await build(t, { ...https, TRUST_PROXY: 'true' })
+  const res = await proxied.inject({ url: '/auth/login', headers: { 'x-forwarded-proto': 'https' } })
+  t.equal(res.statusCode, 302)
+  t.equal(
+    new URL(String(res.headers.location)).searchParams.get('redirect_uri'),
+    'https://portico.example/auth/callback',
+  )
+  const session = (res.cookies as { name: string; secure?: boolean }[]).find(
+    (c) => c.name === 'portico_session',
+  )
+  t.equal(session?.secure, true, 'Secure flag')
+  const verifier = (res.cookies as { name: string; secure?: boolean }[]).find(
+    (c) => c.name === 'oauth2-code-verifier',
+  )
+  t.equal(verifier?.secure, true)
+
+  const plain = await proxied.inject({ url: '/auth/login' })
+  t.notOk(
+    (plain.cookies as { name: string }[]).some((c) => c.name === 'portico_session'),
+    'never sent over plain http',
+  )
+  const untrusted = await build(t, https)
+  const spoofed = await untrusted.inject({ url: '/auth/login', headers: { 'x-forwarded-proto': 'https' } })
+  t.notOk(
+    (spoofed.cookies as { name: string }[]).some((c) => c.name === 'portico_session'),
+    'X-Forwarded-Proto ignored without TRUST_PROXY',
+  )
+})

@@ -116,6 +116,16 @@ export const ConfigSchema = Type.Object({
     },
   ),
   WORKER_CONCURRENCY: Int('Jobs processed at once per queue by one worker process.', 4, 1, 100),
+  WORKER_LOCK_MS: Int(
+    'How long a worker holds a job’s lock between renewals; a crashed worker’s job is redelivered after it lapses.',
+    30000,
+    1000,
+  ),
+  WORKER_STALLED_INTERVAL_MS: Int(
+    'How often a worker looks for jobs whose lock lapsed (stalled jobs) and returns them to the queue.',
+    30000,
+    500,
+  ),
   SHUTDOWN_TIMEOUT_MS: Int('How long a stopping process waits for in-flight work before closing.', 25000, 0),
   DEPLOY_WAIT_MS: Int('How long POST /api/pod waits for its deploy job before answering 202.', 10000, 0),
   GITHUB_WRITE_SPACING_MS: Int(

@@ -28,6 +28,8 @@ export function registerWorker<Q extends QueueName>(
       connection: ctx.redis,
       prefix: ctx.config.QUEUE_PREFIX,
       concurrency: ctx.config.WORKER_CONCURRENCY,
+      lockDuration: ctx.config.WORKER_LOCK_MS,
+      stalledInterval: ctx.config.WORKER_STALLED_INTERVAL_MS,
       ...opts,
     },
   )

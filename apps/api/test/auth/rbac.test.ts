@@ -1,0 +1,351 @@
+import { defaultSeed } from '@portico/github-sim'
+import { startTestSimulator } from '@portico/testing'
+import type { FastifyInstance } from 'fastify'
+import t from 'tap'
+import {
+  addProjectMember,
+  addTenantMember,
+  build,
+  createProject,
+  createTenant,
+  createTenantWithProject,
+  signIn,
+  writeHeaders,
+} from '../helper.js'
+
+const EXTRA_USERS = ['u-powner', 'u-padmin', 'u-qa', 'u-viewer', 'u-tadmin', 'u-other', 'u-extra']
+const seed = {
+  ...defaultSeed,
+  users: [...defaultSeed.users, ...EXTRA_USERS.map((login, i) => ({ login, id: 800001 + i, name: login }))],
+}
+
+const PERSONAS = [
+  'anonymous',
+  'viewer',
+  'qa-automation',
+  'admin',
+  'owner',
+  'tenant owner',
+  'tenant admin',
+  'other tenant',
+] as const
+type Persona = (typeof PERSONAS)[number]
+const LOGIN: Record<Exclude<Persona, 'anonymous'>, string> = {
+  viewer: 'u-viewer',
+  'qa-automation': 'u-qa',
+  admin: 'u-padmin',
+  owner: 'u-powner',
+  'tenant owner': 'octocat',
+  'tenant admin': 'u-tadmin',
+  'other tenant': 'u-other',
+}
+
+/** Expected [status, code?] per persona; `members` stands for the five project-side personas. */
+type Expect = [number, string?]
+interface Row {
+  name: string
+  request(ctx: Ctx): { method: 'GET' | 'POST' | 'PUT' | 'DELETE'; url: string; payload?: unknown }
+  before?(ctx: Ctx): Promise<void>
+  expect: Record<Persona, Expect>
+}
+interface Ctx {
+  app: FastifyInstance
+  tenantId: string
+  projectId: string
+  ownerCookie: string
+  n: number
+}
+
+const E401: Expect = [401, 'NOT_AUTHENTICATED']
+const E403: Expect = [403, 'INSUFFICIENT_ROLE']
+const T404: Expect = [404, 'TENANT_NOT_FOUND']
+const P404: Expect = [404, 'PROJECT_NOT_FOUND']
+
+const all = (status: Expect, overrides: Partial<Record<Persona, Expect>>): Record<Persona, Expect> =>
+  Object.fromEntries(PERSONAS.map((p) => [p, overrides[p] ?? status])) as Record<Persona, Expect>
+
+const ROWS: Row[] = [
+  {
+    name: 'GET /api/v1/tenants',
+    request: () => ({ method: 'GET', url: '/api/v1/tenants' }),
+    expect: all([200], { anonymous: E401 }),
+  },
+  {
+    name: 'POST /api/v1/tenants',
+    request: (c) => ({
+      method: 'POST',
+      url: '/api/v1/tenants',
+      payload: { slug: `rbac-${c.n}`, name: 'New' },
+    }),
+    expect: all([201], { anonymous: E401 }),
+  },
+  {
+    name: 'PUT /api/v1/tenants/:tenantId/members/:login',
+    request: (c) => ({
+      method: 'PUT',
+      url: `/api/v1/tenants/${c.tenantId}/members/u-extra`,
+      payload: { role: 'member' },
+    }),
+    expect: all(E403, {
+      anonymous: E401,
+      'tenant owner': [200],
+      'tenant admin': [200],
+      'other tenant': T404,
+    }),
+  },
+  {
+    name: 'POST /api/v1/tenants/:tenantId/projects',
+    request: (c) => ({
+      method: 'POST',
+      url: `/api/v1/tenants/${c.tenantId}/projects`,
+      payload: { name: `Project ${c.n}` },
+    }),
+    expect: all(E403, {
+      anonymous: E401,
+      'tenant owner': [201],
+      'tenant admin': [201],
+      'other tenant': T404,
+    }),
+  },
+  {
+    name: 'GET /api/v1/tenants/:tenantId/projects',
+    request: (c) => ({ method: 'GET', url: `/api/v1/tenants/${c.tenantId}/projects` }),
+    expect: all([200], { anonymous: E401, 'other tenant': T404 }),
+  },
+  {
+    name: 'GET /api/v1/projects/:projectId',
+    request: (c) => ({ method: 'GET', url: `/api/v1/projects/${c.projectId}` }),
+    expect: all([200], { anonymous: E401, 'other tenant': P404 }),
+  },
+  {
+    name: 'GET /api/v1/projects/:projectId/members',
+    request: (c) => ({ method: 'GET', url: `/api/v1/projects/${c.projectId}/members` }),
+    expect: all([200], { anonymous: E401, 'other tenant': P404 }),
+  },
+  {
+    name: 'PUT /api/v1/projects/:projectId/members/:login',
+    request: (c) => ({
+      method: 'PUT',
+      url: `/api/v1/projects/${c.projectId}/members/u-extra`,
+      payload: { role: 'developer' },
+    }),
+    expect: all([200], { anonymous: E401, viewer: E403, 'qa-automation': E403, 'other tenant': P404 }),
+  },
+  {
+    name: 'DELETE /api/v1/projects/:projectId/members/:login',
+    before: (c) => addProjectMember(c.app, c.ownerCookie, c.projectId, 'u-extra', 'viewer'),
+    request: (c) => ({ method: 'DELETE', url: `/api/v1/projects/${c.projectId}/members/u-extra` }),
+    expect: all([204], { anonymous: E401, viewer: E403, 'qa-automation': E403, 'other tenant': P404 }),
+  },
+  {
+    // A route guarded like the pods/connections routes guard theirs.
+    name: "requireProjectRole('owner', 'admin', 'qa-automation')",
+    request: (c) => ({ method: 'POST', url: `/test/projects/${c.projectId}/qa-run` }),
+    expect: all([200], { anonymous: E401, viewer: E403, 'other tenant': P404 }),
+  },
+]
+
+t.test('RBAC matrix: every tenant/project route × every persona', async (t) => {
+  const { sim, env } = await startTestSimulator(t, { seed })
+  const app = await build(t, env, (server) => {
+    server.post(
+      '/test/projects/:projectId/qa-run',
+      { preHandler: server.requireProjectRole('owner', 'admin', 'qa-automation') },
+      async (request) => ({ role: request.project?.role, tenant_id: request.project?.tenant_id }),
+    )
+  })
+  const cookies = {} as Record<Persona, string | undefined>
+  for (const persona of PERSONAS) {
+    cookies[persona] = persona === 'anonymous' ? undefined : (await signIn(app, sim, LOGIN[persona])).cookie
+  }
+  await signIn(app, sim, 'u-extra')
+  const ownerCookie = cookies['tenant owner']!
+  const { tenant, project } = await createTenantWithProject(app, ownerCookie)
+  await addTenantMember(app, ownerCookie, tenant.id, 'u-tadmin', 'admin')
+  for (const [persona, role] of [
+    ['owner', 'owner'],
+    ['admin', 'admin'],
+    ['qa-automation', 'qa-automation'],
+    ['viewer', 'viewer'],
+  ] as const) {
+    await addProjectMember(app, ownerCookie, project.id, LOGIN[persona], role)
+  }
+  await createTenant(app, cookies['other tenant']!)
+
+  let n = 0
+  for (const row of ROWS) {
+    await t.test(row.name, async (t) => {
+      for (const persona of PERSONAS) {
+        const ctx: Ctx = { app, tenantId: tenant.id, projectId: project.id, ownerCookie, n: n++ }
+        await row.before?.(ctx)
+        const req = row.request(ctx)
+        const cookie = cookies[persona]
+        const res = await app.inject({ ...req, headers: cookie ? writeHeaders(app, cookie) : {} } as never)
+        const [status, code] = row.expect[persona]
+        t.equal(res.statusCode, status, `${persona} → ${status} ${res.statusCode !== status ? res.body : ''}`)
+        if (code) t.equal(res.json().code, code, `${persona} → ${code}`)
+      }
+    })
+  }
+
+  await t.test('roles as seen by each persona', async (t) => {
+    for (const [persona, role] of [
+      ['viewer', 'viewer'],
+      ['qa-automation', 'qa-automation'],
+      ['admin', 'admin'],
+      ['owner', 'owner'],
+      ['tenant owner', 'owner'],
+      ['tenant admin', 'admin'],
+    ] as const) {
+      const res = await app.inject({
+        url: `/api/v1/projects/${project.id}`,
+        headers: { cookie: cookies[persona]! },
+      })
+      t.match(res.json(), { id: project.id, tenant_id: tenant.id, role }, persona)
+    }
+    const qa = await app.inject({
+      method: 'POST',
+      url: `/test/projects/${project.id}/qa-run`,
+      headers: writeHeaders(app, cookies.viewer!),
+    })
+    t.equal(qa.json().message, 'This action requires one of: owner, admin, qa-automation.')
+    const tenants = await app.inject({
+      url: '/api/v1/tenants',
+      headers: { cookie: cookies['other tenant']! },
+    })
+    t.notOk(
+      tenants.json().tenants.some((x: { id: string }) => x.id === tenant.id),
+      "another tenant's user does not see the tenant",
+    )
+    const listed = await app.inject({
+      url: `/api/v1/tenants/${tenant.id}/projects`,
+      headers: { cookie: cookies.viewer! },
+    })
+    t.same(
+      listed.json().projects.map((p: { id: string }) => p.id),
+      [project.id],
+      'a project member lists only their projects',
+    )
+  })
+})
+
+t.test('tenant and project management: unhappy paths', async (t) => {
+  const { sim, env } = await startTestSimulator(t)
+  const app = await build(t, env)
+  const owner = (await signIn(app, sim, 'octocat')).cookie
+  const hubot = (await signIn(app, sim, 'hubot')).cookie
+  const tenant = await createTenant(app, owner, { slug: 'acme-corp' })
+  const project = await createProject(app, owner, tenant.id, { name: 'My App!', slug: undefined as never })
+  const send = (cookie: string, method: 'POST' | 'PUT' | 'DELETE' | 'GET', url: string, payload?: unknown) =>
+    app.inject({ method, url, headers: writeHeaders(app, cookie), ...(payload ? { payload } : {}) } as never)
+  const expectCode = async (
+    t: Tap,
+    res: Promise<{ statusCode: number; json(): { code: string } }>,
+    status: number,
+    code: string,
+  ) => {
+    const r = await res
+    t.equal(r.statusCode, status, code)
+    t.equal(r.json().code, code)
+  }
+  type Tap = typeof t
+
+  t.match(project, { slug: /^p-/ }, 'the helper passes a slug; here it is derived')
+  const derived = await send(owner, 'POST', `/api/v1/tenants/${tenant.id}/projects`, { name: 'My App!' })
+  t.equal(derived.statusCode, 201)
+  t.equal(derived.json().slug, 'my-app', 'slug derived from the name')
+  await expectCode(
+    t,
+    send(owner, 'POST', `/api/v1/tenants/${tenant.id}/projects`, { name: 'My app' }),
+    409,
+    'PROJECT_SLUG_TAKEN',
+  )
+  await expectCode(
+    t,
+    send(owner, 'POST', '/api/v1/tenants', { slug: 'ACME-corp', name: 'x' }),
+    400,
+    'VALIDATION_ERROR',
+  )
+  await expectCode(
+    t,
+    send(owner, 'POST', '/api/v1/tenants', { slug: 'acme-corp', name: 'x' }),
+    409,
+    'TENANT_SLUG_TAKEN',
+  )
+  await expectCode(t, send(owner, 'POST', '/api/v1/tenants', { slug: 'ok-slug' }), 400, 'VALIDATION_ERROR')
+  await expectCode(
+    t,
+    send(owner, 'PUT', `/api/v1/tenants/${tenant.id}/members/nobody-here`, { role: 'member' }),
+    404,
+    'USER_NOT_FOUND',
+  )
+  await expectCode(
+    t,
+    send(owner, 'PUT', `/api/v1/projects/${project.id}/members/nobody-here`, { role: 'viewer' }),
+    404,
+    'USER_NOT_FOUND',
+  )
+  await expectCode(
+    t,
+    send(owner, 'PUT', `/api/v1/projects/${project.id}/members/hubot`, { role: 'root' }),
+    400,
+    'VALIDATION_ERROR',
+  )
+  await expectCode(
+    t,
+    send(owner, 'DELETE', `/api/v1/projects/${project.id}/members/hubot`),
+    404,
+    'MEMBER_NOT_FOUND',
+  )
+  await expectCode(
+    t,
+    send(owner, 'PUT', `/api/v1/tenants/${tenant.id}/members/octocat`, { role: 'admin' }),
+    409,
+    'LAST_OWNER',
+  )
+  await expectCode(t, send(owner, 'GET', '/api/v1/projects/not-a-uuid'), 404, 'PROJECT_NOT_FOUND')
+  await expectCode(
+    t,
+    send(owner, 'GET', '/api/v1/projects/00000000-0000-4000-8000-000000000000'),
+    404,
+    'PROJECT_NOT_FOUND',
+  )
+  await expectCode(t, send(owner, 'GET', '/api/v1/tenants/not-a-uuid/projects'), 404, 'TENANT_NOT_FOUND')
+
+  // Admins manage members but cannot make or unmake owners.
+  await addTenantMember(app, owner, tenant.id, 'hubot', 'admin')
+  await expectCode(
+    t,
+    send(hubot, 'PUT', `/api/v1/tenants/${tenant.id}/members/hubot`, { role: 'owner' }),
+    403,
+    'INSUFFICIENT_ROLE',
+  )
+  await expectCode(
+    t,
+    send(hubot, 'PUT', `/api/v1/tenants/${tenant.id}/members/octocat`, { role: 'member' }),
+    403,
+    'INSUFFICIENT_ROLE',
+  )
+  await expectCode(
+    t,
+    send(hubot, 'PUT', `/api/v1/projects/${project.id}/members/hubot`, { role: 'owner' }),
+    403,
+    'INSUFFICIENT_ROLE',
+  )
+  const asViewer = await send(hubot, 'PUT', `/api/v1/projects/${project.id}/members/hubot`, {
+    role: 'viewer',
+  })
+  t.equal(asViewer.statusCode, 200, 'a tenant admin stays admin of the project whatever their project role')
+  t.equal((await send(hubot, 'GET', `/api/v1/projects/${project.id}`)).json().role, 'admin')
+  const members = await send(owner, 'GET', `/api/v1/projects/${project.id}/members`)
+  t.same(
+    members.json().members.map((m: { login: string; role: string }) => [m.login, m.role]),
+    [['hubot', 'viewer']],
+  )
+  // Promote a second owner; then the first may step down.
+  await addTenantMember(app, owner, tenant.id, 'hubot', 'owner')
+  t.equal(
+    (await send(owner, 'PUT', `/api/v1/tenants/${tenant.id}/members/octocat`, { role: 'admin' })).statusCode,
+    200,
+  )
+})

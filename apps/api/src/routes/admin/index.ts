@@ -1,7 +1,7 @@
 import { createBullBoard } from '@bull-board/api'
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter'
 import { FastifyAdapter } from '@bull-board/fastify'
-import { AppError } from '@portico/core'
+import { errorBody } from '@portico/core'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 
 const BASE_PATH = '/admin/queues'
@@ -16,7 +16,10 @@ export default async function adminRoutes(fastify: FastifyInstance) {
       return reply.redirect(`/auth/login?returnTo=${BASE_PATH}`, 302)
     }
     if (!fastify.isOperator(request.user.login)) {
-      throw new AppError(403, 'OPERATOR_REQUIRED', 'The queue dashboard is for operators (OPERATOR_LOGINS).')
+      // Answered here: Bull Board installs its own error handler for its routes.
+      return reply
+        .code(403)
+        .send(errorBody(403, 'OPERATOR_REQUIRED', 'The queue dashboard is for operators (OPERATOR_LOGINS).'))
     }
   })
 

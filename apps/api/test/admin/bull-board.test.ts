@@ -1,0 +1,55 @@
+import { startTestSimulator } from '@portico/testing'
+import t from 'tap'
+import { build, signIn } from '../helper.js'
+
+t.test('Bull Board at /admin/queues', async (t) => {
+  const { sim, env } = await startTestSimulator(t)
+  const app = await build(t, { ...env, OPERATOR_LOGINS: 'someone-else, OctoCat' })
+  const operator = (await signIn(app, sim, 'octocat')).cookie
+  const user = (await signIn(app, sim, 'hubot')).cookie
+
+  await t.test('anonymous → sign in first, then back here', async (t) => {
+    for (const url of ['/admin/queues', '/admin/queues/api/queues']) {
+      const res = await app.inject({ url })
+      t.equal(res.statusCode, 302, url)
+      t.equal(res.headers.location, '/auth/login?returnTo=/admin/queues')
+    }
+    const { location } = await signIn(app, sim, 'octocat', { returnTo: '/admin/queues' })
+    t.equal(location, '/admin/queues')
+  })
+
+  await t.test('signed in, not an operator → 403', async (t) => {
+    for (const url of ['/admin/queues', '/admin/queues/api/queues']) {
+      const res = await app.inject({ url, headers: { cookie: user } })
+      t.equal(res.statusCode, 403, url)
+      t.equal(res.json().code, 'OPERATOR_REQUIRED')
+    }
+  })
+
+  await t.test('operator → the board, with the clone, deploy and maintenance queues', async (t) => {
+    const page = await app.inject({ url: '/admin/queues', headers: { cookie: operator } })
+    t.equal(page.statusCode, 200)
+    t.match(page.headers['content-type'], /text\/html/)
+    t.match(page.body, /Portico queues/)
+
+    const connectionId = '3f0c1d6e-1111-4222-8333-444455556666'
+    await app.enqueue('clone', { connectionId }, { jobId: `clone-${connectionId}`, delay: 60_000 })
+    const api = await app.inject({
+      url: '/admin/queues/api/queues?activeQueue=clone&status=delayed',
+      headers: { cookie: operator },
+    })
+    t.equal(api.statusCode, 200)
+    const queues = api.json().queues as { name: string; jobs: { data: unknown }[] }[]
+    t.same(queues.map((q) => q.name).sort(), ['clone', 'deploy', 'maintenance'])
+    const clone = queues.find((q) => q.name === 'clone')
+    t.same(
+      clone?.jobs.map((j) => j.data),
+      [{ connectionId }],
+      'job data shows ids only',
+    )
+  })
+
+  await t.test('the board is encapsulated: its hook does not guard other routes', async (t) => {
+    t.equal((await app.inject({ url: '/health/live' })).statusCode, 200)
+  })
+})

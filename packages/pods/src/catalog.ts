@@ -37,6 +37,12 @@ interface Cached<T> {
 
 const NAME = /^[a-zA-Z0-9_-]{1,50}$/
 const WALK_CONCURRENCY = 6
+/**
+ * Reads answer people waiting on a page: no in-process retries with second-long backoffs (a
+ * transient failure is a prompt 503 the client may retry). Only 0 is safe per request: the retry
+ * plugin's limiter would otherwise also repeat 304s.
+ */
+const READ = { retries: 0 }
 
 /** A small LRU map: the oldest entry goes when the map is full. */
 class Lru<V> {
@@ -123,6 +129,7 @@ export class PodCatalog {
     try {
       const res = await octokit.request(route, {
         ...params,
+        request: READ,
         headers: cached ? { 'if-none-match': cached.etag } : {},
       })
       const value = await parse(res.data)
@@ -218,6 +225,7 @@ export class PodCatalog {
   async #tree(octokit: Octokit, sha: string, recursive: boolean) {
     const { owner, repo } = this.location
     const res = await octokit.request('GET /repos/{owner}/{repo}/git/trees/{tree_sha}', {
+      request: READ,
       owner,
       repo,
       tree_sha: sha,
@@ -271,6 +279,7 @@ export class PodCatalog {
     let data: { type?: string; content?: string; encoding?: string; size?: number }
     try {
       const res = await octokit.request('GET /repos/{owner}/{repo}/contents/{path}', {
+        request: READ,
         owner,
         repo,
         path: `${specsPath}/${pod.customer}/${pod.env}/spec.yml`,

@@ -65,6 +65,7 @@ export function toGithubAppError(err: unknown, notFound?: () => AppError): AppEr
       `GitHub rate limit reached. Try again after ${new Date(resetAt).toISOString()}.`,
       {
         cause: err,
+        expose: true,
         details: { reset_at: new Date(resetAt).toISOString() },
         headers: { 'retry-after': String(seconds) },
       },

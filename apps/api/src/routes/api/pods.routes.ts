@@ -135,11 +135,20 @@ export default async function podsRoutes(app: FastifyInstance) {
         503,
         'PODS_NOT_CONFIGURED',
         'Pods are not configured: set GH_REPO to the specs repository.',
+        { expose: true },
       )
     }
     const actor = await request.github()
     if (gated) {
-      const info = await catalog.repoInfo(actor.octokit, actor.token)
+      let info: { owner: string; private: boolean }
+      try {
+        info = await catalog.repoInfo(actor.octokit, actor.token)
+      } catch (err) {
+        // Invisible to the caller: a non-member is told about the org rule rather than a 404.
+        if ((err as AppError).code !== 'SPECS_REPO_NOT_FOUND') throw err
+        await fastify.assertOrgAccess(actor, { owner: catalog.location.owner, private: true })
+        throw err
+      }
       await fastify.assertOrgAccess(actor, info)
     }
     return { actor, catalog }

@@ -1,0 +1,307 @@
+import { createOctokit, decrypt } from '@portico/core'
+import { startTestSimulator } from '@portico/testing'
+import t from 'tap'
+import { build, signIn } from './helper.js'
+
+const { sim, env, tokenOf } = await startTestSimulator(t)
+const bot = createOctokit({ token: tokenOf('portico-bot'), baseUrl: sim.apiUrl, retries: 0 })
+const repo = { owner: 'acme', repo: 'infra-specs' }
+
+const ALL = ['alpha', 'beta', 'gamma'].flatMap((customer) =>
+  ['dev', 'stg', 'prd'].map((e) => ({ customer, env: e })),
+)
+/** The OAuth token a session holds (as the sign-in tests read it). */
+async function tokenOfSession(server: Awaited<ReturnType<typeof build>>, cookie: string): Promise<string> {
+  const value = decodeURIComponent(cookie.split('=').slice(1).join('='))
+  const id = value.replace(/^s:/, '').replace(/\.[^.]*$/, '')
+  const stored = await server.redis.get(`${server.config.QUEUE_PREFIX}:sess:${id}`)
+  return decrypt(server.config.keyring, JSON.parse(String(stored)).githubToken)
+}
+
+const counted = () => sim.ledger.count({ counted: true, kind: 'api' })
+
+async function commitSpec(path: string, text: string) {
+  let sha: string | undefined
+  try {
+    const res = await bot.rest.repos.getContent({ ...repo, path, ref: 'main' })
+    sha = (res.data as { sha: string }).sha
+  } catch {}
+  await bot.rest.repos.createOrUpdateFileContents({
+    ...repo,
+    path,
+    message: `test: ${path}`,
+    content: Buffer.from(text).toString('base64'),
+    branch: 'main',
+    ...(sha ? { sha } : {}),
+  })
+}
+
+// One app without the org gate (service fallback and signed-in users), one with it.
+const app = await build(t, env)
+const gatedApp = await build(t, { ...env, ACCESS_ORG: 'acme' })
+
+t.test('GET /api/pods: sorted, one counted call cold, none warm', async (t) => {
+  await app.inject({ method: 'POST', url: '/api/refresh' })
+  sim.ledger.clear()
+  const cold = await app.inject({ url: '/api/pods' })
+  t.equal(cold.statusCode, 200)
+  t.same(cold.json(), ALL, 'customer order, then dev, stg, prd')
+  t.equal(counted(), 1, 'cold: one recursive tree call')
+  t.same(
+    sim.ledger.entries({ kind: 'api' }).map((e) => e.route),
+    ['GET /repos/{owner}/{repo}/git/trees/{tree_sha}'],
+  )
+  sim.ledger.clear()
+  const warm = await app.inject({ url: '/api/pods' })
+  t.same(warm.json(), ALL)
+  t.equal(counted(), 0, 'warm: zero counted calls')
+  t.same(
+    sim.ledger.entries({ kind: 'api' }).map((e) => [e.status, e.conditional]),
+    [[304, true]],
+    'revalidated with If-None-Match',
+  )
+})
+
+t.test('the cache never serves a user who lost access', async (t) => {
+  const { cookie } = await signIn(app, sim, 'hubot')
+  await app.inject({ url: '/api/pods' }) // warm, as the service token
+  sim.ledger.clear()
+  const before = await app.inject({ url: '/api/pods', headers: { cookie } })
+  t.equal(before.statusCode, 200, 'a read collaborator lists pods')
+  t.equal(counted(), 0, "revalidated with hubot's own token: 304")
+  t.same(
+    sim.ledger.entries({ kind: 'api' }).map((e) => e.login),
+    ['hubot'],
+  )
+
+  sim.addCollaborator('acme', 'infra-specs', 'hubot', null)
+  t.teardown(() => sim.addCollaborator('acme', 'infra-specs', 'hubot', 'read'))
+  const after = await app.inject({ url: '/api/pods', headers: { cookie } })
+  t.equal(after.statusCode, 404)
+  t.equal(after.json().code, 'SPECS_REPO_NOT_FOUND')
+  const pod = await app.inject({ url: '/api/pod/alpha/dev', headers: { cookie } })
+  t.equal(pod.statusCode, 404)
+  const stillServed = await app.inject({ url: '/api/pods' })
+  t.equal(stillServed.statusCode, 200, 'others are unaffected')
+})
+
+t.test('ACCESS_ORG gate: members pass, outsiders get 403 whatever is cached', async (t) => {
+  const member = await signIn(gatedApp, sim, 'octocat')
+  const outsider = await signIn(gatedApp, sim, 'hubot')
+  const pending = await signIn(gatedApp, sim, 'monalisa')
+  sim.ledger.clear()
+  const ok = await gatedApp.inject({ url: '/api/pods', headers: { cookie: member.cookie } })
+  t.equal(ok.statusCode, 200)
+  t.same(ok.json(), ALL)
+  t.same(
+    sim.ledger.entries({ counted: true, kind: 'api' }).map((e) => e.route),
+    [
+      'GET /repos/{owner}/{repo}',
+      'GET /user/memberships/orgs/{org}',
+      'GET /repos/{owner}/{repo}/git/trees/{tree_sha}',
+    ],
+    'cold with the gate: visibility, membership, tree',
+  )
+  sim.ledger.clear()
+  t.equal((await gatedApp.inject({ url: '/api/pods', headers: { cookie: member.cookie } })).statusCode, 200)
+  t.equal(counted(), 0, 'warm with the gate: zero counted calls')
+
+  for (const who of [outsider, pending]) {
+    const res = await gatedApp.inject({ url: '/api/pods', headers: { cookie: who.cookie } })
+    t.equal(res.statusCode, 403)
+    t.equal(res.json().code, 'ORG_MEMBERSHIP_REQUIRED')
+    const pod = await gatedApp.inject({ url: '/api/pod/alpha/dev', headers: { cookie: who.cookie } })
+    t.equal(pod.json().code, 'ORG_MEMBERSHIP_REQUIRED')
+  }
+  const service = await gatedApp.inject({ url: '/api/pods' })
+  t.equal(service.statusCode, 200, 'the service token (an active member) passes')
+})
+
+t.test('GET /api/pod/{customer}/{env} and the alias: the parsed spec in one call', async (t) => {
+  sim.ledger.clear()
+  const res = await app.inject({ url: '/api/pod/beta/prd' })
+  t.equal(res.statusCode, 200)
+  t.match(res.json(), {
+    customer: 'beta',
+    env: 'prd',
+    spec: {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { customer: 'beta', environment: 'prd' },
+      spec: {
+        compute: { instance_name: 'beta-prd-01', instance_type: 't4g.nano' },
+        security: { waf: { enabled: true }, allowed_cidrs: ['10.20.0.0/16'] },
+        labels: { tier: 'production' },
+      },
+    },
+  })
+  t.equal(counted(), 1, 'one contents call')
+  const alias = await app.inject({ url: '/api/pods/beta/prd' })
+  t.same(alias.json(), res.json())
+
+  const missing = await app.inject({ url: '/api/pod/alpha/qa' })
+  t.equal(missing.statusCode, 404)
+  t.match(missing.json(), { code: 'POD_NOT_FOUND', message: 'Pod not found: alpha/qa' })
+  t.equal((await app.inject({ url: '/api/pod/nobody/dev' })).json().message, 'Pod not found: nobody/dev')
+  await commitSpec('infra/empty/dev/spec.yml', '')
+  await commitSpec('infra/comments/dev/spec.yml', '# nothing here yet\n')
+  t.equal((await app.inject({ url: '/api/pod/empty/dev' })).json().message, 'Pod not found: empty/dev')
+  t.equal((await app.inject({ url: '/api/pod/comments/dev' })).json().code, 'POD_NOT_FOUND')
+  t.equal((await app.inject({ url: '/api/pod/alpha' })).statusCode, 404, 'a directory is not a pod')
+})
+
+t.test('other environments sort after prd, alphabetically', async (t) => {
+  await commitSpec('infra/alpha/qa/spec.yml', 'kind: Pod\n')
+  await commitSpec('infra/alpha/demo/spec.yml', 'kind: Pod\n')
+  await commitSpec('infra/alpha/notes.md', 'not a pod\n')
+  await commitSpec('infra/alpha/dev/extra/spec.yml', 'too deep\n')
+  const res = await app.inject({ url: '/api/pods' })
+  t.same(
+    res.json().filter((p: { customer: string }) => p.customer === 'alpha'),
+    ['dev', 'stg', 'prd', 'demo', 'qa'].map((e) => ({ customer: 'alpha', env: e })),
+  )
+
+  // Truncated trees: the listing walks the folders instead and finds the same pods.
+  sim.truncateTrees(true)
+  t.teardown(() => sim.truncateTrees(false))
+  await app.inject({ method: 'POST', url: '/api/refresh' })
+  sim.ledger.clear()
+  const walked = await app.inject({ url: '/api/pods' })
+  t.equal(walked.statusCode, 200)
+  t.same(walked.json(), res.json(), 'same pods from the fallback walk')
+  t.ok(
+    sim.ledger.entries({ kind: 'api' }).some((e) => e.path.endsWith('?recursive=1') === false),
+    'non-recursive tree calls were made',
+  )
+})
+
+t.test('path traversal and invalid names are 400s with the validation messages', async (t) => {
+  const cases: [string, string][] = [
+    ['/api/pod/..%2F..%2Fetc/dev', 'customer contains invalid characters (use a-z, A-Z, 0-9, -, _ only)'],
+    [
+      '/api/pod/alpha/..%5C..%5Csecrets',
+      'environment contains invalid characters (use a-z, A-Z, 0-9, -, _ only)',
+    ],
+    [
+      '/api/pods/alpha/dev%2F..%2F..',
+      'environment contains invalid characters (use a-z, A-Z, 0-9, -, _ only)',
+    ],
+    ['/api/pod/al%20pha/dev', 'customer contains invalid characters (use a-z, A-Z, 0-9, -, _ only)'],
+    [`/api/pod/${'a'.repeat(51)}/dev`, 'customer must be 1-50 characters'],
+    [`/api/pod/alpha/${'d'.repeat(51)}`, 'environment must be 1-50 characters'],
+  ]
+  sim.ledger.clear()
+  for (const [url, message] of cases) {
+    const res = await app.inject({ url })
+    t.equal(res.statusCode, 400, url)
+    t.match(res.json(), { code: 'VALIDATION_ERROR', message }, url)
+  }
+  // Dot segments are resolved by the router before any handler: no pod route matches.
+  const dots = await app.inject({ url: '/api/pod/%2E%2E/dev' })
+  t.equal(dots.statusCode, 404)
+  t.equal(dots.json().code, 'NOT_FOUND')
+  t.equal(sim.ledger.count({ kind: 'api' }), 0, 'nothing reached GitHub')
+})
+
+t.test(
+  'malformed, oversized and alias-bomb specs are 422 for that pod; the listing still works',
+  async (t) => {
+    await commitSpec('infra/broken/dev/spec.yml', 'spec: [unclosed\n')
+    await commitSpec('infra/huge/dev/spec.yml', `spec:\n  note: "${'x'.repeat(70 * 1024)}"\n`)
+    const lol = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for (let i = 1; i < 9; i++) {
+      const [p, c] = [String.fromCharCode(96 + i), String.fromCharCode(97 + i)]
+      lol.push(`${c}: &${c} [${Array(9).fill(`*${p}`).join(',')}]`)
+    }
+    await commitSpec('infra/bomb/dev/spec.yml', `${lol.join('\n')}\n`)
+
+    const broken = await app.inject({ url: '/api/pod/broken/dev' })
+    t.equal(broken.statusCode, 422)
+    t.match(broken.json(), { code: 'INVALID_SPEC', message: /^Spec for broken\/dev is not valid: / })
+    const huge = await app.inject({ url: '/api/pod/huge/dev' })
+    t.equal(huge.statusCode, 422)
+    t.match(huge.json(), { code: 'SPEC_TOO_LARGE', message: /^Spec for huge\/dev is too large/ })
+    const bomb = await app.inject({ url: '/api/pod/bomb/dev' })
+    t.equal(bomb.statusCode, 422)
+    t.match(bomb.json(), { code: 'INVALID_SPEC', message: /alias/i })
+
+    const list = await app.inject({ url: '/api/pods' })
+    t.equal(list.statusCode, 200)
+    const names = list.json().map((p: { customer: string; env: string }) => `${p.customer}/${p.env}`)
+    t.ok(
+      ['broken/dev', 'huge/dev', 'bomb/dev'].every((n) => names.includes(n)),
+      'listed',
+    )
+  },
+)
+
+t.test('POST /api/refresh clears the cache', async (t) => {
+  await app.inject({ url: '/api/pods' })
+  const res = await app.inject({ method: 'POST', url: '/api/refresh' })
+  t.equal(res.statusCode, 200)
+  t.same(res.json(), { message: 'Cache cleared' })
+  sim.ledger.clear()
+  await app.inject({ url: '/api/pods' })
+  t.equal(counted(), 1, 'the next listing is cold again')
+})
+
+t.test('GitHub unavailable or rate limited: 503 with a code (and the reset time)', async (t) => {
+  await app.inject({ method: 'POST', url: '/api/refresh' })
+  sim.injectFault({ method: 'GET', path: /\/git\/trees\//, status: 502, times: 5 })
+  const down = await app.inject({ url: '/api/pods' })
+  t.equal(down.statusCode, 503)
+  t.equal(down.json().code, 'GITHUB_UNAVAILABLE')
+  t.notMatch(down.body, /ghp_|Server Error|stack/, 'no internals')
+
+  const resetAt = new Date(Date.now() + 3600_000)
+  sim.setRateLimit(5000, { remaining: 0, resetAt })
+  t.teardown(() => sim.setRateLimit(5000))
+  const limited = await app.inject({ url: '/api/pod/alpha/dev' })
+  t.equal(limited.statusCode, 503)
+  t.equal(limited.json().code, 'GITHUB_RATE_LIMITED')
+  t.equal(limited.json().reset_at, new Date(Math.floor(resetAt.getTime() / 1000) * 1000).toISOString())
+  t.ok(Number(limited.headers['retry-after']) > 3000)
+
+  const unreachable = await build(t, { ...env, GITHUB_API_URL: 'http://127.0.0.1:1/api/v3' })
+  const res = await unreachable.inject({ url: '/api/pods' })
+  t.equal(res.statusCode, 503)
+  t.equal(res.json().code, 'GITHUB_UNAVAILABLE')
+})
+
+t.test('authentication: 401s, never 500s', async (t) => {
+  const noToken = await build(t, { ...env, GH_TOKEN: '' })
+  for (const url of ['/api/pods', '/api/pod/alpha/dev', '/api/deployments']) {
+    const res = await noToken.inject({ url })
+    t.equal(res.statusCode, 401, url)
+    t.equal(res.json().code, 'NOT_AUTHENTICATED')
+  }
+  const noFallback = await build(t, { ...env, ALLOW_SERVICE_TOKEN_FALLBACK: 'false' })
+  t.equal((await noFallback.inject({ url: '/api/pods' })).statusCode, 401)
+
+  // A user whose token GitHub no longer accepts: 401 TOKEN_EXPIRED, and the session ends.
+  const { cookie } = await signIn(app, sim, 'octocat')
+  const user = await app.inject({ url: '/api/auth/user', headers: { cookie } })
+  t.equal(user.statusCode, 200)
+  sim.revokeToken(await tokenOfSession(app, cookie))
+  const res = await app.inject({ url: '/api/pods', headers: { cookie } })
+  t.equal(res.statusCode, 401)
+  t.equal(res.json().code, 'TOKEN_EXPIRED')
+
+  const badService = await build(t, { ...env, GH_TOKEN: 'ghp_notarealtoken000000000000000000000001' })
+  const svc = await badService.inject({ url: '/api/pods' })
+  t.equal(svc.statusCode, 401)
+  t.equal(svc.json().code, 'GITHUB_UNAUTHORIZED')
+})
+
+t.test('GH_REPO unset: 503 PODS_NOT_CONFIGURED', async (t) => {
+  const unconfigured = await build(t, { ...env, GH_REPO: '' })
+  for (const [method, url] of [
+    ['GET', '/api/pods'],
+    ['GET', '/api/pod/alpha/dev'],
+    ['GET', '/api/deployments'],
+  ] as const) {
+    const res = await unconfigured.inject({ method, url })
+    t.equal(res.statusCode, 503, url)
+    t.match(res.json(), { code: 'PODS_NOT_CONFIGURED', message: /GH_REPO/ })
+  }
+})

@@ -198,17 +198,18 @@ function killTree(child: ChildProcess): void {
   }
 }
 
+// Retries cover a directory something (an orphaned git) is still writing into.
+const RM_OPTIONS = { recursive: true, force: true, maxRetries: 3, retryDelay: 100 } as const
+
 /** Removes `dest` and any partial clone directories an earlier (crashed) attempt left beside it. */
 export async function removeClone(dest: string): Promise<void> {
   const parent = path.dirname(dest)
   const prefix = `${path.basename(dest)}.partial-`
   const names = await readdir(parent).catch(() => [] as string[])
   await Promise.all(
-    names
-      .filter((n) => n.startsWith(prefix))
-      .map((n) => rm(path.join(parent, n), { recursive: true, force: true })),
+    names.filter((n) => n.startsWith(prefix)).map((n) => rm(path.join(parent, n), RM_OPTIONS)),
   )
-  await rm(dest, { recursive: true, force: true })
+  await rm(dest, RM_OPTIONS)
 }
 
 /**
@@ -284,7 +285,7 @@ export async function cloneRepository(opts: CloneOptions): Promise<CloneResult> 
     await rename(work, opts.dest)
     return { commitSha }
   } catch (err) {
-    await rm(work, { recursive: true, force: true })
+    await rm(work, RM_OPTIONS)
     throw err instanceof CloneError ? err : new CloneError('git', FAILURE_MESSAGES.git)
   } finally {
     clearTimeout(timer)

@@ -103,7 +103,9 @@ async function runClone(ctx: WorkerContext, job: Job<{ connectionId: string }>):
   } catch (err) {
     await ticker.stop()
     await removeClone(dest)
-    if (err instanceof CloneError && err.kind === 'cancelled') {
+    // A DELETE removes the directory under git's feet: that failure is a cancellation too.
+    const cancelled = err instanceof CloneError && err.kind === 'cancelled'
+    if (cancelled || !(await findConnection(ctx.db, row.id))) {
       return { outcome: 'skipped', reason: 'connection deleted during the clone' }
     }
     return await recordFailure(ctx, job, row, err, token)

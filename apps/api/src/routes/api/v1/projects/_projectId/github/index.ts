@@ -103,16 +103,26 @@ function toView(row: ConnectionRow) {
  * Removes a connection's clone directory and any partial ones beside it. Same layout as the
  * worker's (`{CLONE_ROOT}/tenants/{tenant}/repos/{connection}`), built from server ids only.
  */
-async function removeCloneDir(cloneRoot: string, row: ConnectionRow): Promise<void> {
+async function removeCloneDir(cloneRoot: string, row: ConnectionRow, log: FastifyBaseLogger): Promise<void> {
   if (!UUID.test(row.tenant_id) || !UUID.test(row.id)) return
   const repos = path.join(cloneRoot, 'tenants', row.tenant_id.toLowerCase(), 'repos')
   const name = row.id.toLowerCase()
   const entries = await readdir(repos).catch(() => [] as string[])
-  await Promise.all(
-    entries
-      .filter((e) => e === name || e.startsWith(`${name}.partial-`))
-      .map((e) => rm(path.join(repos, e), { recursive: true, force: true })),
-  )
+  try {
+    await Promise.all(
+      entries
+        .filter((e) => e === name || e.startsWith(`${name}.partial-`))
+        .map((e) =>
+          rm(path.join(repos, e), { recursive: true, force: true, maxRetries: 3, retryDelay: 100 }),
+        ),
+    )
+  } catch (err) {
+    // A clone still writing can race the removal; the worker removes it when it stops, the sweep otherwise.
+    log.warn(
+      { err: { message: (err as Error).message }, connectionId: row.id },
+      'could not remove the clone directory',
+    )
+  }
 }
 
 /** Removes a clone job that has not started; a running one notices its row is gone and stops. */
@@ -210,7 +220,7 @@ export default async function connectionRoutes(app: FastifyInstance) {
       const row = await deleteConnection(fastify.db, latest.id, project.tenant_id)
       if (!row) throw notFound()
       await cancelCloneJob(fastify, request.log, row.id)
-      await removeCloneDir(config.cloneRoot, row)
+      await removeCloneDir(config.cloneRoot, row, request.log)
       request.log.info({ connectionId: row.id, projectId: project.id }, 'repository connection deleted')
       return reply.code(204).send()
     },

@@ -1,0 +1,58 @@
+import { existsSync } from 'node:fs'
+import { mkdir } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { startTestSimulator } from '@portico/testing'
+import t from 'tap'
+import { build } from '../helper.js'
+
+const CHROMIUM = '/usr/bin/chromium'
+const ARTIFACTS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../../test-artifacts')
+
+/** A free loopback port (PUBLIC_URL must name the port before the API listens). */
+async function freePort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+const skip = existsSync(CHROMIUM)
+  ? false
+  : `${CHROMIUM} is absent (apt-get install chromium; .ci/run installs it)`
+
+t.test('an operator signs in with a real browser and sees the three queues', { skip }, async (t) => {
+  const { chromium } = await import('playwright-core')
+  const { env } = await startTestSimulator(t)
+  const port = await freePort()
+  const base = `http://127.0.0.1:${port}`
+  const app = await build(t, { ...env, PUBLIC_URL: base, OPERATOR_LOGINS: 'octocat' })
+  await app.listen({ host: '127.0.0.1', port })
+
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] })
+  t.teardown(() => browser.close())
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } })
+  // The whole round trip: board → /auth/login → the simulator (default login octocat) → callback → board.
+  await page.goto(`${base}/admin/queues`)
+  await page.waitForURL(`${base}/admin/queues`, { timeout: 20_000 })
+  for (const name of ['clone', 'deploy', 'maintenance']) {
+    await page.getByText(name, { exact: true }).first().waitFor({ timeout: 20_000 })
+  }
+  // Open the clone queue so the screenshot shows a loaded page, not a spinner.
+  await page.getByText('clone', { exact: true }).first().click()
+  await page.waitForURL(/\/admin\/queues\/queue\/clone/, { timeout: 20_000 })
+  await page
+    .getByText('Loading...')
+    .waitFor({ state: 'detached', timeout: 20_000 })
+    .catch(() => {})
+  const cookies = await page.context().cookies(base)
+  const session = cookies.find((c) => c.name === 'portico_session')
+  t.equal(session?.httpOnly, true)
+  t.equal(session?.sameSite, 'Lax')
+  await mkdir(ARTIFACTS, { recursive: true })
+  const file = path.join(ARTIFACTS, 'bull-board.png')
+  await page.screenshot({ path: file, fullPage: true })
+  t.ok(existsSync(file), `screenshot saved to ${path.relative(process.cwd(), file)}`)
+})

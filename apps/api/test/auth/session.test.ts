@@ -1,4 +1,4 @@
-import { decrypt } from '@portico/core'
+import { decrypt, loggerOptions } from '@portico/core'
 import { startTestSimulator, testConfig } from '@portico/testing'
 import Fastify from 'fastify'
 import t from 'tap'
@@ -135,4 +135,56 @@ t.test('Secure cookie when PUBLIC_URL is https, behind a trusted proxy', async (
     (spoofed.cookies as { name: string }[]).some((c) => c.name === 'portico_session'),
     'X-Forwarded-Proto ignored without TRUST_PROXY',
   )
+})
+
+t.test('no GitHub token or client secret in any log line, response or cookie', async (t) => {
+  const { sim, env } = await startTestSimulator(t)
+  const config = await testConfig(t, { ...env, LOG_LEVEL: 'trace' })
+  const lines: string[] = []
+  const server = Fastify(
+    serverOptions(config, {
+      ...loggerOptions('trace'),
+      stream: { write: (line: string) => void lines.push(line) },
+    }),
+  )
+  await server.register(app, { config })
+  githubUserRoute(server as never)
+  await server.ready()
+  t.teardown(() => server.close())
+
+  const bodies: string[] = []
+  const { cookie } = await signIn(server, sim, 'octocat')
+  const token = await tokenOfSession(server as never, cookie)
+  for (const url of ['/api/auth/user', '/test/github-user']) {
+    const res = await server.inject({ url, headers: { cookie } })
+    bodies.push(res.body, JSON.stringify(res.headers))
+  }
+  sim.revokeToken(token)
+  const expired = await server.inject({ url: '/test/github-user', headers: { cookie } })
+  t.equal(expired.json().code, 'TOKEN_EXPIRED')
+  bodies.push(expired.body, JSON.stringify(expired.headers))
+  const service = await server.inject({ url: '/test/github-user' })
+  t.equal(service.json().source, 'service', 'the service token was used too')
+  bodies.push(service.body, JSON.stringify(service.headers))
+  t.ok(
+    lines.some((l) => l.includes('acting with the service token')),
+    'service access is logged',
+  )
+
+  t.ok(lines.length > 10, `captured ${lines.length} log lines`)
+  t.ok(
+    lines.some((l) => l.includes('signed in')),
+    'the sign-in is logged',
+  )
+  for (const secret of [token, 'portico-dev-secret', env.GH_TOKEN as string]) {
+    t.notOk(
+      lines.some((l) => l.includes(secret)),
+      'not in the logs',
+    )
+    t.notOk(
+      bodies.some((b) => b.includes(secret)),
+      'not in responses',
+    )
+    t.notOk(cookie.includes(secret), 'not in the cookie')
+  }
 })

@@ -1,0 +1,140 @@
+/**
+ * Clone job wall time vs a raw `git clone --depth 1` of the same simulator repository.
+ * The job time is BullMQ's processedOn → finishedOn of a real clone job (clone, commit lookup,
+ * status writes and analysis) run by the real processor; the raw clone gets the same
+ * credentials the same way (an extra header through GIT_CONFIG_* variables). Target ratio ≤ 1.15.
+ */
+import { spawn } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { cloneJobId, encrypt } from '@portico/core'
+import { createDb, insertConnection } from '@portico/db'
+import { defaultSeed, startSimulator } from '@portico/github-sim'
+import { testConfig } from '@portico/testing'
+import { processors, startWorker } from '@portico/worker'
+import { pino } from 'pino'
+
+const ITERATIONS = 5
+const FILES = 150
+const teardowns: (() => unknown)[] = []
+const t = { teardown: (fn: () => unknown) => teardowns.push(fn) }
+
+/** Deterministic, poorly compressible text files, so the transfer is real work. */
+function repoFiles(): Record<string, string> {
+  const files: Record<string, string> = { 'README.md': '# bench\n' }
+  for (let i = 0; i < FILES; i++) {
+    let text = ''
+    for (let j = 0; text.length < 40_000; j++)
+      text += createHash('sha256').update(`${i}:${j}`).digest('base64')
+    files[`src/module${i}/data.txt`] = text
+  }
+  files['src/server.js'] = "import express from 'express'\nconst app = express()\napp.get('/health', h)\n"
+  return files
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0
+
+try {
+  const sim = await startSimulator({
+    seed: {
+      ...defaultSeed,
+      repos: [
+        ...(defaultSeed.repos ?? []),
+        { owner: 'acme', name: 'bench', private: true, files: repoFiles() },
+      ],
+    },
+  })
+  t.teardown(() => sim.close())
+  const token = 'ghp_octocat00000000000000000000000000001'
+  const config = await testConfig(t, { GITHUB_URL: sim.url, GITHUB_API_URL: sim.apiUrl, LOG_LEVEL: 'silent' })
+  const db = createDb(config)
+  t.teardown(() => db.destroy())
+  const runtime = await startWorker(
+    { ...config, workerQueues: ['clone'] },
+    processors,
+    pino({ level: 'silent' }),
+  )
+  t.teardown(() => runtime.close())
+  const tenant = await db
+    .insertInto('tenants')
+    .values({ slug: 'bench', name: 'bench' })
+    .returning('id')
+    .executeTakeFirstOrThrow()
+  const rawDir = await mkdtemp(path.join(tmpdir(), 'portico-bench-raw-'))
+  t.teardown(() => rm(rawDir, { recursive: true, force: true }))
+
+  const rawClone = async (dest: string): Promise<number> => {
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      GIT_TERMINAL_PROMPT: '0',
+      GIT_CONFIG_COUNT: '1',
+      GIT_CONFIG_KEY_0: 'http.extraHeader',
+      GIT_CONFIG_VALUE_0: `Authorization: Basic ${Buffer.from(`x-access-token:${token}`).toString('base64')}`,
+    }
+    const started = performance.now()
+    const code = await new Promise<number | null>((resolve) => {
+      const child = spawn('git', ['clone', '--depth', '1', '--', `${sim.url}/acme/bench.git`, dest], {
+        env,
+        stdio: 'ignore',
+      })
+      child.on('close', resolve)
+    })
+    if (code !== 0) throw new Error(`raw git clone exited ${code}`)
+    return performance.now() - started
+  }
+
+  const jobClone = async (i: number): Promise<{ processing: number; endToEnd: number }> => {
+    const project = await db
+      .insertInto('projects')
+      .values({ tenant_id: tenant.id, name: `p${i}`, slug: `p${i}` })
+      .returning('id')
+      .executeTakeFirstOrThrow()
+    const row = await insertConnection(db, {
+      tenant_id: tenant.id,
+      project_id: project.id,
+      repo_url: `${sim.url}/acme/bench`,
+      owner: 'acme',
+      repo: 'bench',
+      encrypted_token: encrypt(config.keyring, token),
+    })
+    const started = performance.now()
+    const job = await runtime.ctx.queues.clone.add(
+      'clone',
+      { connectionId: row.id },
+      { jobId: cloneJobId(row.id) },
+    )
+    for (;;) {
+      const state = await runtime.ctx.queues.clone.getJobState(job.id!)
+      if (state === 'completed') break
+      if (state === 'failed') throw new Error('clone job failed')
+      await new Promise((resolve) => setTimeout(resolve, 5))
+    }
+    const endToEnd = performance.now() - started
+    const done = await runtime.ctx.queues.clone.getJob(job.id!)
+    return { processing: (done?.finishedOn ?? 0) - (done?.processedOn ?? 0), endToEnd }
+  }
+
+  // Warm-up: the first clone of each kind pays for cold caches.
+  await rawClone(path.join(rawDir, 'warm'))
+  await jobClone(-1)
+  const raw: number[] = []
+  const jobs: number[] = []
+  const endToEnd: number[] = []
+  for (let i = 0; i < ITERATIONS; i++) {
+    raw.push(await rawClone(path.join(rawDir, `r${i}`)))
+    const r = await jobClone(i)
+    jobs.push(r.processing)
+    endToEnd.push(r.endToEnd)
+  }
+  const rawMs = median(raw)
+  const jobMs = median(jobs)
+  console.log(`clone repository: acme/bench (${FILES} files, depth 1), median of ${ITERATIONS}`)
+  console.log(`clone job wall time ms: ${jobMs.toFixed(0)}`)
+  console.log(`clone job enqueue to completed ms: ${median(endToEnd).toFixed(0)}`)
+  console.log(`raw git clone --depth 1 ms: ${rawMs.toFixed(0)}`)
+  console.log(`clone job / raw git clone ratio: ${(jobMs / rawMs).toFixed(3)} (target <= 1.15)`)
+} finally {
+  for (const fn of teardowns.reverse()) await fn()
+}

@@ -95,12 +95,8 @@ t.test('ACCESS_ORG gate: members pass, outsiders get 403 whatever is cached', as
   t.same(ok.json(), ALL)
   t.same(
     sim.ledger.entries({ counted: true, kind: 'api' }).map((e) => e.route),
-    [
-      'GET /repos/{owner}/{repo}',
-      'GET /user/memberships/orgs/{org}',
-      'GET /repos/{owner}/{repo}/git/trees/{tree_sha}',
-    ],
-    'cold with the gate: visibility, membership, tree',
+    ['GET /user/memberships/orgs/{org}', 'GET /repos/{owner}/{repo}/git/trees/{tree_sha}'],
+    'cold with the gate: membership, tree (a member needs no visibility check)',
   )
   sim.ledger.clear()
   t.equal((await gatedApp.inject({ url: '/api/pods', headers: { cookie: member.cookie } })).statusCode, 200)
@@ -115,6 +111,12 @@ t.test('ACCESS_ORG gate: members pass, outsiders get 403 whatever is cached', as
   }
   const service = await gatedApp.inject({ url: '/api/pods' })
   t.equal(service.statusCode, 200, 'the service token (an active member) passes')
+
+  // The gate covers private repositories only: made public, the specs are open to non-members.
+  sim.setRepoVisibility('acme', 'infra-specs', 'public')
+  t.teardown(() => sim.setRepoVisibility('acme', 'infra-specs', 'private'))
+  const open = await gatedApp.inject({ url: '/api/pods', headers: { cookie: outsider.cookie } })
+  t.equal(open.statusCode, 200)
 })
 
 t.test('GET /api/pod/{customer}/{env} and the alias: the parsed spec in one call', async (t) => {

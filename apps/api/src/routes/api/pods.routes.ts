@@ -21,6 +21,7 @@ import {
 import {
   deployJobOptions,
   PodCatalog,
+  type SpecsRepoInfo,
   toGithubAppError,
   validateDeployRequest,
   validateName,
@@ -125,9 +126,10 @@ export default async function podsRoutes(app: FastifyInstance) {
   fastify.addContentTypeParser('*', { parseAs: 'string' }, (_req, _body, done) => done(null, undefined))
 
   /**
-   * Resolves the acting identity and applies the org gate. The repository's visibility is read
-   * with the caller's token (ETag-cached, so repeated checks cost no counted calls) only when
-   * the gate can apply, i.e. when ACCESS_ORG owns GH_REPO.
+   * Resolves the acting identity and applies the org gate when it can apply (ACCESS_ORG owns
+   * GH_REPO). The repository's visibility is read, with the caller's token and ETag-cached, only
+   * for callers who are not active members. Access itself is GitHub's answer to the caller's own
+   * token on every read.
    */
   async function access(request: FastifyRequest): Promise<{ actor: GithubActor; catalog: PodCatalog }> {
     if (!catalog) {
@@ -140,16 +142,19 @@ export default async function podsRoutes(app: FastifyInstance) {
     }
     const actor = await request.github()
     if (gated) {
-      let info: { owner: string; private: boolean }
       try {
-        info = await catalog.repoInfo(actor.octokit, actor.token)
-      } catch (err) {
-        // Invisible to the caller: a non-member is told about the org rule rather than a 404.
-        if ((err as AppError).code !== 'SPECS_REPO_NOT_FOUND') throw err
+        // Active members pass whatever the visibility, so it is only read for everyone else.
         await fastify.assertOrgAccess(actor, { owner: catalog.location.owner, private: true })
-        throw err
+      } catch (err) {
+        if ((err as AppError).code !== 'ORG_MEMBERSHIP_REQUIRED') throw err
+        let info: SpecsRepoInfo
+        try {
+          info = await catalog.repoInfo(actor.octokit, actor.token)
+        } catch {
+          throw err // invisible to the caller: the org rule is the answer, not a 404
+        }
+        await fastify.assertOrgAccess(actor, info) // a public repository is open to all
       }
-      await fastify.assertOrgAccess(actor, info)
     }
     return { actor, catalog }
   }

@@ -235,6 +235,33 @@ t.test('GET /api/deployments: recent history, filtered, validated', async (t) =>
   }
 })
 
+t.test('an in-flight deployment whose job is gone no longer blocks its pod', async (t) => {
+  const stale = await app.db
+    .insertInto('deployments')
+    .values({
+      customer: 'theta',
+      env: 'dev',
+      instance_name: 'theta-dev-01',
+      created_at: new Date(Date.now() - 300_000),
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow()
+  const res = await post(body('theta', 'dev'))
+  t.equal(res.statusCode, 201, res.body)
+  t.not(res.json().deployment_id, stale.id)
+  t.match(await findDeployment(app.db, stale.id), { status: 'failed', error_code: 'DEPLOY_ABANDONED' })
+
+  // A recent in-flight row is left alone (its job may be about to be queued).
+  const fresh = await app.db
+    .insertInto('deployments')
+    .values({ customer: 'theta', env: 'stg', instance_name: 'theta-stg-01' })
+    .returningAll()
+    .executeTakeFirstOrThrow()
+  const busy = await post(body('theta', 'stg'))
+  t.equal(busy.statusCode, 202)
+  t.equal(busy.json().deployment_id, fresh.id)
+})
+
 t.test('without a queue the request fails fast and leaves the pod free', async (t) => {
   const noRedis = await build(t, { ...env, REDIS_URL: 'redis://127.0.0.1:1' })
   const res = await noRedis.inject({ method: 'POST', url: '/api/pod', payload: body('eta', 'dev') })

@@ -4,6 +4,9 @@ import type { FastifyInstance } from 'fastify'
 import t from 'tap'
 import { build, signIn } from '../helper.js'
 
+// One simulator for the whole file; each test builds its own app (database, queue prefix).
+const { sim, env } = await startTestSimulator(t)
+
 /** Test-only routes exercising request.github() and the org gate. */
 function routes(server: FastifyInstance) {
   server.get('/test/actor', async (request) => {
@@ -32,8 +35,6 @@ function routes(server: FastifyInstance) {
 }
 
 t.test('service-token fallback on and off', async (t) => {
-  const { sim, env } = await startTestSimulator(t)
-
   await t.test('on (default): anonymous requests act as GH_TOKEN', async (t) => {
     const server = await build(t, env, routes)
     const res = await server.inject({ url: '/test/actor' })
@@ -66,7 +67,6 @@ t.test('service-token fallback on and off', async (t) => {
 })
 
 t.test('org gate (ACCESS_ORG=acme)', async (t) => {
-  const { sim, env } = await startTestSimulator(t)
   const server = await build(t, { ...env, ACCESS_ORG: 'acme' }, routes)
   const octocat = (await signIn(server, sim, 'octocat')).cookie
   const hubot = (await signIn(server, sim, 'hubot')).cookie

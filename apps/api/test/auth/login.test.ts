@@ -3,6 +3,9 @@ import { startTestSimulator } from '@portico/testing'
 import t, { type Test } from 'tap'
 import { build, mergeCookies, signIn } from '../helper.js'
 
+// One simulator for the whole file; each test builds its own app (database, queue prefix).
+const { sim, env } = await startTestSimulator(t)
+
 const sessionKey = (prefix: string, cookie: string) => {
   // Cookie value: s:<id>.<signature> (URL-encoded)
   const value = decodeURIComponent(cookie.split('=').slice(1).join('='))
@@ -17,7 +20,6 @@ const expiresInDays = (cookie: Record<string, unknown> | undefined) =>
   (new Date(String(cookie?.expires)).getTime() - Date.now()) / 86_400_000
 
 t.test('the full sign-in flow with a cookie jar', async (t) => {
-  const { sim, env } = await startTestSimulator(t)
   const app = await build(t, env)
   const prefix = app.config.QUEUE_PREFIX
 
@@ -107,7 +109,6 @@ t.test('the full sign-in flow with a cookie jar', async (t) => {
 t.test(
   'the callback refuses bad state, missing code, exchange errors and denied authorizations',
   async (t) => {
-    const { env } = await startTestSimulator(t)
     const app = await build(t, env)
 
     /** Starts a sign-in; returns its cookies and the simulator's redirect back (with code and state). */
@@ -243,7 +244,6 @@ t.test(
 )
 
 t.test('returnTo: same-origin relative paths only', async (t) => {
-  const { sim, env } = await startTestSimulator(t)
   const app = await build(t, env)
   for (const evil of [
     'https://evil.example/',
@@ -266,7 +266,6 @@ t.test('returnTo: same-origin relative paths only', async (t) => {
 })
 
 t.test('OAuth not configured → 503 OAUTH_NOT_CONFIGURED', async (t) => {
-  const { env } = await startTestSimulator(t)
   const app = await build(t, { ...env, GITHUB_OAUTH_CLIENT_ID: '', GITHUB_OAUTH_CLIENT_SECRET: '' })
   for (const url of ['/auth/login', '/auth/callback?code=x&state=y']) {
     const res = await app.inject({ url })

@@ -6,6 +6,9 @@ import app from '../../src/app.js'
 import { serverOptions } from '../../src/server-options.js'
 import { build, signIn, writeHeaders } from '../helper.js'
 
+// One simulator for the whole file; each test builds its own app (database, queue prefix).
+const { sim, env } = await startTestSimulator(t)
+
 /** The decrypted GitHub token of a session, read from Redis. */
 async function tokenOfSession(server: Awaited<ReturnType<typeof build>>, cookie: string): Promise<string> {
   const value = decodeURIComponent(cookie.split('=').slice(1).join('='))
@@ -24,7 +27,6 @@ const githubUserRoute = (server: Awaited<ReturnType<typeof build>>) => {
 }
 
 t.test('logout destroys the server-side session; the old cookie is worthless', async (t) => {
-  const { sim, env } = await startTestSimulator(t)
   const server = await build(t, env)
   const { cookie } = await signIn(server, sim, 'octocat')
   t.equal((await server.inject({ url: '/api/auth/user', headers: { cookie } })).statusCode, 200)
@@ -58,7 +60,6 @@ t.test('logout destroys the server-side session; the old cookie is worthless', a
 })
 
 t.test('a revoked token ends the session with 401 TOKEN_EXPIRED', async (t) => {
-  const { sim, env } = await startTestSimulator(t)
   const server = await build(t, env, githubUserRoute)
   const { cookie } = await signIn(server, sim, 'hubot')
   const ok = await server.inject({ url: '/test/github-user', headers: { cookie } })
@@ -78,7 +79,6 @@ t.test('a revoked token ends the session with 401 TOKEN_EXPIRED', async (t) => {
 })
 
 t.test('sessions survive a restart and are shared by several API processes', async (t) => {
-  const { sim, env } = await startTestSimulator(t)
   const config = await testConfig(t, env)
   const start = async () => {
     const server = Fastify(serverOptions(config, false))
@@ -106,7 +106,6 @@ t.test('sessions survive a restart and are shared by several API processes', asy
 })
 
 t.test('Secure cookie when PUBLIC_URL is https, behind a trusted proxy', async (t) => {
-  const { env } = await startTestSimulator(t)
   const https = { ...env, PUBLIC_URL: 'https://portico.example' }
   const proxied = await build(t, { ...https, TRUST_PROXY: 'true' })
   const res = await proxied.inject({ url: '/auth/login', headers: { 'x-forwarded-proto': 'https' } })
@@ -138,7 +137,6 @@ t.test('Secure cookie when PUBLIC_URL is https, behind a trusted proxy', async (
 })
 
 t.test('no GitHub token or client secret in any log line, response or cookie', async (t) => {
-  const { sim, env } = await startTestSimulator(t)
   const config = await testConfig(t, { ...env, LOG_LEVEL: 'trace' })
   const lines: string[] = []
   const server = Fastify(

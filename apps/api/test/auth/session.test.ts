@@ -186,3 +186,27 @@ t.test('no GitHub token or client secret in any log line, response or cookie', a
     t.notOk(cookie.includes(secret), 'not in the cookie')
   }
 })
+
+t.test('Redis away: a clear 503, never a 500', async (t) => {
+  const server = await build(t, { ...env, REDIS_URL: 'redis://127.0.0.1:1' })
+  const login = await server.inject({ url: '/auth/login' })
+  t.equal(login.statusCode, 503, login.body)
+  t.equal(login.json().code, 'SESSION_STORE_UNAVAILABLE')
+  const me = await server.inject({
+    url: '/api/auth/user',
+    headers: { cookie: 'portico_session=s%3Aabc.def' },
+  })
+  t.equal(me.statusCode, 401, 'a cookie that does not verify is ignored')
+  t.equal(
+    (await server.inject({ url: '/api/auth/user' })).statusCode,
+    401,
+    'anonymous requests need no Redis',
+  )
+  const signed = encodeURIComponent(server.signCookie('a-session-id'))
+  const lookup = await server.inject({
+    url: '/api/auth/user',
+    headers: { cookie: `portico_session=${signed}` },
+  })
+  t.equal(lookup.statusCode, 503, 'a valid session cookie needs the store')
+  t.equal(lookup.json().code, 'SESSION_STORE_UNAVAILABLE')
+})

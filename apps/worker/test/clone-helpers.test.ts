@@ -19,6 +19,9 @@ t.test(
       GIT_CONFIG_PARAMETERS: "'core.sshCommand'='evil'",
       GIT_TRACE: '1',
       GIT_CURL_VERBOSE: '1',
+      GH_TOKEN: 'ghp_servicetoken00000000000000000000000001',
+      TOKEN_ENCRYPTION_KEYS: 'k1:c2VjcmV0',
+      DATABASE_URL: 'postgres://app:secret@db/portico',
     })
     const token = 'ghp_unittoken0000000000000000000000000001'
     const env = gitEnv(token)
@@ -29,9 +32,13 @@ t.test(
       'GIT_CONFIG_PARAMETERS',
       'GIT_TRACE',
       'GIT_CURL_VERBOSE',
+      'GH_TOKEN',
+      'TOKEN_ENCRYPTION_KEYS',
+      'DATABASE_URL',
     ]) {
       t.equal(env[key], undefined, `${key} removed`)
     }
+    t.equal(env.PATH, process.env.PATH, 'PATH is kept so git can run')
     t.equal(env.GIT_TERMINAL_PROMPT, '0')
     t.equal(env.GIT_LFS_SKIP_SMUDGE, '1')
     t.equal(env.GIT_CONFIG_NOSYSTEM, '1')

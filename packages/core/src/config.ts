@@ -262,3 +262,19 @@ function describe(key: string, value: unknown): string {
   if (SECRET_KEYS.has(key) || /:\/\/[^@/]*:[^@/]*@/.test(String(value))) return '[hidden]'
   return JSON.stringify(value)
 }
+
+/**
+ * The named variables of the process environment, for child processes that must not inherit
+ * the rest (secrets such as GH_TOKEN or TOKEN_ENCRYPTION_KEYS live there).
+ */
+export function inheritedEnv(
+  names: readonly string[],
+  env: Record<string, string | undefined> = process.env,
+) {
+  const picked: Record<string, string> = {}
+  for (const name of names) {
+    const value = env[name]
+    if (value !== undefined) picked[name] = value
+  }
+  return picked
+}

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { lstat, mkdir, opendir, readdir, rename, rm } from 'node:fs/promises'
 import path from 'node:path'
+import { inheritedEnv } from '@portico/core'
 
 /** Why a clone failed; `permanent` failures are not worth retrying. */
 export type CloneFailure = 'auth' | 'not-found' | 'network' | 'timeout' | 'too-large' | 'cancelled' | 'git'
@@ -104,6 +105,21 @@ const FAILURE_MESSAGES: Record<CloneFailure, string> = {
   git: 'git clone failed.',
 }
 
+/** What git may inherit: how to find programs and a home, proxies, and CA bundles. */
+const GIT_INHERITED_ENV = [
+  'PATH',
+  'HOME',
+  'TMPDIR',
+  'HTTPS_PROXY',
+  'https_proxy',
+  'HTTP_PROXY',
+  'http_proxy',
+  'NO_PROXY',
+  'no_proxy',
+  'SSL_CERT_FILE',
+  'SSL_CERT_DIR',
+] as const
+
 /**
  * The environment git runs with: nothing inherited that could redirect it (GIT_*, askpass
  * helpers, user/system config with credential helpers), no prompts, no LFS downloads, and the
@@ -111,11 +127,8 @@ const FAILURE_MESSAGES: Record<CloneFailure, string> = {
  * neither the URL, the arguments nor `.git/config`.
  */
 export function gitEnv(token?: string): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {}
-  for (const [key, value] of Object.entries(process.env)) {
-    if (key.startsWith('GIT_') || key === 'SSH_ASKPASS' || key.startsWith('SSH_ASKPASS_')) continue
-    env[key] = value
-  }
+  // A minimal environment: the worker's own secrets (GH_TOKEN, keys, DATABASE_URL) stay out of git.
+  const env: NodeJS.ProcessEnv = inheritedEnv(GIT_INHERITED_ENV)
   const config: [string, string][] = [
     ['credential.helper', ''],
     // A redirect must not carry the Authorization header to another host.

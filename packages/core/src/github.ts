@@ -30,6 +30,8 @@ export interface CreateOctokitOptions {
   userAgent?: string
   /** Retries of 5xx/network failures, and of rate-limited answers (default 2). */
   retries?: number
+  /** Backoff unit of retries: attempt n waits n² × this (default 1000 ms). */
+  retryBaseMs?: number
   /** Whether to honour rate limits by waiting and retrying (default true). */
   throttle?: boolean
   /** Per-request timeout (default 15 s). */
@@ -60,18 +62,28 @@ export function createOctokit(opts: CreateOctokitOptions): Octokit {
     baseUrl: opts.baseUrl.replace(/\/+$/, ''),
     userAgent: opts.userAgent ?? 'portico',
     log: { debug() {}, info() {}, warn() {}, error() {} },
-    retry: { enabled: retries > 0, retries },
+    // 429 is left to the throttling handlers, which honour retry-after.
+    retry: {
+      enabled: retries > 0,
+      retries,
+      retryAfterBaseValue: opts.retryBaseMs ?? 1000,
+      doNotRetry: [400, 401, 403, 404, 410, 422, 429, 451],
+    },
+    // The deadline is per HTTP attempt: retries and rate-limit waits each get a fresh one.
+    request: {
+      fetch: (url: string | URL, init: RequestInit = {}) =>
+        fetch(url, {
+          ...init,
+          signal: init.signal
+            ? AbortSignal.any([init.signal, AbortSignal.timeout(timeoutMs)])
+            : AbortSignal.timeout(timeoutMs),
+        }),
+    },
     throttle: {
       enabled: opts.throttle ?? true,
       onRateLimit: onLimit,
       onSecondaryRateLimit: onLimit,
     },
-  })
-  // A fresh deadline per request (a shared AbortSignal would expire once for all of them).
-  octokit.hook.before('request', (options) => {
-    options.request ??= {}
-    const request = options.request as { signal?: AbortSignal }
-    request.signal ??= AbortSignal.timeout(timeoutMs)
   })
   return octokit
 }

@@ -210,3 +210,34 @@ t.test('Redis away: a clear 503, never a 500', async (t) => {
   t.equal(lookup.statusCode, 503, 'a valid session cookie needs the store')
   t.equal(lookup.json().code, 'SESSION_STORE_UNAVAILABLE')
 })
+
+t.test('a request in flight during logout cannot bring the session back', async (t) => {
+  let entered!: () => void
+  let release!: () => void
+  const inHandler = new Promise<void>((resolve) => {
+    entered = resolve
+  })
+  const gate = new Promise<void>((resolve) => {
+    release = resolve
+  })
+  const server = await build(t, env, (s) => {
+    s.get('/test/slow', async (request) => {
+      entered()
+      await gate
+      return { login: request.user?.login }
+    })
+  })
+  const { cookie } = await signIn(server, sim, 'octocat')
+  const slow = server.inject({ url: '/test/slow', headers: { cookie } })
+  await inHandler
+  const out = await server.inject({
+    method: 'POST',
+    url: '/auth/logout',
+    headers: writeHeaders(server, cookie),
+  })
+  t.equal(out.statusCode, 200)
+  release()
+  t.equal((await slow).json().login, 'octocat', 'the slow request finished as the user')
+  const replay = await server.inject({ url: '/api/auth/user', headers: { cookie } })
+  t.equal(replay.statusCode, 401, 'still logged out')
+})

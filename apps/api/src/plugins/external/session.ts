@@ -28,6 +28,11 @@ declare module 'fastify' {
 export const SESSION_COOKIE = 'portico_session'
 const THIRTY_DAYS_MS = 30 * 24 * 60 * 60 * 1000
 
+const SAVE_UNLESS_ENDED = `
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1`
+
 const storeUnavailable = (cause: unknown) =>
   new AppError(503, 'SESSION_STORE_UNAVAILABLE', 'Sessions are unavailable. Try again shortly.', { cause })
 
@@ -39,11 +44,27 @@ const storeUnavailable = (cause: unknown) =>
 export default fp(
   async (fastify: FastifyInstance) => {
     const { config } = fastify
-    const redisStore = new RedisStore({
-      client: fastify.redis,
-      prefix: `${config.QUEUE_PREFIX}:sess:`,
-      ttl: THIRTY_DAYS_MS / 1000,
-    })
+    const prefix = `${config.QUEUE_PREFIX}:sess:`
+    const redisStore = new RedisStore({ client: fastify.redis, prefix, ttl: THIRTY_DAYS_MS / 1000 })
+    const redis = fastify.redis
+    // Ended sessions leave a tombstone, and writes skip tombstoned ids atomically: a request still
+    // in flight when the user logs out (rolling sessions re-save on every response) cannot bring
+    // the session back. The keys share the prefix's hash tag, so this also works on a cluster.
+    const tomb = (sid: string) => `${prefix}ended:${sid}`
+    const saveUnlessEnded = async (sid: string, sess: { cookie?: { expires?: unknown } }) => {
+      const expires = sess.cookie?.expires ? new Date(String(sess.cookie.expires)).getTime() : Number.NaN
+      const ttl = Number.isFinite(expires)
+        ? Math.max(1, Math.ceil((expires - Date.now()) / 1000))
+        : THIRTY_DAYS_MS / 1000
+      await redis.eval(SAVE_UNLESS_ENDED, 2, `${prefix}${sid}`, tomb(sid), JSON.stringify(sess), ttl)
+    }
+    const end = async (sid: string) => {
+      await redis
+        .multi()
+        .set(tomb(sid), '1', 'EX', THIRTY_DAYS_MS / 1000)
+        .del(`${prefix}${sid}`)
+        .exec()
+    }
     type Cb = (err?: unknown, data?: unknown) => void
     // Redis failures become a 503 with a stable code instead of a bare 500.
     const wrap =
@@ -57,8 +78,8 @@ export default fp(
       }
     const store = {
       get: wrap(redisStore.get),
-      set: wrap(redisStore.set),
-      destroy: wrap(redisStore.destroy),
+      set: wrap(saveUnlessEnded),
+      destroy: wrap(end),
     }
 
     await fastify.register(session, {

@@ -1,6 +1,6 @@
+import { assertInside, clonePath } from '@portico/core'
 import t from 'tap'
 import { classifyGitFailure, gitEnv } from '../src/clone/git-clone.js'
-import { assertInside, clonePath } from '../src/clone/paths.js'
 
 const TENANT = '8f14e45f-ceea-4e7a-9f3b-2a1c0e6f1a01'
 const CONN = 'c9f0f895-fb98-4b91-8d4c-7f2e5c1d2b02'

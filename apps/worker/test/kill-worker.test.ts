@@ -3,11 +3,10 @@ import { existsSync } from 'node:fs'
 import { readdir, readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { type Config, cloneJobId } from '@portico/core'
+import { type Config, cloneJobId, clonePath } from '@portico/core'
 import { findConnection } from '@portico/db'
 import { startTestSimulator, testConfig } from '@portico/testing'
 import t from 'tap'
-import { clonePath } from '../src/clone/paths.js'
 import { createConnection, openDb, waitFor } from './fixtures/connections.js'
 
 const entry = fileURLToPath(new URL('../src/index.ts', import.meta.url))

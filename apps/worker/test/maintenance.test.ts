@@ -1,12 +1,11 @@
 import { existsSync } from 'node:fs'
 import { mkdir, readdir, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import { cloneJobId, closeQueues, createQueues, createRedis } from '@portico/core'
+import { cloneJobId, clonePath, closeQueues, createQueues, createRedis } from '@portico/core'
 import { findConnection, updateConnection } from '@portico/db'
 import { startTestSimulator, testConfig } from '@portico/testing'
 import { pino } from 'pino'
 import t, { type Test } from 'tap'
-import { clonePath } from '../src/clone/paths.js'
 import type { WorkerContext } from '../src/lib.js'
 import {
   EXPIRE_EVERY_MS,

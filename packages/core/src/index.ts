@@ -1,3 +1,4 @@
+export * from './clone-paths.js'
 export * from './config.js'
 export * from './config-docs.js'
 export * from './crypto.js'

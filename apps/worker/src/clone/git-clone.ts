@@ -1,8 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { lstat, mkdir, opendir, readdir, rename, rm } from 'node:fs/promises'
+import { lstat, mkdir, opendir, rename, rm } from 'node:fs/promises'
 import path from 'node:path'
-import { inheritedEnv } from '@portico/core'
+import { inheritedEnv, removeClone } from '@portico/core'
 
 /** Why a clone failed; `permanent` failures are not worth retrying. */
 export type CloneFailure = 'auth' | 'not-found' | 'network' | 'timeout' | 'too-large' | 'cancelled' | 'git'
@@ -211,20 +211,6 @@ function killTree(child: ChildProcess): void {
   }
 }
 
-// Retries cover a directory something (an orphaned git) is still writing into.
-const RM_OPTIONS = { recursive: true, force: true, maxRetries: 3, retryDelay: 100 } as const
-
-/** Removes `dest` and any partial clone directories an earlier (crashed) attempt left beside it. */
-export async function removeClone(dest: string): Promise<void> {
-  const parent = path.dirname(dest)
-  const prefix = `${path.basename(dest)}.partial-`
-  const names = await readdir(parent).catch(() => [] as string[])
-  await Promise.all(
-    names.filter((n) => n.startsWith(prefix)).map((n) => rm(path.join(parent, n), RM_OPTIONS)),
-  )
-  await rm(dest, RM_OPTIONS)
-}
-
 /**
  * Shallow-clones one branch (the remote's default) into `dest`: `--depth 1 --single-branch
  * --no-tags`, no submodules, no LFS content. git writes into a fresh sibling directory that is
@@ -298,7 +284,7 @@ export async function cloneRepository(opts: CloneOptions): Promise<CloneResult> 
     await rename(work, opts.dest)
     return { commitSha }
   } catch (err) {
-    await rm(work, RM_OPTIONS)
+    await rm(work, { recursive: true, force: true, maxRetries: 3, retryDelay: 100 })
     throw err instanceof CloneError ? err : new CloneError('git', FAILURE_MESSAGES.git)
   } finally {
     clearTimeout(timer)

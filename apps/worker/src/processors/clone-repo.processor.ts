@@ -1,9 +1,8 @@
-import { decrypt, parseRepoUrl, truncateMessage } from '@portico/core'
+import { clonePath, decrypt, isUuid, parseRepoUrl, removeClone, truncateMessage } from '@portico/core'
 import { type ConnectionRow, findConnection, updateConnectionIfStatus } from '@portico/db'
 import { type Job, UnrecoverableError } from 'bullmq'
 import { analyzeRepository } from '../analysis/analyze.js'
-import { CloneError, cloneRepository, removeClone } from '../clone/git-clone.js'
-import { clonePath, isUuid } from '../clone/paths.js'
+import { CloneError, cloneRepository } from '../clone/git-clone.js'
 import type { ProcessorFactory, WorkerContext } from '../context.js'
 
 /** Progress is written at most this often; the same tick notices a deleted row (cancellation). */

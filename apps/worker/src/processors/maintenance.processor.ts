@@ -1,14 +1,12 @@
 import { readdir, rm } from 'node:fs/promises'
 import path from 'node:path'
-import { cloneJobId } from '@portico/core'
+import { cloneJobId, clonePath, isUuid, removeClone, tenantReposPath } from '@portico/core'
 import {
   findCloneOwners,
   listExpiredConnections,
   listStaleInFlightConnections,
   updateConnectionIfStatus,
 } from '@portico/db'
-import { removeClone } from '../clone/git-clone.js'
-import { clonePath, isUuid, tenantReposPath } from '../clone/paths.js'
 import type { ProcessorFactory, WorkerContext } from '../context.js'
 
 /** How often the expiry sweep and the stuck-connection repair run. */

@@ -1,7 +1,15 @@
-import { readdir, rm } from 'node:fs/promises'
-import path from 'node:path'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { AppError, classifyToken, cloneJobId, encrypt, parseRepoUrl, type RepoRef } from '@portico/core'
+import {
+  AppError,
+  classifyToken,
+  cloneJobId,
+  clonePath,
+  encrypt,
+  isUuid,
+  parseRepoUrl,
+  type RepoRef,
+  removeClone,
+} from '@portico/core'
 import {
   type ConnectionRow,
   deleteConnection,
@@ -18,7 +26,6 @@ const ROLES = ['owner', 'admin', 'qa-automation'] as const
 const PAT_CHECK_TIMEOUT_MS = 10_000
 /** Clone attempts: auth failures and limits stop at once; network failures back off 5 s, 10 s. */
 const CLONE_JOB_OPTIONS = { attempts: 3, backoff: { type: 'exponential', delay: 5000 } } as const
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 // Printable ASCII only: anything else could never be a token and must not reach a header.
 const TOKEN_CHARS = /^[\x21-\x7e]+$/
 
@@ -99,23 +106,11 @@ function toView(row: ConnectionRow) {
   }
 }
 
-/**
- * Removes a connection's clone directory and any partial ones beside it. Same layout as the
- * worker's (`{CLONE_ROOT}/tenants/{tenant}/repos/{connection}`), built from server ids only.
- */
+/** Removes a connection's clone directory and any partial ones beside it (same layout as the worker's). */
 async function removeCloneDir(cloneRoot: string, row: ConnectionRow, log: FastifyBaseLogger): Promise<void> {
-  if (!UUID.test(row.tenant_id) || !UUID.test(row.id)) return
-  const repos = path.join(cloneRoot, 'tenants', row.tenant_id.toLowerCase(), 'repos')
-  const name = row.id.toLowerCase()
-  const entries = await readdir(repos).catch(() => [] as string[])
+  if (!isUuid(row.tenant_id) || !isUuid(row.id)) return
   try {
-    await Promise.all(
-      entries
-        .filter((e) => e === name || e.startsWith(`${name}.partial-`))
-        .map((e) =>
-          rm(path.join(repos, e), { recursive: true, force: true, maxRetries: 3, retryDelay: 100 }),
-        ),
-    )
+    await removeClone(clonePath(cloneRoot, row.tenant_id, row.id))
   } catch (err) {
     // A clone still writing can race the removal; the worker removes it when it stops, the sweep otherwise.
     log.warn(

@@ -1,3 +1,4 @@
+import { readdir, rm } from 'node:fs/promises'
 import path from 'node:path'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
@@ -29,4 +30,18 @@ export function assertInside(root: string, target: string): void {
   if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) {
     throw new Error('path escapes the clone root')
   }
+}
+
+// Retries cover a directory something (an orphaned git) is still writing into.
+const RM_OPTIONS = { recursive: true, force: true, maxRetries: 3, retryDelay: 100 } as const
+
+/** Removes `dest` and any partial clone directories an earlier (crashed) attempt left beside it. */
+export async function removeClone(dest: string): Promise<void> {
+  const parent = path.dirname(dest)
+  const prefix = `${path.basename(dest)}.partial-`
+  const names = await readdir(parent).catch(() => [] as string[])
+  await Promise.all(
+    names.filter((n) => n.startsWith(prefix)).map((n) => rm(path.join(parent, n), RM_OPTIONS)),
+  )
+  await rm(dest, RM_OPTIONS)
 }

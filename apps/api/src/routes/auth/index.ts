@@ -16,6 +16,15 @@ const githubUnavailable = (cause: unknown) =>
     expose: true,
   })
 
+/** The OAuth client, or 503 OAUTH_NOT_CONFIGURED when no GitHub OAuth app is configured. */
+function oauthClient(fastify: FastifyInstance) {
+  const oauth = fastify.githubOAuth2
+  if (!oauth) {
+    throw new AppError(503, 'OAUTH_NOT_CONFIGURED', 'Sign-in with GitHub is not configured on this server.')
+  }
+  return oauth
+}
+
 const hasControlCharacter = (s: string) =>
   [...s].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f)
 
@@ -43,17 +52,7 @@ export default async function authRoutes(app: FastifyInstance) {
   const { config } = fastify
 
   fastify.get('/login', { schema: { querystring: LoginQuery } }, async (request, reply) => {
-    const oauth = fastify.githubOAuth2
-    if (!oauth) {
-      throw new AppError(
-        503,
-        'OAUTH_NOT_CONFIGURED',
-        'Sign-in with GitHub is not configured on this server.',
-        {
-          expose: true,
-        },
-      )
-    }
+    const oauth = oauthClient(fastify)
     const { returnTo } = request.query
     if (returnTo !== undefined) {
       const safe = safeReturnTo(returnTo, config.PUBLIC_URL)
@@ -69,17 +68,7 @@ export default async function authRoutes(app: FastifyInstance) {
   })
 
   fastify.get('/callback', { schema: { querystring: CallbackQuery } }, async (request, reply) => {
-    const oauth = fastify.githubOAuth2
-    if (!oauth) {
-      throw new AppError(
-        503,
-        'OAUTH_NOT_CONFIGURED',
-        'Sign-in with GitHub is not configured on this server.',
-        {
-          expose: true,
-        },
-      )
-    }
+    const oauth = oauthClient(fastify)
     const q = request.query
     if (!q.state) throw invalidState()
     if (q.error || !q.code) {

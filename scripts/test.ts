@@ -24,7 +24,9 @@ try {
 }
 
 const args = process.argv.slice(2)
-const files = args.length > 0 ? args : ['packages/*/test/**/*.test.ts', 'apps/*/test/**/*.test.ts']
+const flags = args.filter((a) => a.startsWith('-'))
+const named = args.filter((a) => !a.startsWith('-'))
+const files = [...flags, ...(named.length > 0 ? named : ['packages/*/test/**/*.test.ts', 'apps/*/test/**/*.test.ts'])]
 const code = await new Promise<number>((resolve) => {
   const child = spawn('npx', ['tap', ...files], {
     stdio: 'inherit',

@@ -26,7 +26,10 @@ try {
 const args = process.argv.slice(2)
 const flags = args.filter((a) => a.startsWith('-'))
 const named = args.filter((a) => !a.startsWith('-'))
-const files = [...flags, ...(named.length > 0 ? named : ['packages/*/test/**/*.test.ts', 'apps/*/test/**/*.test.ts'])]
+const files = [
+  ...flags,
+  ...(named.length > 0 ? named : ['packages/*/test/**/*.test.ts', 'apps/*/test/**/*.test.ts']),
+]
 const code = await new Promise<number>((resolve) => {
   const child = spawn('npx', ['tap', ...files], {
     stdio: 'inherit',

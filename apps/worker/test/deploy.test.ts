@@ -35,12 +35,17 @@ async function deploy(
   return row
 }
 
-/** Waits until the deployment has finished (succeeded or failed). */
+/**
+ * Waits until the deployment has finished (succeeded or failed) and BullMQ has recorded the
+ * job's outcome: the row is written just before the job completes.
+ */
 async function settled(id: string, timeoutMs = 20_000): Promise<DeploymentRow> {
   const until = Date.now() + timeoutMs
   for (;;) {
     const row = await findDeployment(db, id)
-    if (row && (row.status === 'succeeded' || row.status === 'failed')) return row
+    const jobState = await queues.deploy.getJobState(deployJobId(id))
+    const jobDone = jobState === 'completed' || jobState === 'failed' || jobState === 'unknown'
+    if (row && (row.status === 'succeeded' || row.status === 'failed') && jobDone) return row
     if (Date.now() > until) throw new Error(`deployment ${id} still ${row?.status}`)
     await new Promise((r) => setTimeout(r, 50))
   }

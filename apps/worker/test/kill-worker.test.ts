@@ -125,7 +125,18 @@ t.test(
     t.equal(done.status, 'analyzed', done.error_message ?? '')
     t.equal(done.routes_count, 10)
     t.equal(done.components_count, 3)
-    t.equal(await queues.clone.getJobState(cloneJobId(row.id)), 'completed')
+    // The row is written before BullMQ records the job's completion: wait for both.
+    t.equal(
+      await waitFor(
+        async () => {
+          const state = await queues.clone.getJobState(cloneJobId(row.id))
+          return state === 'active' ? undefined : state
+        },
+        10_000,
+        'the job to be recorded as finished',
+      ),
+      'completed',
+    )
     t.ok(existsSync(path.join(dest, 'src/server.js')))
     t.notOk(existsSync(path.join(path.dirname(dest), partial)), 'the dead attempt’s partial clone is gone')
     t.same(await readdir(path.dirname(dest)), [row.id])

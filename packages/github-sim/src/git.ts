@@ -1,9 +1,11 @@
 import { spawn } from 'node:child_process'
+import { inheritedEnv } from '@portico/core'
 
 /** Fixed identity and environment so every git invocation is reproducible and ignores the host's config. */
 export function gitEnv(home: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return {
-    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    PATH: '/usr/bin:/bin',
+    ...inheritedEnv(['PATH']),
     HOME: home,
     LANG: 'C',
     GIT_CONFIG_NOSYSTEM: '1',

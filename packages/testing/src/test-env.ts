@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { type Config, createRedis, loadConfig } from '@portico/core'
+import { type Config, ConfigSchema, createRedis, inheritedEnv, loadConfig } from '@portico/core'
 import {
   createDatabase,
   createDb,
@@ -18,6 +18,7 @@ export interface Teardown {
 }
 
 const RUN_DB_PREFIX = 'portico_test_'
+const CONFIG_KEYS = Object.keys(ConfigSchema.properties)
 
 /**
  * A configuration for one test file: its own database (a copy of the run's migrated database
@@ -25,7 +26,7 @@ const RUN_DB_PREFIX = 'portico_test_'
  * and clone root, quiet logs. Everything is removed at teardown.
  */
 export async function testConfig(t: Teardown, env: Record<string, string | undefined> = {}): Promise<Config> {
-  const base = loadConfig({ ...process.env, NODE_ENV: 'test' })
+  const base = loadConfig({ ...inheritedEnv(CONFIG_KEYS), NODE_ENV: 'test' })
   const suffix = randomBytes(4).toString('hex')
   const runDb = databaseName(base.DATABASE_URL)
   const isRunDb = runDb.startsWith(RUN_DB_PREFIX)
@@ -51,7 +52,7 @@ export async function testConfig(t: Teardown, env: Record<string, string | undef
     await deleteKeys(base.REDIS_URL, queuePrefix)
   })
   return loadConfig({
-    ...process.env,
+    ...inheritedEnv(CONFIG_KEYS),
     NODE_ENV: 'test',
     LOG_LEVEL: 'silent',
     DATABASE_URL: url,

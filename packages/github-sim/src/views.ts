@@ -48,10 +48,14 @@ export function simpleUser(u: UserRecord | OrgRecord, urls: Urls): Schemas['simp
   }
 }
 
+/** How many public repositories `login` owns. */
+function publicRepoCount(world: World, login: string): number {
+  const owner = login.toLowerCase()
+  return [...world.repos.values()].filter((r) => !r.private && r.owner.toLowerCase() === owner).length
+}
+
 export function publicUser(world: World, u: UserRecord, urls: Urls): Schemas['public-user'] {
-  const publicRepos = [...world.repos.values()].filter(
-    (r) => !r.private && r.owner.toLowerCase() === u.login.toLowerCase(),
-  ).length
+  const publicRepos = publicRepoCount(world, u.login)
   return {
     ...simpleUser(u, urls),
     name: u.name,
@@ -649,9 +653,7 @@ export function orgSimple(org: OrgRecord, urls: Urls): Schemas['organization-sim
 }
 
 export function orgFull(world: World, org: OrgRecord, urls: Urls): Schemas['organization-full'] {
-  const publicRepos = [...world.repos.values()].filter(
-    (r) => !r.private && r.owner.toLowerCase() === org.login.toLowerCase(),
-  ).length
+  const publicRepos = publicRepoCount(world, org.login)
   return {
     ...orgSimple(org, urls),
     name: org.name,

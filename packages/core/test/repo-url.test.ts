@@ -15,7 +15,7 @@ function isInvalidRepoUrl(err: unknown): boolean {
     err instanceof AppError &&
     err.statusCode === 400 &&
     err.code === 'INVALID_REPO_URL' &&
-    err.message === 'Repo URL must be a valid GitHub repository URL.'
+    err.message.startsWith('Repo URL must be a valid GitHub repository URL: ')
   )
 }
 
@@ -35,6 +35,9 @@ t.test('accepted forms', async (t) => {
     ['ssh://git@github.com/octo-org/hello.world', GH, octo],
     ['ssh://git@github.com:22/octo-org/hello.world.git', GH, octo],
     ['https://github.com/octo-org/hello.world', `${GH}/`, octo],
+    // github.com serves (and redirects) www.github.com; the result is pinned to github.com.
+    ['https://www.github.com/octo-org/hello.world', GH, octo],
+    ['https://WWW.GitHub.com/octo-org/hello.world.git', GH, octo],
     ['https://github.com/A/b', GH, ref(GH, 'github.com', 'A', 'b')],
     ['https://github.com/a1/.github', GH, ref(GH, 'github.com', 'a1', '.github')],
     ['https://github.com/a1/repo_name-2', GH, ref(GH, 'github.com', 'a1', 'repo_name-2')],
@@ -75,7 +78,9 @@ t.test('rejected forms', async (t) => {
     ['look-alike ssh userinfo', 'git@evil.com@github.com:o/r.git'],
     ['look-alike ssh url host', 'ssh://git@github.com.evil.com/o/r.git'],
     ['trailing-dot host', 'https://github.com./o/r'],
-    ['subdomain', 'https://www.github.com/o/r'],
+    ['other subdomain', 'https://api.github.com/o/r'],
+    ['www on a GHES', 'https://www.ghe.example.com/o/r', 'https://ghe.example.com'],
+    ['www on the simulator', 'http://www.127.0.0.1:4010/o/r', SIM],
     ['unicode look-alike host', 'https://gіthub.com/o/r'],
     ['other port', 'https://github.com:8443/o/r'],
     ['empty port', 'https://github.com:/o/r'],
@@ -166,6 +171,38 @@ t.test('rejected forms', async (t) => {
         isInvalidRepoUrl(err),
         `${name}: ${JSON.stringify(input)}${isInvalidRepoUrl(err) ? '' : ` → ${err}`}`,
       )
+    }
+  }
+})
+
+t.test('refusals say why, without echoing the input', async (t) => {
+  const table: Array<[input: string, why: RegExp]> = [
+    ['https://gitlab.com/o/r', /host is not the configured GitHub/],
+    ['https://github.com.evil.com/o/r', /host is not the configured GitHub/],
+    ['git@gitlab.com:o/r.git', /host is not the configured GitHub/],
+    ['https://user:ghp_secret123@github.com/o/r', /contains credentials/],
+    ['https://ghp_secret123@github.com/o/r', /contains credentials/],
+    ['ssh://git:ghp_secret123@github.com/o/r.git', /contains credentials/],
+    ['root@github.com:o/r.git', /contains credentials/],
+    ['https://github.com/o/r/tree/main', /path is not owner\/repository/],
+    ['https://github.com/o', /path is not owner\/repository/],
+    ['https://github.com/o/../r', /path is not owner\/repository/],
+    ['https://github.com/-o/r', /not a valid GitHub name/],
+    ['https://github.com/o/r$', /not a valid GitHub name/],
+    ['http://github.com/o/r', /uses http:\/\/ but GitHub is configured with https:\/\//],
+    ['https://github.com/o/r?tab=readme', /percent-encoding/],
+    ['file:///etc/passwd', /not an https:\/\/, ssh:\/\/ or git@ URL/],
+    ['', /not an https:\/\/, ssh:\/\/ or git@ URL/],
+    [`https://github.com/o/${'r'.repeat(2100)}`, /longer than 2048 characters/],
+  ]
+  for (const [input, why] of table) {
+    try {
+      parseRepoUrl(input, GH)
+      t.fail(`accepted ${JSON.stringify(input)}`)
+    } catch (err) {
+      t.ok(isInvalidRepoUrl(err), input)
+      t.match((err as Error).message, why, input)
+      t.notMatch((err as Error).message, /ghp_secret123|user:|gitlab|evil|root/, `${input}: input not echoed`)
     }
   }
 })

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net'
 import { cloneJobId, decrypt } from '@portico/core'
 import { findConnection } from '@portico/db'
+import { refusalFault } from '@portico/github-sim'
 import { startTestSimulator } from '@portico/testing'
 import t from 'tap'
 import {
@@ -218,7 +219,7 @@ t.test('bad repository URLs: 400 INVALID_REPO_URL', async (t) => {
       statusCode: 400,
       code: 'INVALID_REPO_URL',
       error: 'Bad Request',
-      message: /^Repo URL must be a valid GitHub repository URL: it .+\.$/,
+      message: /^Repo URL must be a valid GitHub repository URL: .+\.$/,
     })
     t.same(Object.keys(res.json()).sort(), ['code', 'error', 'message', 'statusCode'])
     t.notMatch(res.json().message, /abc|x-access-token/, 'credentials not echoed')
@@ -252,9 +253,63 @@ t.test('bad PATs: 400 INVALID_TOKEN for 401, 403 and 404 alike', async (t) => {
     })
     t.notOk(res.body.includes(pat.trim()) && pat.trim() !== '', 'the PAT is not echoed')
   }
-  sim.injectFault({ method: 'GET', path: '/repos/acme/sample-app', status: 403, times: 1 })
+  sim.injectFault({ method: 'GET', path: '/repos/acme/sample-app', status: 403, message: 'Forbidden' })
+  const forbidden = await post({ repo_url: REPO_URL, pat: PAT })
+  t.equal(forbidden.json().code, 'INVALID_TOKEN', 'a plain 403 (no other cause) is the token')
+  t.equal((await get()).statusCode, 404, 'nothing was stored')
+})
+
+t.test('the PAT check reports a refusal by its cause, never "invalid token" for a working one', async (t) => {
+  // Issue 11's example: the primary rate limit spent (403 "API rate limit exceeded for user ID 1.").
+  const resetAt = new Date(Date.now() + 600_000)
+  sim.setRateLimit(5000, { remaining: 0, resetAt })
   const limited = await post({ repo_url: REPO_URL, pat: PAT })
-  t.equal(limited.json().code, 'INVALID_TOKEN', '403 (as GitHub answers a rate-limited or forbidden token)')
+  sim.setRateLimit(5000)
+  t.equal(limited.statusCode, 503)
+  t.match(limited.json(), {
+    statusCode: 503,
+    code: 'GITHUB_RATE_LIMITED',
+    error: 'Service Unavailable',
+    message: /^GitHub rate limit reached\. Try again after /,
+    reset_at: new Date(Math.floor(resetAt.getTime() / 1000) * 1000).toISOString(),
+  })
+  t.ok(limited.json().retry_after > 500 && limited.json().retry_after <= 600, 'retry_after in seconds')
+  t.equal(limited.headers['retry-after'], String(limited.json().retry_after))
+  t.equal((await get()).statusCode, 404, 'nothing was stored')
+
+  const repoPath = { method: 'GET', path: '/repos/acme/sample-app' }
+  const cases: Array<[string, Parameters<typeof refusalFault>[0], number, string, RegExp]> = [
+    ['secondary rate limit', 'secondary_rate_limit', 503, 'GITHUB_RATE_LIMITED', /secondary rate limit/],
+    ['secondary rate limit (429)', 'secondary_rate_limit_429', 503, 'GITHUB_RATE_LIMITED', /secondary/],
+    ['SAML SSO', 'sso_required', 403, 'GITHUB_SSO_REQUIRED', /SAML enforcement.*\/orgs\/acme\/sso\?/],
+    [
+      'OAuth App restrictions',
+      'oauth_app_restricted',
+      403,
+      'GITHUB_OAUTH_APP_RESTRICTED',
+      /OAuth App access/,
+    ],
+    ['IP allow list', 'ip_allow_list', 403, 'GITHUB_IP_NOT_ALLOWED', /IP allow list/],
+    ['classic PATs forbidden', 'classic_pat_forbidden', 403, 'GITHUB_TOKEN_POLICY', /forbids access/],
+    ['missing permission', 'permission_missing', 403, 'GITHUB_PERMISSION_MISSING', /contents=read/],
+  ]
+  for (const [what, kind, status, code, message] of cases) {
+    sim.injectFault(refusalFault(kind, repoPath))
+    const res = await post({ repo_url: REPO_URL, pat: PAT })
+    t.equal(res.statusCode, status, what)
+    t.match(res.json(), { statusCode: status, code, message }, what)
+    t.notOk(res.body.includes(PAT), `${what}: the PAT is not echoed`)
+    if (status === 503) t.ok(Number(res.headers['retry-after']) >= 1, `${what}: Retry-After`)
+  }
+  sim.injectFault(refusalFault('sso_required', repoPath))
+  const sso = (await post({ repo_url: REPO_URL, pat: PAT })).json()
+  t.match(
+    sso.sso_url,
+    /^https:\/\/github\.com\/orgs\/acme\/sso\?authorization_request=/,
+    'the fix GitHub sends',
+  )
+  sim.injectFault(refusalFault('permission_missing', repoPath))
+  t.match((await post({ repo_url: REPO_URL, pat: PAT })).json(), { accepted_permissions: 'contents=read' })
   t.equal((await get()).statusCode, 404, 'nothing was stored')
 })
 

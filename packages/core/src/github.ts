@@ -87,14 +87,3 @@ export function createOctokit(opts: CreateOctokitOptions): Octokit {
   })
   return octokit
 }
-
-/** HTTP status of an Octokit error (`RequestError`), or undefined for network failures. */
-export function githubErrorStatus(err: unknown): number | undefined {
-  const status = (err as { status?: unknown } | null)?.status
-  return typeof status === 'number' ? status : undefined
-}
-
-/** Whether an Octokit error is GitHub's 404 (absent, or invisible to this token). */
-export function isGithubNotFound(err: unknown): boolean {
-  return githubErrorStatus(err) === 404
-}

@@ -1,6 +1,7 @@
 import { startSimulator } from '@portico/github-sim'
 import t from 'tap'
-import { createOctokit, githubErrorStatus, isGithubNotFound } from '../src/github.js'
+import { createOctokit } from '../src/github.js'
+import { githubErrorStatus } from '../src/github-refusal.js'
 
 const sim = await startSimulator()
 t.teardown(() => sim.close())
@@ -49,7 +50,7 @@ t.test('does not retry client errors', async (t) => {
   t.equal(githubErrorStatus(await bad.rest.users.getAuthenticated().catch((e: unknown) => e)), 401)
   const octokit = createOctokit({ token: TOKEN, baseUrl: sim.apiUrl })
   const missing = await octokit.rest.repos.get({ owner: 'acme', repo: 'nope' }).catch((e: unknown) => e)
-  t.ok(isGithubNotFound(missing))
+  t.equal(githubErrorStatus(missing), 404)
   t.equal(sim.ledger.count({ route: ROUTE }), 1)
   t.equal(sim.ledger.count({ route: 'GET /repos/{owner}/{repo}' }), 1)
 })

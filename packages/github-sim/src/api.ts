@@ -156,9 +156,9 @@ export function installApiHooks(app: FastifyInstance, ctx: SimContext): void {
     )
     if (fault) {
       fault.remaining--
-      const headers: Record<string, string> = {}
+      const headers: Record<string, string> = { ...fault.headers }
       if (fault.retryAfter !== undefined) headers['retry-after'] = String(fault.retryAfter)
-      const secondary = fault.status === 403 || fault.status === 429
+      const secondary = (fault.status === 403 || fault.status === 429) && fault.message === undefined
       const message =
         fault.message ??
         (secondary
@@ -223,7 +223,8 @@ export function installApiHooks(app: FastifyInstance, ctx: SimContext): void {
       if (sim.token.expiresAt)
         reply.header('github-authentication-token-expiration', githubDate(sim.token.expiresAt))
     }
-    reply.header('x-accepted-oauth-scopes', req.routeOptions.config.acceptedScopes ?? '')
+    if (!reply.hasHeader('x-accepted-oauth-scopes'))
+      reply.header('x-accepted-oauth-scopes', req.routeOptions.config.acceptedScopes ?? '')
     reply.header('x-github-media-type', 'github.v3; format=json')
     reply.header('x-github-api-version-selected', '2022-11-28')
     reply.header('x-github-request-id', randomBytes(8).toString('hex').toUpperCase())

@@ -102,4 +102,6 @@ export interface FaultSpec {
   /** Seconds, sent as `retry-after`. */
   retryAfter?: number
   message?: string
+  /** Extra response headers (e.g. `x-github-sso`); see `refusals.ts` for GitHub's own refusals. */
+  headers?: Record<string, string>
 }

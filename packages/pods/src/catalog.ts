@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { Octokit } from '@octokit/rest'
-import { AppError } from '@portico/core'
-import { statusOf, toGithubAppError } from './github-errors.js'
+import { AppError, githubErrorStatus, githubErrorToAppError } from '@portico/core'
 import { parseSpecYaml, SPEC_MAX_BYTES } from './spec-yaml.js'
 import { type PodRef, sortPods } from './validation.js'
 
@@ -138,7 +137,7 @@ export class PodCatalog {
       else cache.delete(key)
       return value
     } catch (err) {
-      if (statusOf(err) === 304 && cached) return cached.value
+      if (githubErrorStatus(err) === 304 && cached) return cached.value
       cache.delete(key)
       throw err
     }
@@ -164,15 +163,14 @@ export class PodCatalog {
         },
       )
     } catch (err) {
-      throw toGithubAppError(
-        err,
-        () =>
+      throw githubErrorToAppError(err, {
+        notFound: () =>
           new AppError(
             404,
             'SPECS_REPO_NOT_FOUND',
             `Repository ${this.fullName} was not found or is not readable with this GitHub account`,
           ),
-      )
+      })
     }
   }
 
@@ -196,15 +194,14 @@ export class PodCatalog {
         },
       )
     } catch (err) {
-      throw toGithubAppError(
-        err,
-        () =>
+      throw githubErrorToAppError(err, {
+        notFound: () =>
           new AppError(
             404,
             'SPECS_REPO_NOT_FOUND',
             `Repository ${this.fullName} or its branch ${branch} was not found or is not readable with this GitHub account`,
           ),
-      )
+      })
     }
   }
 
@@ -287,7 +284,7 @@ export class PodCatalog {
       })
       data = res.data as typeof data
     } catch (err) {
-      throw toGithubAppError(err, notFound)
+      throw githubErrorToAppError(err, { notFound })
     }
     if (Array.isArray(data) || data.type !== 'file') throw notFound()
     if ((data.size ?? 0) > SPEC_MAX_BYTES) {

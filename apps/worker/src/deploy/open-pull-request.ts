@@ -1,6 +1,6 @@
 import type { Octokit } from '@portico/core'
-import { AppError } from '@portico/core'
-import { githubMessage, renderSpec, SPEC_MAX_BYTES, type SpecFields, statusOf } from '@portico/pods'
+import { AppError, githubErrorStatus as statusOf } from '@portico/core'
+import { githubMessage, renderSpec, SPEC_MAX_BYTES, type SpecFields } from '@portico/pods'
 import type { WritePacer } from './write-pacer.js'
 
 /** The specs repository and the branch deploy pull requests target. */

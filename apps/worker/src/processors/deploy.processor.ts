@@ -1,6 +1,15 @@
-import { AppError, createOctokit, decrypt, isAppError, redactSecrets, truncateMessage } from '@portico/core'
+import {
+  AppError,
+  createOctokit,
+  decrypt,
+  githubErrorStatus,
+  githubErrorToAppError,
+  isAppError,
+  redactSecrets,
+  truncateMessage,
+} from '@portico/core'
 import { completeDeployment, failDeployment, startDeployment, updateDeployment } from '@portico/db'
-import { rateLimitResetAt, statusOf, toGithubAppError } from '@portico/pods'
+import { rateLimitResetAt } from '@portico/pods'
 import { DelayedError, UnrecoverableError } from 'bullmq'
 import type { ProcessorFactory } from '../context.js'
 import { deployBranch, openDeployPullRequest } from '../deploy/open-pull-request.js'
@@ -76,16 +85,15 @@ export const deployProcessor: ProcessorFactory<'deploy'> = (ctx) => {
         await job.moveToDelayed(Math.max(resetAt, Date.now() + 100), job.token)
         throw new DelayedError()
       }
-      const status = statusOf(err)
-      const appError = toGithubAppError(
-        err,
-        () =>
+      const status = githubErrorStatus(err)
+      const appError = githubErrorToAppError(err, {
+        notFound: () =>
           new AppError(
             404,
             'SPECS_REPO_NOT_FOUND',
             `${config.GH_REPO} or its branch ${config.WORKFLOW_BRANCH} was not found or is not writable with this GitHub account`,
           ),
-      )
+      })
       const permanent =
         (isAppError(err) && err.statusCode < 500) ||
         (status !== undefined && PERMANENT_GITHUB_STATUSES.has(status))

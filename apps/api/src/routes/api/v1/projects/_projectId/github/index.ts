@@ -1,10 +1,13 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import {
   AppError,
+  classifyGithubAnswer,
   classifyToken,
   cloneJobId,
   clonePath,
   encrypt,
+  githubAnswerOfResponse,
+  githubRefusalToAppError,
   isUuid,
   parseRepoUrl,
   type RepoRef,
@@ -51,6 +54,17 @@ function parseExpiration(value: string | null): Date | null {
   return Number.isNaN(date.getTime()) ? null : date
 }
 
+/** A refusal's JSON body, or undefined when it is not JSON or over 64 KiB. */
+async function readSmallJson(res: Response): Promise<unknown> {
+  const text = await res.text().catch(() => '')
+  if (text.length > 64 * 1024) return undefined
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
+}
+
 /**
  * Checks the PAT against `GET /repos/{owner}/{repo}` with a 10 s budget and no retries (a plain
  * fetch: a user waits on this, and each outcome maps to one error code).
@@ -70,13 +84,24 @@ async function checkPat(apiUrl: string, ref: RepoRef, pat: string): Promise<PatC
   } catch {
     throw new AppError(400, 'GITHUB_UNREACHABLE', 'Could not reach GitHub to check the PAT. Try again later.')
   }
-  if (res.status === 401 || res.status === 403 || res.status === 404) {
-    await res.body?.cancel()
-    throw invalidToken()
-  }
   if (res.status !== 200) {
-    await res.body?.cancel()
-    throw new AppError(400, 'GITHUB_API_ERROR', `GitHub answered ${res.status} while checking the PAT.`)
+    // GitHub's refusal body is small JSON ({ message, documentation_url }); read at most that.
+    const body = await readSmallJson(res)
+    const refusal = classifyGithubAnswer(githubAnswerOfResponse(res, body))
+    switch (refusal.kind) {
+      // 401, 404 and a plain 403 all mean: this token cannot read this repository.
+      case 'unauthorized':
+      case 'not_found':
+      case 'forbidden':
+        throw invalidToken()
+      case 'unavailable':
+      case 'other':
+        throw new AppError(400, 'GITHUB_API_ERROR', `GitHub answered ${res.status} while checking the PAT.`)
+      default:
+        // Rate limits (503 GITHUB_RATE_LIMITED) and organisation policies / missing permissions
+        // (403 with their own codes): the token may be fine, so never "invalid token".
+        throw githubRefusalToAppError(refusal)
+    }
   }
   const repo = (await res.json().catch(() => ({}))) as { default_branch?: unknown }
   return {

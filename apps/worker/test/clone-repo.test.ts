@@ -23,6 +23,7 @@ const seed = {
       collaborators: [{ login: 'portico-bot', permission: 'read' as const }],
       files: { 'README.md': '# big\n', 'blob.txt': randomBytes(BIG_REPO_BYTES).toString('base64') },
     },
+    { owner: 'acme', name: 'empty', private: true, empty: true, files: {} },
   ],
 }
 const { sim, env, tokenOf } = await startTestSimulator(t, { seed })
@@ -252,3 +253,25 @@ t.test('a job without a valid id fails permanently', async (t) => {
   t.equal(state, 'failed')
   t.equal(finished.attemptsMade, 1)
 })
+
+t.test(
+  'an empty repository fails at the first attempt with REPOSITORY_EMPTY and no raw git output',
+  async (t) => {
+    const { config, db, queue } = await setup(t)
+    const row = await createConnection(db, config, { repo: 'empty', token: PAT })
+    const job = await enqueue(queue, row.id, { attempts: 3, backoff: { type: 'fixed', delay: 10 } })
+    const { job: finished, state } = await finalState(queue, job.id!)
+    t.equal(state, 'failed')
+    t.equal(finished.attemptsMade, 1, 'not retried: retrying cannot add a commit')
+    const failed = await findConnection(db, row.id)
+    t.equal(failed?.status, 'failed')
+    t.equal(failed?.error_code, 'REPOSITORY_EMPTY')
+    t.equal(
+      failed?.error_message,
+      'The repository is empty: it has no commits yet. Push a first commit, then connect again.',
+    )
+    t.notMatch(failed?.error_message ?? '', /ambiguous|fatal|HEAD|warning/, 'no raw git output')
+    t.notMatch(finished.failedReason, /ambiguous|fatal/)
+    t.notOk(existsSync(clonePath(config.cloneRoot, row.tenant_id, row.id)), 'nothing left on disk')
+  },
+)

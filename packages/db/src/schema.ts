@@ -90,6 +90,12 @@ export interface GithubConnectionsTable {
   endpoints_count: Generated<number>
   analysis_summary: ColumnType<AnalysisSummary | null, string | null | undefined, string | null>
   error_message: string | null
+  /** Stable code of the last failure (`REPOSITORY_EMPTY`, `INVALID_TOKEN`…). */
+  error_code: ColumnType<string | null, string | null | undefined, string | null>
+  /** GitHub's numeric repository id (bigint, read as a string); null for rows made before 0005. */
+  github_repo_id: ColumnType<string | null, string | number | null | undefined, string | number | null>
+  /** Canonical `owner/name` as GitHub last answered it (follows renames and transfers). */
+  repo_full_name: ColumnType<string | null, string | null | undefined, string | null>
   expires_at: NullableTimestamp
   created_by: string | null
   created_at: Timestamp

@@ -26,6 +26,8 @@ async function materializeRepo(world: World, seed: SeedRepo): Promise<void> {
   })
   const repo = rec.git
   await repo.init(defaultBranch)
+  // An empty repository has HEAD pointing at an unborn branch and no refs, as on GitHub.
+  if (seed.empty) return
   const commit = await commitFiles(rec.git, null, null, seed.files, 'Initial commit')
   await repo.updateRef(`refs/heads/${defaultBranch}`, commit)
   await repo.setHead(defaultBranch)

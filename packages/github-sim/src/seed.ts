@@ -118,7 +118,9 @@ export function validateSeed(data: unknown, source = 'seed'): Seed {
       isObj(r.files) && Object.values(r.files).every((c) => typeof c === 'string'),
       `${at}.files must map paths to string contents`,
     )
-    if (isObj(r.files)) need(Object.keys(r.files).length > 0, `${at}.files must contain at least one file`)
+    need(r.empty === undefined || typeof r.empty === 'boolean', `${at}.empty must be a boolean`)
+    if (isObj(r.files) && r.empty !== true)
+      need(Object.keys(r.files).length > 0, `${at}.files must contain at least one file (or set empty: true)`)
     const full = `${owner}/${String(r.name).toLowerCase()}`
     need(!repoNames.has(full), `${at} ${full} is duplicated`)
     repoNames.add(full)

@@ -52,6 +52,8 @@ export interface SeedRepo {
   collaborators?: SeedCollaborator[]
   /** Files of the initial commit on the default branch, path → UTF-8 content. */
   files: Record<string, string>
+  /** No commits at all, as a repository created without a README (`files` and `branches` ignored). */
+  empty?: boolean
   /** Extra branches created from the default branch, each with optional extra files (one commit each). */
   branches?: Record<string, Record<string, string>>
 }

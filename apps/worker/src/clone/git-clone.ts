@@ -5,20 +5,43 @@ import path from 'node:path'
 import { inheritedEnv, removeClone } from '@portico/core'
 
 /** Why a clone failed; `permanent` failures are not worth retrying. */
-export type CloneFailure = 'auth' | 'not-found' | 'network' | 'timeout' | 'too-large' | 'cancelled' | 'git'
+export type CloneFailure =
+  | 'auth'
+  | 'not-found'
+  | 'empty'
+  | 'network'
+  | 'timeout'
+  | 'too-large'
+  | 'cancelled'
+  | 'git'
 
 const PERMANENT: ReadonlySet<CloneFailure> = new Set([
   'auth',
   'not-found',
+  'empty',
   'timeout',
   'too-large',
   'cancelled',
 ])
 
+/** The stable `code` stored with each kind of failure. */
+export const CLONE_FAILURE_CODES: Record<CloneFailure, string> = {
+  auth: 'INVALID_TOKEN',
+  'not-found': 'REPOSITORY_NOT_FOUND',
+  empty: 'REPOSITORY_EMPTY',
+  network: 'GITHUB_UNREACHABLE',
+  timeout: 'CLONE_TIMEOUT',
+  'too-large': 'REPOSITORY_TOO_LARGE',
+  cancelled: 'CLONE_CANCELLED',
+  git: 'CLONE_FAILED',
+}
+
 /** A failed clone with a classified reason and a message safe to store (no credentials). */
 export class CloneError extends Error {
   readonly kind: CloneFailure
   readonly permanent: boolean
+  /** Stable code of the failure ({@link CLONE_FAILURE_CODES}). */
+  readonly code: string
   /** git's last `fatal:`/`error:` line, when there was one (may name the URL, never the token). */
   readonly detail: string | undefined
   constructor(kind: CloneFailure, message: string, detail?: string) {
@@ -26,6 +49,7 @@ export class CloneError extends Error {
     this.name = 'CloneError'
     this.kind = kind
     this.permanent = PERMANENT.has(kind)
+    this.code = CLONE_FAILURE_CODES[kind]
     this.detail = detail
   }
 }
@@ -98,6 +122,7 @@ export function classifyGitFailure(stderr: string): CloneFailure {
 const FAILURE_MESSAGES: Record<CloneFailure, string> = {
   auth: 'GitHub rejected the token for this repository (it may have been revoked or expired).',
   'not-found': 'The repository was not found, or the token cannot read it.',
+  empty: 'The repository is empty: it has no commits yet. Push a first commit, then connect again.',
   network: 'Could not reach GitHub while cloning.',
   timeout: 'The clone took longer than the time limit.',
   'too-large': 'The repository is larger than the clone size limit.',
@@ -197,7 +222,9 @@ async function runGit(args: string[], cwd: string): Promise<string> {
     child.on('error', reject)
     child.on('close', resolve)
   })
-  if (code !== 0) throw new CloneError('git', `git ${args[0]} failed: ${err.trim().slice(0, 200)}`)
+  // git's own words stay in `detail` (logged), never in the stored message.
+  if (code !== 0)
+    throw new CloneError('git', `git ${args[0]} failed.`, err.trim().split('\n').at(-1)?.slice(0, 200))
   return out.trim()
 }
 
@@ -280,7 +307,13 @@ export async function cloneRepository(opts: CloneOptions): Promise<CloneResult> 
       const detail = [...stderrTail.matchAll(/(?:fatal|error): .*/g)].at(-1)?.[0]
       throw new CloneError(failure, FAILURE_MESSAGES[failure], detail)
     }
-    const commitSha = await runGit(['rev-parse', 'HEAD'], work)
+    // git clones an empty repository successfully ("You appear to have cloned an empty
+    // repository.") and only `rev-parse HEAD` fails later; retrying cannot change that.
+    const commitSha = await runGit(['rev-parse', '--verify', '--quiet', 'HEAD'], work).catch(() => '')
+    if (commitSha === '') {
+      const empty = /cloned an empty repository/i.test(`${stderrTail}${buffered}`)
+      throw new CloneError(empty ? 'empty' : 'git', FAILURE_MESSAGES[empty ? 'empty' : 'git'])
+    }
     await rename(work, opts.dest)
     return { commitSha }
   } catch (err) {

@@ -29,10 +29,8 @@ function failureMessage(ctx: WorkerContext, err: unknown): string {
       return `The clone took longer than ${ctx.config.CLONE_TIMEOUT_SECONDS} s (CLONE_TIMEOUT_SECONDS) and was stopped.`
     case 'too-large':
       return `The repository is larger than ${ctx.config.CLONE_MAX_MB} MiB (CLONE_MAX_MB); the clone was stopped.`
-    case 'network':
-    case 'git':
-      return err.detail ? `${err.message} (${err.detail})` : err.message
     default:
+      // git's own output (err.detail) is logged, never stored: the row says what a person can act on.
       return err.message
   }
 }
@@ -65,6 +63,7 @@ async function runClone(ctx: WorkerContext, job: Job<{ connectionId: string }>):
     clone_path: null,
     commit_sha: null,
     error_message: null,
+    error_code: null,
   })
   if (!started) return { outcome: 'skipped', reason: 'connection changed before the clone started' }
   await job.updateProgress(0)
@@ -158,6 +157,10 @@ async function recordFailure(
   token: string | undefined,
 ): Promise<never> {
   const message = safeMessage(failureMessage(ctx, err), token)
+  const code = err instanceof CloneError ? err.code : 'CLONE_FAILED'
+  if (err instanceof CloneError && err.detail) {
+    ctx.logger.warn({ connectionId: row.id, code, detail: safeMessage(err.detail, token) }, 'clone failed')
+  }
   // Unknown errors (a database hiccup) are retried; a bad stored URL or key is not.
   const status = (err as { statusCode?: unknown }).statusCode
   const permanent =
@@ -169,6 +172,7 @@ async function recordFailure(
       progress: 0,
       clone_path: null,
       error_message: message,
+      error_code: code,
     })
     if (permanent) throw new UnrecoverableError(message)
     throw new Error(message)
@@ -177,6 +181,7 @@ async function recordFailure(
     status: 'pending',
     progress: 0,
     error_message: safeMessage(`${message} Retrying.`, token),
+    error_code: code,
   })
   throw new Error(message)
 }

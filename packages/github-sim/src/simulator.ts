@@ -9,6 +9,7 @@ import { registerGitHttpRoutes } from './git-http.routes.js'
 import { Ledger } from './ledger.js'
 import { parseForm, registerOAuthRoutes } from './oauth.routes.js'
 import { registerPullRoutes } from './pulls.routes.js'
+import { registerRenameRoutes, renameRepository } from './renames.js'
 import { materializeRepos } from './repo-store.js'
 import { registerRepoRoutes } from './repos.routes.js'
 import { defaultSeed, loadSeedFile, validateSeed } from './seed.js'
@@ -61,6 +62,8 @@ export interface Simulator {
   setRepoVisibility(owner: string, repo: string, visibility: 'public' | 'private'): void
   addCollaborator(owner: string, repo: string, login: string, permission: RepoPermission | null): void
   truncateTrees(on: boolean): void
+  /** Renames or transfers `owner/name` to `owner/name` with GitHub's redirects from the old name (renames.ts). */
+  renameRepo(from: string, to: string): Promise<void>
 }
 
 /** Starts a local GitHub (Enterprise Server style) seeded from `opts.seed`. */
@@ -130,6 +133,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
 
   installApiHooks(app, ctx)
   const api = new ApiRouter(app)
+  registerRenameRoutes(app, api, ctx)
   registerUserRoutes(api, ctx)
   registerRepoRoutes(api, ctx)
   registerGitDataRoutes(api, ctx)
@@ -196,6 +200,9 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     },
     truncateTrees(on) {
       ctx.truncateTrees = on
+    },
+    renameRepo(from, to) {
+      return renameRepository(ctx, from, to)
     },
   }
 }

@@ -43,6 +43,11 @@ async function startGithubProxy() {
     upstream.headers.forEach((v, k) => {
       if (k !== 'content-encoding' && k !== 'transfer-encoding' && k !== 'content-length') headers[k] = v
     })
+    // A redirect names the simulator's origin; as a reverse proxy would, answer with our own.
+    if (headers.location) {
+      const { port } = server.address() as AddressInfo
+      headers.location = headers.location.replace(sim.url, `http://127.0.0.1:${port}`)
+    }
     res.writeHead(upstream.status, headers)
     res.end(Buffer.from(await upstream.arrayBuffer()))
   })
@@ -97,8 +102,11 @@ const CONNECTION_FIELDS = [
   'created_at',
   'default_branch',
   'endpoints_count',
+  'error_code',
   'error_message',
   'expires_at',
+  'full_name',
+  'github_repo_id',
   'id',
   'progress',
   'project_id',
@@ -331,6 +339,24 @@ t.test(
     t.equal((await get()).statusCode, 404, 'nothing was stored')
   },
 )
+
+t.test('a renamed repository: connected by id under its current name, the old name followed', async (t) => {
+  const before = (await (
+    await fetch(`${sim.apiUrl}/repos/acme/sample-app`, { headers: { authorization: `token ${PAT}` } })
+  ).json()) as { id: number }
+  await sim.renameRepo('acme/sample-app', 'acme/renamed-app')
+  t.teardown(() => sim.renameRepo('acme/renamed-app', 'acme/sample-app'))
+  const res = await post({ repo_url: `${sim.url}/acme/sample-app`, pat: PAT })
+  t.equal(res.statusCode, 201, res.body)
+  t.match(res.json(), {
+    repo_url: `${sim.url}/acme/sample-app`,
+    full_name: 'acme/renamed-app',
+    github_repo_id: before.id,
+    error_code: null,
+  })
+  t.match((await get()).json(), { full_name: 'acme/renamed-app', github_repo_id: before.id })
+  await disconnect()
+})
 
 t.test('a malformed body is a 400 VALIDATION_ERROR', async (t) => {
   for (const body of [

@@ -275,3 +275,26 @@ t.test(
     t.notOk(existsSync(clonePath(config.cloneRoot, row.tenant_id, row.id)), 'nothing left on disk')
   },
 )
+
+t.test('a repository renamed after connecting is cloned by id under its current name', async (t) => {
+  const { config, db, queue } = await setup(t)
+  const repo = (await (
+    await fetch(`${sim.apiUrl}/repos/acme/sample-app`, { headers: { authorization: `token ${PAT}` } })
+  ).json()) as { id: number }
+  const row = await createConnection(db, config, { token: PAT })
+  await db
+    .updateTable('github_connections')
+    .set({ github_repo_id: repo.id, repo_full_name: 'acme/sample-app' })
+    .where('id', '=', row.id)
+    .execute()
+  await sim.renameRepo('acme/sample-app', 'acme/renamed-app')
+  t.teardown(() => sim.renameRepo('acme/renamed-app', 'acme/sample-app'))
+  const job = await enqueue(queue, row.id, { attempts: 1 })
+  const { state } = await finalState(queue, job.id!)
+  t.equal(state, 'completed')
+  const done = await findConnection(db, row.id)
+  t.equal(done?.status, 'analyzed', done?.error_message ?? '')
+  t.equal(done?.repo_full_name, 'acme/renamed-app', 'the current name is recorded')
+  t.equal(done?.repo, 'renamed-app')
+  t.equal(sim.ledger.count({ route: 'GET /repositories/{id}' }) > 0, true, 'looked up by id')
+})

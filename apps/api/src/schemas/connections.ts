@@ -48,6 +48,12 @@ export const Connection = Type.Object({
   endpoints_count: Type.Integer(),
   analysis_summary: Type.Union([AnalysisSummary, Type.Null()]),
   error_message: Nullable(Type.String()),
+  /** Stable code of the last failure, e.g. `REPOSITORY_EMPTY`. */
+  error_code: Nullable(Type.String()),
+  /** The repository's current `owner/name` (GitHub's canonical name, updated on each clone). */
+  full_name: Type.String(),
+  /** GitHub's numeric repository id (null for connections made before it was recorded). */
+  github_repo_id: Type.Union([Type.Integer(), Type.Null()]),
   expires_at: Type.Union([Timestamp, Type.Null()]),
   created_at: Timestamp,
   updated_at: Timestamp,

@@ -44,12 +44,12 @@ export class CloneError extends Error {
   readonly code: string
   /** git's last `fatal:`/`error:` line, when there was one (may name the URL, never the token). */
   readonly detail: string | undefined
-  constructor(kind: CloneFailure, message: string, detail?: string) {
+  constructor(kind: CloneFailure, message: string, detail?: string, code?: string) {
     super(message)
     this.name = 'CloneError'
     this.kind = kind
     this.permanent = PERMANENT.has(kind)
-    this.code = CLONE_FAILURE_CODES[kind]
+    this.code = code ?? CLONE_FAILURE_CODES[kind]
     this.detail = detail
   }
 }

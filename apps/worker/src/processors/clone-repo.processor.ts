@@ -1,4 +1,14 @@
-import { clonePath, decrypt, isUuid, parseRepoUrl, removeClone, truncateMessage } from '@portico/core'
+import {
+  classifyGithubError,
+  clonePath,
+  createOctokit,
+  decrypt,
+  githubErrorToAppError,
+  isUuid,
+  parseRepoUrl,
+  removeClone,
+  truncateMessage,
+} from '@portico/core'
 import { type ConnectionRow, findConnection, updateConnectionIfStatus } from '@portico/db'
 import { type Job, UnrecoverableError } from 'bullmq'
 import { analyzeRepository } from '../analysis/analyze.js'
@@ -73,7 +83,7 @@ async function runClone(ctx: WorkerContext, job: Job<{ connectionId: string }>):
   const ticker = progressTicker(ctx, job, row.id, cancel)
   try {
     token = decrypt(ctx.config.keyring, row.encrypted_token)
-    const { cloneUrl } = parseRepoUrl(row.repo_url, ctx.config.GITHUB_URL)
+    const cloneUrl = await currentCloneUrl(ctx, row, token)
     const { commitSha } = await cloneRepository({
       url: cloneUrl,
       token,
@@ -109,6 +119,53 @@ async function runClone(ctx: WorkerContext, job: Job<{ connectionId: string }>):
     return await recordFailure(ctx, job, row, err, token)
   }
 }
+
+/**
+ * The HTTPS clone URL of the connection's repository as it is named now. A repository is known by
+ * GitHub's numeric id: `GET /repositories/{id}` gives its current `full_name` after a rename or
+ * transfer (recorded on the row), and the clone URL is built from it under `GITHUB_URL`, so git
+ * never depends on a redirect (the clone follows none). Rows without an id use the URL as typed.
+ * @throws {CloneError} `auth`/`not-found` (permanent) or `network` (retried) by GitHub's answer.
+ */
+async function currentCloneUrl(ctx: WorkerContext, row: ConnectionRow, token: string): Promise<string> {
+  const asTyped = parseRepoUrl(row.repo_url, ctx.config.GITHUB_URL).cloneUrl
+  if (row.github_repo_id === null) return asTyped
+  const octokit = createOctokit({ token, baseUrl: ctx.config.GITHUB_API_URL, retries: 0, throttle: false })
+  let fullName: unknown
+  try {
+    const res = await octokit.request('GET /repositories/{id}', { id: Number(row.github_repo_id) })
+    fullName = (res.data as { full_name?: unknown }).full_name
+  } catch (err) {
+    const refusal = classifyGithubError(err)
+    const appError = githubErrorToAppError(err)
+    if (refusal.kind === 'unauthorized') throw new CloneError('auth', FAILURE_AUTH)
+    if (refusal.kind === 'not_found') throw new CloneError('not-found', FAILURE_NOT_FOUND)
+    if (refusal.kind === 'rate_limited' || refusal.kind === 'unavailable') {
+      throw new CloneError('network', appError.message, undefined, appError.code)
+    }
+    // Organisation policies, missing permissions: GitHub's own (redacted) reason, permanent.
+    throw new CloneError('auth', appError.message, undefined, appError.code)
+  }
+  if (typeof fullName !== 'string') return asTyped
+  const base = ctx.config.GITHUB_URL.replace(/\/+$/, '')
+  let current: ReturnType<typeof parseRepoUrl>
+  try {
+    current = parseRepoUrl(`${base}/${fullName}`, ctx.config.GITHUB_URL)
+  } catch {
+    return asTyped
+  }
+  if (fullName !== row.repo_full_name) {
+    await updateConnectionIfStatus(ctx.db, row.id, ['cloning'], {
+      repo_full_name: fullName,
+      owner: current.owner,
+      repo: current.repo,
+    })
+  }
+  return current.cloneUrl
+}
+
+const FAILURE_AUTH = 'GitHub rejected the token for this repository (it may have been revoked or expired).'
+const FAILURE_NOT_FOUND = 'The repository was not found, or the token cannot read it.'
 
 async function analyze(
   ctx: WorkerContext,

@@ -43,6 +43,10 @@ const connectionExists = () =>
 const notFound = () => new AppError(404, 'CONNECTION_NOT_FOUND', 'This project has no GitHub connection.')
 
 interface PatCheck {
+  /** GitHub's numeric repository id: the name may change, the id does not. */
+  repoId: number | null
+  /** Canonical `owner/name` as GitHub answered (after a rename or transfer, the new one). */
+  fullName: string | null
   defaultBranch: string | null
   tokenExpiresAt: Date | null
 }
@@ -65,24 +69,51 @@ async function readSmallJson(res: Response): Promise<unknown> {
   }
 }
 
+/** Redirects followed for a renamed or transferred repository (GitHub sends one). */
+const MAX_REDIRECTS = 3
+
 /**
  * Checks the PAT against `GET /repos/{owner}/{repo}` with a 10 s budget and no retries (a plain
- * fetch: a user waits on this, and each outcome maps to one error code).
+ * fetch: a user waits on this, and each outcome maps to one error code). A renamed or
+ * transferred repository answers 301 to `/repositories/{id}`: that is followed (at most
+ * {@link MAX_REDIRECTS} times) only on the API's own origin, so the token never goes elsewhere.
  */
 async function checkPat(apiUrl: string, ref: RepoRef, pat: string): Promise<PatCheck> {
   let res: Response
-  try {
-    res = await fetch(`${apiUrl}/repos/${encodeURIComponent(ref.owner)}/${encodeURIComponent(ref.repo)}`, {
-      headers: {
-        accept: 'application/vnd.github+json',
-        authorization: `token ${pat}`,
-        'user-agent': 'portico',
-        'x-github-api-version': '2022-11-28',
-      },
-      signal: AbortSignal.timeout(PAT_CHECK_TIMEOUT_MS),
-    })
-  } catch {
-    throw new AppError(400, 'GITHUB_UNREACHABLE', 'Could not reach GitHub to check the PAT. Try again later.')
+  const signal = AbortSignal.timeout(PAT_CHECK_TIMEOUT_MS)
+  const origin = new URL(apiUrl).origin
+  let url = `${apiUrl}/repos/${encodeURIComponent(ref.owner)}/${encodeURIComponent(ref.repo)}`
+  for (let hop = 0; ; hop++) {
+    try {
+      res = await fetch(url, {
+        headers: {
+          accept: 'application/vnd.github+json',
+          authorization: `token ${pat}`,
+          'user-agent': 'portico',
+          'x-github-api-version': '2022-11-28',
+        },
+        redirect: 'manual',
+        signal,
+      })
+    } catch {
+      throw new AppError(
+        400,
+        'GITHUB_UNREACHABLE',
+        'Could not reach GitHub to check the PAT. Try again later.',
+      )
+    }
+    const location = res.headers.get('location')
+    if (![301, 302, 307, 308].includes(res.status) || location === null) break
+    await res.body?.cancel()
+    const next = new URL(location, url)
+    if (next.origin !== origin || hop + 1 >= MAX_REDIRECTS) {
+      throw new AppError(
+        400,
+        'GITHUB_API_ERROR',
+        'GitHub redirected the repository somewhere Portico does not follow (another host, or too many redirects).',
+      )
+    }
+    url = next.href
   }
   if (res.status !== 200) {
     // GitHub's refusal body is small JSON ({ message, documentation_url }); read at most that.
@@ -103,8 +134,17 @@ async function checkPat(apiUrl: string, ref: RepoRef, pat: string): Promise<PatC
         throw githubRefusalToAppError(refusal)
     }
   }
-  const repo = (await res.json().catch(() => ({}))) as { default_branch?: unknown }
+  const repo = (await res.json().catch(() => ({}))) as {
+    default_branch?: unknown
+    id?: unknown
+    full_name?: unknown
+  }
+  const fullName = typeof repo.full_name === 'string' ? repo.full_name : null
   return {
+    repoId: typeof repo.id === 'number' && Number.isSafeInteger(repo.id) && repo.id > 0 ? repo.id : null,
+    // Only a name that is itself a valid owner/repo under the configured GitHub is kept.
+    fullName:
+      fullName !== null && /^[A-Za-z0-9-]{1,39}\/[A-Za-z0-9._-]{1,100}$/.test(fullName) ? fullName : null,
     defaultBranch: typeof repo.default_branch === 'string' ? repo.default_branch : null,
     tokenExpiresAt: parseExpiration(res.headers.get('github-authentication-token-expiration')),
   }
@@ -125,6 +165,9 @@ function toView(row: ConnectionRow) {
     endpoints_count: row.endpoints_count,
     analysis_summary: row.analysis_summary,
     error_message: row.error_message,
+    error_code: row.error_code,
+    full_name: row.repo_full_name ?? `${row.owner}/${row.repo}`,
+    github_repo_id: row.github_repo_id === null ? null : Number(row.github_repo_id),
     expires_at: row.expires_at,
     created_at: row.created_at,
     updated_at: row.updated_at,
@@ -186,6 +229,8 @@ export default async function connectionRoutes(app: FastifyInstance) {
           repo_url: repoUrl,
           owner: ref.owner,
           repo: ref.repo,
+          github_repo_id: check.repoId,
+          repo_full_name: check.fullName,
           default_branch: check.defaultBranch,
           encrypted_token: encrypt(config.keyring, pat),
           token_kind: classifyToken(pat),

@@ -1,5 +1,6 @@
 import { createOctokit, deployJobId, encrypt } from '@portico/core'
 import { type DeploymentRow, findDeployment, insertDeployment, type NewDeployment } from '@portico/db'
+import { refusalFault } from '@portico/github-sim'
 import { deployJobOptions, specDocument } from '@portico/pods'
 import { startTestSimulator, testConfig } from '@portico/testing'
 import type { JobsOptions } from 'bullmq'
@@ -236,6 +237,32 @@ t.test('permanent failures end the job at once and record code and status', asyn
     error_status: 401,
   })
 })
+
+t.test(
+  'refusals by cause: an archived repository fails once; an SSO policy says how to fix it',
+  async (t) => {
+    sim.injectFault(refusalFault('archived', { method: 'POST', path: '/repos/acme/infra-specs/git/refs' }))
+    const archived = await deploy({ customer: 'gamma', env: 'dev' })
+    t.match(await settled(archived.id), {
+      status: 'failed',
+      error_code: 'REPOSITORY_ARCHIVED',
+      error_status: 403,
+      error_message: /archived on GitHub and read-only/,
+    })
+    t.equal((await queues.deploy.getJob(deployJobId(archived.id)))?.attemptsMade, 1, 'not retried')
+
+    sim.injectFault(
+      refusalFault('sso_required', { method: 'POST', path: '/repos/acme/infra-specs/git/refs' }),
+    )
+    const sso = await deploy({ customer: 'gamma', env: 'stg' })
+    t.match(await settled(sso.id), {
+      status: 'failed',
+      error_code: 'GITHUB_SSO_REQUIRED',
+      error_status: 403,
+      error_message: /SAML enforcement.*https:\/\/github\.com\/orgs\/acme\/sso/,
+    })
+  },
+)
 
 t.test('a malformed spec is not overwritten: the deploy fails with 422', async (t) => {
   await bot.rest.repos.createOrUpdateFileContents({

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import t from 'tap'
 import { analyzeRepository, DEFAULT_ANALYSIS_LIMITS } from '../src/analysis/analyze.js'
+import { analyzeInThread } from '../src/analysis/analyze-in-thread.js'
 import { detectComponent, detectRoutes } from '../src/analysis/detectors.js'
 
 // Issue 10, item 13: a 512 KiB file of whitespace (or of repeated fragments of a pattern) must
@@ -77,4 +78,26 @@ t.test('a 512 KiB .py file of newlines is analysed through the whole pipeline', 
     result.summary.routes.map((r) => r.path),
     ['/ok'],
   )
+})
+
+t.test('analysis runs in a worker thread and stops at its wall-clock budget', async (t) => {
+  const root = await mkdtemp(path.join(tmpdir(), 'portico-thread-'))
+  t.teardown(() => rm(root, { recursive: true, force: true }))
+  for (let i = 0; i < 50; i++) {
+    await writeFile(path.join(root, `r${i}.js`), `const express = require('express')\napp.get('/r${i}', h)\n`)
+  }
+  const full = await analyzeInThread(root, { timeoutMs: 60_000 })
+  t.equal(full.routesCount, 50, 'the thread returns the same result as the in-process analysis')
+  t.equal(full.summary.timed_out, false)
+  t.equal(full.summary.truncated, false)
+
+  // A budget that has already run out: the walk stops before the first file.
+  const late = await analyzeInThread(root, { timeoutMs: 0 })
+  t.equal(late.summary.timed_out, true)
+  t.equal(late.summary.truncated, true)
+  t.ok(late.routesCount < 50, 'a timed-out summary is partial')
+
+  const aborted = new AbortController()
+  aborted.abort(new Error('shutting down'))
+  await t.rejects(analyzeInThread(root, { timeoutMs: 60_000, signal: aborted.signal }), /shutting down/)
 })

@@ -1,7 +1,8 @@
 import { clonePath, decrypt, isUuid, parseRepoUrl, removeClone, truncateMessage } from '@portico/core'
 import { type ConnectionRow, findConnection, updateConnectionIfStatus } from '@portico/db'
 import { type Job, UnrecoverableError } from 'bullmq'
-import { analyzeRepository } from '../analysis/analyze.js'
+import type { AnalysisResult } from '../analysis/analyze.js'
+import { analyzeInThread } from '../analysis/analyze-in-thread.js'
 import { CloneError, cloneRepository } from '../clone/git-clone.js'
 import type { ProcessorFactory, WorkerContext } from '../context.js'
 
@@ -118,9 +119,16 @@ async function analyze(
   dest: string,
   commitSha: string,
 ): Promise<CloneOutcome> {
-  let result: Awaited<ReturnType<typeof analyzeRepository>>
+  let result: AnalysisResult
   try {
-    result = await analyzeRepository(dest)
+    // Off the main thread with a wall-clock budget: job locks and the health check keep running.
+    result = await analyzeInThread(dest, { timeoutMs: ctx.config.ANALYSIS_TIMEOUT_SECONDS * 1000 })
+    if (result.summary.timed_out) {
+      ctx.logger.warn(
+        { connectionId: row.id, filesScanned: result.summary.files_scanned },
+        'analysis stopped at ANALYSIS_TIMEOUT_SECONDS; summary is partial',
+      )
+    }
   } catch (err) {
     // The clone itself is good; keep it usable and say why there is no summary.
     ctx.logger.warn({ connectionId: row.id, err: { message: (err as Error).message } }, 'analysis failed')

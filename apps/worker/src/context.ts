@@ -15,8 +15,16 @@ export interface WorkerContext {
   redis: Redis
 }
 
-/** Handles one job of queue `Q`. Must be idempotent: BullMQ delivers at least once. */
-export type Processor<Q extends QueueName> = (job: Job<JobDataByQueue[Q]>) => Promise<unknown>
+/**
+ * Handles one job of queue `Q`. Must be idempotent: BullMQ delivers at least once. `token` is the
+ * job's lock token; `signal` is BullMQ's processor AbortSignal, aborted when the worker shuts
+ * down (`cancelAllJobs`): a processor that honours it hands its job back to the queue.
+ */
+export type Processor<Q extends QueueName> = (
+  job: Job<JobDataByQueue[Q]>,
+  token?: string,
+  signal?: AbortSignal,
+) => Promise<unknown>
 
 /** Builds a queue's processor from the worker context. */
 export type ProcessorFactory<Q extends QueueName> = (ctx: WorkerContext) => Processor<Q>

@@ -20,9 +20,9 @@ export function registerWorker<Q extends QueueName>(
   const logger = ctx.logger.child({ queue })
   const worker = new Worker<JobDataByQueue[Q]>(
     queue,
-    async (job: Job<JobDataByQueue[Q]>) => {
+    async (job: Job<JobDataByQueue[Q]>, token?: string, signal?: AbortSignal) => {
       logger.info({ jobId: job.id, name: job.name, attempt: job.attemptsMade + 1 }, 'job started')
-      return processor(job)
+      return processor(job, token, signal)
     },
     {
       connection: ctx.redis,
@@ -30,6 +30,9 @@ export function registerWorker<Q extends QueueName>(
       concurrency: ctx.config.WORKER_CONCURRENCY,
       lockDuration: ctx.config.WORKER_LOCK_MS,
       stalledInterval: ctx.config.WORKER_STALLED_INTERVAL_MS,
+      // A job whose worker died mid-run is returned to the queue, not failed, the first time
+      // (a SIGKILL during a deploy must not cost the deploy).
+      maxStalledCount: 2,
       ...opts,
     },
   )

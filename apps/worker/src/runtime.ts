@@ -12,6 +12,9 @@ import type { Logger } from 'pino'
 import type { ProcessorFactory, ProcessorRegistry, WorkerContext } from './context.js'
 import { type RegisterWorkerOptions, registerWorker } from './register-worker.js'
 
+/** Queues whose in-flight jobs are cancelled (and handed back) on shutdown instead of awaited. */
+const CANCELLED_ON_SHUTDOWN: ReadonlySet<QueueName> = new Set(['clone'])
+
 /** A running worker process: its context, its BullMQ workers, and an ordered shutdown. */
 export interface WorkerRuntime {
   ctx: WorkerContext
@@ -54,8 +57,13 @@ export async function startWorker(
   const close = () => {
     closing ??= (async () => {
       // Stop fetching and wait (bounded) for in-flight jobs; a worker's close() cannot be
-      // upgraded to a forced one once started, so pausing comes first.
+      // upgraded to a forced one once started, so pausing comes first. Clones (long, and cheap
+      // to restart) are cancelled through their AbortSignal and hand their job back to the
+      // queue; deploys (short, and not to be cut between two GitHub writes) finish.
       const drained = Promise.all(workers.map((w) => w.pause(false)))
+      for (const w of workers) {
+        if (CANCELLED_ON_SHUTDOWN.has(w.name as QueueName)) w.cancelAllJobs('worker shutting down')
+      }
       let timer: NodeJS.Timeout | undefined
       const timedOut = await Promise.race([
         drained.then(() => false),

@@ -4,6 +4,7 @@ import { refusalFault } from '@portico/github-sim'
 import { deployJobOptions, specDocument } from '@portico/pods'
 import { startTestSimulator, testConfig } from '@portico/testing'
 import type { JobsOptions } from 'bullmq'
+import { sql } from 'kysely'
 import { pino } from 'pino'
 import t from 'tap'
 import { parse } from 'yaml'
@@ -75,7 +76,7 @@ t.test('a new pod: branch, full spec document and pull request, in 5 GitHub call
   })
   const done = await settled(row.id)
   t.equal(done.status, 'succeeded')
-  t.equal(done.branch, `deploy-delta-dev-${Math.floor(row.created_at.getTime() / 1000)}`)
+  t.equal(done.branch, `deploy-delta-dev-${row.id}`, 'the branch names the deployment')
   t.equal(done.encrypted_token, null)
   t.equal(done.error_code, null)
   const calls = sim.ledger.entries({ kind: 'api' })
@@ -114,7 +115,7 @@ t.test('a new pod: branch, full spec document and pull request, in 5 GitHub call
     base: { ref: 'main' },
     head: { ref: done.branch },
   })
-  t.match(pr?.body, /^Automated deployment for delta\/dev\n[\s\S]*deploy-delta-dev-\d+/)
+  t.match(pr?.body, new RegExp(`^Automated deployment for delta/dev\\n[\\s\\S]*deploy-delta-dev-${row.id}`))
   t.equal(await commitMessage(done.branch!), 'Deploy delta/dev', 'default commit message')
 })
 
@@ -272,10 +273,59 @@ t.test('a malformed spec is not overwritten: the deploy fails with 422', async (
     content: Buffer.from('spec: [unclosed\n').toString('base64'),
     branch: 'main',
   })
+  sim.ledger.clear()
   const row = await deploy({ customer: 'broken', env: 'dev' })
   const done = await settled(row.id)
   t.match(done, { status: 'failed', error_code: 'INVALID_SPEC', error_status: 422 })
   t.match(done.error_message, /^Spec for broken\/dev is not valid/)
+  // The branch was created before the spec was read: a failed deploy removes it again.
+  const branch = `deploy-broken-dev-${row.id}`
+  t.same(
+    sim.ledger
+      .entries({ kind: 'api' })
+      .filter((c) => c.route.includes('/git/refs'))
+      .map((c) => `${c.method} ${c.status}`),
+    ['POST 201', 'DELETE 204'],
+  )
+  const gone = await bot.rest.git.getRef({ ...repo, ref: `heads/${branch}` }).catch((err: unknown) => err)
+  t.equal((gone as { status?: number }).status, 404, 'the branch is gone')
+})
+
+t.test('two pods whose names join to the same string get their own branch and pull request', async (t) => {
+  // "a-b" + "c" and "a" + "b-c" both join to "a-b-c"; created in the same second.
+  const first = await deploy({ customer: 'join-a', env: 'b-c' })
+  const second = await deploy({ customer: 'join-a-b', env: 'c' })
+  const [one, two] = await Promise.all([settled(first.id), settled(second.id)])
+  t.equal(one.status, 'succeeded', one.error_message ?? '')
+  t.equal(two.status, 'succeeded', two.error_message ?? '')
+  t.not(one.branch, two.branch)
+  t.not(one.pr_number, two.pr_number)
+  t.match(await fileAt('infra/join-a/b-c/spec.yml', one.branch!), /join-a-b-c-09/)
+  t.match(await fileAt('infra/join-a-b/c/spec.yml', two.branch!), /join-a-b-c-09/)
+})
+
+t.test('a database error inside the deploy job is reported as one, not as a GitHub failure', async (t) => {
+  // A real Postgres error raised while the job records its branch.
+  await sql`CREATE OR REPLACE FUNCTION portico_test_refuse_branch() RETURNS trigger AS $$
+    BEGIN
+      IF NEW.customer = 'dbfail' AND NEW.branch IS NOT NULL AND OLD.branch IS NULL THEN
+        RAISE EXCEPTION 'simulated database failure';
+      END IF;
+      RETURN NEW;
+    END $$ LANGUAGE plpgsql`.execute(db)
+  await sql`CREATE TRIGGER portico_test_refuse_branch BEFORE UPDATE ON deployments
+    FOR EACH ROW EXECUTE FUNCTION portico_test_refuse_branch()`.execute(db)
+  t.teardown(async () => {
+    await sql`DROP TRIGGER IF EXISTS portico_test_refuse_branch ON deployments`.execute(db)
+  })
+  const row = await deploy(
+    { customer: 'dbfail', env: 'dev' },
+    { attempts: 2, backoff: { type: 'fixed', delay: 50 } },
+  )
+  const done = await settled(row.id)
+  t.match(done, { status: 'failed', error_code: 'DATABASE_ERROR', error_status: 503 })
+  t.notMatch(done.error_code, /^GITHUB_/)
+  t.notMatch(done.error_message, /simulated/, 'internals stay out of the stored message')
 })
 
 t.test('transient failures on the last attempt are recorded as 503', async (t) => {

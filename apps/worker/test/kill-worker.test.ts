@@ -41,9 +41,12 @@ async function spawnWorker(
   })
   await waitFor(
     async () => (out.includes('worker started') ? true : undefined),
-    30_000,
+    // Generous: starting tsx and the worker on a loaded machine has taken over 30 s.
+    120_000,
     'the worker to start',
-  )
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}: ${out.slice(-2000)}`)
+  })
   return { child, output: () => out }
 }
 

@@ -128,14 +128,15 @@ t.test('the worker schedules the sweeps once, however often it starts', async (t
   const second = await startTestWorker(t, ctx.config, ['maintenance'])
   const schedulers = await waitFor(async () => {
     const list = await ctx.queues.maintenance.getJobSchedulers()
-    return list.length === 2 ? list : undefined
+    return list.length === 3 ? list : undefined
   })
   t.same(schedulers.map((s) => [s.key, s.every]).sort(), [
     ['expire-clones', EXPIRE_EVERY_MS],
     ['repair-stuck-connections', REPAIR_EVERY_MS],
+    ['repair-stuck-deployments', REPAIR_EVERY_MS],
   ])
   await Promise.all([maintenanceScheduled.get(first.ctx), maintenanceScheduled.get(second.ctx)])
-  t.equal(await ctx.queues.maintenance.getJobSchedulersCount(), 2)
+  t.equal(await ctx.queues.maintenance.getJobSchedulersCount(), 3)
 })
 
 t.test('a maintenance job run by the worker expires due clones', async (t) => {

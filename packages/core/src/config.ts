@@ -109,6 +109,28 @@ export const ConfigSchema = Type.Object({
   CLONE_TTL_HOURS: Int('Hours a clone is kept before the expiry sweep removes it.', 168, 1),
   CLONE_TIMEOUT_SECONDS: Int('Wall-clock limit of one clone.', 300, 1),
   CLONE_MAX_MB: Int('Size limit of one clone on disk, in MiB.', 500, 1),
+  CLONE_MAX_FILES: Int(
+    'Limit on the entries of one clone’s tree (git ls-tree), checked before checkout.',
+    100000,
+    1,
+  ),
+  ANALYSIS_TIMEOUT_SECONDS: Int(
+    'Wall-clock budget of one repository analysis (run off the main thread); past it the summary is marked timed_out.',
+    120,
+    1,
+  ),
+  WORKER_HEALTH_PORT: Int(
+    'Port of the worker’s health listener (/live, /ready, /metrics); 0 turns it off.',
+    0,
+    0,
+    65535,
+  ),
+  WORKER_HEALTH_HOST: Str('Interface the worker’s health listener binds to.', { default: '127.0.0.1' }),
+  WORKER_MAX_EVENT_LOOP_BLOCK_MS: Int(
+    'The worker’s /live fails when its event loop was blocked longer than this, in ms.',
+    10000,
+    100,
+  ),
   WORKER_QUEUES: Str(
     'Queues this worker consumes: all, or a comma-separated subset of clone,deploy,maintenance.',
     {

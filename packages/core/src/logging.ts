@@ -30,14 +30,34 @@ export function loggerOptions(level: string) {
   return {
     level,
     redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
-    serializers: {
-      err: (err: Error & { code?: unknown; statusCode?: unknown }) => ({
-        type: String(err?.name ?? 'Error'),
-        message: redactSecrets(String(err?.message ?? err)),
-        stack: redactSecrets(String(err?.stack ?? '')),
-        code: err?.code,
-        statusCode: err?.statusCode,
-      }),
-    },
+    serializers: { err: (err: unknown) => serializeError(err) },
   }
+}
+
+type LoggedError = Error & { code?: unknown; statusCode?: unknown; status?: unknown }
+
+/**
+ * pino's `errWithCause` shape (`type, message, stack, code`, and the `cause` chain, up to 4
+ * deep) with only these fields kept and every string scrubbed of token-looking values, so an
+ * Octokit error's request/response bodies never reach the logs while the cause does.
+ */
+export interface SerializedError {
+  type: string
+  message: string
+  stack: string
+  [key: string]: unknown
+}
+
+export function serializeError(err: unknown, depth = 0): SerializedError {
+  const e = err as LoggedError | null
+  if (!(e instanceof Error)) return { type: typeof err, message: redactSecrets(String(err)), stack: '' }
+  const out: SerializedError = {
+    type: String(e.name ?? 'Error'),
+    message: redactSecrets(String(e.message ?? e)),
+    stack: redactSecrets(String(e.stack ?? '')),
+    code: e.code,
+    statusCode: e.statusCode ?? (typeof e.status === 'number' ? e.status : undefined),
+  }
+  if (e.cause !== undefined && depth < 4) out.cause = serializeError(e.cause, depth + 1)
+  return out
 }

@@ -14,7 +14,7 @@ export interface DeployJobData {
 
 /** Periodic housekeeping. */
 export interface MaintenanceJobData {
-  task: 'expire-clones' | 'repair-stuck-connections'
+  task: 'expire-clones' | 'repair-stuck-connections' | 'repair-stuck-deployments' | 'rotate-keys'
 }
 
 /** Maps each queue to its job payload type. */

@@ -118,3 +118,22 @@ export async function failDeployment(
     .returningAll()
     .executeTakeFirst()
 }
+
+/**
+ * Queued or running deployments not updated since `before`, oldest first: candidates for the
+ * maintenance repair, which checks whether their job still lives before failing them.
+ */
+export async function listStaleInFlightDeployments(
+  db: Executor,
+  before: Date,
+  limit = 500,
+): Promise<DeploymentRow[]> {
+  return db
+    .selectFrom('deployments')
+    .selectAll()
+    .where('status', 'in', ['queued', 'running'])
+    .where('updated_at', '<', before)
+    .orderBy('updated_at')
+    .limit(limit)
+    .execute()
+}

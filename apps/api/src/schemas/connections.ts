@@ -30,6 +30,7 @@ const AnalysisSummary = Type.Object(
     endpoints: Type.Integer(),
     files_scanned: Type.Optional(Type.Integer()),
     truncated: Type.Optional(Type.Boolean()),
+    timed_out: Type.Optional(Type.Boolean()),
   },
   { description: 'Routes and components found in the clone; null until analysed.' },
 )

@@ -12,6 +12,11 @@ export interface AnalysisLimits {
   maxDepth: number
   /** Entries kept in the summary's `routes`/`components` lists (counts stay exact). */
   maxListed: number
+  /**
+   * Wall-clock deadline (ms since the epoch) checked between files: past it the walk stops and
+   * the summary says `timed_out` (and `truncated`). Undefined: no deadline.
+   */
+  deadline?: number
 }
 
 export const DEFAULT_ANALYSIS_LIMITS: AnalysisLimits = {
@@ -56,7 +61,9 @@ const SKIPPED_DIRS = new Set([
  * Walks a clone and finds routes (FastAPI, Flask, Express, Fastify, NestJS, Spring Boot) and
  * React components. Never follows symbolic links (the walk skips them and files are opened with
  * O_NOFOLLOW), skips hidden, dependency, vendored and build folders, and stops reading at the
- * limits (`summary.truncated` says so). `endpoints` counts distinct `METHOD path` pairs.
+ * limits (`summary.truncated` says so; `summary.timed_out` too when the deadline ended it).
+ * `endpoints` counts distinct `METHOD path` pairs. Runs on the calling thread: the worker runs it
+ * through {@link analyzeInThread} so a slow file can never block the event loop.
  */
 export async function analyzeRepository(
   root: string,
@@ -71,11 +78,17 @@ export async function analyzeRepository(
   let filesScanned = 0
   let bytesRead = 0
   let truncated = false
+  let timedOut = false
 
   const files = walk(root, limits.maxDepth)
   for await (const rel of files) {
     if (filesScanned >= limits.maxFiles || bytesRead >= limits.maxTotalBytes) {
       truncated = true
+      break
+    }
+    if (limits.deadline !== undefined && Date.now() >= limits.deadline) {
+      truncated = true
+      timedOut = true
       break
     }
     const source = await readBounded(path.join(root, rel), limits.maxFileBytes)
@@ -103,6 +116,7 @@ export async function analyzeRepository(
       endpoints: endpoints.size,
       files_scanned: filesScanned,
       truncated,
+      timed_out: timedOut,
     },
     routesCount,
     componentsCount,

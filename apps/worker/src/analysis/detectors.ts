@@ -18,7 +18,17 @@ const COMPONENT_EXT = /\.(?:jsx|tsx)$/
 const TEST_FILE = /\.(?:test|spec|stories|story)\.[cm]?[jt]sx?$/
 
 const HTTP_METHODS = 'get|post|put|patch|delete|options|head|all'
-const STRING = String.raw`(['"\`])([^'"\`\n]*)`
+/*
+ * Every pattern below is linear in the length of its input on a backtracking engine (issue 10,
+ * item 13): a run that a pattern could start matching anywhere inside (identifiers) is entered
+ * only at its first character (a look-behind), whitespace between tokens is bounded (WS), and
+ * every other repeat is bounded too, so no start position can rescan the rest of the file.
+ * Adjacent repeats never overlap (`\s*;?\s*` would be quadratic on a run of spaces).
+ */
+const WS = String.raw`\s{0,64}`
+const WS1 = String.raw`\s{1,64}`
+const IDENT = String.raw`(?<![\w$])[A-Za-z_$][\w$]{0,127}`
+const STRING = String.raw`(['"\`])([^'"\`\n]{0,1024})`
 
 /** Joins path segments into one `/`-rooted path without duplicate slashes. */
 export function joinPaths(...parts: (string | undefined)[]): string {
@@ -29,13 +39,17 @@ export function joinPaths(...parts: (string | undefined)[]): string {
   return `/${segments.join('/')}`
 }
 
-const EXPRESS_IMPORT = /(?:from\s+['"]express['"]|require\(\s*['"]express['"]\s*\))/
-const FASTIFY_IMPORT = /(?:from\s+['"]fastify['"]|require\(\s*['"]fastify['"]\s*\))/
+const importOf = (name: string) =>
+  new RegExp(String.raw`(?:\bfrom${WS1}['"]${name}['"]|\brequire\(${WS}['"]${name}['"]${WS}\))`)
+const EXPRESS_IMPORT = importOf('express')
+const FASTIFY_IMPORT = importOf('fastify')
 const NEST_IMPORT = /['"]@nestjs\/common['"]/
-const CALL_ROUTE = new RegExp(String.raw`\b([A-Za-z_$][\w$]*)\.(${HTTP_METHODS})\(\s*${STRING}\3`, 'g')
-const FASTIFY_ROUTE_OBJECT = /\.route\(\s*\{([^{}]*)\}/g
+const CALL_ROUTE = new RegExp(String.raw`(${IDENT})\.(${HTTP_METHODS})\(${WS}${STRING}\3`, 'g')
+const FASTIFY_ROUTE_OBJECT = new RegExp(String.raw`\.route\(${WS}\{([^{}]{0,4096})\}`, 'g')
+const FASTIFY_URL = new RegExp(String.raw`\burl${WS}:${WS}(['"\`])(\/[^'"\`\n]{0,1024})\1`)
+const FASTIFY_METHOD = new RegExp(String.raw`\bmethod${WS}:${WS}(\[[^\]]{0,256}\]|['"\`]\w{1,16}['"\`])`)
 const NEST_DECORATOR = new RegExp(
-  String.raw`@(Controller|Get|Post|Put|Patch|Delete|Options|Head|All)\(\s*(?:\{\s*path\s*:\s*)?(?:\[\s*)?(?:${STRING}\2)?`,
+  String.raw`@(Controller|Get|Post|Put|Patch|Delete|Options|Head|All)\(${WS}(?:\{${WS}path${WS}:${WS})?(?:\[${WS})?(?:${STRING}\2)?`,
   'g',
 )
 // Receivers that are routers or applications, not HTTP clients (axios.get, http.get, api.get…).
@@ -67,8 +81,8 @@ function jsRoutes(source: string): FoundRoute[] {
   if (fastify) {
     for (const m of source.matchAll(FASTIFY_ROUTE_OBJECT)) {
       const body = m[1] ?? ''
-      const url = /\burl\s*:\s*(['"`])(\/[^'"`\n]*)\1/.exec(body)?.[2]
-      const methods = /\bmethod\s*:\s*(\[[^\]]*\]|['"`]\w+['"`])/.exec(body)?.[1]
+      const url = FASTIFY_URL.exec(body)?.[2]
+      const methods = FASTIFY_METHOD.exec(body)?.[1]
       if (url === undefined || methods === undefined) continue
       for (const method of methods.match(/\w+/g) ?? []) {
         routes.push({ framework: 'Fastify', method: method.toUpperCase(), path: url })
@@ -78,11 +92,21 @@ function jsRoutes(source: string): FoundRoute[] {
   return routes
 }
 
-const FLASK_IMPORT = /^\s*(?:from\s+flask\b|import\s+flask\b)/m
-const FASTAPI_IMPORT = /^\s*(?:from\s+fastapi\b|import\s+fastapi\b)/m
-const PY_PREFIX = /^\s*(\w+)\s*=\s*(?:APIRouter|Blueprint)\(([^)]*)\)/gm
-const PY_ROUTE_DECORATOR = /@(\w+)\.route\(\s*(['"])([^'"\n]*)\2([^)]*)\)/g
-const PY_METHOD_DECORATOR = /@(\w+)\.(get|post|put|patch|delete|options|head)\(\s*(['"])([^'"\n]*)\3/g
+// Python statements start a line; `[ \t]*` (not `\s*`) keeps each line start from scanning the
+// following lines' whitespace.
+const FLASK_IMPORT = /^[ \t]*(?:from[ \t]+flask\b|import[ \t]+flask\b)/m
+const FASTAPI_IMPORT = /^[ \t]*(?:from[ \t]+fastapi\b|import[ \t]+fastapi\b)/m
+const PY_PREFIX = /^[ \t]*(\w{1,128})[ \t]*=[ \t]*(?:APIRouter|Blueprint)\(([^)]{0,256})\)/gm
+const PY_PREFIX_ARG = new RegExp(String.raw`\b(?:prefix|url_prefix)${WS}=${WS}(['"])([^'"\n]{0,1024})\1`)
+const PY_ROUTE_DECORATOR = new RegExp(
+  String.raw`@(\w{1,128})\.route\(${WS}(['"])([^'"\n]{0,1024})\2([^)]{0,256})\)`,
+  'g',
+)
+const PY_METHODS_ARG = new RegExp(String.raw`methods${WS}=${WS}[[(]([^\])]{0,256})`)
+const PY_METHOD_DECORATOR = new RegExp(
+  String.raw`@(\w{1,128})\.(get|post|put|patch|delete|options|head)\(${WS}(['"])([^'"\n]{0,1024})\3`,
+  'g',
+)
 
 function pythonRoutes(source: string): FoundRoute[] {
   const flask = FLASK_IMPORT.test(source)
@@ -90,14 +114,14 @@ function pythonRoutes(source: string): FoundRoute[] {
   if (!flask && !fastapi) return []
   const prefixes = new Map<string, string>()
   for (const m of source.matchAll(PY_PREFIX)) {
-    const prefix = /\b(?:prefix|url_prefix)\s*=\s*(['"])([^'"\n]*)\1/.exec(m[2] ?? '')?.[2]
+    const prefix = PY_PREFIX_ARG.exec(m[2] ?? '')?.[2]
     if (prefix !== undefined) prefixes.set(m[1] ?? '', prefix)
   }
   const routes: FoundRoute[] = []
   if (flask) {
     for (const m of source.matchAll(PY_ROUTE_DECORATOR)) {
       const [, receiver = '', , path = '', rest = ''] = m
-      const list = /methods\s*=\s*[[(]([^\])]*)/.exec(rest)?.[1]
+      const list = PY_METHODS_ARG.exec(rest)?.[1]
       const methods = list ? (list.match(/[A-Za-z]+/g) ?? ['GET']) : ['GET']
       for (const method of methods) {
         routes.push({
@@ -120,15 +144,20 @@ function pythonRoutes(source: string): FoundRoute[] {
 }
 
 const SPRING_CONTROLLER = /@(?:RestController|Controller)\b/
-const SPRING_MAPPING = /@(Get|Post|Put|Patch|Delete|Request)Mapping\b(?:\s*\(([^)]*)\))?/g
-const CLASS_DECLARATION = /\bclass\s+\w+/
+const SPRING_MAPPING = new RegExp(
+  String.raw`@(Get|Post|Put|Patch|Delete|Request)Mapping\b(?:${WS}\(([^)]{0,256})\))?`,
+  'g',
+)
+const CLASS_DECLARATION = /\bclass\s+\w/
+const MAPPING_NAMED = new RegExp(String.raw`\b(?:value|path)${WS}=${WS}(?:\{${WS})?"([^"\n]{0,1024})"`)
+const MAPPING_BARE = new RegExp(String.raw`^${WS}(?:\{${WS})?"([^"\n]{0,1024})"`)
 
 /** First path of a mapping's arguments: `"/x"`, `value = "/x"`, `path = {"/x", …}`. */
 function mappingPath(args: string | undefined): string | undefined {
   if (args === undefined) return undefined
-  const named = /\b(?:value|path)\s*=\s*\{?\s*"([^"\n]*)"/.exec(args)
+  const named = MAPPING_NAMED.exec(args)
   if (named) return named[1]
-  const bare = /^\s*\{?\s*"([^"\n]*)"/.exec(args)
+  const bare = MAPPING_BARE.exec(args)
   return bare?.[1]
 }
 
@@ -168,9 +197,13 @@ export function detectRoutes(file: string, source: string): FoundRoute[] {
 
 const COMPONENT_NAME = /^[A-Z][A-Za-z0-9]*$/
 // `export default function Name(`, `export default class Name`, or `export default Name` alone.
-const DEFAULT_EXPORT =
-  /export\s+default\s+(?:(?:async\s+)?function\s*\*?\s*([A-Z][A-Za-z0-9]*)\s*\(|class\s+([A-Z][A-Za-z0-9]*)\b|([A-Z][A-Za-z0-9]*)\s*;?\s*$)/m
-const LOOKS_LIKE_REACT = /from\s+['"]react['"]|require\(\s*['"]react['"]\s*\)|<\/|\/>/
+const DEFAULT_EXPORT = new RegExp(
+  String.raw`\bexport${WS1}default${WS1}(?:(?:async${WS1})?function${WS}(?:\*${WS})?([A-Z][A-Za-z0-9]{0,127})${WS}\(|class${WS1}([A-Z][A-Za-z0-9]{0,127})\b|([A-Z][A-Za-z0-9]{0,127})(?![A-Za-z0-9])(?:[ \t]{0,64};)?[ \t]{0,64}$)`,
+  'm',
+)
+const LOOKS_LIKE_REACT = new RegExp(
+  String.raw`\bfrom${WS1}['"]react['"]|\brequire\(${WS}['"]react['"]${WS}\)|<\/|\/>`,
+)
 
 /**
  * The React component a file defines: a capitalised `.tsx`/`.jsx` file, or a default-exported

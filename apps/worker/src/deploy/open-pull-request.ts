@@ -1,7 +1,7 @@
 import type { Octokit } from '@portico/core'
 import { AppError, githubErrorStatus as statusOf } from '@portico/core'
-import { githubMessage, renderSpec, SPEC_MAX_BYTES, type SpecFields } from '@portico/pods'
-import type { WritePacer } from './write-pacer.js'
+import { githubMessage, rateLimitResetAt, renderSpec, SPEC_MAX_BYTES, type SpecFields } from '@portico/pods'
+import { PacingDelay, type WritePacer } from './write-pacer.js'
 
 /** The specs repository and the branch deploy pull requests target. */
 export interface DeployTarget {
@@ -24,9 +24,12 @@ export interface DeployResult {
   pr_number: number
 }
 
-/** Branch of a deployment: stable across retries because it derives from the row's creation time. */
-export function deployBranch(customer: string, env: string, createdAt: Date): string {
-  return `deploy-${customer}-${env}-${Math.floor(createdAt.getTime() / 1000)}`
+/**
+ * Branch of a deployment: `deploy-{customer}-{env}-{deploymentId}`. Stable across retries, and
+ * unique per deployment even when two pods' names join to the same string (issue 10, item 9).
+ */
+export function deployBranch(customer: string, env: string, deploymentId: string): string {
+  return `deploy-${customer}-${env}-${deploymentId}`
 }
 
 const STALE_SHA_RETRIES = 3
@@ -57,10 +60,44 @@ export async function openDeployPullRequest(
       octokit.rest.git.createRef({ owner, repo, ref: `refs/heads/${branch}`, sha: baseRef.data.object.sha }),
     )
   } catch (err) {
-    // A retry after a crash: the branch is ours from the earlier attempt.
+    // A retry after a crash: the branch is ours from the earlier attempt (its name holds our id).
     if (!(statusOf(err) === 422 && /already exists/i.test(githubMessage(err)))) throw err
   }
 
+  try {
+    return await commitAndOpen(octokit, write, target, plan, path, where)
+  } catch (err) {
+    if (leavesNoPullRequest(err)) {
+      // No pull request uses the branch: remove it, so failed deploys leave no branches behind.
+      // Best effort: the failure being reported is the original one.
+      await write(() => octokit.rest.git.deleteRef({ owner, repo, ref: `heads/${branch}` })).catch(() => {})
+    }
+    throw err
+  }
+}
+
+/**
+ * Whether a failure after the branch was created certainly left no pull request: not a rate
+ * limit or pacing delay (the job is delayed and resumes with the branch), and not a network
+ * failure or 5xx (the pull request may have been created after all).
+ */
+function leavesNoPullRequest(err: unknown): boolean {
+  if (err instanceof PacingDelay || rateLimitResetAt(err) !== undefined) return false
+  const status = statusOf(err)
+  if (err instanceof AppError) return true
+  return status !== undefined && status >= 400 && status < 500
+}
+
+async function commitAndOpen(
+  octokit: Octokit,
+  write: <T>(fn: () => Promise<T>) => Promise<T>,
+  target: DeployTarget,
+  plan: DeployPlan,
+  path: string,
+  where: string,
+): Promise<DeployResult> {
+  const { owner, repo, base } = target
+  const { branch } = plan
   for (let attempt = 0; ; attempt++) {
     const existing = await readFile(octokit, target, path, branch)
     const text = renderSpec(existing?.text ?? null, plan, where)

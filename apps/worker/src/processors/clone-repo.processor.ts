@@ -10,8 +10,9 @@ import {
   truncateMessage,
 } from '@portico/core'
 import { type ConnectionRow, findConnection, updateConnectionIfStatus } from '@portico/db'
-import { type Job, UnrecoverableError } from 'bullmq'
-import { analyzeRepository } from '../analysis/analyze.js'
+import { DelayedError, type Job, UnrecoverableError } from 'bullmq'
+import type { AnalysisResult } from '../analysis/analyze.js'
+import { analyzeInThread } from '../analysis/analyze-in-thread.js'
 import { CloneError, cloneRepository } from '../clone/git-clone.js'
 import type { ProcessorFactory, WorkerContext } from '../context.js'
 
@@ -52,9 +53,38 @@ function failureMessage(ctx: WorkerContext, err: unknown): string {
  * or failed meanwhile is never resurrected, and its directory is removed), and a row that is gone
  * mid-clone cancels the clone within a second.
  */
-export const cloneRepoProcessor: ProcessorFactory<'clone'> = (ctx) => async (job) => runClone(ctx, job)
+export const cloneRepoProcessor: ProcessorFactory<'clone'> = (ctx) => async (job, token, signal) => {
+  try {
+    return await runClone(ctx, job, signal)
+  } catch (err) {
+    if (!(err instanceof ShutdownHandback)) throw err
+    // Back to the queue for another worker, without using an attempt.
+    ctx.logger.info({ connectionId: job.data.connectionId, jobId: job.id }, 'clone handed back on shutdown')
+    await job.moveToDelayed(Date.now(), token)
+    throw new DelayedError()
+  }
+}
 
-async function runClone(ctx: WorkerContext, job: Job<{ connectionId: string }>): Promise<CloneOutcome> {
+/** The worker is shutting down (BullMQ aborted the processor's signal): hand the job back. */
+class ShutdownHandback extends Error {}
+
+/** Puts a clone interrupted by shutdown back to `pending` and signals the hand-back. */
+async function handBack(ctx: WorkerContext, id: string, dest: string): Promise<never> {
+  await removeClone(dest)
+  await updateConnectionIfStatus(ctx.db, id, ['cloning', 'cloned'], {
+    status: 'pending',
+    progress: 0,
+    clone_path: null,
+    error_message: null,
+  })
+  throw new ShutdownHandback()
+}
+
+async function runClone(
+  ctx: WorkerContext,
+  job: Job<{ connectionId: string }>,
+  shutdown?: AbortSignal,
+): Promise<CloneOutcome> {
   const { connectionId } = job.data
   if (typeof connectionId !== 'string' || !isUuid(connectionId)) {
     throw new UnrecoverableError('clone job without a valid connection id')
@@ -80,6 +110,10 @@ async function runClone(ctx: WorkerContext, job: Job<{ connectionId: string }>):
 
   let token: string | undefined
   const cancel = new AbortController()
+  // Shutdown kills git (its whole process group) through the same controller.
+  const onShutdown = () => cancel.abort()
+  shutdown?.addEventListener('abort', onShutdown, { once: true })
+  if (shutdown?.aborted) cancel.abort()
   const ticker = progressTicker(ctx, job, row.id, cancel)
   try {
     token = decrypt(ctx.config.keyring, row.encrypted_token)
@@ -107,9 +141,12 @@ async function runClone(ctx: WorkerContext, job: Job<{ connectionId: string }>):
     }
     await job.updateProgress(CLONE_SHARE)
     log.info({ commitSha }, 'repository cloned')
-    return await analyze(ctx, job, cloned, dest, commitSha)
+    if (shutdown?.aborted) return await handBack(ctx, row.id, dest)
+    return await analyze(ctx, job, cloned, dest, commitSha, shutdown)
   } catch (err) {
     await ticker.stop()
+    if (err instanceof ShutdownHandback) throw err
+    if (shutdown?.aborted) return await handBack(ctx, row.id, dest)
     await removeClone(dest)
     // A DELETE removes the directory under git's feet: that failure is a cancellation too.
     const cancelled = err instanceof CloneError && err.kind === 'cancelled'
@@ -173,11 +210,23 @@ async function analyze(
   row: ConnectionRow,
   dest: string,
   commitSha: string,
+  shutdown?: AbortSignal,
 ): Promise<CloneOutcome> {
-  let result: Awaited<ReturnType<typeof analyzeRepository>>
+  let result: AnalysisResult
   try {
-    result = await analyzeRepository(dest)
+    // Off the main thread with a wall-clock budget: job locks and the health check keep running.
+    result = await analyzeInThread(dest, {
+      timeoutMs: ctx.config.ANALYSIS_TIMEOUT_SECONDS * 1000,
+      signal: shutdown,
+    })
+    if (result.summary.timed_out) {
+      ctx.logger.warn(
+        { connectionId: row.id, filesScanned: result.summary.files_scanned },
+        'analysis stopped at ANALYSIS_TIMEOUT_SECONDS; summary is partial',
+      )
+    }
   } catch (err) {
+    if (shutdown?.aborted) return await handBack(ctx, row.id, dest)
     // The clone itself is good; keep it usable and say why there is no summary.
     ctx.logger.warn({ connectionId: row.id, err: { message: (err as Error).message } }, 'analysis failed')
     await updateConnectionIfStatus(ctx.db, row.id, ['cloned'], {

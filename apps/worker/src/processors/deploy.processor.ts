@@ -15,6 +15,41 @@ import type { ProcessorFactory } from '../context.js'
 import { deployBranch, openDeployPullRequest } from '../deploy/open-pull-request.js'
 import { PacingDelay, WritePacer } from '../deploy/write-pacer.js'
 
+/**
+ * An error Octokit's request layer threw (`RequestError`, name `HttpError`): a GitHub answer, or
+ * a network failure Octokit reports as status 500. Anything else is not GitHub's.
+ */
+export function isOctokitRequestError(err: unknown): boolean {
+  const e = err as (Error & { status?: unknown; request?: unknown }) | null
+  return (
+    e instanceof Error &&
+    e.name === 'HttpError' &&
+    typeof e.status === 'number' &&
+    typeof e.request === 'object'
+  )
+}
+
+/** PostgreSQL and connection-level database errors, as node-postgres and Kysely raise them. */
+function isDatabaseError(err: unknown): boolean {
+  const e = err as (Error & { code?: unknown; severity?: unknown }) | null
+  if (!(e instanceof Error)) return false
+  if (typeof e.severity === 'string' && typeof e.code === 'string') return true // a server error
+  return /ECONNREFUSED|ECONNRESET|Connection terminated|timeout exceeded when trying to connect|the database system is/i.test(
+    `${String(e.code ?? '')} ${e.message}`,
+  )
+}
+
+/** A failure of Portico's own (not GitHub's): the database, or a bug. The cause stays attached for the logs. */
+function internalError(err: unknown): AppError {
+  if (isDatabaseError(err)) {
+    return new AppError(503, 'DATABASE_ERROR', 'A database error interrupted the deploy.', {
+      cause: err,
+      expose: true,
+    })
+  }
+  return new AppError(500, 'DEPLOY_FAILED', 'The deploy failed unexpectedly.', { cause: err, expose: true })
+}
+
 /** GitHub answers that retrying cannot fix. */
 const PERMANENT_GITHUB_STATUSES = new Set([401, 403, 404, 409, 422])
 
@@ -54,7 +89,7 @@ export const deployProcessor: ProcessorFactory<'deploy'> = (ctx) => {
         token = config.GH_TOKEN
         if (!token) throw new AppError(503, 'GITHUB_NOT_CONFIGURED', 'GH_TOKEN is not set')
       }
-      const branch = row.branch ?? deployBranch(row.customer, row.env, row.created_at)
+      const branch = row.branch ?? deployBranch(row.customer, row.env, row.id)
       if (!row.branch) await updateDeployment(db, row.id, { branch })
       // No in-process retries or rate-limit waits: BullMQ owns retries and delays.
       const octokit = createOctokit({ token, baseUrl: config.GITHUB_API_URL, retries: 0, throttle: false })
@@ -85,20 +120,36 @@ export const deployProcessor: ProcessorFactory<'deploy'> = (ctx) => {
         await job.moveToDelayed(Math.max(resetAt, Date.now() + 100), job.token)
         throw new DelayedError()
       }
-      const status = githubErrorStatus(err)
-      const appError = githubErrorToAppError(err, {
-        notFound: () =>
-          new AppError(
-            404,
-            'SPECS_REPO_NOT_FOUND',
-            `${config.GH_REPO} or its branch ${config.WORKFLOW_BRANCH} was not found or is not writable with this GitHub account`,
-          ),
-      })
+      const github = isOctokitRequestError(err)
+      const status = github ? githubErrorStatus(err) : undefined
+      // Only GitHub's answers become GitHub codes; our own failures (a database that went away)
+      // are reported as what they are.
+      const appError = github
+        ? githubErrorToAppError(err, {
+            notFound: () =>
+              new AppError(
+                404,
+                'SPECS_REPO_NOT_FOUND',
+                `${config.GH_REPO} or its branch ${config.WORKFLOW_BRANCH} was not found or is not writable with this GitHub account`,
+              ),
+          })
+        : isAppError(err)
+          ? err
+          : internalError(err)
       const permanent =
         (isAppError(err) && err.statusCode < 500) ||
         (status !== undefined && PERMANENT_GITHUB_STATUSES.has(status))
       const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1)
-      if (permanent || lastAttempt) await fail(appError)
+      logger.warn(
+        { jobId: job.id, deploymentId, attempt: job.attemptsMade + 1, code: appError.code, err: appError },
+        'deploy attempt failed',
+      )
+      if (permanent || lastAttempt) {
+        // With the database gone this fails too; the maintenance repair settles the row later.
+        await fail(appError).catch((failErr: unknown) =>
+          logger.error({ deploymentId, err: failErr }, 'could not record the failed deployment'),
+        )
+      }
       if (permanent) throw new UnrecoverableError(appError.message)
       throw appError
     }

@@ -1,10 +1,21 @@
 import { readdir, rm } from 'node:fs/promises'
 import path from 'node:path'
-import { cloneJobId, clonePath, isUuid, removeClone, tenantReposPath } from '@portico/core'
 import {
+  cloneJobId,
+  clonePath,
+  deployJobId,
+  isUuid,
+  redactSecrets,
+  removeClone,
+  tenantReposPath,
+  truncateMessage,
+} from '@portico/core'
+import {
+  failDeployment,
   findCloneOwners,
   listExpiredConnections,
   listStaleInFlightConnections,
+  listStaleInFlightDeployments,
   updateConnectionIfStatus,
 } from '@portico/db'
 import type { ProcessorFactory, WorkerContext } from '../context.js'
@@ -31,6 +42,11 @@ export async function scheduleMaintenance(ctx: WorkerContext): Promise<void> {
     'repair-stuck-connections',
     { every: REPAIR_EVERY_MS },
     { name: 'repair-stuck-connections', data: { task: 'repair-stuck-connections' } },
+  )
+  await queue.upsertJobScheduler(
+    'repair-stuck-deployments',
+    { every: REPAIR_EVERY_MS },
+    { name: 'repair-stuck-deployments', data: { task: 'repair-stuck-deployments' } },
   )
 }
 
@@ -107,6 +123,41 @@ export async function repairStuckConnections(ctx: WorkerContext, now: Date = new
   return repaired
 }
 
+/** Code recorded on a deployment whose job ended without settling it. */
+export const DEPLOY_JOB_LOST = 'DEPLOY_JOB_LOST'
+
+/**
+ * Fails `queued`/`running` deployments untouched for a while whose deploy job is no longer live:
+ * missing (removed from Bull Board, lost with Redis data), or failed/completed without settling
+ * the row (the database was down through every attempt, the job stalled too often). The row gets
+ * `DEPLOY_JOB_LOST` with the job's own (redacted) failure reason when there is one, and its
+ * stored token is wiped by `failDeployment`.
+ */
+export async function repairStuckDeployments(ctx: WorkerContext, now: Date = new Date()): Promise<number> {
+  let repaired = 0
+  for (const row of await listStaleInFlightDeployments(ctx.db, new Date(now.getTime() - STALE_AFTER_MS))) {
+    const job = await ctx.queues.deploy.getJob(deployJobId(row.id))
+    const state = job ? await job.getState() : 'missing'
+    if (LIVE_JOB_STATES.has(state)) continue
+    const reason =
+      state === 'missing'
+        ? 'The deploy job was lost before it finished (removed, or lost with Redis data).'
+        : `The deploy job ended (${state}) without recording an outcome${
+            job?.failedReason ? `: ${job.failedReason}` : '.'
+          }`
+    const failed = await failDeployment(ctx.db, row.id, {
+      code: DEPLOY_JOB_LOST,
+      status: 500,
+      message: truncateMessage(redactSecrets(`${reason} Deploy again.`), 500),
+    })
+    if (failed) {
+      ctx.logger.warn({ deploymentId: row.id, jobState: state }, 'stuck deployment marked failed')
+      repaired += 1
+    }
+  }
+  return repaired
+}
+
 /** Settles once the schedules of a worker context are in place (or failed to be, which is logged). */
 export const maintenanceScheduled = new WeakMap<WorkerContext, Promise<void>>()
 
@@ -128,6 +179,10 @@ export const maintenanceProcessor: ProcessorFactory<'maintenance'> = (ctx) => {
       case 'repair-stuck-connections': {
         const repaired = await repairStuckConnections(ctx)
         if (repaired > 0) ctx.logger.warn({ repaired }, 'stuck connections marked failed')
+        return { repaired }
+      }
+      case 'repair-stuck-deployments': {
+        const repaired = await repairStuckDeployments(ctx)
         return { repaired }
       }
       default:

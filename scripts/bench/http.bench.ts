@@ -9,7 +9,8 @@
  *     ≥ 0.15× baseline req/s (stretch 0.30×), p99 ≤ 50 ms at 50 connections, zero non-2xx;
  *   - warm `GET /api/pods` as the signed-in user: ≥ 0.15× baseline, zero counted GitHub calls;
  * and finally the API's RSS after 100 connections for 30 s (≤ 200 MB).
- * Env: BENCH_ROUNDS (default 2), BENCH_SECONDS per measurement (default 8), BENCH_LOG_LEVEL.
+ * Env: BENCH_ROUNDS (default 2), BENCH_SECONDS per measurement (default 8), BENCH_LOG_LEVEL,
+ * BENCH_CPU_PROF (a directory for a `--cpu-prof` profile of the API process).
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
@@ -27,7 +28,14 @@ const teardowns: (() => unknown)[] = []
 async function startServer(file: string, env: Record<string, string>) {
   const child: ChildProcess = spawn(
     process.execPath,
-    [...process.execArgv, path.join(import.meta.dirname, 'servers', file)],
+    [
+      ...process.execArgv,
+      // BENCH_CPU_PROF=<dir>: write a V8 CPU profile of the API process there (open it in DevTools).
+      ...(process.env.BENCH_CPU_PROF && file === 'api.server.ts'
+        ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
+        : []),
+      path.join(import.meta.dirname, 'servers', file),
+    ],
     { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] },
   )
   teardowns.push(

@@ -12,9 +12,11 @@ import {
 } from '@portico/core'
 import {
   type ConnectionRow,
+  type ConnectionView,
   deleteConnection,
   findActiveConnectionForProject,
   findLatestConnectionForProject,
+  findLatestConnectionViewForProject,
   insertConnection,
   isUniqueViolation,
   ONE_ACTIVE_CONNECTION_INDEX,
@@ -86,7 +88,7 @@ async function checkPat(apiUrl: string, ref: RepoRef, pat: string): Promise<PatC
 }
 
 /** The public view of a connection: no token, no owner/repo split, no clone path. */
-function toView(row: ConnectionRow) {
+function toView(row: ConnectionView) {
   return {
     id: row.id,
     project_id: row.project_id,
@@ -196,9 +198,9 @@ export default async function connectionRoutes(app: FastifyInstance) {
     },
     async (request) => {
       const project = request.project!
-      const row = await findLatestConnectionForProject(fastify.db, project.tenant_id, project.id)
+      const row = await findLatestConnectionViewForProject(fastify.db, project.tenant_id, project.id)
       if (!row) throw notFound()
-      return toView(row)
+      return row
     },
   )
 

@@ -23,6 +23,7 @@ import {
 } from '@portico/db'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { Connection, ConnectionParams, CreateConnectionBody } from '../../../../../../schemas/connections.js'
+import { NoContent } from '../../../../../../schemas/errors.js'
 
 const ROLES = ['owner', 'admin', 'qa-automation'] as const
 const PAT_CHECK_TIMEOUT_MS = 10_000
@@ -208,7 +209,7 @@ export default async function connectionRoutes(app: FastifyInstance) {
     '/',
     {
       preHandler: fastify.requireProjectRole(...ROLES),
-      schema: { params: ConnectionParams },
+      schema: { params: ConnectionParams, response: { 204: NoContent } },
     },
     async (request, reply) => {
       const project = request.project!
@@ -219,7 +220,7 @@ export default async function connectionRoutes(app: FastifyInstance) {
       await cancelCloneJob(fastify, request.log, row.id)
       await removeCloneDir(config.cloneRoot, row, request.log)
       request.log.info({ connectionId: row.id, projectId: project.id }, 'repository connection deleted')
-      return reply.code(204).send()
+      return reply.code(204).send(null)
     },
   )
 }

@@ -1,7 +1,8 @@
 # One image, either process: the API by default, the worker with
 # `node apps/worker/dist/index.js`, migrations with `node packages/db/dist/migrate.cli.js latest`.
+# Ships on Node 24 LTS (Node 20 reached end of life on 2026-04-30); CI runs the suite on both.
 
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY apps/api/package.json apps/api/
@@ -15,7 +16,7 @@ RUN npm ci --no-audit --no-fund
 COPY . .
 RUN npm run build
 
-FROM node:20-bookworm-slim AS runtime
+FROM node:24-bookworm-slim AS runtime
 # git clones repositories in the worker.
 RUN apt-get update && apt-get install -y --no-install-recommends git ca-certificates tini \
   && rm -rf /var/lib/apt/lists/*

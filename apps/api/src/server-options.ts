@@ -12,6 +12,8 @@ export function serverOptions(
     trustProxy: config.trustProxy as boolean | string[],
     requestIdHeader: 'x-request-id',
     bodyLimit: 1024 * 1024,
+    // Start-up registers many plugins; a loaded machine (CI running two suites) needs more than 10 s.
+    pluginTimeout: 60_000,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array' as const, allErrors: false } },
   } satisfies FastifyServerOptions
 }

@@ -156,6 +156,20 @@ export const ConfigSchema = Type.Object({
     0,
     60000,
   ),
+  METRICS_TOKEN: Opt(
+    Str(
+      'Bearer token for GET /metrics on the API (Authorization: Bearer …). Unset: /metrics answers 403 unless scraped through METRICS_PORT.',
+      { minLength: 16 },
+    ),
+  ),
+  METRICS_PORT: Opt(
+    Type.Integer({
+      description:
+        'Separate port serving the API metrics at /metrics without a token (bind it to a private network only).',
+      minimum: 1,
+      maximum: 65535,
+    }),
+  ),
 })
 
 type RawConfig = Static<typeof ConfigSchema>
@@ -278,6 +292,7 @@ const SECRET_KEYS = new Set([
   'TOKEN_ENCRYPTION_KEYS',
   'GITHUB_OAUTH_CLIENT_SECRET',
   'GH_TOKEN',
+  'METRICS_TOKEN',
 ])
 
 function describe(key: string, value: unknown): string {

@@ -1,6 +1,8 @@
 import { retry } from '@octokit/plugin-retry'
 import { throttling } from '@octokit/plugin-throttling'
 import { Octokit as RestOctokit } from '@octokit/rest'
+import { githubRateLimitRemaining, githubRequests } from './metrics.js'
+import { classifyToken } from './tokens.js'
 
 /** The Octokit instance type handed out by {@link createOctokit} (REST methods, throttling, retry). */
 export type Octokit = RestOctokit
@@ -85,5 +87,38 @@ export function createOctokit(opts: CreateOctokitOptions): Octokit {
       onSecondaryRateLimit: onLimit,
     },
   })
+  recordGithubMetrics(octokit, opts.token ? classifyToken(opts.token) : 'none')
   return octokit
+}
+
+/** Counts every call (route, status, conditional, counted) and keeps the latest rate-limit remaining. */
+function recordGithubMetrics(octokit: Octokit, tokenKind: string): void {
+  octokit.hook.wrap('request', async (request, options) => {
+    const route = `${options.method} ${options.url}`
+    const headers = (options.headers ?? {}) as Record<string, unknown>
+    const conditional = headers['if-none-match'] !== undefined || headers['if-modified-since'] !== undefined
+    const record = (status: number, responseHeaders?: Record<string, unknown>) => {
+      // GitHub does not charge a 304 answering a conditional request, nor a call that got no answer.
+      const counted = status !== 0 && !(conditional && status === 304)
+      githubRequests.inc({
+        route,
+        status: String(status),
+        conditional: String(conditional),
+        counted: String(counted),
+      })
+      const remaining = Number(responseHeaders?.['x-ratelimit-remaining'])
+      if (responseHeaders?.['x-ratelimit-remaining'] !== undefined && Number.isFinite(remaining))
+        githubRateLimitRemaining.set({ token_kind: tokenKind }, remaining)
+    }
+    try {
+      const response = await request(options)
+      record(response.status, response.headers as Record<string, unknown>)
+      return response
+    } catch (err) {
+      const e = err as { status?: unknown; response?: { headers?: Record<string, unknown> } }
+      // Octokit reports network failures as status 500 without a response.
+      record(e.response && typeof e.status === 'number' ? e.status : 0, e.response?.headers)
+      throw err
+    }
+  })
 }

@@ -19,6 +19,7 @@ export const REDACT_PATHS = [
   'config.SESSION_SECRET',
   'config.TOKEN_ENCRYPTION_KEYS',
   'config.GH_TOKEN',
+  'config.METRICS_TOKEN',
   'config.GITHUB_OAUTH_CLIENT_SECRET',
 ]
 

@@ -23,6 +23,47 @@ export async function findConnection(
   return q.executeTakeFirst()
 }
 
+/** Columns of a connection's public view: never the encrypted token, the owner/repo split or the creator. */
+export const CONNECTION_VIEW_COLUMNS = [
+  'id',
+  'project_id',
+  'repo_url',
+  'status',
+  'progress',
+  'default_branch',
+  'commit_sha',
+  'routes_count',
+  'components_count',
+  'endpoints_count',
+  'analysis_summary',
+  'error_message',
+  'expires_at',
+  'created_at',
+  'updated_at',
+] as const satisfies readonly (keyof ConnectionRow)[]
+
+/** A connection's public view (see {@link CONNECTION_VIEW_COLUMNS}). */
+export type ConnectionView = Pick<ConnectionRow, (typeof CONNECTION_VIEW_COLUMNS)[number]>
+
+/**
+ * The project's most recent connection as its public view, whatever its status: the status read
+ * a frontend polls, so it reads only what it returns (no token envelope).
+ */
+export async function findLatestConnectionViewForProject(
+  db: Executor,
+  tenantId: string,
+  projectId: string,
+): Promise<ConnectionView | undefined> {
+  return db
+    .selectFrom('github_connections')
+    .select(CONNECTION_VIEW_COLUMNS)
+    .where('tenant_id', '=', tenantId)
+    .where('project_id', '=', projectId)
+    .orderBy('created_at', 'desc')
+    .limit(1)
+    .executeTakeFirst()
+}
+
 /** The project's most recent connection, whatever its status. */
 export async function findLatestConnectionForProject(
   db: Executor,

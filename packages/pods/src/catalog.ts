@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto'
 import type { Octokit } from '@octokit/rest'
 import { AppError, githubErrorStatus, githubErrorToAppError } from '@portico/core'
+import { LRUCache } from 'lru-cache'
+import pLimit from 'p-limit'
 import { parseSpecYaml, SPEC_MAX_BYTES } from './spec-yaml.js'
 import { type PodRef, sortPods } from './validation.js'
 
@@ -43,42 +45,93 @@ const WALK_CONCURRENCY = 6
  */
 const READ = { retries: 0 }
 
-/** A small LRU map: the oldest entry goes when the map is full. */
-class Lru<V> {
-  readonly #map = new Map<string, V>()
-  constructor(readonly max: number) {}
-  get(key: string): V | undefined {
-    const v = this.#map.get(key)
-    if (v !== undefined) {
-      this.#map.delete(key)
-      this.#map.set(key, v)
-    }
-    return v
-  }
-  set(key: string, value: V): void {
-    this.#map.delete(key)
-    this.#map.set(key, value)
-    if (this.#map.size > this.max) this.#map.delete(this.#map.keys().next().value as string)
-  }
-  delete(key: string): void {
-    this.#map.delete(key)
-  }
-  clear(): void {
-    this.#map.clear()
-  }
+/** Runs `fn` over `items`, at most `limit` at a time, keeping the order of results. */
+async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const run = pLimit(limit)
+  return Promise.all(items.map((item) => run(() => fn(item))))
 }
 
-async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length)
-  let next = 0
-  const run = async () => {
-    while (next < items.length) {
-      const i = next++
-      out[i] = await fn(items[i] as T)
+/**
+ * Where cached responses are shared between API processes: Redis keys `{prefix}:pods-cache:…`
+ * holding `{ etag, value }` JSON (never a token: per-caller entries are keyed by a token hash).
+ * Every use still revalidates with the CALLER's token, so a shared entry is only ever served
+ * after GitHub answered 304 to that caller.
+ */
+export interface SharedCache {
+  /** An ioredis client (the API's own connection). */
+  redis: {
+    get(key: string): Promise<string | null>
+    set(key: string, value: string, ex: 'EX', seconds: number): Promise<unknown>
+    scan(
+      cursor: string,
+      match: 'MATCH',
+      pattern: string,
+      count: 'COUNT',
+      n: number,
+    ): Promise<[string, string[]]>
+    del(...keys: string[]): Promise<number>
+  }
+  prefix: string
+  /** Seconds an entry lives in Redis without being refreshed (default one day). */
+  ttlSeconds?: number
+}
+
+/** One cache: this process's LRU in front of the optional shared Redis store. */
+class TieredCache<T> {
+  readonly #local: LRUCache<string, Cached<T>>
+  readonly #name: string
+  readonly #shared: SharedCache | undefined
+
+  constructor(name: string, max: number, shared?: SharedCache) {
+    this.#name = name
+    this.#local = new LRUCache({ max })
+    this.#shared = shared
+  }
+
+  #key(key: string): string {
+    return `${this.#shared?.prefix}:pods-cache:${this.#name}:${key}`
+  }
+
+  async get(key: string): Promise<Cached<T> | undefined> {
+    const local = this.#local.get(key)
+    if (local || !this.#shared) return local
+    // A Redis failure only costs the cache: the caller then asks GitHub without an ETag.
+    const raw = await this.#shared.redis.get(this.#key(key)).catch(() => null)
+    if (!raw) return undefined
+    try {
+      const entry = JSON.parse(raw) as Cached<T>
+      if (typeof entry.etag !== 'string') return undefined
+      this.#local.set(key, entry)
+      return entry
+    } catch {
+      return undefined
     }
   }
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, run))
-  return out
+
+  async set(key: string, entry: Cached<T>): Promise<void> {
+    const previous = this.#local.get(key)
+    this.#local.set(key, entry)
+    if (!this.#shared || previous?.etag === entry.etag) return
+    const ttl = this.#shared.ttlSeconds ?? 86_400
+    await this.#shared.redis.set(this.#key(key), JSON.stringify(entry), 'EX', ttl).catch(() => {})
+  }
+
+  /** Forgets this process's copy; a shared copy stays (it is revalidated before any use). */
+  delete(key: string): void {
+    this.#local.delete(key)
+  }
+
+  async clear(): Promise<void> {
+    this.#local.clear()
+    if (!this.#shared) return
+    const { redis } = this.#shared
+    let cursor = '0'
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', this.#key('*'), 'COUNT', 500)
+      if (keys.length > 0) await redis.del(...keys)
+      cursor = next
+    } while (cursor !== '0')
+  }
 }
 
 /**
@@ -88,17 +141,18 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promis
  * CALLER's token: a 304 costs nothing against the rate limit, and a caller who lost access gets
  * GitHub's 404 instead of the cached answer. Repository metadata (whose body depends on the
  * caller's permissions) is cached per token hash; the tree listing, identical for everyone who
- * can read it, per repository and branch.
+ * can read it, per repository and branch. With `shared`, entries are also kept in Redis so that
+ * N API processes pay for one cold listing, not N.
  */
 export class PodCatalog {
   readonly location: SpecsLocation
-  readonly #repoInfo: Lru<Cached<SpecsRepoInfo>>
-  readonly #trees: Lru<Cached<PodRef[]>>
+  readonly #repoInfo: TieredCache<SpecsRepoInfo>
+  readonly #trees: TieredCache<PodRef[]>
 
-  constructor(location: SpecsLocation, opts: { maxEntries?: number } = {}) {
+  constructor(location: SpecsLocation, opts: { maxEntries?: number; shared?: SharedCache } = {}) {
     this.location = location
-    this.#repoInfo = new Lru(opts.maxEntries ?? 1000)
-    this.#trees = new Lru(32)
+    this.#repoInfo = new TieredCache('repo', opts.maxEntries ?? 1000, opts.shared)
+    this.#trees = new TieredCache('tree', 32, opts.shared)
   }
 
   /** `owner/repo` of the specs repository. */
@@ -106,10 +160,12 @@ export class PodCatalog {
     return `${this.location.owner}/${this.location.repo}`
   }
 
-  /** Drops every cached response (`POST /api/refresh`). */
-  clear(): void {
-    this.#repoInfo.clear()
-    this.#trees.clear()
+  /**
+   * Drops every cached response (`POST /api/refresh`), shared ones included. This process's
+   * copies go at once; the returned promise settles when Redis is cleared too.
+   */
+  clear(): Promise<void> {
+    return Promise.all([this.#repoInfo.clear(), this.#trees.clear()]).then(() => {})
   }
 
   /**
@@ -118,13 +174,13 @@ export class PodCatalog {
    */
   async #conditional<T>(
     octokit: Octokit,
-    cache: Lru<Cached<T>>,
+    cache: TieredCache<T>,
     key: string,
     route: string,
     params: Record<string, unknown>,
     parse: (data: unknown) => Promise<T> | T,
   ): Promise<T> {
-    const cached = cache.get(key)
+    const cached = await cache.get(key)
     try {
       const res = await octokit.request(route, {
         ...params,
@@ -133,7 +189,7 @@ export class PodCatalog {
       })
       const value = await parse(res.data)
       const etag = res.headers.etag
-      if (typeof etag === 'string') cache.set(key, { etag, value })
+      if (typeof etag === 'string') await cache.set(key, { etag, value })
       else cache.delete(key)
       return value
     } catch (err) {

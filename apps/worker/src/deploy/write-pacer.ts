@@ -39,6 +39,14 @@ export class PacingDelay extends Error {
  * Spaces GitHub write calls made with one token across every worker process: each write
  * reserves a slot at least `spacingMs` after the previous one, and a `retry-after` pushes every
  * later slot back. Keys hold a hash of the token, never the token.
+ *
+ * Kept instead of @octokit/plugin-throttling's Redis clustering (Bottleneck with a shared
+ * connection) on purpose: that plugin can only make the request wait in place (or fail it),
+ * whereas a slot far away must DELAY THE JOB ({@link PacingDelay} → the processor moves the job
+ * to delayed and releases the worker) rather than hold a worker, or fail the deploy. Bottleneck's
+ * clustering also adds its own Redis scripts and a connection per limiter group; this is two
+ * small Lua scripts on the worker's existing connection. The plugin still handles 429/403 waits
+ * in-process for every call (see createOctokit).
  */
 export class WritePacer {
   readonly #redis: Redis

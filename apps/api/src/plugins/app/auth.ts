@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks'
 import {
   AppError,
   createOctokit,
@@ -9,6 +10,7 @@ import {
 import { findProjectAccess, findTenantForUser, type ProjectRole, type TenantRole } from '@portico/db'
 import type { FastifyInstance, FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
+import { LRUCache } from 'lru-cache'
 import type { SessionUser } from '../external/session.js'
 
 export type { ProjectRole, TenantRole }
@@ -49,6 +51,11 @@ declare module 'fastify' {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 const ORG_CACHE_MS = 60_000
+/**
+ * Users' Octokit instances, by session token envelope: building one (plugins, rate-limit
+ * groups) costs about half a millisecond and ~10 KB, too much to pay on every request.
+ */
+const ACTOR_CACHE = { max: 1000, ttl: 10 * 60_000 }
 
 export const notAuthenticated = () =>
   new AppError(401, 'NOT_AUTHENTICATED', 'Sign in with GitHub to continue.')
@@ -89,26 +96,46 @@ export default fp(
       request.user = user && request.session.get('githubToken') ? { ...user } : null
     })
 
-    const userActor = (request: FastifyRequest, user: SessionUser, envelope: string): GithubActor => {
-      let token: string
-      try {
-        token = decrypt(config.keyring, envelope)
-      } catch {
-        // A session sealed with a key since removed from the ring: sign in again.
-        throw tokenExpired()
-      }
-      const octokit: Octokit = createOctokit({ token, baseUrl: config.GITHUB_API_URL })
-      // Centrally: GitHub rejecting the user's token ends the session.
-      octokit.hook.error('request', async (error) => {
-        if (githubErrorStatus(error) === 401) {
-          request.log.info({ userId: user.id }, 'GitHub rejected the user token; ending the session')
-          request.user = null
-          await request.session?.destroy().catch(() => {})
+    // The request a cached Octokit is working for (its 401 hook ends THAT request's session).
+    const current = new AsyncLocalStorage<FastifyRequest>()
+    fastify.addHook('onRequest', (request, _reply, done) => current.run(request, done))
+    const users = new LRUCache<string, { token: string; octokit: Octokit }>(ACTOR_CACHE)
+
+    const userActor = (user: SessionUser, envelope: string): GithubActor => {
+      let entry = users.get(envelope)
+      if (!entry) {
+        let token: string
+        try {
+          token = decrypt(config.keyring, envelope)
+        } catch {
+          // A session sealed with a key since removed from the ring: sign in again.
           throw tokenExpired()
         }
-        throw error
-      })
-      return { octokit, token, source: 'user', login: user.login, userId: user.id }
+        const octokit: Octokit = createOctokit({ token, baseUrl: config.GITHUB_API_URL })
+        // Centrally: GitHub rejecting the user's token ends the session.
+        octokit.hook.error('request', async (error) => {
+          if (githubErrorStatus(error) === 401) {
+            users.delete(envelope)
+            const request = current.getStore()
+            if (request) {
+              request.log.info({ userId: user.id }, 'GitHub rejected the user token; ending the session')
+              request.user = null
+              await request.session?.destroy().catch(() => {})
+            }
+            throw tokenExpired()
+          }
+          throw error
+        })
+        entry = { token, octokit }
+        users.set(envelope, entry)
+      }
+      return {
+        octokit: entry.octokit,
+        token: entry.token,
+        source: 'user',
+        login: user.login,
+        userId: user.id,
+      }
     }
 
     fastify.decorateRequest(
@@ -120,7 +147,7 @@ export default fp(
         const resolve = async (): Promise<GithubActor> => {
           const user = this.user
           const envelope = this.session?.get('githubToken')
-          if (user && envelope) return userActor(this, user, envelope)
+          if (user && envelope) return userActor(user, envelope)
           if (opts.requireUser || !config.ALLOW_SERVICE_TOKEN_FALLBACK || !config.GH_TOKEN)
             throw notAuthenticated()
           this.log.info({ githubActor: 'service' }, 'acting with the service token (no signed-in user)')

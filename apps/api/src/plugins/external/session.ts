@@ -27,6 +27,12 @@ declare module 'fastify' {
 /** Name of the session cookie. */
 export const SESSION_COOKIE = 'portico_session'
 const THIRTY_DAYS_MS = 30 * 24 * 60 * 60 * 1000
+/**
+ * Rolling without a Redis write per request: an unmodified signed-in session is re-saved (and its
+ * cookie renewed) only when its stored expiry is older than this, i.e. at most once an hour per
+ * session. The lifetime stays "30 days after the last activity", give or take an hour.
+ */
+export const SESSION_TOUCH_INTERVAL_MS = 60 * 60 * 1000
 
 const SAVE_UNLESS_ENDED = `
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
@@ -38,7 +44,7 @@ const storeUnavailable = (cause: unknown) =>
 
 /**
  * Server-side sessions in Redis (connect-redis on the API's ioredis client), 30-day rolling
- * lifetime. Keys live under `QUEUE_PREFIX`, so several API processes share them and each test
+ * lifetime (renewed at most hourly, see {@link SESSION_TOUCH_INTERVAL_MS}). Keys live under `QUEUE_PREFIX`, so several API processes share them and each test
  * file stays isolated. The cookie only carries the signed session id.
  */
 export default fp(
@@ -82,11 +88,30 @@ export default fp(
       destroy: wrap(end),
     }
 
+    // Rolling, done here rather than by @fastify/session's `rolling` (which writes the whole
+    // session to Redis and signs a new cookie on every response). This hook runs before the
+    // session plugin's own onSend: a touch that saves marks the session saved, so the plugin then
+    // only renews the cookie. A touch is best effort: when Redis blips, the request's own answer
+    // stands and the failure is logged. A request that CHANGED the session is saved by the plugin
+    // and fails (503 SESSION_STORE_UNAVAILABLE) when that save fails.
+    fastify.addHook('onSend', async (request) => {
+      const sess = request.session
+      if (!sess?.sessionId || !sess.user || sess.isSaved() || sess.isModified()) return
+      // The expiry as stored (the plugin sets `cookie.expires` to now + maxAge on every load).
+      const stored = (sess.cookie as { originalExpires?: Date }).originalExpires?.getTime()
+      if (stored !== undefined && stored > Date.now() + THIRTY_DAYS_MS - SESSION_TOUCH_INTERVAL_MS) return
+      try {
+        await sess.save()
+      } catch (err) {
+        request.log.warn({ err }, 'could not renew the session (touch only); the answer stands')
+      }
+    })
+
     await fastify.register(session, {
       secret: config.SESSION_SECRET,
       cookieName: SESSION_COOKIE,
       store: store as never,
-      rolling: true,
+      rolling: false,
       saveUninitialized: false,
       cookie: {
         path: '/',

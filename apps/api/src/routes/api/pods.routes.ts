@@ -109,7 +109,11 @@ export default async function podsRoutes(app: FastifyInstance) {
   const [owner, repo] = (config.GH_REPO ?? '').split('/')
   const catalog =
     owner && repo
-      ? new PodCatalog({ owner, repo, branch: config.WORKFLOW_BRANCH, specsPath: config.SPECS_PATH })
+      ? new PodCatalog(
+          { owner, repo, branch: config.WORKFLOW_BRANCH, specsPath: config.SPECS_PATH },
+          // Shared by every API process (still revalidated with the caller's token on each use).
+          { shared: { redis: fastify.redis, prefix: config.QUEUE_PREFIX } },
+        )
       : null
   const gated = Boolean(config.ACCESS_ORG && owner?.toLowerCase() === config.ACCESS_ORG.toLowerCase())
 
@@ -187,7 +191,7 @@ export default async function podsRoutes(app: FastifyInstance) {
 
   fastify.post('/refresh', { schema: { response: { 200: RefreshResult } } }, async (request) => {
     await request.github()
-    catalog?.clear()
+    await catalog?.clear()
     return { message: 'Cache cleared' }
   })
 

@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify'
 import { consumeOAuthState } from '../../plugins/external/oauth2.js'
 import { SESSION_COOKIE } from '../../plugins/external/session.js'
 import { CallbackQuery, LoginQuery, LogoutResponse } from '../../schemas/auth.js'
+import { Redirect } from '../../schemas/errors.js'
 
 const invalidState = () =>
   new AppError(400, 'INVALID_OAUTH_STATE', 'Invalid state parameter. Please try logging in again.')
@@ -51,92 +52,100 @@ export default async function authRoutes(app: FastifyInstance) {
   const fastify = app.withTypeProvider<TypeBoxTypeProvider>()
   const { config } = fastify
 
-  fastify.get('/login', { schema: { querystring: LoginQuery } }, async (request, reply) => {
-    const oauth = oauthClient(fastify)
-    const { returnTo } = request.query
-    if (returnTo !== undefined) {
-      const safe = safeReturnTo(returnTo, config.PUBLIC_URL)
-      if (!safe) {
-        throw new AppError(400, 'INVALID_RETURN_TO', 'returnTo must be a relative path on this site.')
+  fastify.get(
+    '/login',
+    { schema: { querystring: LoginQuery, response: { 302: Redirect } } },
+    async (request, reply) => {
+      const oauth = oauthClient(fastify)
+      const { returnTo } = request.query
+      if (returnTo !== undefined) {
+        const safe = safeReturnTo(returnTo, config.PUBLIC_URL)
+        if (!safe) {
+          throw new AppError(400, 'INVALID_RETURN_TO', 'returnTo must be a relative path on this site.')
+        }
+        request.session.set('returnTo', safe)
+      } else {
+        request.session.set('returnTo', undefined)
       }
-      request.session.set('returnTo', safe)
-    } else {
-      request.session.set('returnTo', undefined)
-    }
-    const url = await oauth.generateAuthorizationUri(request, reply)
-    return reply.redirect(url, 302)
-  })
+      const url = await oauth.generateAuthorizationUri(request, reply)
+      return reply.redirect(url, 302)
+    },
+  )
 
-  fastify.get('/callback', { schema: { querystring: CallbackQuery } }, async (request, reply) => {
-    const oauth = oauthClient(fastify)
-    const q = request.query
-    if (!q.state) throw invalidState()
-    if (q.error || !q.code) {
-      if (!consumeOAuthState(request)) throw invalidState()
-      if (q.error) {
+  fastify.get(
+    '/callback',
+    { schema: { querystring: CallbackQuery, response: { 302: Redirect } } },
+    async (request, reply) => {
+      const oauth = oauthClient(fastify)
+      const q = request.query
+      if (!q.state) throw invalidState()
+      if (q.error || !q.code) {
+        if (!consumeOAuthState(request)) throw invalidState()
+        if (q.error) {
+          throw new AppError(
+            400,
+            q.error === 'access_denied' ? 'OAUTH_ACCESS_DENIED' : 'OAUTH_AUTHORIZE_FAILED',
+            `GitHub did not authorize the sign-in: ${q.error_description ?? q.error}`,
+          )
+        }
         throw new AppError(
           400,
-          q.error === 'access_denied' ? 'OAUTH_ACCESS_DENIED' : 'OAUTH_AUTHORIZE_FAILED',
-          `GitHub did not authorize the sign-in: ${q.error_description ?? q.error}`,
+          'OAUTH_CODE_MISSING',
+          'The sign-in callback has no code. Please try logging in again.',
         )
       }
-      throw new AppError(
-        400,
-        'OAUTH_CODE_MISSING',
-        'The sign-in callback has no code. Please try logging in again.',
-      )
-    }
 
-    let result: Record<string, unknown>
-    try {
-      const token = await oauth.getAccessTokenFromAuthorizationCodeFlow(request, reply)
-      result = token.token as unknown as Record<string, unknown>
-    } catch (err) {
-      if ((err as Error).message === 'Invalid state') throw invalidState()
-      const status = (err as { output?: { statusCode?: number } }).output?.statusCode
-      if (status && status >= 400 && status < 500)
-        throw exchangeFailed(`the token endpoint answered ${status}`)
-      throw githubUnavailable(err)
-    }
-    // GitHub answers token errors with 200 and an `error` field.
-    if (typeof result.error === 'string') {
-      throw exchangeFailed(String(result.error_description ?? result.error))
-    }
-    const accessToken = result.access_token
-    if (typeof accessToken !== 'string' || accessToken === '')
-      throw exchangeFailed('no access token was issued')
-
-    let profile: { id: number; login: string; name: string | null; avatar_url: string | null }
-    try {
-      const { data } = await createOctokit({
-        token: accessToken,
-        baseUrl: config.GITHUB_API_URL,
-      }).rest.users.getAuthenticated()
-      profile = {
-        id: data.id,
-        login: data.login,
-        name: data.name ?? null,
-        avatar_url: data.avatar_url ?? null,
+      let result: Record<string, unknown>
+      try {
+        const token = await oauth.getAccessTokenFromAuthorizationCodeFlow(request, reply)
+        result = token.token as unknown as Record<string, unknown>
+      } catch (err) {
+        if ((err as Error).message === 'Invalid state') throw invalidState()
+        const status = (err as { output?: { statusCode?: number } }).output?.statusCode
+        if (status && status >= 400 && status < 500)
+          throw exchangeFailed(`the token endpoint answered ${status}`)
+        throw githubUnavailable(err)
       }
-    } catch (err) {
-      if (githubErrorStatus(err) === 401) throw exchangeFailed('the issued token was rejected')
-      throw githubUnavailable(err)
-    }
-    const user = await upsertUserFromGithub(fastify.db, profile)
-    const returnTo = request.session.get('returnTo') ?? '/'
-    // A new session id at sign-in: an id planted before the login is worthless afterwards.
-    await request.session.regenerate()
-    request.session.set('user', {
-      id: user.id,
-      login: user.login,
-      name: user.name,
-      avatar_url: user.avatar_url,
-    })
-    request.session.set('githubToken', encrypt(config.keyring, accessToken))
-    request.user = { id: user.id, login: user.login, name: user.name, avatar_url: user.avatar_url }
-    request.log.info({ userId: user.id, login: user.login }, 'signed in')
-    return reply.redirect(returnTo, 302)
-  })
+      // GitHub answers token errors with 200 and an `error` field.
+      if (typeof result.error === 'string') {
+        throw exchangeFailed(String(result.error_description ?? result.error))
+      }
+      const accessToken = result.access_token
+      if (typeof accessToken !== 'string' || accessToken === '')
+        throw exchangeFailed('no access token was issued')
+
+      let profile: { id: number; login: string; name: string | null; avatar_url: string | null }
+      try {
+        const { data } = await createOctokit({
+          token: accessToken,
+          baseUrl: config.GITHUB_API_URL,
+        }).rest.users.getAuthenticated()
+        profile = {
+          id: data.id,
+          login: data.login,
+          name: data.name ?? null,
+          avatar_url: data.avatar_url ?? null,
+        }
+      } catch (err) {
+        if (githubErrorStatus(err) === 401) throw exchangeFailed('the issued token was rejected')
+        throw githubUnavailable(err)
+      }
+      const user = await upsertUserFromGithub(fastify.db, profile)
+      const returnTo = request.session.get('returnTo') ?? '/'
+      // A new session id at sign-in: an id planted before the login is worthless afterwards.
+      await request.session.regenerate()
+      request.session.set('user', {
+        id: user.id,
+        login: user.login,
+        name: user.name,
+        avatar_url: user.avatar_url,
+      })
+      request.session.set('githubToken', encrypt(config.keyring, accessToken))
+      request.user = { id: user.id, login: user.login, name: user.name, avatar_url: user.avatar_url }
+      request.log.info({ userId: user.id, login: user.login }, 'signed in')
+      return reply.redirect(returnTo, 302)
+    },
+  )
 
   fastify.post('/logout', { schema: { response: { 200: LogoutResponse } } }, async (request, reply) => {
     if (request.session?.sessionId) await request.session.destroy()

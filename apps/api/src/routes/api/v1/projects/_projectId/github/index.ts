@@ -15,15 +15,18 @@ import {
 } from '@portico/core'
 import {
   type ConnectionRow,
+  type ConnectionView,
   deleteConnection,
   findActiveConnectionForProject,
   findLatestConnectionForProject,
+  findLatestConnectionViewForProject,
   insertConnection,
   isUniqueViolation,
   ONE_ACTIVE_CONNECTION_INDEX,
 } from '@portico/db'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { Connection, ConnectionParams, CreateConnectionBody } from '../../../../../../schemas/connections.js'
+import { NoContent } from '../../../../../../schemas/errors.js'
 
 const ROLES = ['owner', 'admin', 'qa-automation'] as const
 const PAT_CHECK_TIMEOUT_MS = 10_000
@@ -151,7 +154,7 @@ async function checkPat(apiUrl: string, ref: RepoRef, pat: string): Promise<PatC
 }
 
 /** The public view of a connection: no token, no owner/repo split, no clone path. */
-function toView(row: ConnectionRow) {
+function toView(row: ConnectionView) {
   return {
     id: row.id,
     project_id: row.project_id,
@@ -266,9 +269,9 @@ export default async function connectionRoutes(app: FastifyInstance) {
     },
     async (request) => {
       const project = request.project!
-      const row = await findLatestConnectionForProject(fastify.db, project.tenant_id, project.id)
+      const row = await findLatestConnectionViewForProject(fastify.db, project.tenant_id, project.id)
       if (!row) throw notFound()
-      return toView(row)
+      return row
     },
   )
 
@@ -276,7 +279,7 @@ export default async function connectionRoutes(app: FastifyInstance) {
     '/',
     {
       preHandler: fastify.requireProjectRole(...ROLES),
-      schema: { params: ConnectionParams },
+      schema: { params: ConnectionParams, response: { 204: NoContent } },
     },
     async (request, reply) => {
       const project = request.project!
@@ -287,7 +290,7 @@ export default async function connectionRoutes(app: FastifyInstance) {
       await cancelCloneJob(fastify, request.log, row.id)
       await removeCloneDir(config.cloneRoot, row, request.log)
       request.log.info({ connectionId: row.id, projectId: project.id }, 'repository connection deleted')
-      return reply.code(204).send()
+      return reply.code(204).send(null)
     },
   )
 }

@@ -8,6 +8,7 @@ import {
   setProjectMember,
 } from '@portico/db'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { NoContent } from '../../../../../../schemas/errors.js'
 import {
   ProjectMember,
   ProjectMemberList,
@@ -65,7 +66,7 @@ export default async function projectMemberRoutes(app: FastifyInstance) {
     '/:login',
     {
       preHandler: fastify.requireProjectRole('owner', 'admin'),
-      schema: { params: ProjectMemberParams },
+      schema: { params: ProjectMemberParams, response: { 204: NoContent } },
     },
     async (request, reply) => {
       const { tenant_id, id } = request.project!
@@ -75,7 +76,7 @@ export default async function projectMemberRoutes(app: FastifyInstance) {
         throw new AppError(404, 'MEMBER_NOT_FOUND', `${user.login} is not a member of this project.`)
       if (current === 'owner') assertMayTouchOwner(request)
       await removeProjectMember(fastify.db, tenant_id, id, user.id)
-      return reply.code(204).send()
+      return reply.code(204).send(null)
     },
   )
 }

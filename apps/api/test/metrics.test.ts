@@ -1,0 +1,98 @@
+import { createOctokit } from '@portico/core'
+import { startTestSimulator } from '@portico/testing'
+import t from 'tap'
+import { build, signIn } from './helper.js'
+
+const { sim, env, tokenOf } = await startTestSimulator(t)
+const TOKEN = 'metrics-token-0123456789abcdef'
+const app = await build(t, { ...env, METRICS_TOKEN: TOKEN })
+const scrape = (authorization?: string) =>
+  app.inject({ url: '/metrics', headers: authorization ? { authorization } : {} })
+
+t.test('/metrics refuses without the token, and with a wrong one', async (t) => {
+  const none = await scrape()
+  t.equal(none.statusCode, 401)
+  t.match(none.json(), { statusCode: 401, code: 'METRICS_TOKEN_REQUIRED' })
+  t.equal((await scrape('Bearer nope')).statusCode, 401)
+  t.equal((await scrape(TOKEN)).statusCode, 401, 'the Bearer scheme is required')
+  const unconfigured = await build(t, env)
+  const off = await unconfigured.inject({ url: '/metrics', headers: { authorization: `Bearer ${TOKEN}` } })
+  t.equal(off.statusCode, 403, 'no METRICS_TOKEN: refused')
+  t.equal(off.json().code, 'METRICS_DISABLED')
+})
+
+t.test('after a request, a job and a GitHub call, every metric family is exposed', async (t) => {
+  const { cookie } = await signIn(app, sim, 'octocat')
+  t.equal((await app.inject({ url: '/api/auth/user', headers: { cookie } })).statusCode, 200)
+  // A GitHub call through the shared Octokit factory (conditional: a 304 is not counted).
+  const octokit = createOctokit({ token: tokenOf('octocat'), baseUrl: sim.apiUrl, retries: 0 })
+  const first = await octokit.request('GET /repos/{owner}/{repo}', { owner: 'acme', repo: 'infra-specs' })
+  await octokit
+    .request('GET /repos/{owner}/{repo}', {
+      owner: 'acme',
+      repo: 'infra-specs',
+      headers: { 'if-none-match': String(first.headers.etag) },
+    })
+    .catch(() => {})
+  // A job in a queue (depth is read at scrape time).
+  await app.queues.maintenance.add('metrics-test', {} as never, { delay: 60_000 })
+
+  const res = await scrape(`Bearer ${TOKEN}`)
+  t.equal(res.statusCode, 200)
+  t.match(String(res.headers['content-type']), /^text\/plain/)
+  const text = res.body
+  t.match(
+    text,
+    /portico_http_request_duration_seconds_count\{method="GET",route="\/api\/auth\/user",status_code="200"\} \d+/,
+  )
+  t.match(
+    text,
+    /portico_github_requests_total\{route="GET \/repos\/\{owner\}\/\{repo\}",status="200",conditional="false",counted="true"\} \d+/,
+  )
+  t.match(
+    text,
+    /portico_github_requests_total\{route="GET \/repos\/\{owner\}\/\{repo\}",status="304",conditional="true",counted="false"\} \d+/,
+  )
+  t.match(text, /portico_github_rate_limit_remaining\{token_kind="[a-z_]+"\} \d+/)
+  t.match(text, /portico_queue_jobs\{queue="maintenance",state="delayed"\} [1-9]/)
+  for (const family of [
+    'portico_job_duration_seconds',
+    'portico_clone_duration_seconds',
+    'portico_clone_bytes_total',
+    'portico_analysis_duration_seconds',
+    'portico_analysis_truncations_total',
+    'process_resident_memory_bytes',
+    'nodejs_eventloop_lag_seconds',
+  ]) {
+    t.match(text, new RegExp(`# TYPE ${family} `), `${family} is exposed`)
+  }
+  t.notMatch(text, /gh[opsu]_[A-Za-z0-9]{10}/, 'no token in the metrics')
+})
+
+t.test(
+  'security headers on an API route, an error, and Bull Board; relaxed CSP only where needed',
+  async (t) => {
+    const api = await app.inject({ url: '/health/live' })
+    t.equal(api.headers['x-content-type-options'], 'nosniff')
+    t.ok(api.headers['strict-transport-security'], 'HSTS')
+    t.match(String(api.headers['content-security-policy']), /default-src 'self'/)
+    t.notMatch(
+      String(api.headers['content-security-policy']),
+      /unsafe-inline'.*script|script-src[^;]*unsafe-inline/,
+    )
+    const error = await app.inject({ url: '/api/v1/tenants' })
+    t.equal(error.statusCode, 401)
+    t.equal(error.headers['x-frame-options'], 'SAMEORIGIN')
+    const board = await app.inject({ url: '/admin/queues' })
+    t.equal(board.headers['x-content-type-options'], 'nosniff', 'Bull Board (redirect) has the headers')
+    const { cookie } = await signIn(app, sim, 'octocat')
+    const operatorApp = await build(t, { ...env, OPERATOR_LOGINS: 'octocat' })
+    const op = await signIn(operatorApp, sim, 'octocat')
+    const page = await operatorApp.inject({ url: '/admin/queues', headers: { cookie: op.cookie } })
+    t.equal(page.statusCode, 200)
+    t.equal(page.headers['x-content-type-options'], 'nosniff')
+    t.match(String(page.headers['content-security-policy']), /script-src 'self' 'unsafe-inline'/)
+    const docs = await app.inject({ url: '/docs/', headers: { cookie } })
+    t.match(String(docs.headers['content-security-policy']), /script-src 'self' 'unsafe-inline'/)
+  },
+)

@@ -1,0 +1,212 @@
+/**
+ * HTTP read path vs a bare Fastify hello-world, measured in the same run with autocannon.
+ *
+ * Two child processes: the bare baseline (servers/bare.server.ts) and the real API
+ * (servers/api.server.ts, request logs on, its own database and Redis prefix), both against the
+ * GitHub simulator started here. A user signs in through the real OAuth flow, creates a tenant,
+ * a project and a PAT connection over HTTP; then, for each round, baseline and targets alternate:
+ *   - `GET /api/v1/projects/{id}/github` (session-authenticated connection status):
+ *     ≥ 0.15× baseline req/s (stretch 0.30×), p99 ≤ 50 ms at 50 connections, zero non-2xx;
+ *   - warm `GET /api/pods` as the signed-in user: ≥ 0.15× baseline, zero counted GitHub calls;
+ * and finally the API's RSS after 100 connections for 30 s (≤ 200 MB).
+ * Env: BENCH_ROUNDS (default 2), BENCH_SECONDS per measurement (default 8), BENCH_LOG_LEVEL,
+ * BENCH_CPU_PROF (a directory for a `--cpu-prof` profile of the API process).
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import path from 'node:path'
+import { startSimulator } from '@portico/github-sim'
+import autocannon from 'autocannon'
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2)
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 8)
+const CONNECTIONS = 50
+const PUBLIC_URL = 'http://localhost:3000'
+const teardowns: (() => unknown)[] = []
+
+/** Starts a server script in its own Node process; resolves with its port and pid. */
+async function startServer(file: string, env: Record<string, string>) {
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [
+      ...process.execArgv,
+      // BENCH_CPU_PROF=<dir>: write a V8 CPU profile of the API process there (open it in DevTools).
+      ...(process.env.BENCH_CPU_PROF && file === 'api.server.ts'
+        ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
+        : []),
+      path.join(import.meta.dirname, 'servers', file),
+    ],
+    { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] },
+  )
+  teardowns.push(
+    () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve()
+        child.once('exit', () => resolve())
+        child.kill('SIGTERM')
+      }),
+  )
+  const port = await new Promise<number>((resolve, reject) => {
+    let err = ''
+    child.stderr?.on('data', (chunk: Buffer) => {
+      err += chunk.toString()
+      const m = /port=(\d+)/.exec(err)
+      if (m) resolve(Number(m[1]))
+    })
+    child.once('exit', (code) => reject(new Error(`${file} exited ${code}: ${err}`)))
+  })
+  return { port, pid: child.pid ?? 0, url: `http://127.0.0.1:${port}` }
+}
+
+/** Cookie pairs from Set-Cookie headers merged into a jar. */
+function merge(jar: Map<string, string>, res: Response): void {
+  for (const c of res.headers.getSetCookie()) {
+    const [pair] = c.split(';')
+    const eq = pair?.indexOf('=') ?? -1
+    if (pair && eq > 0) jar.set(pair.slice(0, eq), pair.slice(eq + 1))
+  }
+}
+const cookieHeader = (jar: Map<string, string>) => [...jar].map(([k, v]) => `${k}=${v}`).join('; ')
+
+async function signIn(api: string, login: string): Promise<string> {
+  const jar = new Map<string, string>()
+  const start = await fetch(`${api}/auth/login`, { redirect: 'manual' })
+  merge(jar, start)
+  const authorize = new URL(String(start.headers.get('location')))
+  authorize.searchParams.set('login', login)
+  const approved = await fetch(authorize, { redirect: 'manual' })
+  const back = new URL(String(approved.headers.get('location')))
+  const done = await fetch(`${api}${back.pathname}${back.search}`, {
+    redirect: 'manual',
+    headers: { cookie: cookieHeader(jar) },
+  })
+  if (done.status !== 302) throw new Error(`/auth/callback answered ${done.status}`)
+  merge(jar, done)
+  return cookieHeader(jar)
+}
+
+async function json<T>(res: Response, status: number, what: string): Promise<T> {
+  if (res.status !== status) throw new Error(`${what} answered ${res.status}: ${await res.text()}`)
+  return (await res.json()) as T
+}
+
+interface Measure {
+  rps: number
+  p99: number
+  non2xx: number
+  errors: number
+}
+
+async function load(url: string, cookie?: string, connections = CONNECTIONS, duration = SECONDS) {
+  const result = await autocannon({
+    url,
+    connections,
+    duration,
+    headers: cookie ? { cookie } : {},
+  })
+  return {
+    rps: result.requests.average,
+    p99: result.latency.p99,
+    non2xx: result.non2xx,
+    errors: result.errors + result.timeouts,
+  } satisfies Measure
+}
+
+const rssMb = (pid: number) => {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  return m ? Number(m[1]) / 1024 : Number.NaN
+}
+const verdict = (ok: boolean) => (ok ? 'ok' : 'MISSED')
+
+try {
+  const sim = await startSimulator()
+  teardowns.push(() => sim.close())
+  const bare = await startServer('bare.server.ts', {})
+  const api = await startServer('api.server.ts', {
+    GITHUB_URL: sim.url,
+    GITHUB_API_URL: sim.apiUrl,
+    GH_TOKEN: 'ghp_porticobot00000000000000000000000001',
+    GH_REPO: 'acme/infra-specs',
+    PUBLIC_URL,
+    GITHUB_OAUTH_CLIENT_ID: 'Iv1.portico-dev',
+    GITHUB_OAUTH_CLIENT_SECRET: 'portico-dev-secret',
+  })
+
+  const cookie = await signIn(api.url, 'octocat')
+  const write = { cookie, origin: PUBLIC_URL, 'content-type': 'application/json' }
+  const tenant = await json<{ id: string }>(
+    await fetch(`${api.url}/api/v1/tenants`, {
+      method: 'POST',
+      headers: write,
+      body: JSON.stringify({ slug: 'bench', name: 'Bench' }),
+    }),
+    201,
+    'POST /api/v1/tenants',
+  )
+  const project = await json<{ id: string }>(
+    await fetch(`${api.url}/api/v1/tenants/${tenant.id}/projects`, {
+      method: 'POST',
+      headers: write,
+      body: JSON.stringify({ slug: 'bench', name: 'Bench' }),
+    }),
+    201,
+    'POST projects',
+  )
+  await json(
+    await fetch(`${api.url}/api/v1/projects/${project.id}/github`, {
+      method: 'POST',
+      headers: write,
+      body: JSON.stringify({
+        repo_url: `${sim.url}/acme/infra-specs`,
+        pat: 'ghp_octocat00000000000000000000000000001',
+      }),
+    }),
+    201,
+    'POST connection',
+  )
+  const statusUrl = `${api.url}/api/v1/projects/${project.id}/github`
+  const podsUrl = `${api.url}/api/pods`
+  await json(await fetch(podsUrl, { headers: { cookie } }), 200, 'GET /api/pods (cold)')
+
+  // Warm-up: JIT and connection pools, then measure.
+  await load(`${bare.url}/`, undefined, CONNECTIONS, 2)
+  await load(statusUrl, cookie, CONNECTIONS, 2)
+  await load(podsUrl, cookie, CONNECTIONS, 2)
+
+  const statusRatios: number[] = []
+  const podsRatios: number[] = []
+  for (let round = 1; round <= ROUNDS; round++) {
+    const base1 = await load(`${bare.url}/`)
+    const status = await load(statusUrl, cookie)
+    const base2 = await load(`${bare.url}/`)
+    sim.ledger.clear()
+    const pods = await load(podsUrl, cookie)
+    const podsCalls = sim.ledger.count({ counted: true, kind: 'api' })
+    const statusRatio = status.rps / base1.rps
+    const podsRatio = pods.rps / base2.rps
+    statusRatios.push(statusRatio)
+    podsRatios.push(podsRatio)
+    console.log(`round ${round}:`)
+    console.log(
+      `  bare fastify: ${base1.rps.toFixed(0)} req/s, p99 ${base1.p99} ms; ${base2.rps.toFixed(0)} req/s, p99 ${base2.p99} ms`,
+    )
+    console.log(
+      `  GET /api/v1/projects/{id}/github: ${status.rps.toFixed(0)} req/s, ratio ${statusRatio.toFixed(3)} (target >= 0.15, stretch 0.30) ${verdict(statusRatio >= 0.15)}; p99 ${status.p99} ms (target <= 50) ${verdict(status.p99 <= 50)}; non-2xx ${status.non2xx + status.errors} (target 0) ${verdict(status.non2xx + status.errors === 0)}`,
+    )
+    console.log(
+      `  warm GET /api/pods: ${pods.rps.toFixed(0)} req/s, ratio ${podsRatio.toFixed(3)} (target >= 0.15) ${verdict(podsRatio >= 0.15)}; p99 ${pods.p99} ms; non-2xx ${pods.non2xx + pods.errors} (target 0) ${verdict(pods.non2xx + pods.errors === 0)}; counted GitHub calls ${podsCalls} (target 0) ${verdict(podsCalls === 0)}`,
+    )
+  }
+
+  const soak = await load(statusUrl, cookie, 100, 30)
+  const rss = rssMb(api.pid)
+  console.log(
+    `API RSS after 100 connections for 30 s: ${rss.toFixed(0)} MB (target <= 200) ${verdict(rss <= 200)} (${soak.rps.toFixed(0)} req/s, p99 ${soak.p99} ms, non-2xx ${soak.non2xx + soak.errors})`,
+  )
+  const min = (xs: number[]) => Math.min(...xs)
+  console.log(
+    `worst round: status ratio ${min(statusRatios).toFixed(3)}, warm pods ratio ${min(podsRatios).toFixed(3)}`,
+  )
+} finally {
+  for (const fn of teardowns.reverse()) await fn()
+}

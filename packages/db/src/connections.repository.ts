@@ -23,7 +23,7 @@ export async function findConnection(
   return q.executeTakeFirst()
 }
 
-/** Columns of a connection's public view: never the encrypted token, the owner/repo split or the creator. */
+/** Columns of a connection's public view: never the encrypted token or the creator. */
 export const CONNECTION_VIEW_COLUMNS = [
   'id',
   'project_id',
@@ -37,6 +37,11 @@ export const CONNECTION_VIEW_COLUMNS = [
   'endpoints_count',
   'analysis_summary',
   'error_message',
+  'error_code',
+  'owner',
+  'repo',
+  'repo_full_name',
+  'github_repo_id',
   'expires_at',
   'created_at',
   'updated_at',

@@ -271,7 +271,7 @@ export default async function connectionRoutes(app: FastifyInstance) {
       const project = request.project!
       const row = await findLatestConnectionViewForProject(fastify.db, project.tenant_id, project.id)
       if (!row) throw notFound()
-      return row
+      return toView(row)
     },
   )
 

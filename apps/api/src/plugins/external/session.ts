@@ -10,6 +10,8 @@ export interface SessionUser {
   login: string
   name: string | null
   avatar_url: string | null
+  /** GitHub's numeric user id (operators are listed by it); absent in older sessions. */
+  github_id?: number
 }
 
 declare module 'fastify' {

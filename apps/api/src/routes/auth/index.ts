@@ -126,14 +126,16 @@ export default async function authRoutes(app: FastifyInstance) {
     const returnTo = request.session.get('returnTo') ?? '/'
     // A new session id at sign-in: an id planted before the login is worthless afterwards.
     await request.session.regenerate()
-    request.session.set('user', {
+    const sessionUser = {
       id: user.id,
       login: user.login,
       name: user.name,
       avatar_url: user.avatar_url,
-    })
+      github_id: profile.id,
+    }
+    request.session.set('user', sessionUser)
     request.session.set('githubToken', encrypt(config.keyring, accessToken))
-    request.user = { id: user.id, login: user.login, name: user.name, avatar_url: user.avatar_url }
+    request.user = { ...sessionUser }
     request.log.info({ userId: user.id, login: user.login }, 'signed in')
     return reply.redirect(returnTo, 302)
   })

@@ -2,8 +2,8 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { AppError, createOctokit, encrypt, githubErrorStatus } from '@portico/core'
 import { upsertUserFromGithub } from '@portico/db'
 import type { FastifyInstance } from 'fastify'
-import { consumeOAuthState } from '../../plugins/external/oauth2.js'
-import { SESSION_COOKIE } from '../../plugins/external/session.js'
+import { startSignIn, takeSignIn } from '../../plugins/external/oauth2.js'
+import { sessionCookieName, sessionCookieOptions } from '../../plugins/external/session.js'
 import { CallbackQuery, LoginQuery, LogoutResponse } from '../../schemas/auth.js'
 
 const invalidState = () =>
@@ -51,19 +51,28 @@ export default async function authRoutes(app: FastifyInstance) {
   const fastify = app.withTypeProvider<TypeBoxTypeProvider>()
   const { config } = fastify
 
+  const scope = config.GITHUB_OAUTH_SCOPES.split(/\s+/).filter(Boolean).join(' ')
+  const redirectUri = `${config.PUBLIC_URL}/auth/callback`
+
   fastify.get('/login', { schema: { querystring: LoginQuery } }, async (request, reply) => {
     const oauth = oauthClient(fastify)
     const { returnTo } = request.query
+    let safe: string | undefined
     if (returnTo !== undefined) {
-      const safe = safeReturnTo(returnTo, config.PUBLIC_URL)
+      safe = safeReturnTo(returnTo, config.PUBLIC_URL)
       if (!safe) {
         throw new AppError(400, 'INVALID_RETURN_TO', 'returnTo must be a relative path on this site.')
       }
-      request.session.set('returnTo', safe)
-    } else {
-      request.session.set('returnTo', undefined)
     }
-    const url = await oauth.generateAuthorizationUri(request, reply)
+    // Each tab's sign-in gets its own state and verifier; earlier ones stay valid.
+    const { state, codeChallenge } = startSignIn(request, safe)
+    const url = oauth.authorizeURL({
+      redirect_uri: redirectUri,
+      scope,
+      state,
+      code_challenge: codeChallenge,
+      code_challenge_method: 'S256',
+    })
     return reply.redirect(url, 302)
   })
 
@@ -71,15 +80,16 @@ export default async function authRoutes(app: FastifyInstance) {
     const oauth = oauthClient(fastify)
     const q = request.query
     if (!q.state) throw invalidState()
-    if (q.error || !q.code) {
-      if (!consumeOAuthState(request)) throw invalidState()
-      if (q.error) {
-        throw new AppError(
-          400,
-          q.error === 'access_denied' ? 'OAUTH_ACCESS_DENIED' : 'OAUTH_AUTHORIZE_FAILED',
-          `GitHub did not authorize the sign-in: ${q.error_description ?? q.error}`,
-        )
-      }
+    const pending = takeSignIn(request)
+    if (!pending) throw invalidState()
+    if (q.error) {
+      throw new AppError(
+        400,
+        q.error === 'access_denied' ? 'OAUTH_ACCESS_DENIED' : 'OAUTH_AUTHORIZE_FAILED',
+        `GitHub did not authorize the sign-in: ${q.error_description ?? q.error}`,
+      )
+    }
+    if (!q.code) {
       throw new AppError(
         400,
         'OAUTH_CODE_MISSING',
@@ -89,10 +99,13 @@ export default async function authRoutes(app: FastifyInstance) {
 
     let result: Record<string, unknown>
     try {
-      const token = await oauth.getAccessTokenFromAuthorizationCodeFlow(request, reply)
-      result = token.token as unknown as Record<string, unknown>
+      const token = await oauth.getToken({
+        code: q.code,
+        redirect_uri: redirectUri,
+        code_verifier: pending.verifier,
+      })
+      result = token.token
     } catch (err) {
-      if ((err as Error).message === 'Invalid state') throw invalidState()
       const status = (err as { output?: { statusCode?: number } }).output?.statusCode
       if (status && status >= 400 && status < 500)
         throw exchangeFailed(`the token endpoint answered ${status}`)
@@ -123,9 +136,12 @@ export default async function authRoutes(app: FastifyInstance) {
       throw githubUnavailable(err)
     }
     const user = await upsertUserFromGithub(fastify.db, profile)
-    const returnTo = request.session.get('returnTo') ?? '/'
+    const returnTo = pending.returnTo ?? '/'
+    // Other tabs' sign-ins stay pending: any of them may still complete (and sign in again).
+    const otherTabs = request.session.get('oauthPending')
     // A new session id at sign-in: an id planted before the login is worthless afterwards.
     await request.session.regenerate()
+    if (otherTabs?.length) request.session.set('oauthPending', otherTabs)
     const sessionUser = {
       id: user.id,
       login: user.login,
@@ -143,7 +159,7 @@ export default async function authRoutes(app: FastifyInstance) {
   fastify.post('/logout', { schema: { response: { 200: LogoutResponse } } }, async (request, reply) => {
     if (request.session?.sessionId) await request.session.destroy()
     request.user = null
-    reply.clearCookie(SESSION_COOKIE, { path: '/' })
+    reply.clearCookie(sessionCookieName(config.PUBLIC_URL), sessionCookieOptions(config.PUBLIC_URL))
     return { success: true as const }
   })
 }

@@ -105,6 +105,44 @@ t.test('sessions survive a restart and are shared by several API processes', asy
   )
 })
 
+t.test('logout revokes the OAuth token at GitHub; a failed revocation is still a logout', async (t) => {
+  const server = await build(t, env)
+  const { cookie } = await signIn(server, sim, 'octocat')
+  const token = await tokenOfSession(server, cookie)
+  const asUser = () => fetch(`${sim.apiUrl}/user`, { headers: { authorization: `token ${token}` } })
+  t.equal((await asUser()).status, 200)
+  sim.ledger.clear()
+  const out = await server.inject({
+    method: 'POST',
+    url: '/auth/logout',
+    headers: writeHeaders(server, cookie),
+  })
+  t.equal(out.statusCode, 200)
+  t.equal(sim.ledger.count({ route: 'DELETE /applications/{client_id}/token' }), 1, 'one revocation')
+  t.equal((await asUser()).status, 401, 'the token is dead at GitHub')
+
+  // GitHub failing the revocation: logged, and the person is signed out all the same.
+  const again = await signIn(server, sim, 'octocat')
+  const token2 = await tokenOfSession(server, again.cookie)
+  sim.injectFault({ method: 'DELETE', path: /^\/applications\//, status: 500 })
+  const failed = await server.inject({
+    method: 'POST',
+    url: '/auth/logout',
+    headers: writeHeaders(server, again.cookie),
+  })
+  t.equal(failed.statusCode, 200)
+  t.same(failed.json(), { success: true })
+  t.equal((await server.inject({ url: '/api/auth/user', headers: { cookie: again.cookie } })).statusCode, 401)
+  const still = await fetch(`${sim.apiUrl}/user`, { headers: { authorization: `token ${token2}` } })
+  t.equal(still.status, 200, 'the token survived the failed revocation (GitHub said no)')
+
+  // Anonymous logout: nothing to revoke, still a success.
+  sim.ledger.clear()
+  const anon = await server.inject({ method: 'POST', url: '/auth/logout' })
+  t.equal(anon.statusCode, 200)
+  t.equal(sim.ledger.count({ route: 'DELETE /applications/{client_id}/token' }), 0)
+})
+
 t.test('Secure __Host- cookie when PUBLIC_URL is https, behind a trusted proxy', async (t) => {
   const https = { ...env, PUBLIC_URL: 'https://portico.example' }
   const proxied = await build(t, { ...https, TRUST_PROXY: 'true' })

@@ -1,7 +1,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { AppError, createOctokit, encrypt, githubErrorStatus } from '@portico/core'
+import { AppError, createOctokit, decrypt, encrypt, githubErrorStatus } from '@portico/core'
 import { upsertUserFromGithub } from '@portico/db'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { startSignIn, takeSignIn } from '../../plugins/external/oauth2.js'
 import { sessionCookieName, sessionCookieOptions } from '../../plugins/external/session.js'
 import { CallbackQuery, LoginQuery, LogoutResponse } from '../../schemas/auth.js'
@@ -24,6 +24,9 @@ function oauthClient(fastify: FastifyInstance) {
   }
   return oauth
 }
+
+/** How long logout waits for GitHub to revoke the token before giving up (and logging it). */
+const REVOKE_TIMEOUT_MS = 5000
 
 const hasControlCharacter = (s: string) =>
   [...s].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f)
@@ -156,10 +159,50 @@ export default async function authRoutes(app: FastifyInstance) {
     return reply.redirect(returnTo, 302)
   })
 
+  /**
+   * Revokes an OAuth token at GitHub (`DELETE /applications/{client_id}/token`, Basic client
+   * credentials, the token in the JSON body). Best effort: a failure is logged, never thrown.
+   */
+  const revokeAtGithub = async (request: FastifyRequest, token: string) => {
+    const clientId = config.GITHUB_OAUTH_CLIENT_ID
+    const secret = config.GITHUB_OAUTH_CLIENT_SECRET
+    if (!clientId || !secret) return
+    try {
+      const res = await fetch(`${config.GITHUB_API_URL}/applications/${encodeURIComponent(clientId)}/token`, {
+        method: 'DELETE',
+        headers: {
+          authorization: `Basic ${Buffer.from(`${clientId}:${secret}`).toString('base64')}`,
+          accept: 'application/vnd.github+json',
+          'content-type': 'application/json',
+          'user-agent': 'portico',
+          'x-github-api-version': '2022-11-28',
+        },
+        body: JSON.stringify({ access_token: token }),
+        signal: AbortSignal.timeout(REVOKE_TIMEOUT_MS),
+      })
+      await res.body?.cancel()
+      if (res.status !== 204) {
+        request.log.warn({ status: res.status }, 'GitHub did not revoke the OAuth token at logout')
+      }
+    } catch (err) {
+      request.log.warn({ err }, 'could not reach GitHub to revoke the OAuth token at logout')
+    }
+  }
+
   fastify.post('/logout', { schema: { response: { 200: LogoutResponse } } }, async (request, reply) => {
+    const envelope = request.session?.get('githubToken')
     if (request.session?.sessionId) await request.session.destroy()
     request.user = null
     reply.clearCookie(sessionCookieName(config.PUBLIC_URL), sessionCookieOptions(config.PUBLIC_URL))
+    if (envelope) {
+      let token: string | undefined
+      try {
+        token = decrypt(config.keyring, envelope)
+      } catch {
+        // Sealed with a key since retired: nothing Portico can still use or revoke.
+      }
+      if (token) await revokeAtGithub(request, token)
+    }
     return { success: true as const }
   })
 }

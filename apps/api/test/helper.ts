@@ -15,7 +15,8 @@ export async function build(
   setup?: (app: FastifyInstance) => void | Promise<void>,
 ): Promise<FastifyInstance> {
   const config = await testConfig(t, env)
-  const fastify = Fastify(serverOptions(config, false))
+  // Loading every plugin's modules can take longer than avvio's 10 s on a loaded machine.
+  const fastify = Fastify({ ...serverOptions(config, false), pluginTimeout: 120_000 })
   await fastify.register(app, { config })
   await setup?.(fastify)
   await fastify.ready()

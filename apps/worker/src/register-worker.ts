@@ -21,7 +21,8 @@ export function registerWorker<Q extends QueueName>(
   const worker = new Worker<JobDataByQueue[Q]>(
     queue,
     async (job: Job<JobDataByQueue[Q]>, token?: string, signal?: AbortSignal) => {
-      logger.info({ jobId: job.id, name: job.name, attempt: job.attemptsMade + 1 }, 'job started')
+      const { requestId } = (job.data ?? {}) as { requestId?: unknown }
+      logger.info({ jobId: job.id, name: job.name, attempt: job.attemptsMade + 1, requestId }, 'job started')
       return processor(job, token, signal)
     },
     {

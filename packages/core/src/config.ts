@@ -84,13 +84,17 @@ export const ConfigSchema = Type.Object({
   }),
   GITHUB_OAUTH_CLIENT_ID: Opt(Str('OAuth app client id. Unset: sign-in answers 503 OAUTH_NOT_CONFIGURED.')),
   GITHUB_OAUTH_CLIENT_SECRET: Opt(Str('OAuth app client secret.')),
-  GITHUB_OAUTH_SCOPES: Str('Scopes requested at sign-in (space-separated).', {
-    default: 'repo workflow read:org',
-  }),
+  GITHUB_OAUTH_SCOPES: Str(
+    'Scopes requested at sign-in (space-separated). Portico never writes workflow files, so no `workflow`.',
+    { default: 'repo read:org' },
+  ),
   GH_TOKEN: Opt(
     Str('Service token used when no user is signed in (if the fallback is allowed) and by /health.'),
   ),
-  ALLOW_SERVICE_TOKEN_FALLBACK: Bool('Let anonymous requests act with GH_TOKEN.', true),
+  ALLOW_SERVICE_TOKEN_FALLBACK: Bool(
+    'Let anonymous READS act with GH_TOKEN (never writes, never the ACCESS_ORG gate). Logs a warning in production.',
+    false,
+  ),
   GH_REPO: Opt(
     Str('Specs repository as owner/repo. Unset: the pods API answers 503 PODS_NOT_CONFIGURED.', {
       pattern: '^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$',
@@ -102,9 +106,18 @@ export const ConfigSchema = Type.Object({
   }),
   WORKFLOW_BRANCH: Str('Branch pods are read from and deploy pull requests target.', { default: 'main' }),
   ACCESS_ORG: Opt(Str('GitHub organisation whose active members alone may read its private repositories.')),
-  OPERATOR_LOGINS: Str('Comma-separated GitHub logins allowed on Bull Board (/admin/queues).', {
-    default: '',
-  }),
+  OPERATOR_GITHUB_IDS: Str(
+    'Comma-separated numeric GitHub user ids allowed on Bull Board (/admin/queues): the source of truth for operators.',
+    { default: '', pattern: '^[0-9, ]*$' },
+  ),
+  OPERATOR_LOGINS: Str(
+    'Deprecated: comma-separated GitHub logins allowed on Bull Board. Logins can be renamed and re-registered; use OPERATOR_GITHUB_IDS (a production warning is logged).',
+    { default: '' },
+  ),
+  RATE_LIMIT_WINDOW_SECONDS: Int('Window of the per-client rate limits, in seconds.', 60, 1, 86400),
+  RATE_LIMIT_AUTH_MAX: Int('Requests per window and client to /auth/* (sign-in, callback, logout).', 30, 1),
+  RATE_LIMIT_CONNECTIONS_MAX: Int('Repository connection POSTs per window and client.', 10, 1),
+  RATE_LIMIT_DEPLOYS_MAX: Int('POST /api/pod requests per window and client.', 20, 1),
   CLONE_ROOT: Str('Directory holding repository clones.', { default: './tmp' }),
   CLONE_TTL_HOURS: Int('Hours a clone is kept before the expiry sweep removes it.', 168, 1),
   CLONE_TIMEOUT_SECONDS: Int('Wall-clock limit of one clone.', 300, 1),
@@ -183,6 +196,8 @@ export type Config = Readonly<
     trustProxy: boolean | number | string[]
     allowedOrigins: string[]
     operatorLogins: string[]
+    /** OPERATOR_GITHUB_IDS parsed. */
+    operatorGithubIds: number[]
     workerQueues: QueueName[]
     cloneRoot: string
     oauthConfigured: boolean
@@ -268,6 +283,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   for (const origin of allowedOrigins) {
     if (!/^https?:\/\/[^/\s]+$/.test(origin)) problems.push(`ALLOWED_ORIGINS: ${origin} is not an origin`)
   }
+  for (const id of list(String(config.OPERATOR_GITHUB_IDS ?? ''))) {
+    if (!/^[1-9][0-9]{0,15}$/.test(id) || !Number.isSafeInteger(Number(id)))
+      problems.push(`OPERATOR_GITHUB_IDS: ${JSON.stringify(id)} is not a GitHub user id`)
+  }
   if (problems.length > 0 || keyring === undefined) throw new ConfigError(problems)
 
   return Object.freeze({
@@ -281,6 +300,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     trustProxy: parseTrustProxy(config.TRUST_PROXY),
     allowedOrigins,
     operatorLogins: list(config.OPERATOR_LOGINS).map((l) => l.toLowerCase()),
+    operatorGithubIds: list(String(config.OPERATOR_GITHUB_IDS ?? '')).map(Number),
     workerQueues: workerQueues as QueueName[],
     cloneRoot: resolve(config.CLONE_ROOT),
     oauthConfigured: hasId,

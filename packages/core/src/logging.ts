@@ -23,6 +23,49 @@ export const REDACT_PATHS = [
   'config.GITHUB_OAUTH_CLIENT_SECRET',
 ]
 
+/** Query parameters whose values never reach a log line (OAuth codes and states, tokens). */
+const SECRET_QUERY_PARAMS = new Set([
+  'code',
+  'state',
+  'access_token',
+  'token',
+  'client_secret',
+  'code_verifier',
+])
+
+/**
+ * A request URL for the logs: the values of {@link SECRET_QUERY_PARAMS} are replaced by
+ * `[REDACTED]`; the path and other parameters are kept as sent.
+ */
+export function redactUrl(url: string): string {
+  const q = url.indexOf('?')
+  if (q < 0) return url
+  const query = url
+    .slice(q + 1)
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=')
+      const rawName = eq < 0 ? pair : pair.slice(0, eq)
+      let name = rawName
+      try {
+        name = decodeURIComponent(rawName.replace(/\+/g, ' '))
+      } catch {}
+      return SECRET_QUERY_PARAMS.has(name.toLowerCase()) ? `${rawName}=[REDACTED]` : pair
+    })
+    .join('&')
+  return `${url.slice(0, q)}?${query}`
+}
+
+/** What a request log line says about the request (Fastify's default fields, URL redacted). */
+interface LoggedRequest {
+  method?: string
+  url?: string
+  host?: string
+  ip?: string
+  headers?: { host?: string }
+  socket?: { remotePort?: number }
+}
+
 /**
  * pino options shared by the API and the worker: the level, path-based redaction, and a
  * last-resort scrub of token-looking strings inside error messages and stacks.
@@ -31,7 +74,16 @@ export function loggerOptions(level: string) {
   return {
     level,
     redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
-    serializers: { err: (err: unknown) => serializeError(err) },
+    serializers: {
+      req: (req: LoggedRequest) => ({
+        method: req.method,
+        url: redactUrl(String(req.url ?? '')),
+        host: req.host ?? req.headers?.host,
+        remoteAddress: req.ip,
+        remotePort: req.socket?.remotePort,
+      }),
+      err: (err: unknown) => serializeError(err),
+    },
   }
 }
 

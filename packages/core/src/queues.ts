@@ -5,16 +5,22 @@ export type QueueName = (typeof QUEUE_NAMES)[number]
 /** Clone (and analyse) one repository connection. Ids only: the worker reads everything else from Postgres. */
 export interface CloneJobData {
   connectionId: string
+  /** Id of the API request that enqueued the job (for the logs), when there was one. */
+  requestId?: string
 }
 
 /** Open the pull request for one deployment row. */
 export interface DeployJobData {
   deploymentId: string
+  /** Id of the API request that enqueued the job (for the logs), when there was one. */
+  requestId?: string
 }
 
 /** Periodic housekeeping. */
 export interface MaintenanceJobData {
   task: 'expire-clones' | 'repair-stuck-connections' | 'repair-stuck-deployments' | 'rotate-keys'
+  /** Id of the API request that enqueued the job (for the logs), when there was one. */
+  requestId?: string
 }
 
 /** Maps each queue to its job payload type. */

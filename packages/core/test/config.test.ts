@@ -9,8 +9,9 @@ t.test('defaults give a working development configuration', async (t) => {
   t.equal(c.PORT, 3000)
   t.equal(c.PUBLIC_URL, 'http://localhost:3000')
   t.equal(c.GITHUB_API_URL, 'https://api.github.com')
-  t.equal(c.GITHUB_OAUTH_SCOPES, 'repo workflow read:org')
-  t.equal(c.ALLOW_SERVICE_TOKEN_FALLBACK, true)
+  t.equal(c.GITHUB_OAUTH_SCOPES, 'repo read:org', 'no workflow scope')
+  t.equal(c.ALLOW_SERVICE_TOKEN_FALLBACK, false, 'no anonymous fallback unless a person turns it on')
+  t.same(c.operatorGithubIds, [])
   t.equal(c.SPECS_PATH, 'infra')
   t.equal(c.WORKFLOW_BRANCH, 'main')
   t.equal(c.CLONE_TTL_HOURS, 168)
@@ -25,9 +26,10 @@ t.test('defaults give a working development configuration', async (t) => {
 t.test('values are converted and parsed', async (t) => {
   const c = loadConfig({
     PORT: '8080',
-    ALLOW_SERVICE_TOKEN_FALLBACK: 'false',
+    ALLOW_SERVICE_TOKEN_FALLBACK: 'true',
     WORKER_QUEUES: 'clone, deploy',
     OPERATOR_LOGINS: 'Octocat, hubot',
+    OPERATOR_GITHUB_IDS: '583231, 7',
     TRUST_PROXY: '2',
     PUBLIC_URL: 'https://portico.example.com/',
     GITHUB_OAUTH_CLIENT_ID: 'id',
@@ -36,9 +38,11 @@ t.test('values are converted and parsed', async (t) => {
     LOG_LEVEL: '',
   })
   t.equal(c.PORT, 8080)
-  t.equal(c.ALLOW_SERVICE_TOKEN_FALLBACK, false)
+  t.equal(c.ALLOW_SERVICE_TOKEN_FALLBACK, true)
   t.same(c.workerQueues, ['clone', 'deploy'])
   t.same(c.operatorLogins, ['octocat', 'hubot'])
+  t.same(c.operatorGithubIds, [583231, 7])
+  t.throws(() => loadConfig({ OPERATOR_GITHUB_IDS: '1,0' }), /OPERATOR_GITHUB_IDS/)
   t.equal(c.trustProxy, 2)
   t.equal(c.PUBLIC_URL, 'https://portico.example.com')
   t.equal(c.oauthConfigured, true)

@@ -105,3 +105,34 @@ export async function countTenantOwners(db: Executor, tenantId: string): Promise
     .executeTakeFirstOrThrow()
   return Number(row.n)
 }
+
+/** Outcome of {@link changeTenantRole}. */
+export type TenantRoleChange = 'changed' | 'last-owner'
+
+/**
+ * Sets a user's tenant role, refusing (`'last-owner'`) to demote the tenant's only owner. One
+ * transaction locks the tenant's owner rows (`SELECT … FOR UPDATE`) before counting them, so
+ * concurrent demotions are serialised: the second one re-reads the owners after the first
+ * commits and sees it is now demoting the last one.
+ */
+export async function changeTenantRole(
+  db: Executor,
+  tenantId: string,
+  userId: string,
+  role: TenantRole,
+): Promise<TenantRoleChange> {
+  const run = async (trx: Executor): Promise<TenantRoleChange> => {
+    const owners = await trx
+      .selectFrom('tenant_members')
+      .select('user_id')
+      .where('tenant_id', '=', tenantId)
+      .where('role', '=', 'owner')
+      .forUpdate()
+      .execute()
+    const demotesAnOwner = role !== 'owner' && owners.some((o) => o.user_id === userId)
+    if (demotesAnOwner && owners.length <= 1) return 'last-owner'
+    await setTenantMember(trx, tenantId, userId, role)
+    return 'changed'
+  }
+  return db.isTransaction ? run(db) : db.transaction().execute(run)
+}

@@ -13,6 +13,8 @@ declare module 'fastify' {
     acceptedScopes?: string
     /** False for routes that do not count against the core rate limit (`/rate_limit`). */
     counted?: boolean
+    /** Authenticated as an OAuth app (Basic client_id:client_secret), not with a token. */
+    clientAuth?: boolean
   }
 }
 
@@ -134,7 +136,7 @@ export function installApiHooks(app: FastifyInstance, ctx: SimContext): void {
     // Rate-limit headers go on every answer, failed authentication included (charged to nobody).
     req.sim.bucketKey = `ip:${req.ip}`
     const token = tokenFromAuthorization(req.headers.authorization)
-    if (token !== undefined) {
+    if (token !== undefined && config.clientAuth !== true) {
       const rec = token ? lookupToken(ctx, token) : null
       if (!rec)
         throw new ApiError(401, 'Bad credentials', { documentation_url: 'https://docs.github.com/rest' })

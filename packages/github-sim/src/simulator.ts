@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Fastify from 'fastify'
 import { ApiRouter, installApiHooks } from './api.js'
+import { registerApplicationRoutes } from './applications.routes.js'
 import type { SimContext } from './context.js'
 import { registerGitDataRoutes } from './git-data.routes.js'
 import { registerGitHttpRoutes } from './git-http.routes.js'
@@ -139,6 +140,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   registerGitDataRoutes(api, ctx)
   registerPullRoutes(api, ctx)
   registerOAuthRoutes(app, ctx)
+  registerApplicationRoutes(app, ctx)
   registerGitHttpRoutes(app, ctx, reposRoot, home)
 
   await app.listen({ port: opts.port ?? 0, host: opts.host ?? '127.0.0.1' })

@@ -1,14 +1,15 @@
 import { Type } from '@sinclair/typebox'
+import { Text } from './text.js'
 
 export const LoginQuery = Type.Object({
-  returnTo: Type.Optional(Type.String({ maxLength: 2048 })),
+  returnTo: Type.Optional(Text({ maxLength: 2048 })),
 })
 
 export const CallbackQuery = Type.Object({
-  code: Type.Optional(Type.String({ maxLength: 512 })),
-  state: Type.Optional(Type.String({ maxLength: 512 })),
-  error: Type.Optional(Type.String({ maxLength: 256 })),
-  error_description: Type.Optional(Type.String({ maxLength: 1024 })),
+  code: Type.Optional(Text({ maxLength: 512 })),
+  state: Type.Optional(Text({ maxLength: 512 })),
+  error: Type.Optional(Text({ maxLength: 256 })),
+  error_description: Type.Optional(Text({ maxLength: 1024 })),
 })
 
 export const LogoutResponse = Type.Object({ success: Type.Literal(true) })

@@ -1,20 +1,21 @@
 import { CONNECTION_STATUSES } from '@portico/db'
 import { Type } from '@sinclair/typebox'
+import { Text } from './text.js'
 
 /** A timestamp: a Date in handlers, an ISO string on the wire. */
 const Timestamp = Type.Unsafe<Date | string>({ type: 'string', format: 'date-time' })
 const Nullable = <T extends ReturnType<typeof Type.String>>(schema: T) => Type.Union([schema, Type.Null()])
 
-export const ConnectionParams = Type.Object({ projectId: Type.String({ maxLength: 64 }) })
+export const ConnectionParams = Type.Object({ projectId: Text({ maxLength: 64 }) })
 
 /** `POST /api/v1/projects/{projectId}/github`; both fields are trimmed before use. */
 export const CreateConnectionBody = Type.Object(
   {
-    repo_url: Type.String({
+    repo_url: Text({
       maxLength: 2048,
       description: 'https://HOST/owner/repo(.git) or git@HOST:owner/repo(.git) on the configured GitHub.',
     }),
-    pat: Type.String({
+    pat: Text({
       maxLength: 512,
       description: 'Personal access token with read access to the repository. Never returned.',
     }),

@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox'
+import { Text } from './text.js'
 
 /** A timestamp: a Date in handlers, an ISO string on the wire. */
 const Timestamp = Type.Unsafe<Date | string>({ type: 'string', format: 'date-time' })
@@ -7,8 +8,8 @@ const Nullable = <T extends ReturnType<typeof Type.String>>(schema: T) => Type.U
 // Path and query values are checked by @portico/pods (its messages are part of the API), so the
 // schemas only bound their size.
 export const PodParams = Type.Object({
-  customer: Type.String({ maxLength: 200 }),
-  env: Type.String({ maxLength: 200 }),
+  customer: Text({ maxLength: 200 }),
+  env: Text({ maxLength: 200 }),
 })
 
 export const PodRef = Type.Object({ customer: Type.String(), env: Type.String() })
@@ -35,11 +36,11 @@ export const DeployAccepted = Type.Object({
   status_url: Type.String(),
 })
 
-export const DeploymentParams = Type.Object({ id: Type.String({ maxLength: 64 }) })
+export const DeploymentParams = Type.Object({ id: Text({ maxLength: 64 }) })
 
 export const DeploymentQuery = Type.Object({
-  customer: Type.Optional(Type.String({ maxLength: 200 })),
-  env: Type.Optional(Type.String({ maxLength: 200 })),
+  customer: Type.Optional(Text({ maxLength: 200 })),
+  env: Type.Optional(Text({ maxLength: 200 })),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
 })
 

@@ -1,20 +1,21 @@
 import { PROJECT_ROLES } from '@portico/db'
 import { Type } from '@sinclair/typebox'
+import { Text } from './text.js'
 
 /** A timestamp: a Date in handlers, an ISO string on the wire. */
 const Timestamp = Type.Unsafe<Date | string>({ type: 'string', format: 'date-time' })
 
 export const ProjectRoleSchema = Type.Union(PROJECT_ROLES.map((r) => Type.Literal(r)))
 
-export const ProjectParams = Type.Object({ projectId: Type.String({ maxLength: 64 }) })
+export const ProjectParams = Type.Object({ projectId: Text({ maxLength: 64 }) })
 export const ProjectMemberParams = Type.Object({
-  projectId: Type.String({ maxLength: 64 }),
-  login: Type.String({ minLength: 1, maxLength: 39 }),
+  projectId: Text({ maxLength: 64 }),
+  login: Text({ minLength: 1, maxLength: 39 }),
 })
 
 export const CreateProjectBody = Type.Object(
   {
-    name: Type.String({ minLength: 1, maxLength: 200 }),
+    name: Text({ minLength: 1, maxLength: 200 }),
     slug: Type.Optional(
       Type.String({
         pattern: '^[a-z][a-z0-9-]{1,62}$',

@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox'
+import { Text } from './text.js'
 
 /** A timestamp: a Date in handlers, an ISO string on the wire. */
 const Timestamp = Type.Unsafe<Date | string>({ type: 'string', format: 'date-time' })
@@ -14,14 +15,14 @@ export const TenantRoleSchema = Type.Union([
   Type.Literal('member'),
 ])
 
-export const TenantParams = Type.Object({ tenantId: Type.String({ maxLength: 64 }) })
+export const TenantParams = Type.Object({ tenantId: Text({ maxLength: 64 }) })
 export const TenantMemberParams = Type.Object({
-  tenantId: Type.String({ maxLength: 64 }),
-  login: Type.String({ minLength: 1, maxLength: 39 }),
+  tenantId: Text({ maxLength: 64 }),
+  login: Text({ minLength: 1, maxLength: 39 }),
 })
 
 export const CreateTenantBody = Type.Object(
-  { slug: Slug, name: Type.String({ minLength: 1, maxLength: 200 }) },
+  { slug: Slug, name: Text({ minLength: 1, maxLength: 200 }) },
   { additionalProperties: false },
 )
 

@@ -4,7 +4,8 @@ import { build, signIn } from '../helper.js'
 
 t.test('Bull Board at /admin/queues', async (t) => {
   const { sim, env } = await startTestSimulator(t)
-  const app = await build(t, { ...env, OPERATOR_LOGINS: 'someone-else, OctoCat' })
+  // octocat's numeric GitHub id (seed): operators are known by id, not by renamable login.
+  const app = await build(t, { ...env, OPERATOR_GITHUB_IDS: '1, 583231' })
   const operator = (await signIn(app, sim, 'octocat')).cookie
   const user = (await signIn(app, sim, 'hubot')).cookie
 
@@ -47,6 +48,17 @@ t.test('Bull Board at /admin/queues', async (t) => {
       [{ connectionId }],
       'job data shows ids only',
     )
+  })
+
+  await t.test('an operator id does not follow the login; OPERATOR_LOGINS still works', async (t) => {
+    const byId = await build(t, { ...env, OPERATOR_GITHUB_IDS: '480938' }) // hubot's id
+    const octocat = (await signIn(byId, sim, 'octocat')).cookie
+    const hubot = (await signIn(byId, sim, 'hubot')).cookie
+    t.equal((await byId.inject({ url: '/admin/queues', headers: { cookie: octocat } })).statusCode, 403)
+    t.equal((await byId.inject({ url: '/admin/queues', headers: { cookie: hubot } })).statusCode, 200)
+    const legacy = await build(t, { ...env, OPERATOR_LOGINS: 'someone-else, OctoCat' })
+    const legacyOp = (await signIn(legacy, sim, 'octocat')).cookie
+    t.equal((await legacy.inject({ url: '/admin/queues', headers: { cookie: legacyOp } })).statusCode, 200)
   })
 
   await t.test('the board is encapsulated: its hook does not guard other routes', async (t) => {

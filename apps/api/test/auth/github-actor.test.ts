@@ -1,7 +1,10 @@
-import { AppError } from '@portico/core'
-import { startTestSimulator } from '@portico/testing'
-import type { FastifyInstance } from 'fastify'
+import { Writable } from 'node:stream'
+import { AppError, loggerOptions } from '@portico/core'
+import { startTestSimulator, type Teardown, testConfig } from '@portico/testing'
+import Fastify, { type FastifyInstance } from 'fastify'
 import t from 'tap'
+import app from '../../src/app.js'
+import { serverOptions } from '../../src/server-options.js'
 import { build, signIn } from '../helper.js'
 
 // One simulator for the whole file; each test builds its own app (database, queue prefix).
@@ -12,6 +15,11 @@ function routes(server: FastifyInstance) {
   server.get('/test/actor', async (request) => {
     const actor = await request.github()
     return { source: actor.source, login: actor.login, userId: actor.userId }
+  })
+  // A write: never the service account, whatever the configuration.
+  server.post('/test/actor', async (request) => {
+    const actor = await request.github()
+    return { source: actor.source }
   })
   server.get('/test/actor-user', async (request) => {
     const actor = await request.github({ requireUser: true })
@@ -34,11 +42,16 @@ function routes(server: FastifyInstance) {
   })
 }
 
+const FALLBACK = { ...env, ALLOW_SERVICE_TOKEN_FALLBACK: 'true' }
+
 t.test('service-token fallback on and off', async (t) => {
-  await t.test('on (default): anonymous requests act as GH_TOKEN', async (t) => {
-    const server = await build(t, env, routes)
+  await t.test('on: anonymous reads act as GH_TOKEN, anonymous writes never do', async (t) => {
+    const server = await build(t, FALLBACK, routes)
     const res = await server.inject({ url: '/test/actor' })
     t.same(res.json(), { source: 'service', login: null, userId: null })
+    const write = await server.inject({ method: 'POST', url: '/test/actor' })
+    t.equal(write.statusCode, 401, 'anonymous write refused')
+    t.equal(write.json().code, 'NOT_AUTHENTICATED')
     const strict = await server.inject({ url: '/test/actor-user' })
     t.equal(strict.statusCode, 401, 'requireUser never falls back')
     t.equal(strict.json().code, 'NOT_AUTHENTICATED')
@@ -51,17 +64,23 @@ t.test('service-token fallback on and off', async (t) => {
     })
   })
 
-  await t.test('off: anonymous requests get 401', async (t) => {
-    const server = await build(t, { ...env, ALLOW_SERVICE_TOKEN_FALLBACK: 'false' }, routes)
+  await t.test('off (default): anonymous requests get 401', async (t) => {
+    const server = await build(t, env, routes)
     const res = await server.inject({ url: '/test/actor' })
     t.equal(res.statusCode, 401)
     t.equal(res.json().code, 'NOT_AUTHENTICATED')
     const { cookie } = await signIn(server, sim, 'octocat')
     t.equal((await server.inject({ url: '/test/actor', headers: { cookie } })).json().source, 'user')
+    const write = await server.inject({
+      method: 'POST',
+      url: '/test/actor',
+      headers: { cookie, origin: new URL(server.config.PUBLIC_URL).origin },
+    })
+    t.same(write.json(), { source: 'user' }, 'a signed-in write acts as the user')
   })
 
   await t.test('on but no GH_TOKEN: 401', async (t) => {
-    const server = await build(t, { ...env, GH_TOKEN: '' }, routes)
+    const server = await build(t, { ...FALLBACK, GH_TOKEN: '' }, routes)
     t.equal((await server.inject({ url: '/test/actor' })).statusCode, 401)
   })
 })
@@ -111,8 +130,15 @@ t.test('org gate (ACCESS_ORG=acme)', async (t) => {
     )
   })
 
-  await t.test('the service token is gated by its own membership', async (t) => {
-    t.equal((await gate('acme?private=1')).statusCode, 200, 'portico-bot is an active member')
+  await t.test("the service token never passes the gate on a visitor's behalf", async (t) => {
+    const fallback = await build(t, { ...FALLBACK, ACCESS_ORG: 'acme' }, routes)
+    // portico-bot (GH_TOKEN) is an active acme member; an anonymous visitor is not.
+    const res = await fallback.inject({ url: '/test/gate/acme?private=1' })
+    t.equal(res.statusCode, 401)
+    t.equal(res.json().code, 'NOT_AUTHENTICATED')
+    const repo = await fallback.inject({ url: '/test/repo/acme/infra-specs' })
+    t.equal(repo.statusCode, 401, 'reading a private ACCESS_ORG repo anonymously is refused')
+    t.equal((await fallback.inject({ url: '/test/gate/acme' })).statusCode, 200, 'public repos stay open')
   })
 
   await t.test('without ACCESS_ORG nothing is gated', async (t) => {
@@ -120,4 +146,40 @@ t.test('org gate (ACCESS_ORG=acme)', async (t) => {
     const cookie = (await signIn(open, sim, 'hubot')).cookie
     t.equal((await open.inject({ url: '/test/gate/acme?private=1', headers: { cookie } })).statusCode, 200)
   })
+})
+
+/** Builds the app with a logger writing JSON lines into `lines`. */
+async function buildLogged(t: Teardown, env: Record<string, string>, lines: string[]) {
+  const config = await testConfig(t, { ...env, LOG_LEVEL: 'warn' })
+  const stream = new Writable({
+    write(chunk, _enc, cb) {
+      lines.push(String(chunk))
+      cb()
+    },
+  })
+  const server = Fastify(serverOptions(config, { ...loggerOptions('warn'), stream }))
+  await server.register(app, { config })
+  await server.ready()
+  t.teardown(() => server.close())
+  return server
+}
+
+t.test('production start-up warns about the fallback and OPERATOR_LOGINS', async (t) => {
+  const production = {
+    ...env,
+    NODE_ENV: 'production',
+    SESSION_SECRET: 'a-production-like-session-secret-of-32-chars',
+    TOKEN_ENCRYPTION_KEYS: `k1:${Buffer.alloc(32, 3).toString('base64')}`,
+  }
+  const warned: string[] = []
+  await buildLogged(
+    t,
+    { ...production, ALLOW_SERVICE_TOKEN_FALLBACK: 'true', OPERATOR_LOGINS: 'octocat' },
+    warned,
+  )
+  t.match(warned.join(''), /ALLOW_SERVICE_TOKEN_FALLBACK is on/)
+  t.match(warned.join(''), /OPERATOR_LOGINS is deprecated/)
+  const quiet: string[] = []
+  await buildLogged(t, { ...production, OPERATOR_GITHUB_IDS: '583231' }, quiet)
+  t.notMatch(quiet.join(''), /ALLOW_SERVICE_TOKEN_FALLBACK|OPERATOR_LOGINS/)
 })

@@ -1,3 +1,4 @@
+import { changeTenantRole } from '@portico/db'
 import { defaultSeed } from '@portico/github-sim'
 import { startTestSimulator } from '@portico/testing'
 import type { FastifyInstance } from 'fastify'
@@ -348,4 +349,62 @@ t.test('tenant and project management: unhappy paths', async (t) => {
     (await send(owner, 'PUT', `/api/v1/tenants/${tenant.id}/members/octocat`, { role: 'admin' })).statusCode,
     200,
   )
+})
+
+t.test('two owners demoting each other at once: one stays owner', async (t) => {
+  const { sim, env } = await startTestSimulator(t)
+  const app = await build(t, env)
+  const octocat = (await signIn(app, sim, 'octocat')).cookie
+  const hubot = (await signIn(app, sim, 'hubot')).cookie
+  const tenant = await createTenant(app, octocat)
+  const demote = (cookie: string, login: string) =>
+    app.inject({
+      method: 'PUT',
+      url: `/api/v1/tenants/${tenant.id}/members/${login}`,
+      headers: writeHeaders(app, cookie),
+      payload: { role: 'member' },
+    })
+  const owners = async () =>
+    (
+      await app.db
+        .selectFrom('tenant_members')
+        .select('user_id')
+        .where('tenant_id', '=', tenant.id)
+        .where('role', '=', 'owner')
+        .execute()
+    ).length
+  for (let round = 0; round < 5; round++) {
+    // Both owners again, then each demotes the other in the same instant.
+    await addTenantMember(app, octocat, tenant.id, 'hubot', 'owner').catch(() =>
+      addTenantMember(app, hubot, tenant.id, 'octocat', 'owner'),
+    )
+    t.equal(await owners(), 2, `round ${round}: two owners`)
+    const results = await Promise.all([demote(octocat, 'hubot'), demote(hubot, 'octocat')])
+    const won = results.filter((r) => r.statusCode === 200)
+    const lost = results.filter((r) => r.statusCode !== 200)
+    t.equal(won.length, 1, `round ${round}: one demotion wins`)
+    // The loser is refused by the last-owner rule, or (if the winner committed before its role
+    // check) because it is no longer an owner: never both demoted.
+    t.match(lost[0]?.json().code, /^(LAST_OWNER|INSUFFICIENT_ROLE)$/)
+    t.equal(await owners(), 1, `round ${round}: the tenant keeps exactly one owner`)
+  }
+})
+
+t.test('changeTenantRole: concurrent demotions of the last two owners, straight on Postgres', async (t) => {
+  const { sim, env } = await startTestSimulator(t)
+  const app = await build(t, env)
+  const octocat = (await signIn(app, sim, 'octocat')).cookie
+  await signIn(app, sim, 'hubot')
+  const tenant = await createTenant(app, octocat)
+  const ids = await app.db.selectFrom('users').select(['id', 'login']).execute()
+  const id = (login: string) => ids.find((u) => u.login === login)!.id
+  for (let round = 0; round < 10; round++) {
+    await changeTenantRole(app.db, tenant.id, id('octocat'), 'owner')
+    await changeTenantRole(app.db, tenant.id, id('hubot'), 'owner')
+    const outcomes = await Promise.all([
+      changeTenantRole(app.db, tenant.id, id('octocat'), 'admin'),
+      changeTenantRole(app.db, tenant.id, id('hubot'), 'member'),
+    ])
+    t.same([...outcomes].sort(), ['changed', 'last-owner'], `round ${round}`)
+  }
 })

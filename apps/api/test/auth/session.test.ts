@@ -60,7 +60,7 @@ t.test('logout destroys the server-side session; the old cookie is worthless', a
 })
 
 t.test('a revoked token ends the session with 401 TOKEN_EXPIRED', async (t) => {
-  const server = await build(t, env, githubUserRoute)
+  const server = await build(t, { ...env, ALLOW_SERVICE_TOKEN_FALLBACK: 'true' }, githubUserRoute)
   const { cookie } = await signIn(server, sim, 'hubot')
   const ok = await server.inject({ url: '/test/github-user', headers: { cookie } })
   t.same(ok.json(), { login: 'hubot', source: 'user' }, 'acts with the user token')
@@ -73,7 +73,7 @@ t.test('a revoked token ends the session with 401 TOKEN_EXPIRED', async (t) => {
   const after = await server.inject({ url: '/api/auth/user', headers: { cookie } })
   t.equal(after.statusCode, 401, 'the session is gone')
   t.equal(after.json().code, 'NOT_AUTHENTICATED')
-  // Anonymous now: the service token serves the same route (fallback is on by default).
+  // Anonymous now: the service token serves the same read (the fallback is turned on here).
   const anon = await server.inject({ url: '/test/github-user', headers: { cookie } })
   t.same(anon.json(), { login: 'portico-bot', source: 'service' })
 })
@@ -105,7 +105,45 @@ t.test('sessions survive a restart and are shared by several API processes', asy
   )
 })
 
-t.test('Secure cookie when PUBLIC_URL is https, behind a trusted proxy', async (t) => {
+t.test('logout revokes the OAuth token at GitHub; a failed revocation is still a logout', async (t) => {
+  const server = await build(t, env)
+  const { cookie } = await signIn(server, sim, 'octocat')
+  const token = await tokenOfSession(server, cookie)
+  const asUser = () => fetch(`${sim.apiUrl}/user`, { headers: { authorization: `token ${token}` } })
+  t.equal((await asUser()).status, 200)
+  sim.ledger.clear()
+  const out = await server.inject({
+    method: 'POST',
+    url: '/auth/logout',
+    headers: writeHeaders(server, cookie),
+  })
+  t.equal(out.statusCode, 200)
+  t.equal(sim.ledger.count({ route: 'DELETE /applications/{client_id}/token' }), 1, 'one revocation')
+  t.equal((await asUser()).status, 401, 'the token is dead at GitHub')
+
+  // GitHub failing the revocation: logged, and the person is signed out all the same.
+  const again = await signIn(server, sim, 'octocat')
+  const token2 = await tokenOfSession(server, again.cookie)
+  sim.injectFault({ method: 'DELETE', path: /^\/applications\//, status: 500 })
+  const failed = await server.inject({
+    method: 'POST',
+    url: '/auth/logout',
+    headers: writeHeaders(server, again.cookie),
+  })
+  t.equal(failed.statusCode, 200)
+  t.same(failed.json(), { success: true })
+  t.equal((await server.inject({ url: '/api/auth/user', headers: { cookie: again.cookie } })).statusCode, 401)
+  const still = await fetch(`${sim.apiUrl}/user`, { headers: { authorization: `token ${token2}` } })
+  t.equal(still.status, 200, 'the token survived the failed revocation (GitHub said no)')
+
+  // Anonymous logout: nothing to revoke, still a success.
+  sim.ledger.clear()
+  const anon = await server.inject({ method: 'POST', url: '/auth/logout' })
+  t.equal(anon.statusCode, 200)
+  t.equal(sim.ledger.count({ route: 'DELETE /applications/{client_id}/token' }), 0)
+})
+
+t.test('Secure __Host- cookie when PUBLIC_URL is https, behind a trusted proxy', async (t) => {
   const https = { ...env, PUBLIC_URL: 'https://portico.example' }
   const proxied = await build(t, { ...https, TRUST_PROXY: 'true' })
   const res = await proxied.inject({ url: '/auth/login', headers: { 'x-forwarded-proto': 'https' } })
@@ -114,78 +152,98 @@ t.test('Secure cookie when PUBLIC_URL is https, behind a trusted proxy', async (
     new URL(String(res.headers.location)).searchParams.get('redirect_uri'),
     'https://portico.example/auth/callback',
   )
-  const session = (res.cookies as { name: string; secure?: boolean }[]).find(
-    (c) => c.name === 'portico_session',
+  const session = (res.cookies as { name: string; secure?: boolean; path?: string; domain?: string }[]).find(
+    (c) => c.name === '__Host-portico_session',
   )
   t.equal(session?.secure, true, 'Secure flag')
-  const verifier = (res.cookies as { name: string; secure?: boolean }[]).find(
-    (c) => c.name === 'oauth2-code-verifier',
+  t.equal(session?.path, '/', '__Host- cookies have Path=/')
+  t.equal(session?.domain, undefined, '__Host- cookies have no Domain')
+  t.notOk(
+    (res.cookies as { name: string }[]).some((c) => c.name === 'portico_session'),
+    'no unprefixed cookie over https',
   )
-  t.equal(verifier?.secure, true)
+  t.same(
+    (res.cookies as { name: string }[]).map((c) => c.name),
+    ['__Host-portico_session'],
+    'the session cookie is the only cookie (the PKCE verifier stays server-side)',
+  )
 
   const plain = await proxied.inject({ url: '/auth/login' })
   t.notOk(
-    (plain.cookies as { name: string }[]).some((c) => c.name === 'portico_session'),
+    (plain.cookies as { name: string }[]).some((c) => c.name.endsWith('portico_session')),
     'never sent over plain http',
   )
   const untrusted = await build(t, https)
   const spoofed = await untrusted.inject({ url: '/auth/login', headers: { 'x-forwarded-proto': 'https' } })
   t.notOk(
-    (spoofed.cookies as { name: string }[]).some((c) => c.name === 'portico_session'),
+    (spoofed.cookies as { name: string }[]).some((c) => c.name.endsWith('portico_session')),
     'X-Forwarded-Proto ignored without TRUST_PROXY',
   )
 })
 
-t.test('no GitHub token or client secret in any log line, response or cookie', async (t) => {
-  const config = await testConfig(t, { ...env, LOG_LEVEL: 'trace' })
-  const lines: string[] = []
-  const server = Fastify(
-    serverOptions(config, {
-      ...loggerOptions('trace'),
-      stream: { write: (line: string) => void lines.push(line) },
-    }),
-  )
-  await server.register(app, { config })
-  githubUserRoute(server as never)
-  await server.ready()
-  t.teardown(() => server.close())
-
-  const bodies: string[] = []
-  const { cookie } = await signIn(server, sim, 'octocat')
-  const token = await tokenOfSession(server as never, cookie)
-  for (const url of ['/api/auth/user', '/test/github-user']) {
-    const res = await server.inject({ url, headers: { cookie } })
-    bodies.push(res.body, JSON.stringify(res.headers))
-  }
-  sim.revokeToken(token)
-  const expired = await server.inject({ url: '/test/github-user', headers: { cookie } })
-  t.equal(expired.json().code, 'TOKEN_EXPIRED')
-  bodies.push(expired.body, JSON.stringify(expired.headers))
-  const service = await server.inject({ url: '/test/github-user' })
-  t.equal(service.json().source, 'service', 'the service token was used too')
-  bodies.push(service.body, JSON.stringify(service.headers))
-  t.ok(
-    lines.some((l) => l.includes('acting with the service token')),
-    'service access is logged',
-  )
-
-  t.ok(lines.length > 10, `captured ${lines.length} log lines`)
-  t.ok(
-    lines.some((l) => l.includes('signed in')),
-    'the sign-in is logged',
-  )
-  for (const secret of [token, 'portico-dev-secret', env.GH_TOKEN as string]) {
-    t.notOk(
-      lines.some((l) => l.includes(secret)),
-      'not in the logs',
+t.test(
+  'no GitHub token, client secret, OAuth code or state in any log line, response or cookie',
+  async (t) => {
+    const config = await testConfig(t, { ...env, ALLOW_SERVICE_TOKEN_FALLBACK: 'true', LOG_LEVEL: 'trace' })
+    const lines: string[] = []
+    const server = Fastify(
+      serverOptions(config, {
+        ...loggerOptions('trace'),
+        stream: { write: (line: string) => void lines.push(line) },
+      }),
     )
-    t.notOk(
-      bodies.some((b) => b.includes(secret)),
-      'not in responses',
+    await server.register(app, { config })
+    githubUserRoute(server as never)
+    await server.ready()
+    t.teardown(() => server.close())
+
+    const bodies: string[] = []
+    const { cookie } = await signIn(server, sim, 'octocat')
+    const token = await tokenOfSession(server as never, cookie)
+    for (const url of ['/api/auth/user', '/test/github-user']) {
+      const res = await server.inject({ url, headers: { cookie } })
+      bodies.push(res.body, JSON.stringify(res.headers))
+    }
+    sim.revokeToken(token)
+    const expired = await server.inject({ url: '/test/github-user', headers: { cookie } })
+    t.equal(expired.json().code, 'TOKEN_EXPIRED')
+    bodies.push(expired.body, JSON.stringify(expired.headers))
+    const service = await server.inject({ url: '/test/github-user' })
+    t.equal(service.json().source, 'service', 'the service token was used too')
+    bodies.push(service.body, JSON.stringify(service.headers))
+    t.ok(
+      lines.some((l) => l.includes('acting with the service token')),
+      'service access is logged',
     )
-    t.notOk(cookie.includes(secret), 'not in the cookie')
-  }
-})
+
+    t.ok(lines.length > 10, `captured ${lines.length} log lines`)
+    const callbackLines = lines.filter((l) => l.includes('/auth/callback?'))
+    t.ok(callbackLines.length > 0, 'the callback request is logged')
+    for (const line of callbackLines) {
+      t.match(line, 'code=[REDACTED]')
+      t.match(line, 'state=[REDACTED]')
+    }
+    t.notOk(
+      lines.some((l) => /[?&](code|state)=(?!\[REDACTED\])/.test(l)),
+      'no OAuth code or state value in the logs',
+    )
+    t.ok(
+      lines.some((l) => l.includes('signed in')),
+      'the sign-in is logged',
+    )
+    for (const secret of [token, 'portico-dev-secret', env.GH_TOKEN as string]) {
+      t.notOk(
+        lines.some((l) => l.includes(secret)),
+        'not in the logs',
+      )
+      t.notOk(
+        bodies.some((b) => b.includes(secret)),
+        'not in responses',
+      )
+      t.notOk(cookie.includes(secret), 'not in the cookie')
+    }
+  },
+)
 
 t.test('Redis away: a clear 503, never a 500', async (t) => {
   const server = await build(t, { ...env, REDIS_URL: 'redis://127.0.0.1:1' })

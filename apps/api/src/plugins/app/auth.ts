@@ -18,15 +18,23 @@ export type { ProjectRole, TenantRole }
 declare module 'fastify' {
   interface FastifyRequest {
     /** Signed-in user from the session (no GitHub call), or null. */
-    user: { id: string; login: string; name: string | null; avatar_url: string | null } | null
+    user: {
+      id: string
+      login: string
+      name: string | null
+      avatar_url: string | null
+      /** GitHub's numeric user id; absent in sessions made before it was stored. */
+      github_id?: number
+    } | null
     /** Set by requireProjectRole: the project (tenant-scoped) and the caller's effective role. */
     project?: { id: string; tenant_id: string; name: string; slug: string; role: ProjectRole }
     /** Set by requireTenantRole: the tenant and the caller's role in it. */
     tenant?: { id: string; slug: string; name: string; role: TenantRole }
     /**
-     * The GitHub identity this request acts as: the signed-in user's token; otherwise `GH_TOKEN`
-     * when `ALLOW_SERVICE_TOKEN_FALLBACK` is on; otherwise 401 NOT_AUTHENTICATED.
-     * `{ requireUser: true }` never falls back. A user token GitHub answers 401 for ends the
+     * The GitHub identity this request acts as: the signed-in user's token; otherwise, for a
+     * read (GET/HEAD/OPTIONS) only, `GH_TOKEN` when `ALLOW_SERVICE_TOKEN_FALLBACK` is on;
+     * otherwise 401 NOT_AUTHENTICATED. `{ requireUser: true }` never falls back, and neither does
+     * any other method (no anonymous write, ever). A user token GitHub answers 401 for ends the
      * session and fails the request with 401 TOKEN_EXPIRED.
      */
     github(opts?: { requireUser?: boolean }): Promise<GithubActor>
@@ -42,13 +50,22 @@ declare module 'fastify' {
     requireProjectRole(...roles: ProjectRole[]): preHandlerAsyncHookHandler
     /** Same for `params.tenantId` and tenant roles; sets `request.tenant`. 404 TENANT_NOT_FOUND. */
     requireTenantRole(...roles: TenantRole[]): preHandlerAsyncHookHandler
-    /** Org gate: throws 403 ORG_MEMBERSHIP_REQUIRED when ACCESS_ORG is set, the repo is private and owned by ACCESS_ORG, and the actor is not an active member. */
+    /**
+     * Org gate, when ACCESS_ORG is set and the repo is private and owned by ACCESS_ORG: the
+     * service actor never passes it (401 NOT_AUTHENTICATED: only a signed-in member may read);
+     * a user who is not an active member gets 403 ORG_MEMBERSHIP_REQUIRED.
+     */
     assertOrgAccess(actor: GithubActor, repo: { owner: string; private: boolean }): Promise<void>
-    /** Whether a login is listed in OPERATOR_LOGINS. */
-    isOperator(login: string | null | undefined): boolean
+    /**
+     * Whether a signed-in user is an operator: their GitHub id is in OPERATOR_GITHUB_IDS, or
+     * (deprecated, renamable) their login is in OPERATOR_LOGINS.
+     */
+    isOperator(user: { login: string; github_id?: number } | null | undefined): boolean
   }
 }
 
+/** Methods that only read; every other method is a write and never acts as the service token. */
+const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 const ORG_CACHE_MS = 60_000
 /**
@@ -86,6 +103,17 @@ export default fp(
     const { config } = fastify
     const actors = new WeakMap<FastifyRequest, Promise<GithubActor>>()
     const orgCache = new Map<string, { active: boolean; until: number }>()
+
+    if (config.NODE_ENV === 'production' && config.ALLOW_SERVICE_TOKEN_FALLBACK && config.GH_TOKEN) {
+      fastify.log.warn(
+        'ALLOW_SERVICE_TOKEN_FALLBACK is on: anonymous visitors read through the GH_TOKEN account (never writes, never the ACCESS_ORG gate)',
+      )
+    }
+    if (config.NODE_ENV === 'production' && config.operatorLogins.length > 0) {
+      fastify.log.warn(
+        'OPERATOR_LOGINS is deprecated: logins can be renamed and re-registered by someone else; list operators by numeric id in OPERATOR_GITHUB_IDS',
+      )
+    }
 
     fastify.decorateRequest('user', null)
     fastify.decorateRequest('project', undefined)
@@ -148,7 +176,13 @@ export default fp(
           const user = this.user
           const envelope = this.session?.get('githubToken')
           if (user && envelope) return userActor(user, envelope)
-          if (opts.requireUser || !config.ALLOW_SERVICE_TOKEN_FALLBACK || !config.GH_TOKEN)
+          // No anonymous write, ever: only reads may act as the service account.
+          if (
+            opts.requireUser ||
+            !READ_METHODS.has(this.method) ||
+            !config.ALLOW_SERVICE_TOKEN_FALLBACK ||
+            !config.GH_TOKEN
+          )
             throw notAuthenticated()
           this.log.info({ githubActor: 'service' }, 'acting with the service token (no signed-in user)')
           return {
@@ -204,7 +238,15 @@ export default fp(
       async function assertOrgAccess(actor: GithubActor, repo: { owner: string; private: boolean }) {
         const org = config.ACCESS_ORG
         if (!org || !repo.private || repo.owner.toLowerCase() !== org.toLowerCase()) return
-        const who = actor.source === 'user' ? `user:${actor.userId}` : 'service'
+        // The service account's own membership says nothing about the visitor's.
+        if (actor.source !== 'user' || !actor.userId) {
+          throw new AppError(
+            401,
+            'NOT_AUTHENTICATED',
+            `Sign in with GitHub: private ${org} repositories are for active members of ${org}.`,
+          )
+        }
+        const who = `user:${actor.userId}`
         const key = `${org.toLowerCase()}\u0000${who}`
         const hit = orgCache.get(key)
         let active: boolean
@@ -232,9 +274,11 @@ export default fp(
       },
     )
 
-    fastify.decorate('isOperator', (login: string | null | undefined) =>
-      Boolean(login && config.operatorLogins.includes(login.toLowerCase())),
-    )
+    fastify.decorate('isOperator', (user: { login: string; github_id?: number } | null | undefined) => {
+      if (!user) return false
+      if (user.github_id !== undefined && config.operatorGithubIds.includes(user.github_id)) return true
+      return config.operatorLogins.includes(user.login.toLowerCase())
+    })
   },
   { name: 'auth', dependencies: ['session', 'db'] },
 )

@@ -1,7 +1,7 @@
 import { AppError } from '@portico/core'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { SESSION_COOKIE } from '../external/session.js'
+import { sessionCookieName } from '../external/session.js'
 
 const STATE_CHANGING = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 
@@ -21,9 +21,10 @@ function originOf(value: string): string | undefined {
  */
 export default fp(
   async (fastify: FastifyInstance) => {
+    const cookieName = sessionCookieName(fastify.config.PUBLIC_URL)
     const allowed = new Set([new URL(fastify.config.PUBLIC_URL).origin, ...fastify.config.allowedOrigins])
     fastify.addHook('onRequest', async (request: FastifyRequest) => {
-      if (!STATE_CHANGING.has(request.method) || request.cookies[SESSION_COOKIE] === undefined) return
+      if (!STATE_CHANGING.has(request.method) || request.cookies[cookieName] === undefined) return
       const origin = request.headers.origin
       const referer = request.headers.referer
       const source = origin !== undefined ? origin : referer !== undefined ? originOf(referer) : null

@@ -10,6 +10,8 @@ export interface SessionUser {
   login: string
   name: string | null
   avatar_url: string | null
+  /** GitHub's numeric user id (operators are listed by it); absent in older sessions. */
+  github_id?: number
 }
 
 declare module 'fastify' {
@@ -17,15 +19,30 @@ declare module 'fastify' {
     user?: SessionUser
     /** The user's OAuth token, encrypted with `encrypt(config.keyring, …)`. */
     githubToken?: string
-    /** OAuth `state` of a sign-in in progress (single-use). */
-    oauthState?: string
-    /** Where to go after a successful sign-in (a same-origin relative path). */
-    returnTo?: string
   }
 }
 
-/** Name of the session cookie. */
+/** Name of the session cookie over http (development). */
 export const SESSION_COOKIE = 'portico_session'
+
+/**
+ * The session cookie's name: with an https `PUBLIC_URL` it takes the `__Host-` prefix, which
+ * browsers only accept with Secure, Path=/ and no Domain, so no sibling subdomain can set or
+ * shadow it.
+ */
+export function sessionCookieName(publicUrl: string): string {
+  return publicUrl.startsWith('https:') ? `__Host-${SESSION_COOKIE}` : SESSION_COOKIE
+}
+
+/** Attributes the session cookie is set (and cleared) with. */
+export function sessionCookieOptions(publicUrl: string) {
+  return {
+    path: '/',
+    httpOnly: true,
+    sameSite: 'lax' as const,
+    secure: publicUrl.startsWith('https:'),
+  }
+}
 const THIRTY_DAYS_MS = 30 * 24 * 60 * 60 * 1000
 /**
  * Rolling without a Redis write per request: an unmodified signed-in session is re-saved (and its
@@ -33,6 +50,8 @@ const THIRTY_DAYS_MS = 30 * 24 * 60 * 60 * 1000
  * session. The lifetime stays "30 days after the last activity", give or take an hour.
  */
 export const SESSION_TOUCH_INTERVAL_MS = 60 * 60 * 1000
+/** Redis lifetime of a session that holds only OAuth state (no user yet): 10 minutes. */
+const STATE_ONLY_TTL_S = 10 * 60
 
 const SAVE_UNLESS_ENDED = `
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
@@ -57,11 +76,14 @@ export default fp(
     // in flight when the user logs out (rolling sessions re-save on every response) cannot bring
     // the session back. The keys share the prefix's hash tag, so this also works on a cluster.
     const tomb = (sid: string) => `${prefix}ended:${sid}`
-    const saveUnlessEnded = async (sid: string, sess: { cookie?: { expires?: unknown } }) => {
+    const saveUnlessEnded = async (sid: string, sess: { cookie?: { expires?: unknown }; user?: unknown }) => {
       const expires = sess.cookie?.expires ? new Date(String(sess.cookie.expires)).getTime() : Number.NaN
-      const ttl = Number.isFinite(expires)
+      const lifetime = Number.isFinite(expires)
         ? Math.max(1, Math.ceil((expires - Date.now()) / 1000))
         : THIRTY_DAYS_MS / 1000
+      // A session with no user holds only sign-ins in progress: it need not outlive them, and
+      // anonymous visitors cannot fill Redis with month-long keys.
+      const ttl = sess.user ? lifetime : Math.min(lifetime, STATE_ONLY_TTL_S)
       await redis.eval(SAVE_UNLESS_ENDED, 2, `${prefix}${sid}`, tomb(sid), JSON.stringify(sess), ttl)
     }
     const end = async (sid: string) => {
@@ -109,17 +131,12 @@ export default fp(
 
     await fastify.register(session, {
       secret: config.SESSION_SECRET,
-      cookieName: SESSION_COOKIE,
+      cookieName: sessionCookieName(config.PUBLIC_URL),
       store: store as never,
       rolling: false,
       saveUninitialized: false,
-      cookie: {
-        path: '/',
-        httpOnly: true,
-        sameSite: 'lax',
-        secure: config.PUBLIC_URL.startsWith('https:'),
-        maxAge: THIRTY_DAYS_MS,
-      },
+      // No `domain`: a __Host- cookie must not have one.
+      cookie: { ...sessionCookieOptions(config.PUBLIC_URL), maxAge: THIRTY_DAYS_MS },
     })
   },
   { name: 'session', dependencies: ['cookie', 'redis'] },

@@ -8,18 +8,21 @@ const BASE_PATH = '/admin/queues'
 
 /**
  * Bull Board for operators at `/admin/queues`, in its own encapsulated context: anonymous
- * visitors are sent to sign in, signed-in users not in OPERATOR_LOGINS get 403.
+ * visitors are sent to sign in, signed-in users who are not operators (OPERATOR_GITHUB_IDS, or the deprecated OPERATOR_LOGINS)
+ * get 403.
  */
 export default async function adminRoutes(fastify: FastifyInstance) {
   fastify.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
     if (!request.user) {
       return reply.redirect(`/auth/login?returnTo=${BASE_PATH}`, 302)
     }
-    if (!fastify.isOperator(request.user.login)) {
+    if (!fastify.isOperator(request.user)) {
       // Answered here: Bull Board installs its own error handler for its routes.
       return reply
         .code(403)
-        .send(errorBody(403, 'OPERATOR_REQUIRED', 'The queue dashboard is for operators (OPERATOR_LOGINS).'))
+        .send(
+          errorBody(403, 'OPERATOR_REQUIRED', 'The queue dashboard is for operators (OPERATOR_GITHUB_IDS).'),
+        )
     }
   })
 

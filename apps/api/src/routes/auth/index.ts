@@ -1,9 +1,9 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { AppError, createOctokit, encrypt, githubErrorStatus } from '@portico/core'
+import { AppError, createOctokit, decrypt, encrypt, githubErrorStatus } from '@portico/core'
 import { upsertUserFromGithub } from '@portico/db'
-import type { FastifyInstance } from 'fastify'
-import { consumeOAuthState } from '../../plugins/external/oauth2.js'
-import { SESSION_COOKIE } from '../../plugins/external/session.js'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { startSignIn, takeSignIn } from '../../plugins/external/oauth2.js'
+import { sessionCookieName, sessionCookieOptions } from '../../plugins/external/session.js'
 import { CallbackQuery, LoginQuery, LogoutResponse } from '../../schemas/auth.js'
 import { Redirect } from '../../schemas/errors.js'
 
@@ -25,6 +25,9 @@ function oauthClient(fastify: FastifyInstance) {
   }
   return oauth
 }
+
+/** How long logout waits for GitHub to revoke the token before giving up (and logging it). */
+const REVOKE_TIMEOUT_MS = 5000
 
 const hasControlCharacter = (s: string) =>
   [...s].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f)
@@ -52,22 +55,31 @@ export default async function authRoutes(app: FastifyInstance) {
   const fastify = app.withTypeProvider<TypeBoxTypeProvider>()
   const { config } = fastify
 
+  const scope = config.GITHUB_OAUTH_SCOPES.split(/\s+/).filter(Boolean).join(' ')
+  const redirectUri = `${config.PUBLIC_URL}/auth/callback`
+
   fastify.get(
     '/login',
     { schema: { querystring: LoginQuery, response: { 302: Redirect } } },
     async (request, reply) => {
       const oauth = oauthClient(fastify)
       const { returnTo } = request.query
+      let safe: string | undefined
       if (returnTo !== undefined) {
-        const safe = safeReturnTo(returnTo, config.PUBLIC_URL)
+        safe = safeReturnTo(returnTo, config.PUBLIC_URL)
         if (!safe) {
           throw new AppError(400, 'INVALID_RETURN_TO', 'returnTo must be a relative path on this site.')
         }
-        request.session.set('returnTo', safe)
-      } else {
-        request.session.set('returnTo', undefined)
       }
-      const url = await oauth.generateAuthorizationUri(request, reply)
+      // Each tab's sign-in gets its own state and verifier; earlier ones stay valid.
+      const { state, codeChallenge } = startSignIn(request, safe)
+      const url = oauth.authorizeURL({
+        redirect_uri: redirectUri,
+        scope,
+        state,
+        code_challenge: codeChallenge,
+        code_challenge_method: 'S256',
+      })
       return reply.redirect(url, 302)
     },
   )
@@ -79,15 +91,16 @@ export default async function authRoutes(app: FastifyInstance) {
       const oauth = oauthClient(fastify)
       const q = request.query
       if (!q.state) throw invalidState()
-      if (q.error || !q.code) {
-        if (!consumeOAuthState(request)) throw invalidState()
-        if (q.error) {
-          throw new AppError(
-            400,
-            q.error === 'access_denied' ? 'OAUTH_ACCESS_DENIED' : 'OAUTH_AUTHORIZE_FAILED',
-            `GitHub did not authorize the sign-in: ${q.error_description ?? q.error}`,
-          )
-        }
+      const pending = takeSignIn(request)
+      if (!pending) throw invalidState()
+      if (q.error) {
+        throw new AppError(
+          400,
+          q.error === 'access_denied' ? 'OAUTH_ACCESS_DENIED' : 'OAUTH_AUTHORIZE_FAILED',
+          `GitHub did not authorize the sign-in: ${q.error_description ?? q.error}`,
+        )
+      }
+      if (!q.code) {
         throw new AppError(
           400,
           'OAUTH_CODE_MISSING',
@@ -97,10 +110,13 @@ export default async function authRoutes(app: FastifyInstance) {
 
       let result: Record<string, unknown>
       try {
-        const token = await oauth.getAccessTokenFromAuthorizationCodeFlow(request, reply)
-        result = token.token as unknown as Record<string, unknown>
+        const token = await oauth.getToken({
+          code: q.code,
+          redirect_uri: redirectUri,
+          code_verifier: pending.verifier,
+        })
+        result = token.token
       } catch (err) {
-        if ((err as Error).message === 'Invalid state') throw invalidState()
         const status = (err as { output?: { statusCode?: number } }).output?.statusCode
         if (status && status >= 400 && status < 500)
           throw exchangeFailed(`the token endpoint answered ${status}`)
@@ -131,26 +147,71 @@ export default async function authRoutes(app: FastifyInstance) {
         throw githubUnavailable(err)
       }
       const user = await upsertUserFromGithub(fastify.db, profile)
-      const returnTo = request.session.get('returnTo') ?? '/'
+      const returnTo = pending.returnTo ?? '/'
+      // Other tabs' sign-ins stay pending: any of them may still complete (and sign in again).
+      const otherTabs = request.session.get('oauthPending')
       // A new session id at sign-in: an id planted before the login is worthless afterwards.
       await request.session.regenerate()
-      request.session.set('user', {
+      if (otherTabs?.length) request.session.set('oauthPending', otherTabs)
+      const sessionUser = {
         id: user.id,
         login: user.login,
         name: user.name,
         avatar_url: user.avatar_url,
-      })
+        github_id: profile.id,
+      }
+      request.session.set('user', sessionUser)
       request.session.set('githubToken', encrypt(config.keyring, accessToken))
-      request.user = { id: user.id, login: user.login, name: user.name, avatar_url: user.avatar_url }
+      request.user = { ...sessionUser }
       request.log.info({ userId: user.id, login: user.login }, 'signed in')
       return reply.redirect(returnTo, 302)
     },
   )
 
+  /**
+   * Revokes an OAuth token at GitHub (`DELETE /applications/{client_id}/token`, Basic client
+   * credentials, the token in the JSON body). Best effort: a failure is logged, never thrown.
+   */
+  const revokeAtGithub = async (request: FastifyRequest, token: string) => {
+    const clientId = config.GITHUB_OAUTH_CLIENT_ID
+    const secret = config.GITHUB_OAUTH_CLIENT_SECRET
+    if (!clientId || !secret) return
+    try {
+      const res = await fetch(`${config.GITHUB_API_URL}/applications/${encodeURIComponent(clientId)}/token`, {
+        method: 'DELETE',
+        headers: {
+          authorization: `Basic ${Buffer.from(`${clientId}:${secret}`).toString('base64')}`,
+          accept: 'application/vnd.github+json',
+          'content-type': 'application/json',
+          'user-agent': 'portico',
+          'x-github-api-version': '2022-11-28',
+        },
+        body: JSON.stringify({ access_token: token }),
+        signal: AbortSignal.timeout(REVOKE_TIMEOUT_MS),
+      })
+      await res.body?.cancel()
+      if (res.status !== 204) {
+        request.log.warn({ status: res.status }, 'GitHub did not revoke the OAuth token at logout')
+      }
+    } catch (err) {
+      request.log.warn({ err }, 'could not reach GitHub to revoke the OAuth token at logout')
+    }
+  }
+
   fastify.post('/logout', { schema: { response: { 200: LogoutResponse } } }, async (request, reply) => {
+    const envelope = request.session?.get('githubToken')
     if (request.session?.sessionId) await request.session.destroy()
     request.user = null
-    reply.clearCookie(SESSION_COOKIE, { path: '/' })
+    reply.clearCookie(sessionCookieName(config.PUBLIC_URL), sessionCookieOptions(config.PUBLIC_URL))
+    if (envelope) {
+      let token: string | undefined
+      try {
+        token = decrypt(config.keyring, envelope)
+      } catch {
+        // Sealed with a key since retired: nothing Portico can still use or revoke.
+      }
+      if (token) await revokeAtGithub(request, token)
+    }
     return { success: true as const }
   })
 }

@@ -1,6 +1,6 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { AppError } from '@portico/core'
-import { countTenantOwners, findTenantRole, findUserByLogin, setTenantMember } from '@portico/db'
+import { changeTenantRole, findTenantRole, findUserByLogin } from '@portico/db'
 import type { FastifyInstance } from 'fastify'
 import { SetTenantMemberBody, TenantMember, TenantMemberParams } from '../../../../../../schemas/tenants.js'
 
@@ -26,10 +26,10 @@ export default async function tenantMemberRoutes(app: FastifyInstance) {
       if ((role === 'owner' || current === 'owner') && tenant.role !== 'owner') {
         throw new AppError(403, 'INSUFFICIENT_ROLE', 'This action requires one of: owner.')
       }
-      if (current === 'owner' && role !== 'owner' && (await countTenantOwners(fastify.db, tenant.id)) <= 1) {
+      // Checked and written under row locks: two concurrent demotions cannot remove both owners.
+      if ((await changeTenantRole(fastify.db, tenant.id, user.id, role)) === 'last-owner') {
         throw new AppError(409, 'LAST_OWNER', 'A tenant needs at least one owner.')
       }
-      await setTenantMember(fastify.db, tenant.id, user.id, role)
       return { login: user.login, role }
     },
   )

@@ -31,8 +31,11 @@ export function effectivePermission(
   repo: RepoRecord,
 ): RepoPermission | null {
   const login = req.sim.login
-  let perm = ctx.world.permission(repo, login)
   const token = req.sim.token
+  // GitHub App tokens (ghs_/ghu_) are bounded by their installation, not by OAuth scopes.
+  const grant = token ? ctx.apps.grants.get(token.token) : undefined
+  if (grant) return ctx.apps.permissionFor(grant, repo, login)
+  let perm = ctx.world.permission(repo, login)
   if (token && perm && token.kind !== 'fine-grained' && token.kind !== 'app') {
     const scopes = token.scopes
     if (repo.private && !hasScope(scopes, 'repo')) perm = null

@@ -81,7 +81,8 @@ function ctxOrigin(req: FastifyRequest): string {
 /** Parses a JSON request body into a plain object (GitHub answers 400 otherwise). */
 export function bodyOf(req: FastifyRequest): Record<string, unknown> {
   const b = req.body
-  if (b === undefined || b === null) return {}
+  // An empty body (Octokit sends "" on PUT/PATCH without parameters) means no parameters.
+  if (b === undefined || b === null || (typeof b === 'string' && !b.trim())) return {}
   if (typeof b !== 'object' || Array.isArray(b))
     throw new ApiError(400, 'Problems parsing JSON', { documentation_url: 'https://docs.github.com/rest' })
   return b as Record<string, unknown>

@@ -6,6 +6,9 @@ import t from 'tap'
 import type { Simulator } from '../src/index.js'
 import { basicHeader, octokit, runGit, sim, statusOf, TOKENS, tempDir } from './fixtures/sim.js'
 
+// The machine is shared with other test runs: a generous budget, never a timing assertion.
+t.setTimeout(600_000)
+
 const SLUG = 'portico-dev'
 const INSTALLATION = 5550001
 const quiet = { debug() {}, info() {}, warn() {}, error() {} }

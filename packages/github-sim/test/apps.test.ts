@@ -159,11 +159,6 @@ t.test('bad JWTs get GitHub’s 401s; other credentials on App routes too', asyn
 
 t.test('installation tokens: down-scoped, 1 hour, see only their repositories (REST and git)', async (t) => {
   const s = await sim(t)
-  const auth = createAppAuth({
-    appId: s.githubApp(SLUG).id,
-    privateKey: s.githubApp(SLUG).privateKey,
-    request: undefined,
-  })
   const gh = appOctokit(s)
   const minted = await gh.request('POST /app/installations/{installation_id}/access_tokens', {
     installation_id: INSTALLATION,
@@ -181,7 +176,6 @@ t.test('installation tokens: down-scoped, 1 hour, see only their repositories (R
     minted.data.repositories?.map((r) => r.full_name),
     ['acme/sample-app'],
   )
-  t.ok(auth, 'auth-app strategy constructs')
 
   const ok = octokit(s, token)
   t.equal((await ok.rest.repos.get({ owner: 'acme', repo: 'sample-app' })).status, 200)

@@ -5,7 +5,7 @@ import { ApiError, notFound, type SimContext, validationFailed } from './context
 import type { AppPermissions } from './github-apps.js'
 import type { RepoRecord } from './state.js'
 import type { SeedApplyOnMerge } from './types.js'
-import { nodeId, simpleUser } from './views.js'
+import { nodeId, repository, simpleUser } from './views.js'
 import { type CheckRunRecord, checkRunJson, type StatusRecord } from './webhook-events.js'
 
 type P = Record<string, string>
@@ -168,7 +168,6 @@ export function registerChecksRoutes(
           ? 'pending'
           : 'success'
       const api = `${ctx.urls.api}/repos/${repo.owner}/${repo.name}`
-      const owner = ctx.world.user(repo.owner) ?? ctx.world.org(repo.owner)
       return {
         state,
         statuses: paginate(req, reply, list).map((s) => {
@@ -177,18 +176,7 @@ export function registerChecksRoutes(
         }),
         sha,
         total_count: list.length,
-        repository: {
-          id: repo.id,
-          node_id: nodeId('Repository', repo.id),
-          name: repo.name,
-          full_name: `${repo.owner}/${repo.name}`,
-          owner: owner ? simpleUser(owner, ctx.urls) : null,
-          private: repo.private,
-          html_url: `${ctx.urls.web}/${repo.owner}/${repo.name}`,
-          description: repo.description,
-          fork: false,
-          url: api,
-        },
+        repository: repository(ctx.world, repo, ctx.urls, null),
         commit_url: `${api}/commits/${sha}`,
         url: `${api}/commits/${sha}/status`,
       }

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { createAppAuth } from '@octokit/auth-app'
 import { Octokit } from '@octokit/rest'
 import t from 'tap'
-import type { Simulator } from '../src/index.js'
+import { defaultSeed, type Simulator, validateSeed } from '../src/index.js'
 import { basicHeader, octokit, runGit, sim, statusOf, TOKENS, tempDir } from './fixtures/sim.js'
 
 // The machine is shared with other test runs: a generous budget, never a timing assertion.
@@ -383,4 +383,21 @@ t.test('the install page redirects to the Setup URL with installation_id and set
     s.webhookDeliveries({ event: 'installation' }).map((d) => d.action),
     ['created'],
   )
+})
+
+t.test('the seed refuses malformed Apps, naming every problem', async (t) => {
+  const seed = structuredClone(defaultSeed)
+  const app = seed.github_apps![0]!
+  app.private_key = 'not a pem'
+  app.permissions = { contents: 'owner' as 'read' }
+  app.installations = [
+    { id: 1, account: 'nobody', repository_selection: 'selected' },
+    { id: 2, account: 'acme', repository_selection: 'selected', repositories: ['missing'] },
+  ]
+  t.throws(() => validateSeed(seed), {
+    name: 'SeedError',
+    message:
+      /private_key must be a PEM key[\s\S]*permissions must map[\s\S]*account must name a seeded user or org[\s\S]*missing is not a seeded repository of acme/,
+  })
+  t.ok(validateSeed(structuredClone(defaultSeed)).github_apps?.length, 'the default seed is valid')
 })

@@ -45,6 +45,33 @@ export const ROUTES: [method: string, path: string, statuses: string[]][] = [
   ['get', '/repos/{owner}/{repo}/pulls', ['200']],
   ['post', '/repos/{owner}/{repo}/pulls', ['201']],
   ['get', '/repos/{owner}/{repo}/pulls/{pull_number}', ['200']],
+  ['patch', '/repos/{owner}/{repo}/pulls/{pull_number}', ['200']],
+  ['put', '/repos/{owner}/{repo}/pulls/{pull_number}/merge', ['200']],
+  // GitHub Apps (issue 13).
+  ['get', '/app', ['200']],
+  // Not GET /app/installations: its description types `account` as allOf(simple-user, enterprise),
+  // which no real account satisfies (GET /app/installations/{id} has the correct anyOf).
+  ['get', '/app/installations/{installation_id}', ['200']],
+  ['post', '/app/installations/{installation_id}/access_tokens', ['201']],
+  ['get', '/repos/{owner}/{repo}/installation', ['200']],
+  ['get', '/installation/repositories', ['200']],
+  ['get', '/user/installations', ['200']],
+  ['get', '/user/installations/{installation_id}/repositories', ['200']],
+  // Webhooks, statuses and check runs (issue 14).
+  ['get', '/repos/{owner}/{repo}/hooks', ['200']],
+  ['post', '/repos/{owner}/{repo}/hooks', ['201']],
+  ['get', '/repos/{owner}/{repo}/hooks/{hook_id}', ['200']],
+  ['patch', '/repos/{owner}/{repo}/hooks/{hook_id}', ['200']],
+  ['get', '/repos/{owner}/{repo}/hooks/{hook_id}/deliveries', ['200']],
+  ['get', '/repos/{owner}/{repo}/hooks/{hook_id}/deliveries/{delivery_id}', ['200']],
+  ['get', '/app/hook/deliveries', ['200']],
+  ['post', '/repos/{owner}/{repo}/statuses/{sha}', ['201']],
+  ['get', '/repos/{owner}/{repo}/commits/{ref}/status', ['200']],
+  ['get', '/repos/{owner}/{repo}/commits/{ref}/statuses', ['200']],
+  ['post', '/repos/{owner}/{repo}/check-runs', ['201']],
+  ['patch', '/repos/{owner}/{repo}/check-runs/{check_run_id}', ['200']],
+  ['get', '/repos/{owner}/{repo}/check-runs/{check_run_id}', ['200']],
+  ['get', '/repos/{owner}/{repo}/commits/{ref}/check-runs', ['200']],
 ]
 
 type Json = Record<string, unknown>

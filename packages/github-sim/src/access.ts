@@ -31,8 +31,11 @@ export function effectivePermission(
   repo: RepoRecord,
 ): RepoPermission | null {
   const login = req.sim.login
-  let perm = ctx.world.permission(repo, login)
   const token = req.sim.token
+  // GitHub App tokens (ghs_/ghu_) are bounded by their installation, not by OAuth scopes.
+  const grant = token ? ctx.apps.grants.get(token.token) : undefined
+  if (grant) return ctx.apps.permissionFor(grant, repo, login)
+  let perm = ctx.world.permission(repo, login)
   if (token && perm && token.kind !== 'fine-grained' && token.kind !== 'app') {
     const scopes = token.scopes
     if (repo.private && !hasScope(scopes, 'repo')) perm = null
@@ -78,7 +81,8 @@ function ctxOrigin(req: FastifyRequest): string {
 /** Parses a JSON request body into a plain object (GitHub answers 400 otherwise). */
 export function bodyOf(req: FastifyRequest): Record<string, unknown> {
   const b = req.body
-  if (b === undefined || b === null) return {}
+  // An empty body (Octokit sends "" on PUT/PATCH without parameters) means no parameters.
+  if (b === undefined || b === null || (typeof b === 'string' && !b.trim())) return {}
   if (typeof b !== 'object' || Array.isArray(b))
     throw new ApiError(400, 'Problems parsing JSON', { documentation_url: 'https://docs.github.com/rest' })
   return b as Record<string, unknown>

@@ -1,6 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { authenticateAppJwt } from './apps.routes.js'
 import { ApiError, type Bucket, type RequestState, type SimContext } from './context.js'
+import { looksLikeJwt } from './jwt.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -136,15 +138,18 @@ export function installApiHooks(app: FastifyInstance, ctx: SimContext): void {
     // Rate-limit headers go on every answer, failed authentication included (charged to nobody).
     req.sim.bucketKey = `ip:${req.ip}`
     const token = tokenFromAuthorization(req.headers.authorization)
-    if (token !== undefined && config.clientAuth !== true) {
+    // A GitHub App authenticates as itself with a JWT (see apps.routes.ts); it has its own bucket.
+    let appKey: string | null = null
+    if (token && looksLikeJwt(token)) appKey = `app:${authenticateAppJwt(ctx, req, token).id}`
+    else if (token !== undefined && config.clientAuth !== true) {
       const rec = token ? lookupToken(ctx, token) : null
       if (!rec)
         throw new ApiError(401, 'Bad credentials', { documentation_url: 'https://docs.github.com/rest' })
       req.sim.token = rec
       req.sim.login = rec.login
     }
-    const anonymous = !req.sim.login
-    const key = anonymous ? `ip:${req.ip}` : `user:${req.sim.login!.toLowerCase()}`
+    const anonymous = !req.sim.login && !appKey
+    const key = appKey ?? (anonymous ? `ip:${req.ip}` : `user:${req.sim.login!.toLowerCase()}`)
     req.sim.bucketKey = key
 
     const path = url.split('?')[0] ?? url

@@ -1,7 +1,10 @@
+import type { GitHubApps } from './github-apps.js'
 import type { Ledger } from './ledger.js'
-import type { TokenRecord, World } from './state.js'
+import type { RepoRecord, TokenRecord, World } from './state.js'
 import type { FaultSpec } from './types.js'
 import type { Urls } from './views.js'
+import type { WebhookDeliveries } from './webhook-deliveries.js'
+import type { SimEvents } from './webhook-events.js'
 
 export interface Bucket {
   limit: number
@@ -24,6 +27,14 @@ export interface SimContext {
   anonymousLimit: number
   warnings: string[]
   warn(msg: string): void
+  /** GitHub Apps, installations and App token grants. */
+  apps: GitHubApps
+  /** Webhooks and their delivery log. */
+  hooks: WebhookDeliveries
+  /** Sends GitHub's webhook events (see webhook-events.ts). */
+  events: SimEvents
+  /** Called after a pull request is merged (the "apply on merge" check run hooks in here). */
+  afterMerge?: (repo: RepoRecord, mergeCommitSha: string) => void
 }
 
 /** Per-request facts gathered by the hooks and read by handlers and the ledger. */

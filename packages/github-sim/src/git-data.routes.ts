@@ -90,6 +90,7 @@ export function registerGitDataRoutes(api: ApiRouter, ctx: SimContext): void {
           throw validationFailed('Reference already exists', `${REFS_DOCS}#create-a-reference`)
         await repo.git.updateRef(ref, sha, ZERO)
         touch(repo)
+        if (ref.startsWith('refs/heads/')) ctx.events.push(repo, ref, ZERO, sha, req.sim.login)
         reply.code(201).header('location', `${ctx.urls.api}/repos/${repo.owner}/${repo.name}/git/${ref}`)
         return refJson(ctx, repo, ref, sha)
       })
@@ -116,6 +117,7 @@ export function registerGitDataRoutes(api: ApiRouter, ctx: SimContext): void {
           throw validationFailed('Update is not a fast forward', doc)
         await repo.git.updateRef(ref, sha, current)
         touch(repo)
+        if (ref.startsWith('refs/heads/')) ctx.events.push(repo, ref, current, sha, req.sim.login)
         return refJson(ctx, repo, ref, sha)
       })
     },

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { githubAppClient, userTokenFields } from './apps.oauth.js'
 import type { SimContext } from './context.js'
 import type { SeedOAuthApp } from './types.js'
 
@@ -61,7 +62,9 @@ function normalizeScopes(raw: string | undefined): string[] {
 /** OAuth web flow: `/login/oauth/authorize` and `/login/oauth/access_token`. */
 export function registerOAuthRoutes(app: FastifyInstance, ctx: SimContext): void {
   const codes = new Map<string, PendingCode>()
-  const findApp = (id: string | undefined) => ctx.world.apps.find((a) => a.client_id === id)
+  // A GitHub App is an OAuth client too (its user tokens are ghu_, see github-apps.ts).
+  const findApp = (id: string | undefined) =>
+    ctx.world.apps.find((a) => a.client_id === id) ?? githubAppClient(ctx, id)
 
   /** Validates an authorize request; returns a reply-producing error or the resolved grant. */
   const prepare = (q: Params, reply: FastifyReply) => {
@@ -175,12 +178,13 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: SimContext): void
       const body = typeof req.body === 'object' && req.body !== null ? (req.body as Params) : {}
       const p: Params = { ...(req.query as Params), ...body }
       const wantsJson = (req.headers.accept ?? '').includes('application/json')
-      const answer = (fields: Record<string, string>) => {
+      const answer = (fields: Record<string, string | number>) => {
         if (wantsJson) return reply.code(200).type('application/json; charset=utf-8').send(fields)
+        const form = Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, String(v)]))
         return reply
           .code(200)
           .type('application/x-www-form-urlencoded; charset=utf-8')
-          .send(new URLSearchParams(fields).toString())
+          .send(new URLSearchParams(form).toString())
       }
       const fail = (error: string, description: string, anchor: string) =>
         answer({ error, error_description: description, error_uri: `${TROUBLESHOOT}#${anchor}` })
@@ -192,6 +196,18 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: SimContext): void
           'The client_id and/or client_secret passed are incorrect.',
           'incorrect-client-credentials',
         )
+      }
+      const ghApp = ctx.apps.byClientId(oauthApp.client_id)
+      if (p.grant_type === 'refresh_token') {
+        const refreshed = ghApp && p.refresh_token ? ctx.apps.refreshUserToken(ghApp, p.refresh_token) : null
+        if (!refreshed?.refreshToken)
+          return fail(
+            'bad_refresh_token',
+            'The refresh token passed is incorrect or expired.',
+            'bad-refresh-token',
+          )
+        req.sim.login = refreshed.login
+        return answer(userTokenFields(refreshed))
       }
       const code = p.code ? codes.get(p.code) : undefined
       if (!code || code.clientId !== oauthApp.client_id || code.expiresAt < Date.now()) {
@@ -224,6 +240,10 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: SimContext): void
         }
       }
       codes.delete(p.code!)
+      if (ghApp) {
+        req.sim.login = code.login
+        return answer(userTokenFields(ctx.apps.mintUserToken(ghApp, code.login)))
+      }
       const token = `gho_${randomBytes(27).toString('base64url').replace(/[-_]/g, 'x').slice(0, 36)}`
       ctx.world.addToken(code.login, token, { scopes: code.scopes, kind: 'oauth' })
       req.sim.login = code.login

@@ -100,6 +100,7 @@ export function registerPullRoutes(api: ApiRouter, ctx: SimContext): void {
           updatedAt: now,
         }
         repo.pulls.push(pr)
+        ctx.events.pullRequest(repo, pr, 'opened', req.sim.login)
         reply
           .code(201)
           .header('location', `${ctx.urls.api}/repos/${repo.owner}/${repo.name}/pulls/${pr.number}`)

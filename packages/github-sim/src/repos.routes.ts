@@ -266,6 +266,7 @@ export function registerRepoRoutes(api: ApiRouter, ctx: SimContext): void {
         const commitSha = await repo.git.commitTree(tree, [tip], body.message as string, author, committer)
         await repo.git.updateRef(ref, commitSha, tip)
         touch(repo)
+        ctx.events.push(repo, ref, tip, commitSha, req.sim.login)
         const c = await repo.git.readCommit(commitSha)
         reply.code(existing ? 200 : 201)
         return fileCommit(repo, ctx.urls, path, blob, content.length, branch, c)

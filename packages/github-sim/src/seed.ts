@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { parse as parseYaml } from 'yaml'
+import { githubAppProblems } from './github-apps.seed.js'
 import type { Seed } from './types.js'
 
 /** Thrown when a seed file or object does not have the documented shape. */
@@ -149,6 +150,7 @@ export function validateSeed(data: unknown, source = 'seed'): Seed {
       )
     }
   }
+  problems.push(...githubAppProblems(data, new Set([...logins, ...orgLogins]), repoNames))
   if (problems.length) throw new SeedError(`${source} is invalid:\n  - ${problems.join('\n  - ')}`)
   return data as unknown as Seed
 }

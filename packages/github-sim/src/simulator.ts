@@ -4,11 +4,17 @@ import { join } from 'node:path'
 import Fastify from 'fastify'
 import { ApiRouter, installApiHooks } from './api.js'
 import { registerApplicationRoutes } from './applications.routes.js'
+import { type AppControls, appControls } from './apps.controls.js'
+import { registerAppRoutes } from './apps.routes.js'
+import { registerChecksRoutes } from './checks.routes.js'
 import type { SimContext } from './context.js'
 import { registerGitDataRoutes } from './git-data.routes.js'
 import { registerGitHttpRoutes } from './git-http.routes.js'
+import { GitHubApps } from './github-apps.js'
+import { registerHookRoutes, seedAppHooks } from './hooks.routes.js'
 import { Ledger } from './ledger.js'
 import { parseForm, registerOAuthRoutes } from './oauth.routes.js'
+import { registerPullMergeRoutes } from './pull-merge.routes.js'
 import { registerPullRoutes } from './pulls.routes.js'
 import { registerRenameRoutes, renameRepository } from './renames.js'
 import { materializeRepos } from './repo-store.js'
@@ -17,6 +23,8 @@ import { defaultSeed, loadSeedFile, validateSeed } from './seed.js'
 import { World } from './state.js'
 import type { FaultSpec, RepoPermission, Seed, TokenKind } from './types.js'
 import { registerUserRoutes } from './users.routes.js'
+import { WebhookDeliveries } from './webhook-deliveries.js'
+import { createEvents } from './webhook-events.js'
 
 export interface SimulatorOptions {
   /** Seed object, or path to a `.json`/`.yaml` seed file; default: the bundled default seed. */
@@ -33,7 +41,7 @@ export interface SimulatorOptions {
   logger?: boolean | object
 }
 
-export interface Simulator {
+export interface Simulator extends AppControls {
   /** Web base URL (GITHUB_URL): OAuth pages and git over HTTP. */
   url: string
   /** REST base URL (GITHUB_API_URL) = `url + '/api/v3'`. */
@@ -108,7 +116,13 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       if (opts.logger) app.log.warn(msg)
       else process.stderr.write(`[github-sim] WARN ${msg}\n`)
     },
+    apps: new GitHubApps(world, seed.github_apps ?? []),
+    hooks: undefined as unknown as WebhookDeliveries,
+    events: undefined as unknown as SimContext['events'],
   }
+  ctx.hooks = new WebhookDeliveries(ctx)
+  ctx.events = createEvents(ctx, ctx.hooks)
+  const applyOnMerge = seedAppHooks(ctx, seed)
 
   app.removeContentTypeParser('application/json')
   const parseJson = (body: string) => (body.trim() ? JSON.parse(body) : undefined)
@@ -139,6 +153,10 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   registerRepoRoutes(api, ctx)
   registerGitDataRoutes(api, ctx)
   registerPullRoutes(api, ctx)
+  registerPullMergeRoutes(api, ctx)
+  registerAppRoutes(api, app, ctx)
+  registerHookRoutes(api, ctx)
+  registerChecksRoutes(api, ctx, applyOnMerge)
   registerOAuthRoutes(app, ctx)
   registerApplicationRoutes(app, ctx)
   registerGitHttpRoutes(app, ctx, reposRoot, home)
@@ -158,9 +176,11 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     ledger: ctx.ledger,
     seed,
     warnings,
+    ...appControls(ctx, applyOnMerge),
     async close() {
       if (closed) return
       closed = true
+      await ctx.hooks.settled()
       await app.close()
       if (ownsDataDir) await rm(dataDir, { recursive: true, force: true })
     },

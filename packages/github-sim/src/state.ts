@@ -42,6 +42,10 @@ export interface PullRecord {
   draft: boolean
   createdAt: string
   updatedAt: string
+  closedAt?: string | null
+  mergedAt?: string | null
+  mergeCommitSha?: string | null
+  mergedBy?: string | null
 }
 
 export interface RepoRecord {

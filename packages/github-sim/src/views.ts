@@ -564,9 +564,9 @@ function pullFields(world: World, r: RepoRecord, urls: Urls, p: PullRecord, perm
     active_lock_reason: null,
     created_at: p.createdAt,
     updated_at: p.updatedAt,
-    closed_at: null,
-    merged_at: null,
-    merge_commit_sha: null,
+    closed_at: p.closedAt ?? null,
+    merged_at: p.mergedAt ?? null,
+    merge_commit_sha: p.mergeCommitSha ?? null,
     assignee: null,
     assignees: [],
     requested_reviewers: [],
@@ -611,11 +611,11 @@ export function pullRequest(
 ): Schemas['pull-request'] {
   return {
     ...pullFields(world, r, urls, p, perm),
-    merged: false,
-    mergeable: true,
-    rebaseable: true,
-    mergeable_state: 'clean',
-    merged_by: null,
+    merged: Boolean(p.mergedAt),
+    mergeable: p.state === 'open' ? true : null,
+    rebaseable: p.state === 'open' ? true : null,
+    mergeable_state: p.state === 'open' ? 'clean' : 'unknown',
+    merged_by: p.mergedBy ? mergedBy(world, urls, p.mergedBy) : null,
     comments: 0,
     review_comments: 0,
     maintainer_can_modify: false,
@@ -624,6 +624,11 @@ export function pullRequest(
     deletions: stats.deletions,
     changed_files: stats.files,
   }
+}
+
+function mergedBy(world: World, urls: Urls, login: string) {
+  const u = world.user(login)
+  return u ? simpleUser(u, urls) : simpleUser(placeholderUser(login), urls)
 }
 
 function authorAssociation(world: World, r: RepoRecord, login: string): Schemas['author-association'] {

@@ -1,11 +1,18 @@
+import { createAppAuth } from '@octokit/auth-app'
 import t from 'tap'
 import { loadTrimmed, validate } from './fixtures/openapi.js'
+import { receiver, seedWithAppHook } from './fixtures/receiver.js'
 import { sim, TOKENS } from './fixtures/sim.js'
+
+// The machine is shared with other test runs: a generous budget, never a timing assertion.
+t.setTimeout(600_000)
 
 const doc = loadTrimmed()
 
 t.test('every implemented route answers JSON that matches GitHub’s OpenAPI description', async (t) => {
-  const s = await sim(t)
+  const rx = await receiver(t)
+  // The dev App with checks: write, so it can post check runs; its webhook points at a receiver.
+  const s = await sim(t, { seed: seedWithAppHook(rx.url, { checks: 'write' }) })
   const checked = new Set<string>()
   const call = async (
     route: string,
@@ -99,6 +106,91 @@ t.test('every implemented route answers JSON that matches GitHub’s OpenAPI des
   })
   await call('GET /repos/{owner}/{repo}/pulls', `${R}/pulls`)
   await call('GET /repos/{owner}/{repo}/pulls/{pull_number}', `${R}/pulls/1`)
+  await call('PATCH /repos/{owner}/{repo}/pulls/{pull_number}', `${R}/pulls/1`, {
+    method: 'PATCH',
+    body: { title: 'Conformance (edited)' },
+  })
+  await call('PUT /repos/{owner}/{repo}/pulls/{pull_number}/merge', `${R}/pulls/1/merge`, {
+    method: 'PUT',
+    body: { merge_method: 'merge' },
+  })
+
+  // GitHub Apps: the App's JWT (from @octokit/auth-app), an installation token, an App user token.
+  const app = s.githubApp('portico-dev')
+  const { token: jwt } = await createAppAuth({ appId: app.id, privateKey: app.privateKey })({ type: 'app' })
+  await call('GET /app', '/app', { token: jwt })
+  await call('GET /app/installations/{installation_id}', '/app/installations/5550001', { token: jwt })
+  await call('GET /repos/{owner}/{repo}/installation', `${R}/installation`, { token: jwt })
+  const minted = await call(
+    'POST /app/installations/{installation_id}/access_tokens',
+    '/app/installations/5550001/access_tokens',
+    {
+      method: 'POST',
+      token: jwt,
+      body: { repositories: ['infra-specs'], permissions: { contents: 'read' } },
+    },
+  )
+  await call('GET /installation/repositories', '/installation/repositories', { token: String(minted.token) })
+  const auth = await fetch(`${s.url}/login/oauth/authorize?client_id=${app.clientId}`, { redirect: 'manual' })
+  const code = new URL(auth.headers.get('location')!).searchParams.get('code')!
+  const userToken = (await (
+    await fetch(`${s.url}/login/oauth/access_token`, {
+      method: 'POST',
+      headers: { accept: 'application/json', 'content-type': 'application/json' },
+      body: JSON.stringify({ client_id: app.clientId, client_secret: app.clientSecret, code }),
+    })
+  ).json()) as { access_token: string }
+  await call('GET /user/installations', '/user/installations', { token: userToken.access_token })
+  await call(
+    'GET /user/installations/{installation_id}/repositories',
+    '/user/installations/5550001/repositories',
+    { token: userToken.access_token },
+  )
+
+  // Webhooks, statuses, check runs.
+  const hook = await call('POST /repos/{owner}/{repo}/hooks', `${R}/hooks`, {
+    method: 'POST',
+    body: { config: { url: `${s.url}/nowhere`, content_type: 'json', secret: 'x' }, events: ['push'] },
+  })
+  await call('GET /repos/{owner}/{repo}/hooks', `${R}/hooks`)
+  await call('GET /repos/{owner}/{repo}/hooks/{hook_id}', `${R}/hooks/${hook.id}`)
+  await call('PATCH /repos/{owner}/{repo}/hooks/{hook_id}', `${R}/hooks/${hook.id}`, {
+    method: 'PATCH',
+    body: { add_events: ['status'] },
+  })
+  await s.webhooksSettled()
+  const deliveries = (await call(
+    'GET /repos/{owner}/{repo}/hooks/{hook_id}/deliveries',
+    `${R}/hooks/${hook.id}/deliveries`,
+  )) as unknown as { id: number }[]
+  await call(
+    'GET /repos/{owner}/{repo}/hooks/{hook_id}/deliveries/{delivery_id}',
+    `${R}/hooks/${hook.id}/deliveries/${deliveries[0]!.id}`,
+  )
+  await call('GET /app/hook/deliveries', '/app/hook/deliveries', { token: jwt })
+  await call('POST /repos/{owner}/{repo}/statuses/{sha}', `${R}/statuses/${main}`, {
+    method: 'POST',
+    body: { state: 'success', context: 'ci', target_url: 'https://ci.example/1', description: 'ok' },
+  })
+  await call('GET /repos/{owner}/{repo}/commits/{ref}/status', `${R}/commits/${main}/status`)
+  await call('GET /repos/{owner}/{repo}/commits/{ref}/statuses', `${R}/commits/main/statuses`)
+  const checker = await call(
+    'POST /app/installations/{installation_id}/access_tokens',
+    '/app/installations/5550001/access_tokens',
+    { method: 'POST', token: jwt, body: { permissions: { checks: 'write' } } },
+  )
+  const run = await call('POST /repos/{owner}/{repo}/check-runs', `${R}/check-runs`, {
+    method: 'POST',
+    token: String(checker.token),
+    body: { name: 'apply', head_sha: main, status: 'in_progress' },
+  })
+  await call('PATCH /repos/{owner}/{repo}/check-runs/{check_run_id}', `${R}/check-runs/${run.id}`, {
+    method: 'PATCH',
+    token: String(checker.token),
+    body: { conclusion: 'success', output: { title: 'Applied', summary: 'ok' } },
+  })
+  await call('GET /repos/{owner}/{repo}/check-runs/{check_run_id}', `${R}/check-runs/${run.id}`)
+  await call('GET /repos/{owner}/{repo}/commits/{ref}/check-runs', `${R}/commits/${main}/check-runs`)
 
   const described = Object.entries(doc.routes).flatMap(([route, byStatus]) =>
     Object.keys(byStatus).map((st) => `${route} ${st}`),

@@ -150,6 +150,7 @@ t.test('a revoked token fails permanently, without retries, with a redacted mess
   t.equal(finished.attemptsMade, 1, 'auth failures are not retried')
   const failed = await findConnection(db, row.id)
   t.equal(failed?.status, 'failed')
+  t.equal(failed?.encrypted_token, null, "a failed connection's token is wiped")
   t.match(failed?.error_message, /rejected the token/)
   t.notOk(failed?.error_message?.includes(token))
   t.notOk(finished.failedReason.includes(token))

@@ -60,10 +60,16 @@ t.test('expiry sweep: clones past expires_at are removed and expired; others sta
   for (const { row, dir } of [old, oldCloned]) {
     const after = await findConnection(ctx.db, row.id)
     t.equal(after?.status, 'expired', 'row kept, marked expired')
+    t.equal(after?.encrypted_token, null, 'the token of an ended connection is wiped')
     t.equal(after?.clone_path, null)
     t.notOk(existsSync(dir), 'directory removed')
   }
   t.equal((await findConnection(ctx.db, fresh.row.id))?.status, 'analyzed')
+  t.not(
+    (await findConnection(ctx.db, fresh.row.id))?.encrypted_token,
+    null,
+    'a live connection keeps its token',
+  )
   t.ok(existsSync(fresh.dir))
   t.equal((await findConnection(ctx.db, inFlight.row.id))?.status, 'cloning')
   t.ok(existsSync(inFlight.dir))
@@ -115,6 +121,7 @@ t.test('repair: stale in-flight rows whose job is gone are failed; live jobs are
     const repaired = await findConnection(ctx.db, id)
     t.equal(repaired?.status, 'failed')
     t.match(repaired?.error_message, /clone job was lost/)
+    t.equal(repaired?.encrypted_token, null, 'the token of a failed connection is wiped')
   }
   t.notOk(existsSync(lost.dir))
   t.equal((await findConnection(ctx.db, queued.id))?.status, 'pending', 'a waiting job keeps its row')

@@ -107,6 +107,12 @@ async function runClone(
   if (shutdown?.aborted) cancel.abort()
   const ticker = progressTicker(ctx, job, row.id, cancel)
   try {
+    if (row.encrypted_token === null) {
+      throw new CloneError(
+        'auth',
+        'The connection has no stored token (it ended). Connect the repository again.',
+      )
+    }
     token = decrypt(ctx.config.keyring, row.encrypted_token)
     const { cloneUrl } = parseRepoUrl(row.repo_url, ctx.config.GITHUB_URL)
     const { commitSha } = await cloneRepository({

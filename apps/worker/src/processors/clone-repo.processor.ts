@@ -30,6 +30,8 @@ function failureMessage(ctx: WorkerContext, err: unknown): string {
       return `The clone took longer than ${ctx.config.CLONE_TIMEOUT_SECONDS} s (CLONE_TIMEOUT_SECONDS) and was stopped.`
     case 'too-large':
       return `The repository is larger than ${ctx.config.CLONE_MAX_MB} MiB (CLONE_MAX_MB); the clone was stopped.`
+    case 'too-many-files':
+      return `The repository has more than ${ctx.config.CLONE_MAX_FILES} files (CLONE_MAX_FILES); it was not checked out.`
     case 'network':
     case 'git':
       return err.detail ? `${err.message} (${err.detail})` : err.message
@@ -121,6 +123,7 @@ async function runClone(
       dest,
       timeoutMs: ctx.config.CLONE_TIMEOUT_SECONDS * 1000,
       maxBytes: ctx.config.CLONE_MAX_MB * 1024 * 1024,
+      maxFiles: ctx.config.CLONE_MAX_FILES,
       signal: cancel.signal,
       onProgress: (percent) => ticker.set(Math.floor((percent * CLONE_SHARE) / 100)),
     })

@@ -3,7 +3,7 @@ import { mkdir, readdir, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { cloneJobId, clonePath, closeQueues, createQueues, createRedis } from '@portico/core'
 import { findConnection, updateConnection } from '@portico/db'
-import { startTestSimulator, testConfig } from '@portico/testing'
+import { deleteKeys, startTestSimulator, testConfig } from '@portico/testing'
 import { pino } from 'pino'
 import t, { type Test } from 'tap'
 import type { WorkerContext } from '../src/lib.js'
@@ -157,4 +157,19 @@ t.test('a maintenance job run by the worker expires due clones', async (t) => {
   )
   t.equal((await findConnection(ctx.db, due.row.id))?.status, 'expired')
   t.notOk(existsSync(due.dir))
+})
+
+t.test('schedules come back after Redis loses them and the connection is ready again', async (t) => {
+  const ctx = await context(t)
+  const runtime = await startTestWorker(t, ctx.config, ['maintenance'])
+  await maintenanceScheduled.get(runtime.ctx)
+  t.equal(await ctx.queues.maintenance.getJobSchedulersCount(), 3)
+  // Only this file's prefix is deleted: other test runs share the Redis.
+  await deleteKeys(ctx.config.REDIS_URL, ctx.config.QUEUE_PREFIX)
+  t.equal(await ctx.queues.maintenance.getJobSchedulersCount(), 0, 'the schedules are gone')
+  const ready = new Promise<void>((resolve) => runtime.ctx.redis.once('ready', () => resolve()))
+  runtime.ctx.redis.disconnect(true) // a failover: the connection drops and comes back
+  await ready
+  await waitFor(async () => ((await ctx.queues.maintenance.getJobSchedulersCount()) === 3 ? true : undefined))
+  t.pass('all three schedules are registered again')
 })

@@ -226,7 +226,7 @@ t.test('POST → 201 pending → progress → analyzed with the sample app’s c
       .where('id', '=', done.id)
       .executeTakeFirstOrThrow()
     const { encrypted_token, ...columns } = row
-    t.notOk(encrypted_token.includes(PAT), 'stored encrypted')
+    t.notOk(String(encrypted_token).includes(PAT), 'stored encrypted')
 
     t.ok(gitCommandLines.size > 0, 'git command lines were captured')
     t.ok(

@@ -10,6 +10,7 @@ import { createDb } from '@portico/db'
 import type { Worker } from 'bullmq'
 import type { Logger } from 'pino'
 import type { ProcessorFactory, ProcessorRegistry, WorkerContext } from './context.js'
+import { type HealthServer, startHealthServer } from './health/health-server.js'
 import { type RegisterWorkerOptions, registerWorker } from './register-worker.js'
 
 /** Queues whose in-flight jobs are cancelled (and handed back) on shutdown instead of awaited. */
@@ -51,6 +52,17 @@ export async function startWorker(
     }
     workers.push(registerWorker(ctx, queue, factory(ctx), workerOptions) as unknown as Worker)
   }
+  let health: HealthServer | undefined
+  if (config.WORKER_HEALTH_PORT > 0) {
+    health = await startHealthServer({
+      host: config.WORKER_HEALTH_HOST,
+      port: config.WORKER_HEALTH_PORT,
+      maxBlockMs: config.WORKER_MAX_EVENT_LOOP_BLOCK_MS,
+      redis,
+      db,
+    })
+    logger.info({ url: health.url }, 'health listener started')
+  }
   logger.info({ queues: workers.map((w) => w.name), prefix: config.QUEUE_PREFIX }, 'worker started')
 
   let closing: Promise<void> | undefined
@@ -81,6 +93,7 @@ export async function startWorker(
         )
       }
       await Promise.all(workers.map((w) => w.close(timedOut)))
+      await health?.close()
       await closeQueues(queues)
       await Promise.all([
         redis.quit().catch(() => redis.disconnect()),

@@ -151,6 +151,7 @@ t.test('a revoked token fails permanently, without retries, with a redacted mess
   t.equal(finished.attemptsMade, 1, 'auth failures are not retried')
   const failed = await findConnection(db, row.id)
   t.equal(failed?.status, 'failed')
+  t.equal(failed?.encrypted_token, null, "a failed connection's token is wiped")
   t.match(failed?.error_message, /rejected the token/)
   t.notOk(failed?.error_message?.includes(token))
   t.notOk(finished.failedReason.includes(token))
@@ -203,6 +204,20 @@ t.test('CLONE_MAX_MB: a larger repository is stopped and cleaned up', async (t) 
   t.match(failed?.error_message, /larger than 1 MiB \(CLONE_MAX_MB\)/)
   const dir = path.dirname(clonePath(config.cloneRoot, row.tenant_id, row.id))
   t.same(await readdir(dir).catch(() => []), [], 'partial clone removed')
+})
+
+t.test('CLONE_MAX_FILES: a tree with more entries is refused before checkout', async (t) => {
+  const { config, db, queue } = await setup(t, { CLONE_MAX_FILES: '2' })
+  const row = await createConnection(db, config, { token: PAT })
+  const job = await enqueue(queue, row.id, { attempts: 3 })
+  const { job: finished, state } = await finalState(queue, job.id!)
+  t.equal(state, 'failed')
+  t.equal(finished.attemptsMade, 1, 'a limit is a permanent failure')
+  const failed = await findConnection(db, row.id)
+  t.equal(failed?.status, 'failed')
+  t.match(failed?.error_message, /more than 2 files \(CLONE_MAX_FILES\); it was not checked out/)
+  const dir = path.dirname(clonePath(config.cloneRoot, row.tenant_id, row.id))
+  t.same(await readdir(dir).catch(() => []), [], 'nothing left on disk')
 })
 
 t.test('CLONE_TIMEOUT_SECONDS: a slow clone is stopped and cleaned up', async (t) => {

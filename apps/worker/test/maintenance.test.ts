@@ -3,7 +3,7 @@ import { mkdir, readdir, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { cloneJobId, clonePath, closeQueues, createQueues, createRedis } from '@portico/core'
 import { findConnection, updateConnection } from '@portico/db'
-import { startTestSimulator, testConfig } from '@portico/testing'
+import { deleteKeys, startTestSimulator, testConfig } from '@portico/testing'
 import { pino } from 'pino'
 import t, { type Test } from 'tap'
 import type { WorkerContext } from '../src/lib.js'
@@ -60,10 +60,16 @@ t.test('expiry sweep: clones past expires_at are removed and expired; others sta
   for (const { row, dir } of [old, oldCloned]) {
     const after = await findConnection(ctx.db, row.id)
     t.equal(after?.status, 'expired', 'row kept, marked expired')
+    t.equal(after?.encrypted_token, null, 'the token of an ended connection is wiped')
     t.equal(after?.clone_path, null)
     t.notOk(existsSync(dir), 'directory removed')
   }
   t.equal((await findConnection(ctx.db, fresh.row.id))?.status, 'analyzed')
+  t.not(
+    (await findConnection(ctx.db, fresh.row.id))?.encrypted_token,
+    null,
+    'a live connection keeps its token',
+  )
   t.ok(existsSync(fresh.dir))
   t.equal((await findConnection(ctx.db, inFlight.row.id))?.status, 'cloning')
   t.ok(existsSync(inFlight.dir))
@@ -115,6 +121,7 @@ t.test('repair: stale in-flight rows whose job is gone are failed; live jobs are
     const repaired = await findConnection(ctx.db, id)
     t.equal(repaired?.status, 'failed')
     t.match(repaired?.error_message, /clone job was lost/)
+    t.equal(repaired?.encrypted_token, null, 'the token of a failed connection is wiped')
   }
   t.notOk(existsSync(lost.dir))
   t.equal((await findConnection(ctx.db, queued.id))?.status, 'pending', 'a waiting job keeps its row')
@@ -150,4 +157,19 @@ t.test('a maintenance job run by the worker expires due clones', async (t) => {
   )
   t.equal((await findConnection(ctx.db, due.row.id))?.status, 'expired')
   t.notOk(existsSync(due.dir))
+})
+
+t.test('schedules come back after Redis loses them and the connection is ready again', async (t) => {
+  const ctx = await context(t)
+  const runtime = await startTestWorker(t, ctx.config, ['maintenance'])
+  await maintenanceScheduled.get(runtime.ctx)
+  t.equal(await ctx.queues.maintenance.getJobSchedulersCount(), 3)
+  // Only this file's prefix is deleted: other test runs share the Redis.
+  await deleteKeys(ctx.config.REDIS_URL, ctx.config.QUEUE_PREFIX)
+  t.equal(await ctx.queues.maintenance.getJobSchedulersCount(), 0, 'the schedules are gone')
+  const ready = new Promise<void>((resolve) => runtime.ctx.redis.once('ready', () => resolve()))
+  runtime.ctx.redis.disconnect(true) // a failover: the connection drops and comes back
+  await ready
+  await waitFor(async () => ((await ctx.queues.maintenance.getJobSchedulersCount()) === 3 ? true : undefined))
+  t.pass('all three schedules are registered again')
 })

@@ -83,7 +83,7 @@ t.test(
     })
     await waitFor(
       async () => (out.includes('worker started') ? true : undefined),
-      30_000,
+      120_000, // generous: tsx start-up on a loaded machine
       'the worker to start',
     )
 

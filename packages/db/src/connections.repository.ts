@@ -86,6 +86,15 @@ export async function findLatestConnectionForProject(
 }
 
 /** Applies `changes` and bumps `updated_at`; returns the updated row, or undefined if it is gone. */
+/** Statuses that end a connection: its token is no longer needed and is wiped with the change. */
+const ENDED_STATUSES: ReadonlySet<string> = new Set(['failed', 'expired'])
+
+function withTokenWiped(changes: ConnectionUpdate): ConnectionUpdate {
+  return changes.status !== undefined && ENDED_STATUSES.has(changes.status)
+    ? { ...changes, encrypted_token: null }
+    : changes
+}
+
 export async function updateConnection(
   db: Executor,
   id: string,
@@ -93,7 +102,7 @@ export async function updateConnection(
 ): Promise<ConnectionRow | undefined> {
   return db
     .updateTable('github_connections')
-    .set({ ...changes, updated_at: new Date() })
+    .set({ ...withTokenWiped(changes), updated_at: new Date() })
     .where('id', '=', id)
     .returningAll()
     .executeTakeFirst()
@@ -143,7 +152,7 @@ export async function updateConnectionIfStatus(
 ): Promise<ConnectionRow | undefined> {
   return db
     .updateTable('github_connections')
-    .set({ ...changes, updated_at: new Date() })
+    .set({ ...withTokenWiped(changes), updated_at: new Date() })
     .where('id', '=', id)
     .where('status', 'in', [...statuses])
     .returningAll()

@@ -78,7 +78,8 @@ export interface GithubConnectionsTable {
   owner: string
   repo: string
   default_branch: string | null
-  encrypted_token: string
+  /** Encrypted PAT; NULL once the connection ended (failed, expired): tokens are kept no longer than needed. */
+  encrypted_token: ColumnType<string | null, string, string | null>
   token_kind: string | null
   token_expires_at: NullableTimestamp
   clone_path: string | null

@@ -12,6 +12,7 @@ export type CloneFailure =
   | 'network'
   | 'timeout'
   | 'too-large'
+  | 'too-many-files'
   | 'cancelled'
   | 'git'
 
@@ -21,6 +22,7 @@ const PERMANENT: ReadonlySet<CloneFailure> = new Set([
   'empty',
   'timeout',
   'too-large',
+  'too-many-files',
   'cancelled',
 ])
 
@@ -32,6 +34,7 @@ export const CLONE_FAILURE_CODES: Record<CloneFailure, string> = {
   network: 'GITHUB_UNREACHABLE',
   timeout: 'CLONE_TIMEOUT',
   'too-large': 'REPOSITORY_TOO_LARGE',
+  'too-many-files': 'REPOSITORY_TOO_MANY_FILES',
   cancelled: 'CLONE_CANCELLED',
   git: 'CLONE_FAILED',
 }
@@ -63,6 +66,8 @@ export interface CloneOptions {
   dest: string
   timeoutMs: number
   maxBytes: number
+  /** Limit on the tree's entries (CLONE_MAX_FILES), checked with the sizes before checkout. */
+  maxFiles?: number
   /** Aborting kills git and fails with `cancelled`. */
   signal?: AbortSignal
   /** Overall clone progress 0–100, called when it changes. */
@@ -126,6 +131,7 @@ const FAILURE_MESSAGES: Record<CloneFailure, string> = {
   network: 'Could not reach GitHub while cloning.',
   timeout: 'The clone took longer than the time limit.',
   'too-large': 'The repository is larger than the clone size limit.',
+  'too-many-files': 'The repository has more files than the clone file limit.',
   cancelled: 'The clone was cancelled.',
   git: 'git clone failed.',
 }
@@ -228,6 +234,23 @@ async function runGit(args: string[], cwd: string): Promise<string> {
   return out.trim()
 }
 
+/**
+ * Entries and total blob bytes of HEAD's tree, from `git ls-tree -r -l HEAD` (lines
+ * `<mode> <type> <object> <size>\t<path>`; submodules have size `-`).
+ */
+export async function treeSize(repoDir: string): Promise<{ entries: number; bytes: number }> {
+  const listing = await runGit(['ls-tree', '-r', '-l', '-z', 'HEAD'], repoDir)
+  let entries = 0
+  let bytes = 0
+  for (const record of listing.split('\0')) {
+    if (record === '') continue
+    entries += 1
+    const size = Number(record.slice(0, record.indexOf('\t')).trim().split(/ +/)[3])
+    if (Number.isFinite(size)) bytes += size
+  }
+  return { entries, bytes }
+}
+
 function killTree(child: ChildProcess): void {
   if (child.pid === undefined || child.exitCode !== null) return
   try {
@@ -250,7 +273,19 @@ export async function cloneRepository(opts: CloneOptions): Promise<CloneResult> 
   await removeClone(opts.dest)
   await mkdir(path.dirname(opts.dest), { recursive: true })
   const work = `${opts.dest}.partial-${randomBytes(6).toString('hex')}`
-  const args = ['clone', '--depth', '1', '--single-branch', '--no-tags', '--progress', '--', opts.url, work]
+  // No checkout: the tree listing is checked against the limits before any file is written.
+  const args = [
+    'clone',
+    '--depth',
+    '1',
+    '--single-branch',
+    '--no-tags',
+    '--no-checkout',
+    '--progress',
+    '--',
+    opts.url,
+    work,
+  ]
   const child = spawn('git', args, {
     env: gitEnv(opts.token),
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -314,6 +349,14 @@ export async function cloneRepository(opts: CloneOptions): Promise<CloneResult> 
       const empty = /cloned an empty repository/i.test(`${stderrTail}${buffered}`)
       throw new CloneError(empty ? 'empty' : 'git', FAILURE_MESSAGES[empty ? 'empty' : 'git'])
     }
+    const tree = await treeSize(work)
+    if (opts.maxFiles !== undefined && tree.entries > opts.maxFiles) {
+      throw new CloneError('too-many-files', FAILURE_MESSAGES['too-many-files'])
+    }
+    if (tree.bytes > opts.maxBytes) throw new CloneError('too-large', FAILURE_MESSAGES['too-large'])
+    await runGit(['reset', '--quiet', '--hard', 'HEAD'], work)
+    if ((await directorySize(work)) > opts.maxBytes)
+      throw new CloneError('too-large', FAILURE_MESSAGES['too-large'])
     await rename(work, opts.dest)
     return { commitSha }
   } catch (err) {

@@ -40,6 +40,8 @@ function failureMessage(ctx: WorkerContext, err: unknown): string {
       return `The clone took longer than ${ctx.config.CLONE_TIMEOUT_SECONDS} s (CLONE_TIMEOUT_SECONDS) and was stopped.`
     case 'too-large':
       return `The repository is larger than ${ctx.config.CLONE_MAX_MB} MiB (CLONE_MAX_MB); the clone was stopped.`
+    case 'too-many-files':
+      return `The repository has more than ${ctx.config.CLONE_MAX_FILES} files (CLONE_MAX_FILES); it was not checked out.`
     default:
       // git's own output (err.detail) is logged, never stored: the row says what a person can act on.
       return err.message
@@ -116,6 +118,12 @@ async function runClone(
   if (shutdown?.aborted) cancel.abort()
   const ticker = progressTicker(ctx, job, row.id, cancel)
   try {
+    if (row.encrypted_token === null) {
+      throw new CloneError(
+        'auth',
+        'The connection has no stored token (it ended). Connect the repository again.',
+      )
+    }
     token = decrypt(ctx.config.keyring, row.encrypted_token)
     const cloneUrl = await currentCloneUrl(ctx, row, token)
     const { commitSha } = await cloneRepository({
@@ -124,6 +132,7 @@ async function runClone(
       dest,
       timeoutMs: ctx.config.CLONE_TIMEOUT_SECONDS * 1000,
       maxBytes: ctx.config.CLONE_MAX_MB * 1024 * 1024,
+      maxFiles: ctx.config.CLONE_MAX_FILES,
       signal: cancel.signal,
       onProgress: (percent) => ticker.set(Math.floor((percent * CLONE_SHARE) / 100)),
     })

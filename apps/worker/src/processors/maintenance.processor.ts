@@ -163,12 +163,17 @@ export const maintenanceScheduled = new WeakMap<WorkerContext, Promise<void>>()
 
 /** Runs the periodic housekeeping tasks; schedules them when the worker starts. */
 export const maintenanceProcessor: ProcessorFactory<'maintenance'> = (ctx) => {
-  maintenanceScheduled.set(
-    ctx,
+  const schedule = () =>
     scheduleMaintenance(ctx).catch((err: unknown) =>
       ctx.logger.error({ err: { message: (err as Error).message } }, 'could not schedule maintenance jobs'),
-    ),
-  )
+    )
+  maintenanceScheduled.set(ctx, schedule())
+  // Redis may come back without the schedules (flushed, failed over to an empty replica): every
+  // time the worker's connection is ready again, register them again (idempotent).
+  ctx.redis.on('ready', () => {
+    ctx.logger.info('redis ready again; re-registering maintenance schedules')
+    maintenanceScheduled.set(ctx, schedule())
+  })
   return async (job) => {
     switch (job.data.task) {
       case 'expire-clones': {

@@ -1,8 +1,19 @@
-import { clonePath, decrypt, isUuid, parseRepoUrl, removeClone, truncateMessage } from '@portico/core'
+import {
+  analysisDuration,
+  analysisTruncations,
+  cloneBytes,
+  cloneDuration,
+  clonePath,
+  decrypt,
+  isUuid,
+  parseRepoUrl,
+  removeClone,
+  truncateMessage,
+} from '@portico/core'
 import { type ConnectionRow, findConnection, updateConnectionIfStatus } from '@portico/db'
 import { type Job, UnrecoverableError } from 'bullmq'
 import { analyzeRepository } from '../analysis/analyze.js'
-import { CloneError, cloneRepository } from '../clone/git-clone.js'
+import { CloneError, cloneRepository, directorySize } from '../clone/git-clone.js'
 import type { ProcessorFactory, WorkerContext } from '../context.js'
 
 /** Progress is written at most this often; the same tick notices a deleted row (cancellation). */
@@ -75,6 +86,7 @@ async function runClone(ctx: WorkerContext, job: Job<{ connectionId: string }>):
   try {
     token = decrypt(ctx.config.keyring, row.encrypted_token)
     const { cloneUrl } = parseRepoUrl(row.repo_url, ctx.config.GITHUB_URL)
+    const cloneStarted = performance.now()
     const { commitSha } = await cloneRepository({
       url: cloneUrl,
       token,
@@ -85,6 +97,8 @@ async function runClone(ctx: WorkerContext, job: Job<{ connectionId: string }>):
       onProgress: (percent) => ticker.set(Math.floor((percent * CLONE_SHARE) / 100)),
     })
     await ticker.stop()
+    cloneDuration.observe((performance.now() - cloneStarted) / 1000)
+    cloneBytes.inc(await directorySize(dest).catch(() => 0))
     const cloned = await updateConnectionIfStatus(ctx.db, row.id, ['cloning'], {
       status: 'cloned',
       progress: CLONE_SHARE,
@@ -119,8 +133,11 @@ async function analyze(
   commitSha: string,
 ): Promise<CloneOutcome> {
   let result: Awaited<ReturnType<typeof analyzeRepository>>
+  const analysisStarted = performance.now()
   try {
     result = await analyzeRepository(dest)
+    analysisDuration.observe((performance.now() - analysisStarted) / 1000)
+    if (result.summary.truncated) analysisTruncations.inc()
   } catch (err) {
     // The clone itself is good; keep it usable and say why there is no summary.
     ctx.logger.warn({ connectionId: row.id, err: { message: (err as Error).message } }, 'analysis failed')

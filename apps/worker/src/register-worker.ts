@@ -1,5 +1,5 @@
 import type { JobDataByQueue, QueueName } from '@portico/core'
-import { redactSecrets } from '@portico/core'
+import { jobDuration, redactSecrets } from '@portico/core'
 import { type Job, Worker, type WorkerOptions } from 'bullmq'
 import type { Processor, WorkerContext } from './context.js'
 
@@ -38,7 +38,13 @@ export function registerWorker<Q extends QueueName>(
     },
   )
   worker.on('error', (err) => logger.error({ err }, 'worker error'))
-  worker.on('completed', (job) => logger.info({ jobId: job.id }, 'job completed'))
+  worker.on('completed', (job) => {
+    logger.info({ jobId: job.id }, 'job completed')
+    recordJob(queue, 'completed', job)
+  })
+  worker.on('failed', (job) => {
+    if (job) recordJob(queue, 'failed', job)
+  })
   worker.on('failed', (job, err) =>
     logger.warn(
       {
@@ -50,4 +56,11 @@ export function registerWorker<Q extends QueueName>(
     ),
   )
   return worker
+}
+
+/** Job processing time by queue and outcome (portico_job_duration_seconds). */
+function recordJob(queue: string, outcome: 'completed' | 'failed', job: Job): void {
+  if (job.processedOn === undefined) return
+  const seconds = Math.max(0, ((job.finishedOn ?? Date.now()) - job.processedOn) / 1000)
+  jobDuration.observe({ queue, outcome }, seconds)
 }

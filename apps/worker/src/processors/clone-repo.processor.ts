@@ -1,5 +1,9 @@
 import {
+  analysisDuration,
+  analysisTruncations,
   classifyGithubError,
+  cloneBytes,
+  cloneDuration,
   clonePath,
   createOctokit,
   decrypt,
@@ -13,7 +17,7 @@ import { type ConnectionRow, findConnection, updateConnectionIfStatus } from '@p
 import { DelayedError, type Job, UnrecoverableError } from 'bullmq'
 import type { AnalysisResult } from '../analysis/analyze.js'
 import { analyzeInThread } from '../analysis/analyze-in-thread.js'
-import { CloneError, cloneRepository } from '../clone/git-clone.js'
+import { CloneError, cloneRepository, directorySize } from '../clone/git-clone.js'
 import type { ProcessorFactory, WorkerContext } from '../context.js'
 
 /** Progress is written at most this often; the same tick notices a deleted row (cancellation). */
@@ -126,6 +130,7 @@ async function runClone(
     }
     token = decrypt(ctx.config.keyring, row.encrypted_token)
     const cloneUrl = await currentCloneUrl(ctx, row, token)
+    const cloneStarted = performance.now()
     const { commitSha } = await cloneRepository({
       url: cloneUrl,
       token,
@@ -137,6 +142,8 @@ async function runClone(
       onProgress: (percent) => ticker.set(Math.floor((percent * CLONE_SHARE) / 100)),
     })
     await ticker.stop()
+    cloneDuration.observe((performance.now() - cloneStarted) / 1000)
+    cloneBytes.inc(await directorySize(dest).catch(() => 0))
     const cloned = await updateConnectionIfStatus(ctx.db, row.id, ['cloning'], {
       status: 'cloned',
       progress: CLONE_SHARE,
@@ -222,12 +229,15 @@ async function analyze(
   shutdown?: AbortSignal,
 ): Promise<CloneOutcome> {
   let result: AnalysisResult
+  const analysisStarted = performance.now()
   try {
     // Off the main thread with a wall-clock budget: job locks and the health check keep running.
     result = await analyzeInThread(dest, {
       timeoutMs: ctx.config.ANALYSIS_TIMEOUT_SECONDS * 1000,
       signal: shutdown,
     })
+    analysisDuration.observe((performance.now() - analysisStarted) / 1000)
+    if (result.summary.truncated) analysisTruncations.inc()
     if (result.summary.timed_out) {
       ctx.logger.warn(
         { connectionId: row.id, filesScanned: result.summary.files_scanned },

@@ -139,7 +139,11 @@ t.test('POST connects: 201 pending, encrypted PAT, clone job with ids only; GET 
   t.equal(row?.repo, 'sample-app')
 
   const job = await app.queues.clone.getJob(cloneJobId(body.id))
-  t.same(job?.data, { connectionId: body.id }, 'job data holds ids only')
+  t.same(
+    job?.data,
+    { connectionId: body.id, requestId: res.headers['x-request-id'] },
+    'job data holds ids only (and the request id, for the logs)',
+  )
   t.equal(job?.opts.attempts, 3)
 
   const status = await get()

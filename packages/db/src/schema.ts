@@ -27,6 +27,8 @@ export interface UsersTable {
   created_at: Timestamp
   updated_at: Timestamp
   last_login_at: NullableTimestamp
+  /** Set when a different GitHub id signed in with this login: the login no longer resolves here. */
+  login_released_at: NullableTimestamp
 }
 
 export interface TenantsTable {

@@ -10,28 +10,45 @@ export interface GithubProfile {
   avatar_url: string | null
 }
 
-/** Inserts or refreshes a user from their GitHub profile and stamps the login time. */
+/**
+ * Inserts or refreshes a user from their GitHub profile and stamps the login time. The user
+ * becomes the holder of their login: any other row with that login (another GitHub id: a renamed
+ * or re-registered account) is released, keeping its memberships, so a member added by login stays
+ * bound to the GitHub id that held it and a later different id with the same login inherits
+ * nothing.
+ */
 export async function upsertUserFromGithub(db: Executor, profile: GithubProfile): Promise<UserRow> {
-  return db
-    .insertInto('users')
-    .values({
-      github_id: profile.id,
-      login: profile.login,
-      name: profile.name,
-      avatar_url: profile.avatar_url,
-      last_login_at: sql<Date>`now()` as unknown as Date,
-    })
-    .onConflict((oc) =>
-      oc.column('github_id').doUpdateSet({
+  const run = async (trx: Executor) => {
+    await trx
+      .updateTable('users')
+      .set({ login_released_at: sql<Date>`now()` as unknown as Date })
+      .where(sql`lower(login)`, '=', profile.login.toLowerCase())
+      .where('github_id', '<>', profile.id)
+      .where('login_released_at', 'is', null)
+      .execute()
+    return trx
+      .insertInto('users')
+      .values({
+        github_id: profile.id,
         login: profile.login,
         name: profile.name,
         avatar_url: profile.avatar_url,
         last_login_at: sql<Date>`now()` as unknown as Date,
-        updated_at: sql<Date>`now()` as unknown as Date,
-      }),
-    )
-    .returningAll()
-    .executeTakeFirstOrThrow()
+      })
+      .onConflict((oc) =>
+        oc.column('github_id').doUpdateSet({
+          login: profile.login,
+          name: profile.name,
+          avatar_url: profile.avatar_url,
+          login_released_at: null,
+          last_login_at: sql<Date>`now()` as unknown as Date,
+          updated_at: sql<Date>`now()` as unknown as Date,
+        }),
+      )
+      .returningAll()
+      .executeTakeFirstOrThrow()
+  }
+  return db.isTransaction ? run(db) : db.transaction().execute(run)
 }
 
 /** A user by id, or undefined. */
@@ -39,12 +56,16 @@ export async function findUserById(db: Executor, id: string): Promise<UserRow | 
   return db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst()
 }
 
-/** The most recently seen user with this login (case-insensitive), or undefined. */
+/**
+ * The current holder of this login (case-insensitive): the GitHub id that last signed in with it.
+ * A row whose login was since taken by another GitHub id is never returned.
+ */
 export async function findUserByLogin(db: Executor, login: string): Promise<UserRow | undefined> {
   return db
     .selectFrom('users')
     .selectAll()
     .where(sql`lower(login)`, '=', login.toLowerCase())
+    .where('login_released_at', 'is', null)
     .orderBy('updated_at', 'desc')
     .limit(1)
     .executeTakeFirst()

@@ -60,6 +60,10 @@ export async function testConfig(t: Teardown, env: Record<string, string | undef
     QUEUE_PREFIX: queuePrefix,
     CLONE_ROOT: cloneRoot,
     SHUTDOWN_TIMEOUT_MS: '5000',
+    // Tests hammer routes on purpose; the rate-limit tests set their own small limits.
+    RATE_LIMIT_AUTH_MAX: '100000',
+    RATE_LIMIT_CONNECTIONS_MAX: '100000',
+    RATE_LIMIT_DEPLOYS_MAX: '100000',
     ...env,
   })
 }

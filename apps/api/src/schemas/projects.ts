@@ -1,8 +1,6 @@
 import { PROJECT_ROLES } from '@portico/db'
 import { Type } from '@sinclair/typebox'
-
-/** A timestamp: a Date in handlers, an ISO string on the wire. */
-const Timestamp = Type.Unsafe<Date | string>({ type: 'string', format: 'date-time' })
+import { Timestamp } from './common.js'
 
 export const ProjectRoleSchema = Type.Union(PROJECT_ROLES.map((r) => Type.Literal(r)))
 

@@ -1,7 +1,5 @@
 import { Type } from '@sinclair/typebox'
-
-/** A timestamp: a Date in handlers, an ISO string on the wire. */
-const Timestamp = Type.Unsafe<Date | string>({ type: 'string', format: 'date-time' })
+import { Timestamp } from './common.js'
 
 const Slug = Type.String({
   pattern: '^[a-z][a-z0-9-]{1,62}$',

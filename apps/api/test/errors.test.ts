@@ -8,12 +8,15 @@ t.test('unknown routes answer 404 NOT_FOUND in the common error shape', async (t
   t.same(res.json(), {
     statusCode: 404,
     code: 'NOT_FOUND',
-    error: 'Not Found',
+    error: 'Route GET /nope not found',
     message: 'Route GET /nope not found',
   })
+  const api = await app.inject({ url: '/api/nope', headers: { accept: 'text/html' } })
+  t.equal(api.statusCode, 404)
+  t.equal(api.json().error, 'Route GET /api/nope not found', 'API prefixes answer JSON even to browsers')
 })
 
-t.test('errors are mapped by their own statusCode and code; 5xx bodies stay generic', async (t) => {
+t.test('every error path carries the human sentence in `error`; 5xx stays generic', async (t) => {
   const { AppError } = await import('@portico/core')
   const app = await build(t, {}, (app) => {
     app.get('/boom/app', async () => {
@@ -32,18 +35,21 @@ t.test('errors are mapped by their own statusCode and code; 5xx bodies stay gene
   t.same(conflict.json(), {
     statusCode: 409,
     code: 'SOMETHING_EXISTS',
-    error: 'Conflict',
+    error: 'It exists already.',
     message: 'It exists already.',
   })
   const internal = await app.inject({ url: '/boom/internal' })
   t.equal(internal.statusCode, 500)
   t.equal(internal.json().code, 'INTERNAL_ERROR')
   t.notMatch(internal.body, /ECONNREFUSED|hunter2|5432/)
+  t.equal(internal.json().error, internal.json().message)
+  t.match(internal.json().error, /internal error occurred/)
   t.ok(internal.json().requestId, 'carries the request id for the logs')
   const invalid = await app.inject({ method: 'POST', url: '/boom/validate', payload: {} })
   t.equal(invalid.statusCode, 400)
   t.equal(invalid.json().code, 'VALIDATION_ERROR')
-  t.match(invalid.json().message, 'body.name is required')
+  t.equal(invalid.json().message, 'body.name is required')
+  t.equal(invalid.json().error, 'body.name is required')
   const badJson = await app.inject({
     method: 'POST',
     url: '/boom/validate',
@@ -52,4 +58,6 @@ t.test('errors are mapped by their own statusCode and code; 5xx bodies stay gene
   })
   t.equal(badJson.statusCode, 400)
   t.equal(badJson.json().code, 'BAD_REQUEST')
+  t.equal(badJson.json().error, badJson.json().message)
+  t.notOk(['Bad Request', 'Not Found', 'Conflict'].includes(badJson.json().error), 'never the reason phrase')
 })

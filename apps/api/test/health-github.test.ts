@@ -10,19 +10,38 @@ t.test('healthy: GitHub, the specs repository, scopes, rate limit, Postgres and 
   const res = await app.inject({ url: '/health' })
   t.equal(res.statusCode, 200)
   const body = res.json()
+  t.same(Object.keys(body).sort(), [
+    'github',
+    'postgres',
+    'rate_limit',
+    'redis',
+    'repo',
+    'repo_status',
+    'scopes',
+    'status',
+    'token_kind',
+  ])
   t.match(body, {
     status: 'healthy',
-    github: 'ok',
-    repo: 'ok',
+    github: 'connected',
+    repo: 'acme/infra-specs',
     scopes: { repo: true, workflow: true },
-    rate_limit: { remaining: Number, limit: 5000, reset_at: String },
+    token_kind: 'classic-pat',
+    rate_limit: { remaining: Number, limit: 5000, reset_at: Number },
+    repo_status: 'ok',
     postgres: 'ok',
     redis: 'ok',
   })
-  t.ok(Date.parse(body.rate_limit.reset_at) > Date.now())
-  const again = await app.inject({ url: '/health' })
-  t.equal(again.statusCode, 200)
+  t.ok(Number.isInteger(body.rate_limit.reset_at), 'reset_at is whole Unix seconds')
+  t.ok(body.rate_limit.reset_at > Date.now() / 1000 && body.rate_limit.reset_at < Date.now() / 1000 + 7200)
+  const flood = await Promise.all(Array.from({ length: 20 }, () => app.inject({ url: '/health' })))
+  t.ok(flood.every((r) => r.statusCode === 200))
   t.equal(sim.ledger.count({ counted: true }), 1, 'only the first repository read is counted')
+  t.equal(
+    sim.ledger.entries({ kind: 'api' }).length,
+    2,
+    'the GitHub part is cached for 30 s: 21 checks, one rate-limit read and one repository read',
+  )
   t.equal((await app.inject({ url: '/health/live' })).statusCode, 200, '/health/live is unchanged')
   t.same((await app.inject({ url: '/health/ready' })).json(), {
     status: 'ready',
@@ -35,9 +54,23 @@ t.test('no token at all: github "unconfigured" does not fail the check', async (
   const app = await build(t, { ...env, GH_TOKEN: '' })
   const res = await app.inject({ url: '/health' })
   t.equal(res.statusCode, 200)
-  t.match(res.json(), { status: 'healthy', github: 'unconfigured', rate_limit: null, postgres: 'ok' })
+  t.same(res.json(), {
+    status: 'healthy',
+    github: 'unconfigured',
+    repo: 'acme/infra-specs',
+    scopes: null,
+    token_kind: null,
+    rate_limit: null,
+    repo_status: 'unknown',
+    postgres: 'ok',
+    redis: 'ok',
+  })
   const noRepo = await build(t, { ...env, GH_TOKEN: '', GH_REPO: '' })
-  t.match((await noRepo.inject({ url: '/health' })).json(), { status: 'healthy', repo: 'unconfigured' })
+  t.match((await noRepo.inject({ url: '/health' })).json(), {
+    status: 'healthy',
+    repo: null,
+    repo_status: 'unconfigured',
+  })
 })
 
 t.test('scopes are reported as the token has them', async (t) => {
@@ -48,6 +81,16 @@ t.test('scopes are reported as the token has them', async (t) => {
   t.same(res.json().scopes, { repo: true, workflow: false })
 })
 
+t.test('a fine-grained token (no X-OAuth-Scopes): scopes null with the token kind, healthy', async (t) => {
+  const token = 'github_pat_11HEALTH0000000000000000_fine0000000000000000000000000000000001'
+  sim.addToken('portico-bot', token, { kind: 'fine-grained' })
+  const app = await build(t, { ...env, GH_TOKEN: token })
+  const res = await app.inject({ url: '/health' })
+  t.equal(res.statusCode, 200, res.body)
+  t.match(res.json(), { status: 'healthy', github: 'connected', token_kind: 'fine-grained-pat' })
+  t.equal(res.json().scopes, null, 'never false: GitHub lists no scopes for this kind')
+})
+
 t.test('unhealthy: each failure is named, with 503', async (t) => {
   const badToken = await build(t, { ...env, GH_TOKEN: 'ghp_revokedhealthtoken0000000000000000001' })
   const unauthorized = await badToken.inject({ url: '/health' })
@@ -55,7 +98,9 @@ t.test('unhealthy: each failure is named, with 503', async (t) => {
   t.match(unauthorized.json(), {
     status: 'unhealthy',
     github: 'unauthorized',
-    message: /github unauthorized/,
+    error: /github unauthorized/,
+    scopes: null,
+    rate_limit: null,
   })
   t.notMatch(unauthorized.body, /ghp_/, 'no token in the body')
 
@@ -64,9 +109,10 @@ t.test('unhealthy: each failure is named, with 503', async (t) => {
   t.equal(notFound.statusCode, 503)
   t.match(notFound.json(), {
     status: 'unhealthy',
-    github: 'ok',
-    repo: 'not_found',
-    message: /repo not_found/,
+    github: 'connected',
+    repo: 'acme/no-such-repo',
+    repo_status: 'not_found',
+    error: /repo not_found/,
   })
 
   const unreachable = await build(t, { ...env, GITHUB_API_URL: 'http://127.0.0.1:1/api/v3' })
@@ -80,8 +126,8 @@ t.test('unhealthy: each failure is named, with 503', async (t) => {
   t.match(redisDown.json(), {
     status: 'unhealthy',
     redis: 'unavailable',
-    github: 'ok',
-    message: /redis unavailable/,
+    github: 'connected',
+    error: /redis unavailable/,
   })
 
   const noPostgres = await build(t, { ...env, DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none' })
@@ -91,7 +137,7 @@ t.test('unhealthy: each failure is named, with 503', async (t) => {
     status: 'unhealthy',
     postgres: 'unavailable',
     redis: 'ok',
-    message: /postgres unavailable/,
+    error: /postgres unavailable/,
   })
 })
 
@@ -100,5 +146,9 @@ t.test('rate limited: reported, and the check fails', async (t) => {
   sim.injectFault({ method: 'GET', path: '/rate_limit', status: 429, retryAfter: 30 })
   const res = await app.inject({ url: '/health' })
   t.equal(res.statusCode, 503)
-  t.match(res.json(), { status: 'unhealthy', github: 'rate_limited' })
+  t.match(res.json(), {
+    status: 'unhealthy',
+    github: 'rate_limited',
+    error: 'Unhealthy: github rate_limited',
+  })
 })

@@ -1,7 +1,7 @@
 import { createOctokit, decrypt } from '@portico/core'
 import { startTestSimulator } from '@portico/testing'
 import t from 'tap'
-import { build, signIn } from './helper.js'
+import { build, signIn, writeHeaders } from './helper.js'
 
 const { sim, env, tokenOf } = await startTestSimulator(t)
 const bot = createOctokit({ token: tokenOf('portico-bot'), baseUrl: sim.apiUrl, retries: 0 })
@@ -39,9 +39,13 @@ async function commitSpec(path: string, text: string) {
 // One app without the org gate (service fallback and signed-in users), one with it.
 const app = await build(t, env)
 const gatedApp = await build(t, { ...env, ACCESS_ORG: 'acme' })
+const octocat = await signIn(app, sim, 'octocat')
+/** `POST /api/refresh` as a signed-in user (anonymous callers get 401). */
+const refresh = () =>
+  app.inject({ method: 'POST', url: '/api/refresh', headers: writeHeaders(app, octocat.cookie) })
 
 t.test('GET /api/pods: sorted, one counted call cold, none warm', async (t) => {
-  await app.inject({ method: 'POST', url: '/api/refresh' })
+  await refresh()
   sim.ledger.clear()
   const cold = await app.inject({ url: '/api/pods' })
   t.equal(cold.statusCode, 200)
@@ -119,22 +123,18 @@ t.test('ACCESS_ORG gate: members pass, outsiders get 403 whatever is cached', as
   t.equal(open.statusCode, 200)
 })
 
-t.test('GET /api/pod/{customer}/{env} and the alias: the parsed spec in one call', async (t) => {
+t.test('GET /api/pod/{customer}/{env} and the alias: the parsed document itself, in one call', async (t) => {
   sim.ledger.clear()
   const res = await app.inject({ url: '/api/pod/beta/prd' })
   t.equal(res.statusCode, 200)
-  t.match(res.json(), {
-    customer: 'beta',
-    env: 'prd',
+  t.same(res.json(), {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { customer: 'beta', environment: 'prd' },
     spec: {
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { customer: 'beta', environment: 'prd' },
-      spec: {
-        compute: { instance_name: 'beta-prd-01', instance_type: 't4g.nano' },
-        security: { waf: { enabled: true }, allowed_cidrs: ['10.20.0.0/16'] },
-        labels: { tier: 'production' },
-      },
+      compute: { instance_name: 'beta-prd-01', instance_type: 't4g.nano' },
+      security: { waf: { enabled: true }, allowed_cidrs: ['10.20.0.0/16'] },
+      labels: { tier: 'production' },
     },
   })
   t.equal(counted(), 1, 'one contents call')
@@ -166,7 +166,7 @@ t.test('other environments sort after prd, alphabetically', async (t) => {
   // Truncated trees: the listing walks the folders instead and finds the same pods.
   sim.truncateTrees(true)
   t.teardown(() => sim.truncateTrees(false))
-  await app.inject({ method: 'POST', url: '/api/refresh' })
+  await refresh()
   sim.ledger.clear()
   const walked = await app.inject({ url: '/api/pods' })
   t.equal(walked.statusCode, 200)
@@ -179,15 +179,11 @@ t.test('other environments sort after prd, alphabetically', async (t) => {
 
 t.test('path traversal and invalid names are 400s with the validation messages', async (t) => {
   const cases: [string, string][] = [
-    ['/api/pod/..%2F..%2Fetc/dev', 'customer contains invalid characters (use a-z, A-Z, 0-9, -, _ only)'],
-    [
-      '/api/pod/alpha/..%5C..%5Csecrets',
-      'environment contains invalid characters (use a-z, A-Z, 0-9, -, _ only)',
-    ],
-    [
-      '/api/pods/alpha/dev%2F..%2F..',
-      'environment contains invalid characters (use a-z, A-Z, 0-9, -, _ only)',
-    ],
+    ['/api/pod/..%2F..%2Fetc/dev', 'customer contains path traversal attempt'],
+    ['/api/pod/alpha/..%5C..%5Csecrets', 'environment contains path traversal attempt'],
+    ['/api/pods/alpha/dev%2F..%2F..', 'environment contains path traversal attempt'],
+    ['/api/v1/pods/alpha/a%2Fb', 'environment contains path traversal attempt'],
+    ['/api/pod/alpha.dev/dev', 'customer contains invalid characters (use a-z, A-Z, 0-9, -, _ only)'],
     ['/api/pod/al%20pha/dev', 'customer contains invalid characters (use a-z, A-Z, 0-9, -, _ only)'],
     [`/api/pod/${'a'.repeat(51)}/dev`, 'customer must be 1-50 characters'],
     [`/api/pod/alpha/${'d'.repeat(51)}`, 'environment must be 1-50 characters'],
@@ -196,7 +192,7 @@ t.test('path traversal and invalid names are 400s with the validation messages',
   for (const [url, message] of cases) {
     const res = await app.inject({ url })
     t.equal(res.statusCode, 400, url)
-    t.match(res.json(), { code: 'VALIDATION_ERROR', message }, url)
+    t.same(res.json(), { statusCode: 400, code: 'VALIDATION_ERROR', error: message, message }, url)
   }
   // Dot segments are resolved by the router before any handler: no pod route matches.
   const dots = await app.inject({ url: '/api/pod/%2E%2E/dev' })
@@ -237,9 +233,20 @@ t.test(
   },
 )
 
-t.test('POST /api/refresh clears the cache', async (t) => {
+t.test('POST /api/refresh clears the cache; anonymous callers get 401', async (t) => {
   await app.inject({ url: '/api/pods' })
-  const res = await app.inject({ method: 'POST', url: '/api/refresh' })
+  const anonymous = await app.inject({ method: 'POST', url: '/api/refresh' })
+  t.equal(anonymous.statusCode, 401)
+  t.same(anonymous.json(), {
+    statusCode: 401,
+    code: 'NOT_AUTHENTICATED',
+    error: 'Sign in with GitHub to continue.',
+    message: 'Sign in with GitHub to continue.',
+  })
+  sim.ledger.clear()
+  await app.inject({ url: '/api/pods' })
+  t.equal(counted(), 0, 'an anonymous refresh cleared nothing')
+  const res = await refresh()
   t.equal(res.statusCode, 200)
   t.same(res.json(), { message: 'Cache cleared' })
   sim.ledger.clear()
@@ -248,7 +255,7 @@ t.test('POST /api/refresh clears the cache', async (t) => {
 })
 
 t.test('GitHub unavailable or rate limited: 503 with a code (and the reset time)', async (t) => {
-  await app.inject({ method: 'POST', url: '/api/refresh' })
+  await refresh()
   sim.injectFault({ method: 'GET', path: /\/git\/trees\//, status: 502, times: 5 })
   const down = await app.inject({ url: '/api/pods' })
   t.equal(down.statusCode, 503)
@@ -297,13 +304,37 @@ t.test('authentication: 401s, never 500s', async (t) => {
 
 t.test('GH_REPO unset: 503 PODS_NOT_CONFIGURED', async (t) => {
   const unconfigured = await build(t, { ...env, GH_REPO: '' })
+  const { cookie } = await signIn(unconfigured, sim, 'octocat')
   for (const [method, url] of [
     ['GET', '/api/pods'],
     ['GET', '/api/pod/alpha/dev'],
     ['GET', '/api/deployments'],
   ] as const) {
-    const res = await unconfigured.inject({ method, url })
+    const res = await unconfigured.inject({ method, url, headers: { cookie } })
     t.equal(res.statusCode, 503, url)
     t.match(res.json(), { code: 'PODS_NOT_CONFIGURED', message: /GH_REPO/ })
   }
+})
+
+t.test('GET /api/v1/pods/{customer}/{env}: the document with its path, blob sha and ETag', async (t) => {
+  const res = await app.inject({ url: '/api/v1/pods/alpha/dev', headers: { cookie: octocat.cookie } })
+  t.equal(res.statusCode, 200, res.body)
+  const body = res.json()
+  t.same(Object.keys(body).sort(), ['customer', 'document', 'env', 'etag', 'path', 'sha'])
+  t.match(body, {
+    customer: 'alpha',
+    env: 'dev',
+    path: 'infra/alpha/dev/spec.yml',
+    sha: /^[0-9a-f]{40}$/,
+    etag: /^(W\/)?"/,
+    document: { kind: 'Pod', metadata: { customer: 'alpha', environment: 'dev' } },
+  })
+  const file = await bot.rest.repos.getContent({ ...repo, path: 'infra/alpha/dev/spec.yml', ref: 'main' })
+  t.equal(body.sha, (file.data as { sha: string }).sha, "GitHub's blob sha")
+  const legacy = await app.inject({ url: '/api/pod/alpha/dev', headers: { cookie: octocat.cookie } })
+  t.same(legacy.json(), body.document, 'the legacy route answers the document alone')
+  t.equal(legacy.json().spec.compute.instance_name, 'alpha-dev-01')
+  const missing = await app.inject({ url: '/api/v1/pods/alpha/nope', headers: { cookie: octocat.cookie } })
+  t.equal(missing.statusCode, 404)
+  t.equal(missing.json().error, 'Pod not found: alpha/nope')
 })

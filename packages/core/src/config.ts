@@ -95,6 +95,11 @@ export const ConfigSchema = Type.Object({
     'Let anonymous READS act with GH_TOKEN (never writes, never the ACCESS_ORG gate). Logs a warning in production.',
     false,
   ),
+  STATIC_DIR: Opt(
+    Str(
+      'Folder of a frontend build (with index.html) the API serves outside its own prefixes, with history-mode fallback. Unset: GET / answers a small landing page.',
+    ),
+  ),
   GH_REPO: Opt(
     Str('Specs repository as owner/repo. Unset: the pods API answers 503 PODS_NOT_CONFIGURED.', {
       pattern: '^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$',

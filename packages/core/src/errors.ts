@@ -48,14 +48,18 @@ export function reasonPhrase(statusCode: number): string {
   return STATUS_CODES[statusCode] ?? 'Error'
 }
 
-/** Builds the error body for an {@link AppError}-like value. */
+/**
+ * Builds the error body for an {@link AppError}-like value. `error` carries the same human
+ * sentence as `message`: the frontend Portico serves shows `data.error` to people (issue 9), and
+ * the reason phrase is implied by `statusCode`.
+ */
 export function errorBody(
   statusCode: number,
   code: string,
   message: string,
   extra?: Record<string, unknown>,
 ): ErrorBody {
-  return { ...extra, statusCode, code, error: reasonPhrase(statusCode), message }
+  return { ...extra, statusCode, code, error: message, message }
 }
 
 /** Narrows an unknown thrown value to something carrying an HTTP status and a code. */

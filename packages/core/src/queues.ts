@@ -40,3 +40,20 @@ export const DEFAULT_JOB_OPTIONS = {
 export const cloneJobId = (connectionId: string): string => `clone-${connectionId}`
 /** Job id for one deployment. */
 export const deployJobId = (deploymentId: string): string => `deploy-${deploymentId}`
+
+/**
+ * BullMQ options of a clone job (`jobId` from {@link cloneJobId}): auth failures and limits stop
+ * at once (UnrecoverableError); network failures back off 5 s, 10 s.
+ */
+export function cloneJobOptions(jobId: string) {
+  return { jobId, attempts: 3, backoff: { type: 'exponential', delay: 5000 } } as const
+}
+
+/**
+ * BullMQ options of a deploy job (`jobId` from {@link deployJobId}): one job per deployment, a
+ * few attempts with backoff for transient GitHub failures (rate limits delay the job without
+ * using attempts).
+ */
+export function deployJobOptions(jobId: string) {
+  return { jobId, attempts: 3, backoff: { type: 'exponential', delay: 2000 } } as const
+}

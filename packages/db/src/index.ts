@@ -1,6 +1,7 @@
 export * from './admin.js'
 export * from './connections.repository.js'
 export * from './db.js'
+export * from './deployment-lifecycle.js'
 export * from './deployments.repository.js'
 export * from './errors.js'
 export * from './members.repository.js'

@@ -226,7 +226,9 @@ export function installApiHooks(app: FastifyInstance, ctx: SimContext): void {
       reply.header('x-ratelimit-resource', 'core')
     }
     if (sim.token) {
-      reply.header('x-oauth-scopes', sim.token.scopes.join(', '))
+      // GitHub lists scopes for OAuth-scoped tokens only: fine-grained PATs and app tokens get no header.
+      if (sim.token.kind !== 'fine-grained' && sim.token.kind !== 'app')
+        reply.header('x-oauth-scopes', sim.token.scopes.join(', '))
       if (sim.token.expiresAt)
         reply.header('github-authentication-token-expiration', githubDate(sim.token.expiresAt))
     }

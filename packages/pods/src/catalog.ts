@@ -23,6 +23,12 @@ export interface SpecsRepoInfo {
 /** A pod and its parsed spec. */
 export interface PodSpec extends PodRef {
   spec: Record<string, unknown>
+  /** Path of the spec file in the specs repository. */
+  path: string
+  /** Git blob sha of the spec file. */
+  sha: string
+  /** GitHub's ETag of the contents response, null when it sent none. */
+  etag: string | null
 }
 
 interface TreeEntry {
@@ -329,16 +335,19 @@ export class PodCatalog {
     const { owner, repo, branch, specsPath } = this.location
     const where = `${pod.customer}/${pod.env}`
     const notFound = () => new AppError(404, 'POD_NOT_FOUND', `Pod not found: ${where}`)
-    let data: { type?: string; content?: string; encoding?: string; size?: number }
+    const path = `${specsPath}/${pod.customer}/${pod.env}/spec.yml`
+    let data: { type?: string; content?: string; encoding?: string; size?: number; sha?: string }
+    let etag: string | null = null
     try {
       const res = await octokit.request('GET /repos/{owner}/{repo}/contents/{path}', {
         request: READ,
         owner,
         repo,
-        path: `${specsPath}/${pod.customer}/${pod.env}/spec.yml`,
+        path,
         ref: branch,
       })
       data = res.data as typeof data
+      etag = typeof res.headers.etag === 'string' ? res.headers.etag : null
     } catch (err) {
       throw githubErrorToAppError(err, { notFound })
     }
@@ -354,6 +363,6 @@ export class PodCatalog {
     if (text.trim() === '') throw notFound()
     const { value } = parseSpecYaml(text, where)
     if (value === null) throw notFound()
-    return { ...pod, spec: value as Record<string, unknown> }
+    return { ...pod, spec: value as Record<string, unknown>, path, sha: data.sha ?? '', etag }
   }
 }

@@ -1,11 +1,4 @@
-import {
-  type AppError,
-  classifyGithubError,
-  githubAnswerOf,
-  githubErrorStatus,
-  githubErrorToAppError,
-  truncateMessage,
-} from '@portico/core'
+import { classifyGithubError, githubAnswerOf, truncateMessage } from '@portico/core'
 
 /** GitHub's own error message (`{ message, errors }` body), redacted and bounded to 200 characters. */
 export function githubMessage(err: unknown): string {
@@ -21,17 +14,3 @@ export function rateLimitResetAt(err: unknown, now = Date.now()): number | undef
   const refusal = classifyGithubError(err, now)
   return refusal.kind === 'rate_limited' ? refusal.resetAt : undefined
 }
-
-/**
- * @deprecated Use `githubErrorToAppError(err, { notFound })` from @portico/core; kept while
- * `routes/api/pods.routes.ts` is being split (it imports this name).
- */
-export function toGithubAppError(err: unknown, notFound?: () => AppError): AppError {
-  return githubErrorToAppError(err, notFound ? { notFound } : {})
-}
-
-/**
- * @deprecated Use `githubErrorStatus` from @portico/core (the same function); kept while
- * `routes/health` is being reworked (it imports this name).
- */
-export const statusOf = githubErrorStatus

@@ -25,16 +25,19 @@ const COMMIT_MESSAGE_MAX = 500
 const invalid = (message: string) => new AppError(400, 'VALIDATION_ERROR', message)
 
 /**
- * Checks a customer or environment name: 1–50 characters of `a-zA-Z0-9_-`, and never a path
- * separator or `..` (the names become path segments in the specs repository).
- * `label` is how the value is named in messages ("customer", "environment").
+ * Checks a customer or environment name: never a path separator or `..` (the names become path
+ * segments in the specs repository; checked first, so traversal is named as such whatever
+ * else is wrong), then 1–50 characters of `a-zA-Z0-9_-`. `label` is how the value is named in
+ * messages ("customer", "environment"); the messages are those of the system Portico replaces.
  */
 export function validateName(value: unknown, label: 'customer' | 'environment'): string {
+  if (typeof value === 'string' && (value.includes('..') || value.includes('/') || value.includes('\\'))) {
+    throw invalid(`${label} contains path traversal attempt`)
+  }
   if (typeof value !== 'string' || value.length < 1 || value.length > 50) {
     throw invalid(`${label} must be 1-50 characters`)
   }
-  // Checked before the pattern so traversal attempts are rejected even if the pattern changes.
-  if (value.includes('..') || value.includes('/') || value.includes('\\') || !NAME_PATTERN.test(value)) {
+  if (!NAME_PATTERN.test(value)) {
     throw invalid(`${label} contains invalid characters (use a-z, A-Z, 0-9, -, _ only)`)
   }
   return value
@@ -45,16 +48,21 @@ export function validatePodRef(customer: unknown, env: unknown): PodRef {
   return { customer: validateName(customer, 'customer'), env: validateName(env, 'environment') }
 }
 
-/** Checks an instance name: 1–30 characters of `a-z0-9-`, not starting or ending with `-`. */
+/**
+ * Checks an instance name: 1–30 characters of `a-z0-9-`, not starting or ending with `-`. The
+ * three messages are word for word those of the system Portico replaces (the frontend shows them).
+ */
 export function validateInstanceName(value: unknown): string {
   if (typeof value !== 'string' || value.length < 1 || value.length > 30) {
     throw invalid('instance_name must be 1-30 characters')
   }
   if (!INSTANCE_PATTERN.test(value)) {
-    throw invalid('instance_name contains invalid characters (use a-z, 0-9, - only)')
+    throw invalid(
+      'instance_name must be lowercase letters, numbers, and hyphens only (no uppercase, no underscores, no spaces)',
+    )
   }
   if (value.startsWith('-') || value.endsWith('-')) {
-    throw invalid('instance_name must not start or end with a hyphen')
+    throw invalid('instance_name cannot start or end with hyphen')
   }
   return value
 }

@@ -1,6 +1,6 @@
-import { AppError } from '@portico/core'
+import { AppError, githubErrorToAppError } from '@portico/core'
 import t from 'tap'
-import { githubMessage, rateLimitResetAt, toGithubAppError } from '../src/index.js'
+import { githubMessage, rateLimitResetAt } from '../src/index.js'
 
 /** An Octokit RequestError's shape. */
 const ghError = (status: number | undefined, headers: Record<string, string> = {}, data: unknown = {}) =>
@@ -24,31 +24,33 @@ t.test('rate limits: retry-after, exhausted quota, secondary limits', async (t) 
   t.equal(rateLimitResetAt(ghError(403, {}, { message: 'Resource not accessible' }), now), undefined)
   t.equal(rateLimitResetAt(ghError(404, { 'retry-after': '5' }), now), undefined)
 
-  const err = toGithubAppError(ghError(403, { 'retry-after': '30' }))
+  const err = githubErrorToAppError(ghError(403, { 'retry-after': '30' }))
   t.match(err, { statusCode: 503, code: 'GITHUB_RATE_LIMITED', expose: true, details: { reset_at: String } })
   t.equal(err.headers?.['retry-after'], '30')
 })
 
 t.test('status mapping', async (t) => {
-  t.match(toGithubAppError(ghError(undefined)), { statusCode: 503, code: 'GITHUB_UNAVAILABLE' })
-  t.match(toGithubAppError(ghError(502)), { statusCode: 503, code: 'GITHUB_UNAVAILABLE' })
-  t.match(toGithubAppError(ghError(401)), { statusCode: 401, code: 'GITHUB_UNAUTHORIZED' })
-  t.match(toGithubAppError(ghError(403, {}, { message: 'Forbidden' })), {
+  t.match(githubErrorToAppError(ghError(undefined)), { statusCode: 503, code: 'GITHUB_UNAVAILABLE' })
+  t.match(githubErrorToAppError(ghError(502)), { statusCode: 503, code: 'GITHUB_UNAVAILABLE' })
+  t.match(githubErrorToAppError(ghError(401)), { statusCode: 401, code: 'GITHUB_UNAUTHORIZED' })
+  t.match(githubErrorToAppError(ghError(403, {}, { message: 'Forbidden' })), {
     statusCode: 403,
     code: 'GITHUB_FORBIDDEN',
     message: 'GitHub denied the request: Forbidden',
   })
-  t.match(toGithubAppError(ghError(404)), { statusCode: 404, code: 'GITHUB_NOT_FOUND' })
+  t.match(githubErrorToAppError(ghError(404)), { statusCode: 404, code: 'GITHUB_NOT_FOUND' })
   t.match(
-    toGithubAppError(ghError(404), () => new AppError(404, 'POD_NOT_FOUND', 'Pod not found: a/b')),
+    githubErrorToAppError(ghError(404), {
+      notFound: () => new AppError(404, 'POD_NOT_FOUND', 'Pod not found: a/b'),
+    }),
     { code: 'POD_NOT_FOUND' },
   )
-  t.match(toGithubAppError(ghError(422, {}, { message: 'Validation Failed' })), {
+  t.match(githubErrorToAppError(ghError(422, {}, { message: 'Validation Failed' })), {
     statusCode: 502,
     code: 'GITHUB_ERROR',
   })
   const own = new AppError(401, 'TOKEN_EXPIRED', 'Sign in again.')
-  t.equal(toGithubAppError(own), own, 'AppErrors pass through')
+  t.equal(githubErrorToAppError(own), own, 'AppErrors pass through')
 })
 
 t.test('messages include validation details and never a token', async (t) => {

@@ -1,9 +1,8 @@
 import { CONNECTION_STATUSES } from '@portico/db'
 import { Type } from '@sinclair/typebox'
+import { Timestamp } from './common.js'
 import { Text } from './text.js'
 
-/** A timestamp: a Date in handlers, an ISO string on the wire. */
-const Timestamp = Type.Unsafe<Date | string>({ type: 'string', format: 'date-time' })
 const Nullable = <T extends ReturnType<typeof Type.String>>(schema: T) => Type.Union([schema, Type.Null()])
 
 export const ConnectionParams = Type.Object({ projectId: Text({ maxLength: 64 }) })

@@ -1,8 +1,7 @@
 import { Type } from '@sinclair/typebox'
+import { Timestamp } from './common.js'
 import { Text } from './text.js'
 
-/** A timestamp: a Date in handlers, an ISO string on the wire. */
-const Timestamp = Type.Unsafe<Date | string>({ type: 'string', format: 'date-time' })
 const Nullable = <T extends ReturnType<typeof Type.String>>(schema: T) => Type.Union([schema, Type.Null()])
 
 // Path and query values are checked by @portico/pods (its messages are part of the API), so the
@@ -15,13 +14,41 @@ export const PodParams = Type.Object({
 export const PodRef = Type.Object({ customer: Type.String(), env: Type.String() })
 export const PodList = Type.Array(PodRef)
 
-export const PodSpec = Type.Object({
+/**
+ * The parsed spec document itself (`{apiVersion, kind, metadata, spec, …}`, whatever keys it
+ * has): the legacy read shape the frontend reads `data.spec.compute.instance_name` from.
+ */
+export const PodDocument = Type.Object({}, { additionalProperties: true })
+
+/** `GET /api/v1/pods/{customer}/{env}`: the document plus where it lives and its version. */
+export const PodView = Type.Object({
   customer: Type.String(),
   env: Type.String(),
-  spec: Type.Object({}, { additionalProperties: true }),
+  /** Path of the spec file in the specs repository. */
+  path: Type.String(),
+  /** Git blob sha of the spec file (GitHub's contents `sha`). */
+  sha: Type.String(),
+  /** GitHub's ETag of the contents response, when it sent one. */
+  etag: Type.Union([Type.String(), Type.Null()]),
+  document: PodDocument,
 })
 
 export const RefreshResult = Type.Object({ message: Type.String() })
+
+/**
+ * `POST /api/pod` body. Checked by `validateDeployRequest` (its messages are those of the
+ * system Portico replaces), so the schema only documents it; `mode` is optional
+ * (create-or-update without it).
+ */
+export const DeployBody = Type.Unknown({
+  description: '{customer, env, spec: {instance_name, waf_enabled?}, commit_message?, mode?: "new"|"edit"}',
+})
+
+export const DeployHeaders = Type.Object({
+  'idempotency-key': Type.Optional(
+    Type.String({ description: 'Retries with one key get the first answer.' }),
+  ),
+})
 
 export const DeployCreated = Type.Object({
   deployment_id: Type.String(),

@@ -1,9 +1,7 @@
 import { PROJECT_ROLES } from '@portico/db'
 import { Type } from '@sinclair/typebox'
+import { Timestamp } from './common.js'
 import { Text } from './text.js'
-
-/** A timestamp: a Date in handlers, an ISO string on the wire. */
-const Timestamp = Type.Unsafe<Date | string>({ type: 'string', format: 'date-time' })
 
 export const ProjectRoleSchema = Type.Union(PROJECT_ROLES.map((r) => Type.Literal(r)))
 

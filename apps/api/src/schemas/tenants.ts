@@ -1,8 +1,6 @@
 import { Type } from '@sinclair/typebox'
+import { Timestamp } from './common.js'
 import { Text } from './text.js'
-
-/** A timestamp: a Date in handlers, an ISO string on the wire. */
-const Timestamp = Type.Unsafe<Date | string>({ type: 'string', format: 'date-time' })
 
 const Slug = Type.String({
   pattern: '^[a-z][a-z0-9-]{1,62}$',

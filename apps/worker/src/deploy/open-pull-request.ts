@@ -1,5 +1,5 @@
 import type { Octokit } from '@portico/core'
-import { AppError, githubErrorStatus as statusOf } from '@portico/core'
+import { AppError, githubErrorStatus } from '@portico/core'
 import { githubMessage, rateLimitResetAt, renderSpec, SPEC_MAX_BYTES, type SpecFields } from '@portico/pods'
 import { PacingDelay, type WritePacer } from './write-pacer.js'
 
@@ -61,7 +61,7 @@ export async function openDeployPullRequest(
     )
   } catch (err) {
     // A retry after a crash: the branch is ours from the earlier attempt (its name holds our id).
-    if (!(statusOf(err) === 422 && /already exists/i.test(githubMessage(err)))) throw err
+    if (!(githubErrorStatus(err) === 422 && /already exists/i.test(githubMessage(err)))) throw err
   }
 
   try {
@@ -83,7 +83,7 @@ export async function openDeployPullRequest(
  */
 function leavesNoPullRequest(err: unknown): boolean {
   if (err instanceof PacingDelay || rateLimitResetAt(err) !== undefined) return false
-  const status = statusOf(err)
+  const status = githubErrorStatus(err)
   if (err instanceof AppError) return true
   return status !== undefined && status >= 400 && status < 500
 }
@@ -117,7 +117,9 @@ async function commitAndOpen(
       break
     } catch (err) {
       // The file changed under us (409), or appeared since we read it (422 "sha" wasn't supplied).
-      const stale = statusOf(err) === 409 || (statusOf(err) === 422 && /\bsha\b/.test(githubMessage(err)))
+      const stale =
+        githubErrorStatus(err) === 409 ||
+        (githubErrorStatus(err) === 422 && /\bsha\b/.test(githubMessage(err)))
       if (!stale || attempt >= STALE_SHA_RETRIES) throw err
     }
   }
@@ -136,7 +138,7 @@ async function commitAndOpen(
     return { branch, pr_url: pr.data.html_url, pr_number: pr.data.number }
   } catch (err) {
     const message = githubMessage(err)
-    if (statusOf(err) === 422 && /already exists/i.test(message)) {
+    if (githubErrorStatus(err) === 422 && /already exists/i.test(message)) {
       const open = await octokit.rest.pulls.list({
         owner,
         repo,
@@ -147,7 +149,7 @@ async function commitAndOpen(
       const pr = open.data[0]
       if (pr) return { branch, pr_url: pr.html_url, pr_number: pr.number }
     }
-    if (statusOf(err) === 422 && /no commits between/i.test(message)) {
+    if (githubErrorStatus(err) === 422 && /no commits between/i.test(message)) {
       throw new AppError(
         422,
         'NO_CHANGES',
@@ -180,7 +182,7 @@ async function readFile(
     }
     return { text: Buffer.from(data.content ?? '', 'base64').toString('utf8'), sha: data.sha }
   } catch (err) {
-    if (statusOf(err) === 404) return null
+    if (githubErrorStatus(err) === 404) return null
     throw err
   }
 }

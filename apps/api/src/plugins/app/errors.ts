@@ -79,6 +79,8 @@ export default fp(
     })
 
     fastify.setNotFoundHandler((request, reply) => {
+      // A frontend build (STATIC_DIR) answers its own history-mode routes with index.html.
+      if (fastify.hasDecorator('spaFallback') && fastify.spaFallback(request, reply)) return reply
       return reply
         .code(404)
         .send(errorBody(404, 'NOT_FOUND', `Route ${request.method} ${request.url.split('?')[0]} not found`))

@@ -3,13 +3,15 @@ import {
   AppError,
   closeQueues,
   createQueues,
+  createRedis,
   type JobDataByQueue,
   type QueueName,
   type Queues,
 } from '@portico/core'
-import type { JobsOptions } from 'bullmq'
+import { type JobsOptions, QueueEvents } from 'bullmq'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+import type { Redis } from 'ioredis'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -20,6 +22,11 @@ declare module 'fastify' {
      * request's id (`requestId`) unless it names one, so the worker logs it with the job.
      */
     enqueue<Q extends QueueName>(queue: Q, data: JobDataByQueue[Q], opts?: JobsOptions): Promise<string>
+    /**
+     * One shared `QueueEvents` of the deploy queue (its own blocking connection), for
+     * `job.waitUntilFinished(deployEvents, ttl)`: requests wait on Redis events, not by polling.
+     */
+    deployEvents(): QueueEvents
   }
 }
 
@@ -61,7 +68,36 @@ export default fp(
         clearTimeout(timer)
       }
     })
+    // QueueEvents blocks on XREAD: a connection of its own that waits instead of failing fast.
+    // Opened at start when Redis answers, else on first use (a QueueEvents whose connection never
+    // became ready cannot be closed).
+    let events: { queueEvents: QueueEvents; connection: Redis } | undefined
+    const open = () => {
+      const connection = createRedis(fastify.config.REDIS_URL, 'worker', {
+        connectionName: 'portico-api-events',
+      })
+      connection.on('error', (err) => fastify.log.warn({ err }, 'queue events connection error'))
+      const queueEvents = new QueueEvents('deploy', { connection, prefix: fastify.config.QUEUE_PREFIX })
+      queueEvents.on('error', (err) => fastify.log.warn({ err }, 'queue events error'))
+      events = { queueEvents, connection }
+      return queueEvents
+    }
+    if (fastify.redis.status === 'ready') open()
+    fastify.decorate('deployEvents', () => events?.queueEvents ?? open())
     fastify.addHook('onClose', async () => {
+      if (events) {
+        const { queueEvents, connection } = events
+        // close() first awaits a ready connection: bounded, then the connection is ended regardless.
+        let timer: NodeJS.Timeout | undefined
+        await Promise.race([
+          queueEvents.close().catch(() => {}),
+          new Promise((resolve) => {
+            timer = setTimeout(resolve, 1000)
+          }),
+        ])
+        clearTimeout(timer)
+        connection.disconnect()
+      }
       // Queues wait for their connection to become ready before closing; end it first if it never will.
       if (fastify.redis.status !== 'ready') fastify.redis.disconnect()
       await closeQueues(queues)

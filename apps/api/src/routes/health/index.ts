@@ -1,7 +1,8 @@
-import { createOctokit } from '@portico/core'
-import { PodCatalog, statusOf } from '@portico/pods'
+import { classifyToken, createOctokit, githubErrorStatus, type TokenKind } from '@portico/core'
+import type { PodCatalog } from '@portico/pods'
 import type { FastifyInstance } from 'fastify'
 import { sql } from 'kysely'
+import { Health } from '../../schemas/health.js'
 
 const TIMEOUT_MS = 2000
 
@@ -17,18 +18,25 @@ async function withTimeout<T>(work: Promise<T>, label: string): Promise<T> {
   }
 }
 
-type GithubState = 'ok' | 'unconfigured' | 'unauthorized' | 'rate_limited' | 'unavailable'
+type GithubState = 'connected' | 'unconfigured' | 'unauthorized' | 'rate_limited' | 'unavailable'
 type RepoState = 'ok' | 'unconfigured' | 'not_found' | 'unknown' | 'unavailable'
+
+/** How long the GitHub part of `/health` is reused: a flood of checks is not a flood of GitHub calls. */
+export const GITHUB_HEALTH_TTL_MS = 30_000
 
 interface GithubHealth {
   github: GithubState
-  repo: RepoState
-  scopes: { repo: boolean; workflow: boolean }
-  rate_limit: { remaining: number; limit: number; reset_at: string } | null
+  repo_status: RepoState
+  /** From `X-OAuth-Scopes`; null for tokens GitHub lists no scopes for (fine-grained PATs, apps). */
+  scopes: { repo: boolean; workflow: boolean } | null
+  /** The service token's kind by its prefix (`classic-pat`, `fine-grained-pat`, …); null without one. */
+  token_kind: TokenKind | null
+  /** `reset_at` in Unix seconds, as GitHub's `X-RateLimit-Reset`. */
+  rate_limit: { remaining: number; limit: number; reset_at: number } | null
 }
 
 const githubState = (err: unknown): GithubState => {
-  const status = statusOf(err)
+  const status = githubErrorStatus(err)
   if (status === 401) return 'unauthorized'
   if (status === 403 || status === 429) return 'rate_limited'
   return 'unavailable'
@@ -44,8 +52,9 @@ async function checkGithub(fastify: FastifyInstance, catalog: PodCatalog | null)
   const token = config.GH_TOKEN
   const result: GithubHealth = {
     github: 'unconfigured',
-    repo: catalog ? 'unknown' : 'unconfigured',
-    scopes: { repo: false, workflow: false },
+    repo_status: catalog ? 'unknown' : 'unconfigured',
+    scopes: null,
+    token_kind: token ? classifyToken(token) : null,
     rate_limit: null,
   }
   if (!token) return result
@@ -58,17 +67,14 @@ async function checkGithub(fastify: FastifyInstance, catalog: PodCatalog | null)
   })
   try {
     const res = await octokit.request('GET /rate_limit')
-    const scopes = String(res.headers['x-oauth-scopes'] ?? '')
-      .split(',')
-      .map((s) => s.trim())
+    const header = res.headers['x-oauth-scopes']
     const core = res.data.resources.core
-    result.github = 'ok'
-    result.scopes = { repo: scopes.includes('repo'), workflow: scopes.includes('workflow') }
-    result.rate_limit = {
-      remaining: core.remaining,
-      limit: core.limit,
-      reset_at: new Date(core.reset * 1000).toISOString(),
+    result.github = 'connected'
+    if (typeof header === 'string') {
+      const scopes = header.split(',').map((s) => s.trim())
+      result.scopes = { repo: scopes.includes('repo'), workflow: scopes.includes('workflow') }
     }
+    result.rate_limit = { remaining: core.remaining, limit: core.limit, reset_at: Math.trunc(core.reset) }
   } catch (err) {
     result.github = githubState(err)
     return result
@@ -76,61 +82,89 @@ async function checkGithub(fastify: FastifyInstance, catalog: PodCatalog | null)
   if (catalog) {
     try {
       await catalog.repoInfo(octokit, token)
-      result.repo = 'ok'
+      result.repo_status = 'ok'
     } catch (err) {
       const code = (err as { code?: string }).code
-      result.repo = code === 'SPECS_REPO_NOT_FOUND' ? 'not_found' : 'unavailable'
+      result.repo_status = code === 'SPECS_REPO_NOT_FOUND' ? 'not_found' : 'unavailable'
     }
   }
   return result
 }
 
-/** Liveness and readiness probes for orchestrators, and the full `GET /health` check. */
+/**
+ * Liveness and readiness probes for orchestrators, and the full `GET /health` check in the
+ * shape the frontend and load balancers read (that of the system Portico replaces):
+ * `{status, github, repo, scopes, rate_limit}` plus `token_kind`, `repo_status`, `postgres`,
+ * `redis`; 503 with `status: "unhealthy"` and `error` naming what fails.
+ */
 export default async function health(fastify: FastifyInstance) {
-  const [owner, repo] = (fastify.config.GH_REPO ?? '').split('/')
-  const catalog =
-    owner && repo
-      ? new PodCatalog({
-          owner,
-          repo,
-          branch: fastify.config.WORKFLOW_BRANCH,
-          specsPath: fastify.config.SPECS_PATH,
-        })
-      : null
+  const catalog = fastify.podCatalog
+  let cached: { value: GithubHealth; until: number } | undefined
+  let inFlight: Promise<GithubHealth> | undefined
 
-  fastify.get('/', async (request, reply) => {
-    const [pg, redis, gh] = await Promise.allSettled([
-      withTimeout(sql`select 1`.execute(fastify.db), 'postgres'),
-      withTimeout(fastify.redis.ping(), 'redis'),
-      withTimeout(checkGithub(fastify, catalog), 'github'),
-    ])
-    const github: GithubHealth =
-      gh.status === 'fulfilled'
-        ? gh.value
-        : {
-            github: 'unavailable',
-            repo: catalog ? 'unknown' : 'unconfigured',
-            scopes: { repo: false, workflow: false },
-            rate_limit: null,
-          }
-    const body = {
-      github: github.github,
-      repo: github.repo,
-      scopes: github.scopes,
-      rate_limit: github.rate_limit,
-      postgres: pg.status === 'fulfilled' ? 'ok' : 'unavailable',
-      redis: redis.status === 'fulfilled' ? 'ok' : 'unavailable',
-    }
-    const failing = [
-      ...(body.postgres === 'ok' ? [] : ['postgres unavailable']),
-      ...(body.redis === 'ok' ? [] : ['redis unavailable']),
-      ...(body.github === 'ok' || body.github === 'unconfigured' ? [] : [`github ${body.github}`]),
-      ...(['ok', 'unconfigured', 'unknown'].includes(body.repo) ? [] : [`repo ${body.repo}`]),
-    ]
-    if (failing.length === 0) return { status: 'healthy', ...body }
-    request.log.warn({ failing }, 'unhealthy')
-    return reply.code(503).send({ status: 'unhealthy', message: `Unhealthy: ${failing.join(', ')}`, ...body })
-  })
+  /** The GitHub part, computed at most once per {@link GITHUB_HEALTH_TTL_MS} (concurrent checks share one). */
+  function githubHealth(): Promise<GithubHealth> {
+    if (cached && cached.until > Date.now()) return Promise.resolve(cached.value)
+    inFlight ??= withTimeout(checkGithub(fastify, catalog), 'github')
+      .catch(
+        (): GithubHealth => ({
+          github: 'unavailable',
+          repo_status: catalog ? 'unknown' : 'unconfigured',
+          scopes: null,
+          token_kind: fastify.config.GH_TOKEN ? classifyToken(fastify.config.GH_TOKEN) : null,
+          rate_limit: null,
+        }),
+      )
+      .then((value) => {
+        cached = { value, until: Date.now() + GITHUB_HEALTH_TTL_MS }
+        return value
+      })
+      .finally(() => {
+        inFlight = undefined
+      })
+    return inFlight
+  }
+
+  fastify.get(
+    '/',
+    { schema: { tags: ['health'], response: { 200: Health, 503: Health } } },
+    async (request, reply) => {
+      const [pg, redis, github] = await Promise.all([
+        withTimeout(sql`select 1`.execute(fastify.db), 'postgres').then(
+          () => 'ok' as const,
+          () => 'unavailable' as const,
+        ),
+        withTimeout(fastify.redis.ping(), 'redis').then(
+          () => 'ok' as const,
+          () => 'unavailable' as const,
+        ),
+        githubHealth(),
+      ])
+      const body = {
+        github: github.github,
+        repo: fastify.config.GH_REPO ?? null,
+        scopes: github.scopes,
+        token_kind: github.token_kind,
+        rate_limit: github.rate_limit,
+        repo_status: github.repo_status,
+        postgres: pg,
+        redis,
+      }
+      const failing = [
+        ...(pg === 'ok' ? [] : ['postgres unavailable']),
+        ...(redis === 'ok' ? [] : ['redis unavailable']),
+        ...(github.github === 'connected' || github.github === 'unconfigured'
+          ? []
+          : [`github ${github.github}`]),
+        ...(['ok', 'unconfigured', 'unknown'].includes(github.repo_status)
+          ? []
+          : [`repo ${github.repo_status}`]),
+      ]
+      if (failing.length === 0) return { status: 'healthy', ...body }
+      request.log.warn({ failing }, 'unhealthy')
+      return reply.code(503).send({ status: 'unhealthy', error: `Unhealthy: ${failing.join(', ')}`, ...body })
+    },
+  )
 
   fastify.get('/live', async () => ({ status: 'ok' }))
 
@@ -149,7 +183,7 @@ export default async function health(fastify: FastifyInstance) {
     return reply.code(503).send({
       statusCode: 503,
       code: 'NOT_READY',
-      error: 'Service Unavailable',
+      error: `Not ready: ${failing.join(' and ')} unavailable`,
       message: `Not ready: ${failing.join(' and ')} unavailable`,
       postgres,
       redis,

@@ -4,6 +4,7 @@ import {
   classifyGithubAnswer,
   classifyToken,
   cloneJobId,
+  cloneJobOptions,
   clonePath,
   encrypt,
   githubAnswerOfResponse,
@@ -30,8 +31,6 @@ import { NoContent } from '../../../../../../schemas/errors.js'
 
 const ROLES = ['owner', 'admin', 'qa-automation'] as const
 const PAT_CHECK_TIMEOUT_MS = 10_000
-/** Clone attempts: auth failures and limits stop at once; network failures back off 5 s, 10 s. */
-const CLONE_JOB_OPTIONS = { attempts: 3, backoff: { type: 'exponential', delay: 5000 } } as const
 // Printable ASCII only: anything else could never be a token and must not reach a header.
 const TOKEN_CHARS = /^[\x21-\x7e]+$/
 
@@ -246,11 +245,7 @@ export default async function connectionRoutes(app: FastifyInstance) {
         throw err
       }
       try {
-        await fastify.enqueue(
-          'clone',
-          { connectionId: row.id },
-          { jobId: cloneJobId(row.id), ...CLONE_JOB_OPTIONS },
-        )
+        await fastify.enqueue('clone', { connectionId: row.id }, cloneJobOptions(cloneJobId(row.id)))
       } catch (err) {
         // No job, no connection: a pending row nobody will clone must not block the project.
         await deleteConnection(fastify.db, row.id, row.tenant_id)

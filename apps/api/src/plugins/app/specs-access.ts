@@ -1,0 +1,90 @@
+import { AppError, type GithubActor, githubErrorToAppError } from '@portico/core'
+import { PodCatalog, type PodSpec, type SpecsRepoInfo, validatePodRef } from '@portico/pods'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /**
+     * The one catalog of the specs repository (`GH_REPO`), shared by the pod routes and
+     * `/health` so both revalidate the same ETag cache; null when GH_REPO is unset.
+     */
+    podCatalog: PodCatalog | null
+    /**
+     * Who may read the specs repository: resolves `request.github()` (the user; GH_TOKEN only
+     * for reads when the fallback is allowed) and applies the ACCESS_ORG gate when ACCESS_ORG
+     * owns GH_REPO. 503 PODS_NOT_CONFIGURED without GH_REPO; 401 NOT_AUTHENTICATED; 403
+     * ORG_MEMBERSHIP_REQUIRED. GitHub failures are mapped to Portico's GitHub error codes.
+     */
+    specsAccess(request: FastifyRequest): Promise<{ actor: GithubActor; catalog: PodCatalog }>
+    /**
+     * One pod's spec as the caller may read it: the names are validated first (400
+     * VALIDATION_ERROR), then {@link specsAccess}; 404 POD_NOT_FOUND; 422 for a malformed spec.
+     */
+    readPod(request: FastifyRequest, customer: string, env: string): Promise<PodSpec>
+  }
+}
+
+/** Runs GitHub work, mapping its failures (unreachable, rate limited, 401…) to clear errors. */
+export async function withGithubErrors<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work()
+  } catch (err) {
+    throw githubErrorToAppError(err)
+  }
+}
+
+/** Authorization for the specs repository (pods and deployments), in one place. */
+export default fp(
+  async (fastify: FastifyInstance) => {
+    const { config } = fastify
+    const [owner, repo] = (config.GH_REPO ?? '').split('/')
+    const catalog =
+      owner && repo
+        ? new PodCatalog(
+            { owner, repo, branch: config.WORKFLOW_BRANCH, specsPath: config.SPECS_PATH },
+            // Shared by every API process (still revalidated with the caller's token on each use).
+            { shared: { redis: fastify.redis, prefix: config.QUEUE_PREFIX } },
+          )
+        : null
+    const gated = Boolean(config.ACCESS_ORG && owner?.toLowerCase() === config.ACCESS_ORG.toLowerCase())
+    fastify.decorate('podCatalog', catalog)
+
+    async function access(request: FastifyRequest): Promise<{ actor: GithubActor; catalog: PodCatalog }> {
+      if (!catalog) {
+        throw new AppError(
+          503,
+          'PODS_NOT_CONFIGURED',
+          'Pods are not configured: set GH_REPO to the specs repository.',
+          { expose: true },
+        )
+      }
+      const actor = await request.github()
+      if (gated) {
+        try {
+          // Active members pass whatever the visibility, so it is only read for everyone else.
+          await fastify.assertOrgAccess(actor, { owner: catalog.location.owner, private: true })
+        } catch (err) {
+          if ((err as AppError).code !== 'ORG_MEMBERSHIP_REQUIRED') throw err
+          let info: SpecsRepoInfo
+          try {
+            info = await catalog.repoInfo(actor.octokit, actor.token)
+          } catch {
+            throw err // invisible to the caller: the org rule is the answer, not a 404
+          }
+          await fastify.assertOrgAccess(actor, info) // a public repository is open to all
+        }
+      }
+      return { actor, catalog }
+    }
+    fastify.decorate('specsAccess', (request: FastifyRequest) => withGithubErrors(() => access(request)))
+    fastify.decorate('readPod', async (request: FastifyRequest, customer: string, env: string) => {
+      const pod = validatePodRef(customer, env)
+      return withGithubErrors(async () => {
+        const { actor, catalog } = await access(request)
+        return catalog.getSpec(actor.octokit, pod)
+      })
+    })
+  },
+  { name: 'specs-access', dependencies: ['auth'] },
+)

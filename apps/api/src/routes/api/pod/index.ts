@@ -1,0 +1,84 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { AppError } from '@portico/core'
+import { validateDeployRequest } from '@portico/pods'
+import type { FastifyInstance } from 'fastify'
+import { withGithubErrors } from '../../../plugins/app/specs-access.js'
+import { errorResponses } from '../../../schemas/common.js'
+import {
+  DeployAccepted,
+  DeployBody,
+  DeployCreated,
+  DeployHeaders,
+  PodDocument,
+  PodParams,
+} from '../../../schemas/pods.js'
+
+const tags = ['pods']
+const notJson = () => new AppError(400, 'INVALID_JSON', 'Request body must be JSON')
+
+/**
+ * `GET /api/pod/{customer}/{env}` (the parsed spec document itself, the frontend's read shape)
+ * and `POST /api/pod` (create-or-update a pod through a pull request; signed-in users only).
+ */
+export default async function podRoutes(app: FastifyInstance) {
+  const fastify = app.withTypeProvider<TypeBoxTypeProvider>()
+
+  // The frontend's contract: anything that is not a JSON object is "Request body must be JSON".
+  fastify.removeContentTypeParser('application/json')
+  fastify.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    if (body === '') return done(null, undefined)
+    try {
+      done(null, JSON.parse(body as string))
+    } catch {
+      done(notJson(), undefined)
+    }
+  })
+  fastify.addContentTypeParser('*', { parseAs: 'string' }, (_req, _body, done) => done(null, undefined))
+
+  fastify.get(
+    '/:customer/:env',
+    {
+      schema: {
+        tags,
+        summary: 'One pod: the parsed spec document itself (all of its keys)',
+        params: PodParams,
+        response: { 200: PodDocument, ...errorResponses(400, 401, 403, 404, 422, 503) },
+      },
+    },
+    async (request) => (await fastify.readPod(request, request.params.customer, request.params.env)).spec,
+  )
+
+  const idempotency = fastify.idempotency('pod')
+  fastify.post(
+    '/',
+    {
+      // Before the body is read: an anonymous caller learns nothing but 401.
+      onRequest: fastify.requireUser,
+      preHandler: idempotency.preHandler,
+      onSend: idempotency.onSend,
+      schema: {
+        tags,
+        summary: 'Create or update a pod: a branch, the spec commit and a pull request',
+        headers: DeployHeaders,
+        body: DeployBody,
+        response: {
+          201: DeployCreated,
+          202: DeployAccepted,
+          ...errorResponses(400, 401, 403, 404, 409, 422, 429, 502, 503),
+        },
+      },
+    },
+    async (request, reply) => {
+      const input = validateDeployRequest(request.body)
+      const { actor, catalog } = await fastify.specsAccess(request)
+      if (input.mode === 'new') {
+        const pods = await withGithubErrors(() => catalog.list(actor.octokit))
+        if (pods.some((p) => p.customer === input.customer && p.env === input.env)) {
+          throw new AppError(409, 'POD_EXISTS', `Pod already exists: ${input.customer}/${input.env}`)
+        }
+      }
+      const answer = await fastify.requestDeploy(actor, input)
+      return reply.code(answer.statusCode).send(answer.body)
+    },
+  )
+}

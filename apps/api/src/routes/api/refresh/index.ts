@@ -1,0 +1,24 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { FastifyInstance } from 'fastify'
+import { errorResponses } from '../../../schemas/common.js'
+import { RefreshResult } from '../../../schemas/pods.js'
+
+/** `POST /api/refresh`: drops the cached specs listing and repository answers (signed-in users only). */
+export default async function refreshRoutes(app: FastifyInstance) {
+  const fastify = app.withTypeProvider<TypeBoxTypeProvider>()
+  fastify.post(
+    '/',
+    {
+      onRequest: fastify.requireUser,
+      schema: {
+        tags: ['pods'],
+        summary: 'Clear the pods cache',
+        response: { 200: RefreshResult, ...errorResponses(401, 403) },
+      },
+    },
+    async () => {
+      await fastify.podCatalog?.clear()
+      return { message: 'Cache cleared' }
+    },
+  )
+}

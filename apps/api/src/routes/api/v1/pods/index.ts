@@ -1,0 +1,34 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { FastifyInstance } from 'fastify'
+import { errorResponses } from '../../../../schemas/common.js'
+import { PodParams, PodView } from '../../../../schemas/pods.js'
+
+/**
+ * `GET /api/v1/pods/{customer}/{env}`: the richer pod view (document, path, blob sha, ETag).
+ * The legacy `/api/pod(s)/…` keeps answering the document alone.
+ */
+export default async function podsV1Routes(app: FastifyInstance) {
+  const fastify = app.withTypeProvider<TypeBoxTypeProvider>()
+  fastify.get(
+    '/:customer/:env',
+    {
+      schema: {
+        tags: ['pods'],
+        summary: 'One pod with where its spec lives and which version was read',
+        params: PodParams,
+        response: { 200: PodView, ...errorResponses(400, 401, 403, 404, 422, 503) },
+      },
+    },
+    async (request) => {
+      const pod = await fastify.readPod(request, request.params.customer, request.params.env)
+      return {
+        customer: pod.customer,
+        env: pod.env,
+        path: pod.path,
+        sha: pod.sha,
+        etag: pod.etag,
+        document: pod.spec,
+      }
+    },
+  )
+}

@@ -29,3 +29,21 @@ export const Health = Type.Object({
   postgres: Type.Union([Type.Literal('ok'), Type.Literal('unavailable')]),
   redis: Type.Union([Type.Literal('ok'), Type.Literal('unavailable')]),
 })
+
+const Dependency = Type.Union([Type.Literal('ok'), Type.Literal('unavailable')])
+
+/** `GET /health/live`. */
+export const Live = Type.Object({ status: Type.Literal('ok') })
+
+/** `GET /health/ready` when Postgres and Redis answer. */
+export const Ready = Type.Object({ status: Type.Literal('ready'), postgres: Dependency, redis: Dependency })
+
+/** `GET /health/ready` when one does not: the error body plus each dependency's state. */
+export const NotReady = Type.Object({
+  statusCode: Type.Literal(503),
+  code: Type.Literal('NOT_READY'),
+  error: Type.String(),
+  message: Type.String(),
+  postgres: Dependency,
+  redis: Dependency,
+})

@@ -2,7 +2,7 @@ import { classifyToken, createOctokit, githubErrorStatus, type TokenKind } from 
 import type { PodCatalog } from '@portico/pods'
 import type { FastifyInstance } from 'fastify'
 import { sql } from 'kysely'
-import { Health } from '../../schemas/health.js'
+import { Health, Live, NotReady, Ready } from '../../schemas/health.js'
 
 const TIMEOUT_MS = 2000
 
@@ -166,27 +166,41 @@ export default async function health(fastify: FastifyInstance) {
     },
   )
 
-  fastify.get('/live', async () => ({ status: 'ok' }))
+  fastify.get(
+    '/live',
+    { schema: { tags: ['health'], summary: 'Liveness: the process answers', response: { 200: Live } } },
+    async () => ({ status: 'ok' as const }),
+  )
 
-  fastify.get('/ready', async (request, reply) => {
-    const checks = await Promise.allSettled([
-      withTimeout(sql`select 1`.execute(fastify.db), 'postgres'),
-      withTimeout(fastify.redis.ping(), 'redis'),
-    ])
-    const [postgres, redis] = checks.map((c) => (c.status === 'fulfilled' ? 'ok' : 'unavailable'))
-    const failing = (['postgres', 'redis'] as const).filter((_, i) => checks[i]?.status === 'rejected')
-    for (const [i, c] of checks.entries()) {
-      if (c.status === 'rejected')
-        request.log.warn({ err: c.reason, dependency: i === 0 ? 'postgres' : 'redis' }, 'not ready')
-    }
-    if (failing.length === 0) return { status: 'ready', postgres, redis }
-    return reply.code(503).send({
-      statusCode: 503,
-      code: 'NOT_READY',
-      error: `Not ready: ${failing.join(' and ')} unavailable`,
-      message: `Not ready: ${failing.join(' and ')} unavailable`,
-      postgres,
-      redis,
-    })
-  })
+  fastify.get(
+    '/ready',
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'Readiness: Postgres and Redis answer',
+        response: { 200: Ready, 503: NotReady },
+      },
+    },
+    async (request, reply) => {
+      const checks = await Promise.allSettled([
+        withTimeout(sql`select 1`.execute(fastify.db), 'postgres'),
+        withTimeout(fastify.redis.ping(), 'redis'),
+      ])
+      const [postgres, redis] = checks.map((c) => (c.status === 'fulfilled' ? 'ok' : 'unavailable'))
+      const failing = (['postgres', 'redis'] as const).filter((_, i) => checks[i]?.status === 'rejected')
+      for (const [i, c] of checks.entries()) {
+        if (c.status === 'rejected')
+          request.log.warn({ err: c.reason, dependency: i === 0 ? 'postgres' : 'redis' }, 'not ready')
+      }
+      if (failing.length === 0) return { status: 'ready', postgres, redis }
+      return reply.code(503).send({
+        statusCode: 503,
+        code: 'NOT_READY',
+        error: `Not ready: ${failing.join(' and ')} unavailable`,
+        message: `Not ready: ${failing.join(' and ')} unavailable`,
+        postgres,
+        redis,
+      })
+    },
+  )
 }

@@ -95,6 +95,8 @@ export function validateDeployRequest(body: unknown): DeployRequest {
     if (typeof m !== 'string' || m.trim() === '' || m.length > COMMIT_MESSAGE_MAX) {
       throw invalid(`commit_message must be a non-empty string of at most ${COMMIT_MESSAGE_MAX} characters`)
     }
+    // Postgres text cannot hold NUL (it would be a 500 at insert time).
+    if (m.includes('\u0000')) throw invalid('commit_message must not contain a NUL character')
     commit_message = m
   }
   let mode: DeployRequest['mode'] = null

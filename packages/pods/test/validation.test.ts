@@ -118,3 +118,24 @@ t.test('listing order: customer, then dev, stg, prd, then other envs alphabetica
     ['alpha/dev', 'alpha/stg', 'alpha/prd', 'alpha/demo', 'alpha/qa', 'beta/dev', 'beta/prd'],
   )
 })
+
+t.test('a NUL character anywhere in a deploy body is a 400, never a Postgres error', async (t) => {
+  const body = (over: Record<string, unknown>, spec: Record<string, unknown> = {}) => ({
+    customer: 'alpha',
+    env: 'dev',
+    spec: { instance_name: 'web-1', ...spec },
+    ...over,
+  })
+  rejects(
+    t,
+    () => validateDeployRequest(body({ commit_message: 'deploy\u0000now' })),
+    'commit_message must not contain a NUL character',
+  )
+  for (const [over, spec] of [
+    [{ customer: 'al\u0000pha' }, {}],
+    [{ env: 'd\u0000ev' }, {}],
+    [{}, { instance_name: 'web\u00001' }],
+  ] as const) {
+    t.throws(() => validateDeployRequest(body(over, spec)), { statusCode: 400, code: 'VALIDATION_ERROR' })
+  }
+})

@@ -5,6 +5,7 @@ import {
   decrypt,
   type GithubActor,
   githubErrorStatus,
+  isUuid,
   type Octokit,
 } from '@portico/core'
 import { findProjectAccess, findTenantForUser, type ProjectRole, type TenantRole } from '@portico/db'
@@ -66,7 +67,6 @@ declare module 'fastify' {
 
 /** Methods that only read; every other method is a write and never acts as the service token. */
 const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 const ORG_CACHE_MS = 60_000
 /**
  * Users' Octokit instances, by session token envelope: building one (plugins, rate-limit
@@ -209,9 +209,7 @@ export default fp(
         if (!user) throw notAuthenticated()
         const projectId = (request.params as { projectId?: string }).projectId
         const access =
-          projectId && UUID.test(projectId)
-            ? await findProjectAccess(fastify.db, projectId, user.id)
-            : undefined
+          projectId && isUuid(projectId) ? await findProjectAccess(fastify.db, projectId, user.id) : undefined
         const role = access && effectiveProjectRole(access.tenantRole, access.projectRole)
         if (!access || !role) throw new AppError(404, 'PROJECT_NOT_FOUND', 'Project not found.')
         if (roles.length > 0 && !roles.includes(role)) throw insufficientRole(roles)
@@ -226,7 +224,7 @@ export default fp(
         if (!user) throw notAuthenticated()
         const tenantId = (request.params as { tenantId?: string }).tenantId
         const tenant =
-          tenantId && UUID.test(tenantId) ? await findTenantForUser(fastify.db, tenantId, user.id) : undefined
+          tenantId && isUuid(tenantId) ? await findTenantForUser(fastify.db, tenantId, user.id) : undefined
         if (!tenant) throw new AppError(404, 'TENANT_NOT_FOUND', 'Tenant not found.')
         if (roles.length > 0 && !roles.includes(tenant.role)) throw insufficientRole(roles)
         request.tenant = { id: tenant.id, slug: tenant.slug, name: tenant.name, role: tenant.role }

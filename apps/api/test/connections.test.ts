@@ -281,7 +281,7 @@ t.test('the PAT check reports a refusal by its cause, never "invalid token" for 
   t.match(limited.json(), {
     statusCode: 503,
     code: 'GITHUB_RATE_LIMITED',
-    error: 'Service Unavailable',
+    error: /^GitHub rate limit reached\. Try again after /,
     message: /^GitHub rate limit reached\. Try again after /,
     reset_at: new Date(Math.floor(resetAt.getTime() / 1000) * 1000).toISOString(),
   })

@@ -124,7 +124,7 @@ t.test('a signed-in deploy: 201 with the pull request, opened as the user', asyn
   const created = res.json()
   t.match(created, {
     deployment_id: /^[0-9a-f-]{36}$/,
-    branch: /^deploy-epsilon-stg-\d+$/,
+    branch: /^deploy-epsilon-stg-[0-9a-f-]{36}$/,
     pr_url: /\/acme\/infra-specs\/pull\/\d+$/,
     pr_number: Number,
   })

@@ -1,5 +1,6 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { errorBody } from '@portico/core'
 import type { Db } from '@portico/db'
 import type { Redis } from 'ioredis'
 import { sql } from 'kysely'
@@ -76,7 +77,11 @@ export async function startHealthServer(opts: HealthServerOptions): Promise<Heal
       )
       return
     }
-    json(res, 404, { statusCode: 404, code: 'NOT_FOUND', error: 'Not Found', message: 'Not found' })
+    json(
+      res,
+      404,
+      errorBody(404, 'NOT_FOUND', 'The worker health listener serves /live, /ready and /metrics only.'),
+    )
   })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)

@@ -150,7 +150,12 @@ t.test('a signed-in deploy: 201 with the pull request, opened as the user', asyn
   t.equal(row?.encrypted_token, null, 'the token is wiped')
   t.equal(row?.token_source, 'user')
   const job = await worker.ctx.queues.deploy.getJob(deployJobId(created.deployment_id))
-  t.same(job?.data, { deploymentId: created.deployment_id }, 'job data holds the id only')
+  t.equal(job?.data.deploymentId, created.deployment_id)
+  t.same(
+    Object.keys(job?.data ?? {}).sort(),
+    ['deploymentId', 'requestId'],
+    'job data holds ids only (the deployment and the request that enqueued it)',
+  )
 
   const status = await app.inject({
     url: `/api/deployments/${created.deployment_id}`,

@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import {
   closeQueues,
   createQueues,
@@ -186,3 +188,61 @@ t.test('a session changed between read and write is not overwritten', async (t) 
   t.same(report.sessions.byKeyId, { old: 1 }, 'the session still on the old key is reported as such')
   t.equal(await redis.get(key), raced, 'the concurrent write stands')
 })
+
+const cli = fileURLToPath(new URL('../../../packages/db/src/keys-rotate.cli.ts', import.meta.url))
+
+/** Runs `npm run keys:rotate`'s entry point with `env`; resolves with its exit code and output. */
+function runCli(env: Record<string, string>): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...process.execArgv, cli], {
+      env: { ...process.env, NODE_ENV: 'test', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let out = ''
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString()
+    })
+    child.stderr.on('data', (d: Buffer) => {
+      out += d.toString()
+    })
+    child.on('error', reject)
+    child.on('close', (code) => resolve({ code, out }))
+  })
+}
+
+t.test(
+  'npm run keys:rotate rotates, reports counts per key id, and exits 0 once only the active key is left',
+  async (t) => {
+    const config = await testConfig(t, { TOKEN_ENCRYPTION_KEYS: `new:${NEW},old:${OLD}` })
+    const db = openDb(t, config)
+    const redis = createRedis(config.REDIS_URL, 'worker')
+    t.teardown(() => redis.disconnect())
+    const row = await createConnection(db, { ...config, keyring: oldRing }, { token: 'ghp_cli' })
+    const prefix = sessionKeyPrefix(config.QUEUE_PREFIX)
+    await redis.set(`${prefix}cli`, JSON.stringify({ githubToken: encrypt(oldRing, 'gho_cli') }), 'EX', 1000)
+    const env = {
+      DATABASE_URL: config.DATABASE_URL,
+      REDIS_URL: config.REDIS_URL,
+      QUEUE_PREFIX: config.QUEUE_PREFIX,
+      TOKEN_ENCRYPTION_KEYS: `new:${NEW},old:${OLD}`,
+    }
+    const first = await runCli(env)
+    t.equal(first.code, 0, first.out)
+    t.match(first.out, /github_connections: rotated 1,/)
+    t.match(first.out, /sessions: rotated 1,/)
+    t.match(first.out, /envelopes by key id: \{"new":2\}/)
+    t.notMatch(first.out, /ghp_cli|gho_cli/, 'no token in the output')
+    t.equal(decrypt(newOnly, (await findConnection(db, row.id))!.encrypted_token!), 'ghp_cli')
+
+    // A token under a key the ring cannot read is reported, and the exit code says so.
+    await createConnection(
+      db,
+      { ...config, keyring: parseKeyring(`gone:${GONE}`) },
+      { token: 'ghp_x', repo: 'x' },
+    )
+    const second = await runCli(env)
+    t.equal(second.code, 2, second.out)
+    t.match(second.out, /github_connections: rotated 0, undecryptable 1,/)
+    t.match(second.out, /still in use besides the active key: gone/)
+  },
+)

@@ -11,6 +11,7 @@ import type { Worker } from 'bullmq'
 import type { Logger } from 'pino'
 import type { ProcessorFactory, ProcessorRegistry, WorkerContext } from './context.js'
 import { type HealthServer, startHealthServer } from './health/health-server.js'
+import { LOCAL_SWEEP_EVERY_MS, startLocalCloneSweep } from './processors/maintenance.processor.js'
 import { type RegisterWorkerOptions, registerWorker } from './register-worker.js'
 
 /** Queues whose in-flight jobs are cancelled (and handed back) on shutdown instead of awaited. */
@@ -33,6 +34,7 @@ export async function startWorker(
   processors: ProcessorRegistry,
   logger: Logger,
   workerOptions: RegisterWorkerOptions = {},
+  runtimeOptions: { localSweepEveryMs?: number } = {},
 ): Promise<WorkerRuntime> {
   const db = createDb(config)
   const redis = createRedis(config.REDIS_URL, 'worker')
@@ -52,6 +54,11 @@ export async function startWorker(
     }
     workers.push(registerWorker(ctx, queue, factory(ctx), workerOptions) as unknown as Worker)
   }
+  // Clones live on this host's disk: whoever consumes the clone queue sweeps its own CLONE_ROOT
+  // (a local timer, since a scheduled job runs on one arbitrary worker, maybe on another host).
+  const stopLocalSweep = workers.some((w) => w.name === 'clone')
+    ? startLocalCloneSweep(ctx, runtimeOptions.localSweepEveryMs ?? LOCAL_SWEEP_EVERY_MS)
+    : undefined
   let health: HealthServer | undefined
   if (config.WORKER_HEALTH_PORT > 0) {
     health = await startHealthServer({
@@ -93,6 +100,7 @@ export async function startWorker(
         )
       }
       await Promise.all(workers.map((w) => w.close(timedOut)))
+      await stopLocalSweep?.()
       await health?.close()
       await closeQueues(queues)
       await Promise.all([

@@ -191,11 +191,11 @@ export async function listStaleInFlightConnections(
 export async function findCloneOwners(
   db: Executor,
   ids: readonly string[],
-): Promise<Pick<ConnectionRow, 'id' | 'tenant_id' | 'status'>[]> {
+): Promise<Pick<ConnectionRow, 'id' | 'tenant_id' | 'status' | 'expires_at'>[]> {
   if (ids.length === 0) return []
   return db
     .selectFrom('github_connections')
-    .select(['id', 'tenant_id', 'status'])
+    .select(['id', 'tenant_id', 'status', 'expires_at'])
     .where('id', 'in', [...ids])
     .where('status', 'in', ['pending', 'cloning', 'cloned', 'analyzed'])
     .execute()

@@ -16,6 +16,7 @@ import {
   listExpiredConnections,
   listStaleInFlightConnections,
   listStaleInFlightDeployments,
+  rotateStoredTokens,
   updateConnectionIfStatus,
 } from '@portico/db'
 import type { ProcessorFactory, WorkerContext } from '../context.js'
@@ -23,6 +24,10 @@ import type { ProcessorFactory, WorkerContext } from '../context.js'
 /** How often the expiry sweep and the stuck-connection repair run. */
 export const EXPIRE_EVERY_MS = 3600_000
 export const REPAIR_EVERY_MS = 600_000
+/** How often every stored token is re-encrypted with the active key (a no-op when all are). */
+export const ROTATE_KEYS_EVERY_MS = 24 * 3600_000
+/** How often each clone-consuming worker sweeps its own CLONE_ROOT (a local timer, not a job). */
+export const LOCAL_SWEEP_EVERY_MS = 10 * 60_000
 /** An in-flight row untouched this long, with no live job, is considered stuck. */
 const STALE_AFTER_MS = 2 * 60_000
 const LIVE_JOB_STATES = new Set(['active', 'waiting', 'delayed', 'prioritized', 'waiting-children'])
@@ -48,6 +53,11 @@ export async function scheduleMaintenance(ctx: WorkerContext): Promise<void> {
     { every: REPAIR_EVERY_MS },
     { name: 'repair-stuck-deployments', data: { task: 'repair-stuck-deployments' } },
   )
+  await queue.upsertJobScheduler(
+    'rotate-keys',
+    { every: ROTATE_KEYS_EVERY_MS },
+    { name: 'rotate-keys', data: { task: 'rotate-keys' } },
+  )
 }
 
 export interface ExpirySweepResult {
@@ -69,11 +79,55 @@ export async function expireClones(ctx: WorkerContext, now: Date = new Date()): 
     })
     if (updated) expired += 1
   }
-  return { expired, orphansRemoved: await removeOrphanClones(ctx) }
+  return { expired, orphansRemoved: await removeOrphanClones(ctx, now) }
 }
 
-/** Removes everything under `{root}/tenants/*\/repos/` that no pending/cloning/cloned/analyzed row owns. */
-async function removeOrphanClones(ctx: WorkerContext): Promise<number> {
+/**
+ * The local half of expiry, run by every worker that consumes the clone queue on its own
+ * `CLONE_ROOT` (clones live on the host that made them, while the scheduled `expire-clones` job
+ * runs on one arbitrary worker): removes directories whose connection is gone, ended
+ * (failed/expired) or past `expires_at`. The row's status is left to `expire-clones`.
+ */
+export async function sweepLocalClones(ctx: WorkerContext, now: Date = new Date()): Promise<number> {
+  return removeOrphanClones(ctx, now)
+}
+
+/**
+ * Starts the periodic local sweep ({@link sweepLocalClones}) every `everyMs`; one sweep at a time.
+ * Returns a stop function that clears the timer and waits for a sweep in progress.
+ */
+export function startLocalCloneSweep(
+  ctx: WorkerContext,
+  everyMs = LOCAL_SWEEP_EVERY_MS,
+): () => Promise<void> {
+  let running: Promise<void> | undefined
+  const tick = () => {
+    if (running) return
+    running = sweepLocalClones(ctx)
+      .then((removed) => {
+        if (removed > 0) ctx.logger.info({ removed }, 'local clone sweep removed directories')
+      })
+      .catch((err: unknown) =>
+        ctx.logger.warn({ err: { message: (err as Error).message } }, 'local clone sweep failed'),
+      )
+      .finally(() => {
+        running = undefined
+      })
+  }
+  const timer = setInterval(tick, everyMs)
+  timer.unref()
+  tick()
+  return async () => {
+    clearInterval(timer)
+    await running
+  }
+}
+
+/**
+ * Removes everything under `{root}/tenants/*\/repos/` that no pending/cloning/cloned/analyzed row
+ * owns, or whose row is past `expires_at`.
+ */
+async function removeOrphanClones(ctx: WorkerContext, now: Date): Promise<number> {
   const tenantsDir = path.join(ctx.config.cloneRoot, 'tenants')
   const tenants = await readdir(tenantsDir).catch(() => [] as string[])
   let removed = 0
@@ -83,7 +137,11 @@ async function removeOrphanClones(ctx: WorkerContext): Promise<number> {
     const entries = await readdir(reposDir).catch(() => [] as string[])
     const ids = [...new Set(entries.map((e) => e.split('.partial-')[0] ?? '').filter(isUuid))]
     const owners = await findCloneOwners(ctx.db, ids)
-    const live = new Map(owners.filter((o) => o.tenant_id === tenant).map((o) => [o.id, o.status]))
+    const live = new Map(
+      owners
+        .filter((o) => o.tenant_id === tenant && !(o.expires_at !== null && o.expires_at <= now))
+        .map((o) => [o.id, o.status]),
+    )
     for (const entry of entries) {
       const [id = '', partial] = entry.split('.partial-')
       const status = live.get(id)
@@ -189,6 +247,26 @@ export const maintenanceProcessor: ProcessorFactory<'maintenance'> = (ctx) => {
       case 'repair-stuck-deployments': {
         const repaired = await repairStuckDeployments(ctx)
         return { repaired }
+      }
+      case 'rotate-keys': {
+        const report = await rotateStoredTokens({
+          db: ctx.db,
+          redis: ctx.redis,
+          queuePrefix: ctx.config.QUEUE_PREFIX,
+          keyring: ctx.config.keyring,
+        })
+        ctx.logger.info(
+          {
+            rotated: {
+              github_connections: report.github_connections.rotated,
+              deployments: report.deployments.rotated,
+              sessions: report.sessions.rotated,
+            },
+            byKeyId: report.byKeyId,
+          },
+          'key rotation done',
+        )
+        return report
       }
       default:
         return { skipped: `unknown task ${String((job.data as { task?: unknown }).task)}` }

@@ -1,5 +1,5 @@
 import session from '@fastify/session'
-import { AppError } from '@portico/core'
+import { AppError, sessionKeyPrefix } from '@portico/core'
 import { RedisStore } from 'connect-redis'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
@@ -69,7 +69,7 @@ const storeUnavailable = (cause: unknown) =>
 export default fp(
   async (fastify: FastifyInstance) => {
     const { config } = fastify
-    const prefix = `${config.QUEUE_PREFIX}:sess:`
+    const prefix = sessionKeyPrefix(config.QUEUE_PREFIX)
     const redisStore = new RedisStore({ client: fastify.redis, prefix, ttl: THIRTY_DAYS_MS / 1000 })
     const redis = fastify.redis
     // Ended sessions leave a tombstone, and writes skip tombstoned ids atomically: a request still

@@ -37,7 +37,7 @@ async function commitSpec(path: string, text: string) {
 }
 
 // One app without the org gate (service fallback and signed-in users), one with it.
-const app = await build(t, env)
+const app = await build(t, { ...env, ALLOW_SERVICE_TOKEN_FALLBACK: 'true' })
 const gatedApp = await build(t, { ...env, ACCESS_ORG: 'acme' })
 const octocat = await signIn(app, sim, 'octocat')
 /** `POST /api/refresh` as a signed-in user (anonymous callers get 401). */
@@ -114,7 +114,7 @@ t.test('ACCESS_ORG gate: members pass, outsiders get 403 whatever is cached', as
     t.equal(pod.json().code, 'ORG_MEMBERSHIP_REQUIRED')
   }
   const service = await gatedApp.inject({ url: '/api/pods' })
-  t.equal(service.statusCode, 200, 'the service token (an active member) passes')
+  t.equal(service.statusCode, 401, 'anonymous callers never pass the gate: the service actor is no one')
 
   // The gate covers private repositories only: made public, the specs are open to non-members.
   sim.setRepoVisibility('acme', 'infra-specs', 'public')
@@ -271,14 +271,18 @@ t.test('GitHub unavailable or rate limited: 503 with a code (and the reset time)
   t.equal(limited.json().reset_at, new Date(Math.floor(resetAt.getTime() / 1000) * 1000).toISOString())
   t.ok(Number(limited.headers['retry-after']) > 3000)
 
-  const unreachable = await build(t, { ...env, GITHUB_API_URL: 'http://127.0.0.1:1/api/v3' })
+  const unreachable = await build(t, {
+    ...env,
+    ALLOW_SERVICE_TOKEN_FALLBACK: 'true',
+    GITHUB_API_URL: 'http://127.0.0.1:1/api/v3',
+  })
   const res = await unreachable.inject({ url: '/api/pods' })
   t.equal(res.statusCode, 503)
   t.equal(res.json().code, 'GITHUB_UNAVAILABLE')
 })
 
 t.test('authentication: 401s, never 500s', async (t) => {
-  const noToken = await build(t, { ...env, GH_TOKEN: '' })
+  const noToken = await build(t, { ...env, ALLOW_SERVICE_TOKEN_FALLBACK: 'true', GH_TOKEN: '' })
   for (const url of ['/api/pods', '/api/pod/alpha/dev', '/api/deployments']) {
     const res = await noToken.inject({ url })
     t.equal(res.statusCode, 401, url)
@@ -296,7 +300,11 @@ t.test('authentication: 401s, never 500s', async (t) => {
   t.equal(res.statusCode, 401)
   t.equal(res.json().code, 'TOKEN_EXPIRED')
 
-  const badService = await build(t, { ...env, GH_TOKEN: 'ghp_notarealtoken000000000000000000000001' })
+  const badService = await build(t, {
+    ...env,
+    ALLOW_SERVICE_TOKEN_FALLBACK: 'true',
+    GH_TOKEN: 'ghp_notarealtoken000000000000000000000001',
+  })
   const svc = await badService.inject({ url: '/api/pods' })
   t.equal(svc.statusCode, 401)
   t.equal(svc.json().code, 'GITHUB_UNAUTHORIZED')

@@ -3,9 +3,18 @@
  * the API and one worker together. When no GitHub OAuth client is configured it starts the
  * bundled GitHub simulator and points both processes at it, so the product runs end to end
  * offline.
+ *
+ * Stopping: SIGTERM or SIGINT, sent to this process alone (e.g. through npm) or to its whole
+ * process group (Ctrl-C, `kill -- -pgid`), stops everything it started. The API and the worker
+ * run in process groups of their own, so they hear a signal once, from here, and their own
+ * children (git) go down with them. Each group gets SIGTERM, then SIGKILL after the grace period
+ * (SHUTDOWN_TIMEOUT_MS plus a margin). When either process exits on its own, the other is stopped
+ * too. Exit code: 128 + the signal's number after a signal (130, 143), otherwise the exit code of
+ * the process that ended first.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
+import { constants } from 'node:os'
 import { ConfigError, loadConfig } from '@portico/core'
 import { createDb, ensureDatabase, migrateToLatest } from '@portico/db'
 import { type Simulator, startSimulator } from '@portico/github-sim'
@@ -15,6 +24,110 @@ if (existsSync('.env')) process.loadEnvFile('.env')
 const say = (msg: string) => console.log(`[start] ${msg}`)
 const env: Record<string, string | undefined> = { ...process.env }
 
+/** Margin on top of the children's own SHUTDOWN_TIMEOUT_MS before their groups get SIGKILL. */
+const KILL_MARGIN_MS = 5000
+/** Upper bound on closing the in-process simulator. */
+const SIM_CLOSE_TIMEOUT_MS = 5000
+
+const children: ChildProcess[] = []
+let sim: Simulator | undefined
+let graceMs = 25_000 + KILL_MARGIN_MS
+let stopping: Promise<never> | undefined
+
+const running = (c: ChildProcess) => c.exitCode === null && c.signalCode === null
+
+/** Signals a child's whole process group (the child and everything it spawned). */
+function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined) return
+  try {
+    process.kill(-child.pid, signal)
+  } catch {
+    // ESRCH: the group is already gone.
+  }
+}
+
+/** Stops one child: SIGTERM to its group, SIGKILL to the group after the grace period. */
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (running(child)) {
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+    signalGroup(child, 'SIGTERM')
+    let timer: NodeJS.Timeout | undefined
+    const timedOut = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(true), graceMs)
+    })
+    if (await Promise.race([exited.then(() => false), timedOut])) {
+      say(`pid ${child.pid} still running after ${graceMs} ms: SIGKILL`)
+    }
+    clearTimeout(timer)
+  }
+  // Sweep what the child left behind in its group (git processes), even after a clean exit.
+  signalGroup(child, 'SIGKILL')
+}
+
+/** Stops every child and the simulator, then exits with `code`. Later calls wait for the first. */
+function stop(code: number): Promise<never> {
+  stopping ??= (async () => {
+    await Promise.all(children.map(stopChild))
+    if (sim) {
+      const closing = sim.close().catch((err) => say(`simulator did not close cleanly: ${err}`))
+      await Promise.race([closing, new Promise((resolve) => setTimeout(resolve, SIM_CLOSE_TIMEOUT_MS))])
+    }
+    process.exit(code)
+  })()
+  return stopping
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  // A group signal reaches npm and this process at once and npm forwards its copy: repeats are
+  // expected, so they do not cut the grace period short (SIGKILL ends a stuck shutdown anyway).
+  process.on(signal, () => {
+    if (!stopping) say(`${signal}: stopping`)
+    void stop(128 + constants.signals[signal])
+  })
+}
+// npm does not pass SIGTERM on to the script it runs (npm 11 exits at once and leaves it
+// running), so a signal sent to npm alone never reaches this process. The launchers above us in
+// our own process group (npm, tsx) are watched instead: when one of them is gone, stop as for
+// SIGTERM. Linux only (/proc); elsewhere signals to the group still work.
+function procStat(pid: number): { state: string; ppid: number; pgrp: number } | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const [state = '', ppid = '', pgrp = ''] = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return { state, ppid: Number(ppid), pgrp: Number(pgrp) }
+  } catch {
+    return undefined
+  }
+}
+const own = procStat(process.pid)
+const launchers: number[] = []
+for (let pid = process.ppid; own && pid > 1; ) {
+  const stat = procStat(pid)
+  if (!stat || stat.pgrp !== own.pgrp) break
+  launchers.push(pid)
+  pid = stat.ppid
+}
+if (launchers.length > 0) {
+  setInterval(() => {
+    const gone = launchers.find((pid) => {
+      const stat = procStat(pid)
+      return !stat || stat.state === 'Z'
+    })
+    if (gone !== undefined && !stopping) {
+      say(`launcher (pid ${gone}) exited: stopping`)
+      void stop(128 + constants.signals.SIGTERM)
+    }
+  }, 500).unref()
+}
+
+process.on('uncaughtException', (err) => {
+  console.error(err)
+  void stop(1)
+})
+process.on('unhandledRejection', (err) => {
+  console.error(err)
+  void stop(1)
+})
+
 let config: ReturnType<typeof loadConfig>
 try {
   config = loadConfig(env)
@@ -23,7 +136,7 @@ try {
   process.exit(1)
 }
 
-let sim: Simulator | undefined
+graceMs = config.SHUTDOWN_TIMEOUT_MS + KILL_MARGIN_MS
 if (!config.oauthConfigured) {
   const port = Number(env.SIM_PORT ?? 4010)
   sim = await startSimulator({ port, autoApprove: false }).catch(() =>
@@ -47,17 +160,30 @@ if (!config.oauthConfigured) {
   config = loadConfig(env)
 }
 
-if (await ensureDatabase(config.DATABASE_URL)) say('created the database')
-const db = createDb(config)
-const { results } = await migrateToLatest(db)
-await db.destroy()
-say(`database ready (${results?.length ?? 0} migration(s) applied)`)
+try {
+  if (await ensureDatabase(config.DATABASE_URL)) say('created the database')
+  const db = createDb(config)
+  try {
+    const { results } = await migrateToLatest(db)
+    say(`database ready (${results?.length ?? 0} migration(s) applied)`)
+  } finally {
+    await db.destroy()
+  }
+} catch (err) {
+  console.error(err)
+  await stop(1)
+}
 
-const children: ChildProcess[] = []
-function run(name: string, entry: string): ChildProcess {
-  const child = spawn(process.execPath, [...process.execArgv, entry], {
+const exitWithParent = new URL('./exit-with-parent.ts', import.meta.url).href
+
+function run(name: string, entry: string): void {
+  if (stopping) return
+  const child = spawn(process.execPath, [...process.execArgv, '--import', exitWithParent, entry], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
+    // Its own process group: a group signal sent to `npm start` reaches it once (from stop()),
+    // and signalling the group reaches the processes it spawns.
+    detached: true,
   })
   for (const stream of [child.stdout, child.stderr]) {
     let partial = ''
@@ -67,27 +193,17 @@ function run(name: string, entry: string): ChildProcess {
       for (const line of lines) console.log(`[${name}] ${line}`)
     })
   }
+  child.on('error', (err) => {
+    say(`${name} could not start: ${err.message}`)
+    void stop(1)
+  })
   child.on('exit', (code, signal) => {
     say(`${name} exited (${signal ?? code})`)
-    if (!stopping) void stop(code ?? 1)
+    // One process ending on its own ends them all: a half-running product is worse than none.
+    if (!stopping) void stop(code ?? 128 + (signal ? constants.signals[signal] : 0))
   })
   children.push(child)
-  return child
 }
-
-let stopping = false
-async function stop(code = 0): Promise<void> {
-  if (stopping) return
-  stopping = true
-  await Promise.all(
-    children
-      .filter((c) => c.exitCode === null && c.signalCode === null)
-      .map((c) => new Promise((resolve) => c.once('exit', resolve).kill('SIGTERM'))),
-  )
-  await sim?.close()
-  process.exit(code)
-}
-for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => void stop(0))
 
 run('api', 'apps/api/src/server.ts')
 run('worker', 'apps/worker/src/index.ts')

@@ -82,10 +82,10 @@ async function until<T>(check: () => Promise<T | undefined>, timeoutMs: number, 
 
 const api = start('api')
 const worker = start('worker')
-await until(async () => ((await fetch(`${base}/health`)).status > 0 ? true : undefined), 30_000, 'the API')
+await until(async () => ((await fetch(`${base}/health`)).status > 0 ? true : undefined), 120_000, 'the API')
 await until(
   async () => (worker.logs.text.includes('worker started') ? true : undefined),
-  30_000,
+  120_000,
   'the worker',
 )
 
@@ -163,7 +163,7 @@ t.test('POST → 201 pending → progress → analyzed with the sample app’s c
       seen.push({ status: body.status, progress: body.progress })
       return body.status === 'analyzed' || body.status === 'failed' ? body : undefined
     },
-    30_000,
+    120_000,
     'the connection to be analysed',
   )
   t.equal(done.status, 'analyzed', done.error_message ?? '')
@@ -257,7 +257,7 @@ t.test('DELETE during a clone cancels it and leaves nothing behind', async (t) =
   const created = (await call('POST', github, { repo_url: `${sim.url}/acme/sample-app`, pat: PAT })).json()
   await until(
     async () => ((await call('GET', github)).json().status === 'cloning' ? true : undefined),
-    20_000,
+    120_000,
     'the clone to start',
   )
   const res = await call('DELETE', github)
@@ -271,7 +271,7 @@ t.test('DELETE during a clone cancels it and leaves nothing behind', async (t) =
         .filter((l) => l.includes(`clone-${created.id}`) && l.includes('job completed'))
       return log.length > 0 ? true : undefined
     },
-    20_000,
+    120_000,
     'the worker to stop the clone',
   )
   t.same(await readdir(reposDir).catch(() => []), [], 'no clone or partial directory left')

@@ -77,16 +77,16 @@ t.test('the existing frontend, served through STATIC_DIR, works unchanged', { sk
   const page = await browser.newPage({ viewport: { width: 1024, height: 700 } })
   // Signed out: the app sends the browser to /auth/login → the simulator (octocat) → back on /.
   await page.goto(`${base}/`)
-  await page.waitForURL(`${base}/`, { timeout: 30_000 })
-  await page.locator('#user').getByText('octocat').waitFor({ timeout: 30_000 })
-  await page.getByRole('link', { name: 'alpha/dev' }).waitFor({ timeout: 30_000 })
+  await page.waitForURL(`${base}/`, { timeout: 120_000 })
+  await page.locator('#user').getByText('octocat').waitFor({ timeout: 120_000 })
+  await page.getByRole('link', { name: 'alpha/dev' }).waitFor({ timeout: 120_000 })
   t.ok(await page.getByRole('link', { name: 'gamma/prd' }).isVisible(), 'the pod list')
   await shot(t, page, 'frontend-1-pods.png')
 
   // A real navigation to a history-mode route: the server answers index.html.
   await page.getByRole('link', { name: 'alpha/dev' }).click()
   await page.waitForURL(`${base}/pod/alpha/dev`)
-  await page.locator('#instance-name').waitFor({ timeout: 30_000 })
+  await page.locator('#instance-name').waitFor({ timeout: 120_000 })
   t.equal(await page.locator('#title').textContent(), 'alpha/dev')
   t.equal(await page.locator('#instance-name').textContent(), 'alpha-dev-01')
   await shot(t, page, 'frontend-2-pod.png')
@@ -107,7 +107,7 @@ t.test('the existing frontend, served through STATIC_DIR, works unchanged', { sk
   await page
     .locator('#error')
     .getByText(/Deployment Failed/)
-    .waitFor({ timeout: 30_000 })
+    .waitFor({ timeout: 120_000 })
   t.equal(
     await page.locator('#error').textContent(),
     'Deployment Failed — instance_name must be lowercase letters, numbers, and hyphens only (no uppercase, no underscores, no spaces)',
@@ -116,7 +116,7 @@ t.test('the existing frontend, served through STATIC_DIR, works unchanged', { sk
   await shot(t, page, 'frontend-4-invalid.png')
 
   await page.getByRole('button', { name: 'Log out' }).click()
-  await page.getByText('Signed out').waitFor({ timeout: 30_000 })
+  await page.getByText('Signed out').waitFor({ timeout: 120_000 })
   const after = await page.evaluate(async () => (await fetch('/api/auth/user')).status)
   t.equal(after, 401, 'the session has ended')
   await shot(t, page, 'frontend-5-logged-out.png')
@@ -131,15 +131,15 @@ t.test('the landing page in a real browser, signed out then signed in', { skip }
   const browser = await launch(t)
   const page = await browser.newPage({ viewport: { width: 1024, height: 600 } })
   await page.goto(`${base}/`)
-  await page.getByRole('heading', { name: 'Portico' }).waitFor({ timeout: 30_000 })
+  await page.getByRole('heading', { name: 'Portico' }).waitFor({ timeout: 120_000 })
   const signIn = page.getByRole('link', { name: 'Sign in with GitHub' })
   t.ok(await signIn.isVisible(), 'signed out: a sign-in link')
   t.ok(await page.getByRole('link', { name: /Bull Board/ }).isVisible(), 'Bull Board is linked')
   await shot(t, page, 'landing-signed-out.png')
 
   await signIn.click()
-  await page.waitForURL(`${base}/`, { timeout: 30_000 })
-  await page.getByText(/Signed in as/).waitFor({ timeout: 30_000 })
+  await page.waitForURL(`${base}/`, { timeout: 120_000 })
+  await page.getByText(/Signed in as/).waitFor({ timeout: 120_000 })
   t.match(await page.locator('.user').textContent(), /\(@octocat\)/)
   t.notOk(await page.getByRole('link', { name: 'Sign in with GitHub' }).count(), 'no sign-in link any more')
   await shot(t, page, 'landing-signed-in.png')

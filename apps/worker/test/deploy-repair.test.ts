@@ -1,25 +1,18 @@
-import { closeQueues, createQueues, createRedis, deployJobId, encrypt } from '@portico/core'
+import { deployJobId, encrypt } from '@portico/core'
 import { findDeployment, insertDeployment } from '@portico/db'
 import { deployJobOptions } from '@portico/pods'
-import { startTestSimulator, testConfig } from '@portico/testing'
+import { startTestSimulator } from '@portico/testing'
 import { pino } from 'pino'
 import t from 'tap'
-import { startWorker, type WorkerContext } from '../src/lib.js'
+import { startWorker } from '../src/lib.js'
 import { deployProcessor } from '../src/processors/deploy.processor.js'
 import { DEPLOY_JOB_LOST, repairStuckDeployments } from '../src/processors/maintenance.processor.js'
-import { openDb, waitFor } from './fixtures/connections.js'
+import { waitFor, workerContext } from './fixtures/connections.js'
 
 // Issue 10, item 8: no deployment row stays queued or running forever.
 const { env, tokenOf } = await startTestSimulator(t)
-const config = await testConfig(t, env)
-const db = openDb(t, config)
-const redis = createRedis(config.REDIS_URL, 'worker')
-const queues = createQueues(redis, config.QUEUE_PREFIX)
-t.teardown(async () => {
-  await closeQueues(queues)
-  redis.disconnect()
-})
-const ctx: WorkerContext = { config, db, logger: pino({ level: 'silent' }), queues, redis }
+const ctx = await workerContext(t, env)
+const { config, db, queues } = ctx
 const later = () => new Date(Date.now() + 10 * 60_000)
 
 t.test('a deploy job whose database is gone through every attempt is failed by the repair', async (t) => {
@@ -44,7 +37,7 @@ t.test('a deploy job whose database is gone through every attempt is failed by t
   )
   await waitFor(
     async () => ((await queues.deploy.getJobState(deployJobId(row.id))) === 'failed' ? true : undefined),
-    30_000,
+    120_000,
     'the job to fail',
   )
   await deadDb.close()

@@ -1,31 +1,22 @@
 import { existsSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import { clonePath, closeQueues, createQueues, createRedis } from '@portico/core'
+import { clonePath } from '@portico/core'
 import { deleteConnection, findConnection, updateConnection } from '@portico/db'
-import { startTestSimulator, testConfig } from '@portico/testing'
+import { startTestSimulator } from '@portico/testing'
 import { pino } from 'pino'
 import t, { type Test } from 'tap'
 import type { WorkerContext } from '../src/lib.js'
 import { processors } from '../src/processors/index.js'
 import { sweepLocalClones } from '../src/processors/maintenance.processor.js'
 import { startWorker } from '../src/runtime.js'
-import { createConnection, openDb, waitFor } from './fixtures/connections.js'
+import { createConnection, waitFor, workerContext } from './fixtures/connections.js'
 
 const { env, tokenOf } = await startTestSimulator(t)
 const HOUR = 3600_000
 
 async function context(t: Test) {
-  const config = await testConfig(t, env)
-  const db = openDb(t, config)
-  const redis = createRedis(config.REDIS_URL, 'worker')
-  const queues = createQueues(redis, config.QUEUE_PREFIX)
-  t.teardown(async () => {
-    await closeQueues(queues)
-    redis.disconnect()
-  })
-  const ctx: WorkerContext = { config, db, logger: pino({ level: 'silent' }), queues, redis }
-  return ctx
+  return workerContext(t, env)
 }
 
 async function withClone(
@@ -82,7 +73,7 @@ t.test(
     t.teardown(() => (closed ? undefined : runtime.close()))
     // Made after start-up, so only a later tick of the timer can remove it.
     const orphan = await withClone(ctx, 'failed', null)
-    await waitFor(async () => (existsSync(orphan.dir) ? undefined : true), 20_000, 'the periodic sweep')
+    await waitFor(async () => (existsSync(orphan.dir) ? undefined : true), 120_000, 'the periodic sweep')
     await runtime.close()
     closed = true
     const after = await withClone(ctx, 'expired', null)

@@ -1,10 +1,9 @@
 import { existsSync } from 'node:fs'
 import { mkdir, readdir, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import { cloneJobId, clonePath, closeQueues, createQueues, createRedis } from '@portico/core'
+import { cloneJobId, clonePath } from '@portico/core'
 import { findConnection, updateConnection } from '@portico/db'
-import { deleteKeys, startTestSimulator, testConfig } from '@portico/testing'
-import { pino } from 'pino'
+import { deleteKeys, startTestSimulator } from '@portico/testing'
 import t, { type Test } from 'tap'
 import type { WorkerContext } from '../src/lib.js'
 import {
@@ -16,22 +15,19 @@ import {
   repairStuckConnections,
   scheduleMaintenance,
 } from '../src/processors/maintenance.processor.js'
-import { createConnection, createProject, openDb, startTestWorker, waitFor } from './fixtures/connections.js'
+import {
+  createConnection,
+  createProject,
+  startTestWorker,
+  waitFor,
+  workerContext,
+} from './fixtures/connections.js'
 
 const { env, tokenOf } = await startTestSimulator(t)
 const HOUR = 3600_000
 
 async function context(t: Test, extraEnv: Record<string, string> = {}) {
-  const config = await testConfig(t, { ...env, ...extraEnv })
-  const db = openDb(t, config)
-  const redis = createRedis(config.REDIS_URL, 'worker')
-  const queues = createQueues(redis, config.QUEUE_PREFIX)
-  t.teardown(async () => {
-    await closeQueues(queues)
-    redis.disconnect()
-  })
-  const ctx: WorkerContext = { config, db, logger: pino({ level: 'silent' }), queues, redis }
-  return ctx
+  return workerContext(t, { ...env, ...extraEnv })
 }
 
 /** A connection in `status` with a clone directory on disk. */

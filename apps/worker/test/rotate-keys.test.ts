@@ -1,23 +1,12 @@
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import {
-  closeQueues,
-  createQueues,
-  createRedis,
-  decrypt,
-  encrypt,
-  generateKey,
-  parseKeyring,
-  sessionKeyPrefix,
-} from '@portico/core'
+import { createRedis, decrypt, encrypt, generateKey, parseKeyring, sessionKeyPrefix } from '@portico/core'
 import { findConnection, findDeployment, insertDeployment, rotateStoredTokens } from '@portico/db'
 import { testConfig } from '@portico/testing'
 import type { Job } from 'bullmq'
-import { pino } from 'pino'
 import t from 'tap'
-import type { WorkerContext } from '../src/lib.js'
 import { maintenanceProcessor, maintenanceScheduled } from '../src/processors/maintenance.processor.js'
-import { createConnection, openDb } from './fixtures/connections.js'
+import { createConnection, openDb, workerContext } from './fixtures/connections.js'
 
 const OLD = generateKey()
 const NEW = generateKey()
@@ -30,15 +19,8 @@ t.test(
   'rotate-keys re-encrypts connections, deployments and sessions; a second run changes nothing',
   async (t) => {
     // The worker runs with the rotating ring (new key active, old still readable).
-    const config = await testConfig(t, { TOKEN_ENCRYPTION_KEYS: `new:${NEW},old:${OLD}` })
-    const db = openDb(t, config)
-    const redis = createRedis(config.REDIS_URL, 'worker')
-    const queues = createQueues(redis, config.QUEUE_PREFIX)
-    t.teardown(async () => {
-      await closeQueues(queues)
-      redis.disconnect()
-    })
-    const ctx: WorkerContext = { config, db, logger: pino({ level: 'silent' }), queues, redis }
+    const ctx = await workerContext(t, { TOKEN_ENCRYPTION_KEYS: `new:${NEW},old:${OLD}` })
+    const { config, db, redis, queues } = ctx
 
     // Seeded as an older deployment would have: encrypted with the old key.
     const oldConfig = { ...config, keyring: oldRing }

@@ -36,16 +36,16 @@ t.test('an operator signs in with a real browser and sees the three queues', { s
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } })
   // The whole round trip: board → /auth/login → the simulator (default login octocat) → callback → board.
   await page.goto(`${base}/admin/queues`)
-  await page.waitForURL(`${base}/admin/queues`, { timeout: 20_000 })
+  await page.waitForURL(`${base}/admin/queues`, { timeout: 120_000 })
   for (const name of ['clone', 'deploy', 'maintenance']) {
-    await page.getByText(name, { exact: true }).first().waitFor({ timeout: 20_000 })
+    await page.getByText(name, { exact: true }).first().waitFor({ timeout: 120_000 })
   }
   // Open the clone queue so the screenshot shows a loaded page, not a spinner.
   await page.getByText('clone', { exact: true }).first().click()
-  await page.waitForURL(/\/admin\/queues\/queue\/clone/, { timeout: 20_000 })
+  await page.waitForURL(/\/admin\/queues\/queue\/clone/, { timeout: 120_000 })
   await page
     .getByText('Loading...')
-    .waitFor({ state: 'detached', timeout: 20_000 })
+    .waitFor({ state: 'detached', timeout: 120_000 })
     .catch(() => {})
   const cookies = await page.context().cookies(base)
   const session = cookies.find((c) => c.name === 'portico_session')

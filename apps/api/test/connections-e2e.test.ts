@@ -17,12 +17,12 @@ const entry = (app: 'api' | 'worker') =>
 const { sim, env } = await startTestSimulator(t)
 // Under a full CI run this file has twice stayed alive after every assertion passed, until tap's
 // timeout. Until the handle is found, name what is still open and end the process, so a leak in
-// the harness reports itself instead of failing the run. (The first teardown registered runs last.)
+// the harness reports itself instead of failing the run (90 s: longer than the children's SIGKILL grace).
 t.teardown(() => {
   setTimeout(() => {
-    console.error('connections-e2e: still open 30 s after its tests:', process.getActiveResourcesInfo())
+    console.error('connections-e2e: still open 90 s after its tests:', process.getActiveResourcesInfo())
     process.exit()
-  }, 30_000).unref()
+  }, 90_000).unref()
 })
 const config = await testConfig(t, env)
 const db = createDb(config)

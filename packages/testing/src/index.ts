@@ -1,2 +1,3 @@
+export * from './free-port.js'
 export * from './simulator.js'
 export * from './test-env.js'

@@ -1,23 +1,13 @@
 import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { startTestSimulator } from '@portico/testing'
+import { freePort, startTestSimulator } from '@portico/testing'
 import t from 'tap'
 import { build } from '../helper.js'
 
 const CHROMIUM = '/usr/bin/chromium'
 const ARTIFACTS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../../test-artifacts')
-
-/** A free loopback port (PUBLIC_URL must name the port before the API listens). */
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 const skip = existsSync(CHROMIUM)
   ? false

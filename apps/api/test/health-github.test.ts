@@ -1,3 +1,4 @@
+import { refusalFault } from '@portico/github-sim'
 import { startTestSimulator } from '@portico/testing'
 import t from 'tap'
 import { build } from './helper.js'
@@ -150,5 +151,23 @@ t.test('rate limited: reported, and the check fails', async (t) => {
     status: 'unhealthy',
     github: 'rate_limited',
     error: 'Unhealthy: github rate_limited',
+  })
+})
+
+t.test('a 403 is reported by its cause: rate limit or organisation policy', async (t) => {
+  const limited = await build(t, env)
+  sim.injectFault(refusalFault('secondary_rate_limit', { method: 'GET', path: '/rate_limit', times: 1 }))
+  const res = await limited.inject({ url: '/health' })
+  t.equal(res.statusCode, 503)
+  t.match(res.json(), { status: 'unhealthy', github: 'rate_limited' })
+
+  const policy = await build(t, env)
+  sim.injectFault(refusalFault('sso_required', { method: 'GET', path: '/rate_limit', times: 1 }))
+  const refused = await policy.inject({ url: '/health' })
+  t.equal(refused.statusCode, 503)
+  t.match(refused.json(), {
+    status: 'unhealthy',
+    github: 'forbidden',
+    error: 'Unhealthy: github forbidden',
   })
 })

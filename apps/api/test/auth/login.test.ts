@@ -1,4 +1,5 @@
 import { decrypt } from '@portico/core'
+import { refusalFault } from '@portico/github-sim'
 import { startTestSimulator } from '@portico/testing'
 import t, { type Test } from 'tap'
 import { build, mergeCookies, signIn } from '../helper.js'
@@ -212,6 +213,23 @@ t.test(
       const res = await callback(`?code=not-a-code&state=${flow.state}`, flow.cookie)
       expectError(t, res, 400, 'OAUTH_EXCHANGE_FAILED')
       t.match(res.json().message, 'The code passed is incorrect or expired.', "GitHub's error_description")
+    })
+
+    await t.test('GitHub refuses the profile read: reported by cause, not as "unreachable"', async (t) => {
+      const flow = await begin()
+      sim.injectFault(
+        refusalFault('secondary_rate_limit', { method: 'GET', path: '/user', retryAfter: 42, times: 1 }),
+      )
+      const limited = await callback(flow.url.replace('/auth/callback', ''), flow.cookie)
+      expectError(t, limited, 503, 'GITHUB_RATE_LIMITED')
+      t.equal(limited.json().retry_after, 42)
+      t.equal(limited.headers['retry-after'], '42')
+
+      const again = await begin()
+      sim.injectFault(refusalFault('sso_required', { method: 'GET', path: '/user', times: 1 }))
+      const sso = await callback(again.url.replace('/auth/callback', ''), again.cookie)
+      expectError(t, sso, 403, 'GITHUB_SSO_REQUIRED')
+      t.equal(sso.json().error, sso.json().message)
     })
 
     await t.test('PKCE: the token exchange needs the verifier of that sign-in', async (t) => {

@@ -1,5 +1,12 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { AppError, createOctokit, decrypt, encrypt, githubErrorStatus } from '@portico/core'
+import {
+  AppError,
+  classifyGithubError,
+  createOctokit,
+  decrypt,
+  encrypt,
+  githubErrorToAppError,
+} from '@portico/core'
 import { upsertUserFromGithub } from '@portico/db'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { startSignIn, takeSignIn } from '../../plugins/external/oauth2.js'
@@ -25,6 +32,9 @@ function oauthClient(fastify: FastifyInstance) {
   }
   return oauth
 }
+
+/** A person is waiting on the callback: a longer GitHub rate-limit wait is answered as 503 with `retry_after`. */
+const INTERACTIVE_MAX_WAIT_SECONDS = 10
 
 /** How long logout waits for GitHub to revoke the token before giving up (and logging it). */
 const REVOKE_TIMEOUT_MS = 5000
@@ -135,6 +145,7 @@ export default async function authRoutes(app: FastifyInstance) {
         const { data } = await createOctokit({
           token: accessToken,
           baseUrl: config.GITHUB_API_URL,
+          maxRetryAfterSeconds: INTERACTIVE_MAX_WAIT_SECONDS,
         }).rest.users.getAuthenticated()
         profile = {
           id: data.id,
@@ -143,8 +154,10 @@ export default async function authRoutes(app: FastifyInstance) {
           avatar_url: data.avatar_url ?? null,
         }
       } catch (err) {
-        if (githubErrorStatus(err) === 401) throw exchangeFailed('the issued token was rejected')
-        throw githubUnavailable(err)
+        // By cause: a rate limit or an organisation policy is not "GitHub unreachable".
+        if (classifyGithubError(err).kind === 'unauthorized')
+          throw exchangeFailed('the issued token was rejected')
+        throw githubErrorToAppError(err)
       }
       const user = await upsertUserFromGithub(fastify.db, profile)
       const returnTo = pending.returnTo ?? '/'

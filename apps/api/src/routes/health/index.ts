@@ -1,4 +1,4 @@
-import { classifyToken, createOctokit, githubErrorStatus, type TokenKind } from '@portico/core'
+import { classifyGithubError, classifyToken, createOctokit, type TokenKind } from '@portico/core'
 import type { PodCatalog } from '@portico/pods'
 import type { FastifyInstance } from 'fastify'
 import { sql } from 'kysely'
@@ -18,7 +18,13 @@ async function withTimeout<T>(work: Promise<T>, label: string): Promise<T> {
   }
 }
 
-type GithubState = 'connected' | 'unconfigured' | 'unauthorized' | 'rate_limited' | 'unavailable'
+type GithubState =
+  | 'connected'
+  | 'unconfigured'
+  | 'unauthorized'
+  | 'rate_limited'
+  | 'forbidden'
+  | 'unavailable'
 type RepoState = 'ok' | 'unconfigured' | 'not_found' | 'unknown' | 'unavailable'
 
 /** How long the GitHub part of `/health` is reused: a flood of checks is not a flood of GitHub calls. */
@@ -35,11 +41,26 @@ interface GithubHealth {
   rate_limit: { remaining: number; limit: number; reset_at: number } | null
 }
 
+/**
+ * The service token's state from GitHub's refusal, by cause (the shared classifier): a 403 is a
+ * rate limit only when GitHub says so; an organisation policy or a missing permission is `forbidden`.
+ */
 const githubState = (err: unknown): GithubState => {
-  const status = githubErrorStatus(err)
-  if (status === 401) return 'unauthorized'
-  if (status === 403 || status === 429) return 'rate_limited'
-  return 'unavailable'
+  switch (classifyGithubError(err).kind) {
+    case 'unauthorized':
+      return 'unauthorized'
+    case 'rate_limited':
+      return 'rate_limited'
+    case 'sso_required':
+    case 'oauth_app_restricted':
+    case 'ip_not_allowed':
+    case 'token_policy':
+    case 'permission_missing':
+    case 'forbidden':
+      return 'forbidden'
+    default:
+      return 'unavailable'
+  }
 }
 
 /**

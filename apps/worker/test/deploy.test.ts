@@ -240,7 +240,7 @@ t.test('permanent failures end the job at once and record code and status', asyn
 })
 
 t.test(
-  'refusals by cause: an archived repository fails once; an SSO policy says how to fix it',
+  'refusals by cause: an archived repository or a ruleset fails once; an SSO policy says how to fix it',
   async (t) => {
     sim.injectFault(refusalFault('archived', { method: 'POST', path: '/repos/acme/infra-specs/git/refs' }))
     const archived = await deploy({ customer: 'gamma', env: 'dev' })
@@ -262,6 +262,18 @@ t.test(
       error_status: 403,
       error_message: /SAML enforcement.*https:\/\/github\.com\/orgs\/acme\/sso/,
     })
+
+    sim.injectFault(
+      refusalFault('rule_violation', { method: 'POST', path: '/repos/acme/infra-specs/git/refs' }),
+    )
+    const ruled = await deploy({ customer: 'gamma', env: 'prd' })
+    t.match(await settled(ruled.id), {
+      status: 'failed',
+      error_code: 'GITHUB_RULE_VIOLATION',
+      error_status: 409,
+      error_message: /Cannot create ref due to creations being restricted/,
+    })
+    t.equal((await queues.deploy.getJob(deployJobId(ruled.id)))?.attemptsMade, 1, 'a rule is not retried')
   },
 )
 

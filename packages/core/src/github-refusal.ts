@@ -34,6 +34,8 @@ export type GithubRefusalKind =
   | 'permission_missing'
   /** A write to an archived repository ("Repository was archived so is read-only."). */
   | 'archived'
+  /** A ruleset or classic branch protection refused a ref or commit ("Repository rule violations found"). */
+  | 'rule_violation'
   /** Any other 403. */
   | 'forbidden'
   /** 404: absent, or invisible to this token. */
@@ -157,6 +159,14 @@ export function classifyGithubAnswer(answer: GithubAnswer, now = Date.now()): Gi
   const limited = rateLimit(answer, now)
   if (limited) return { kind: 'rate_limited', ...base, ...limited }
   if (status === 404) return { kind: 'not_found', ...base }
+  if (
+    (status === 403 || status === 409 || status === 422) &&
+    /Repository rule violations found|Protected branch update failed|protected branch hook declined/i.test(
+      answer.message,
+    )
+  ) {
+    return { kind: 'rule_violation', ...base }
+  }
   if (status !== 403) return { kind: 'other', ...base }
   const sso = header(answer, 'x-github-sso')
   if (sso?.startsWith('required') || /SAML enforcement|SAML single sign-on/i.test(answer.message)) {
@@ -235,6 +245,7 @@ const orgPolicy = (
  *   `GITHUB_IP_NOT_ALLOWED`; token_policy → 403 `GITHUB_TOKEN_POLICY`;
  * - permission_missing → 403 `GITHUB_PERMISSION_MISSING` with `accepted_permissions`,
  *   `accepted_scopes`, `token_scopes` as GitHub sent them; archived → 403 `REPOSITORY_ARCHIVED`;
+ * - rule_violation → 409 `GITHUB_RULE_VIOLATION` naming the rule;
  * - unauthorized → `opts.unauthorized()` or 401 `GITHUB_UNAUTHORIZED`; forbidden →
  *   `opts.forbidden()` or 403 `GITHUB_FORBIDDEN`; not_found → `opts.notFound()` or 404
  *   `GITHUB_NOT_FOUND`; unavailable → 503 `GITHUB_UNAVAILABLE`; other → 502 `GITHUB_ERROR`.
@@ -307,6 +318,16 @@ export function githubRefusalToAppError(
         'The repository is archived on GitHub and read-only. Unarchive it to deploy.',
         { cause, details: { github_message: refusal.message } },
       )
+    case 'rule_violation': {
+      // GitHub's message is "Repository rule violations found\n\n<rule>\n\n": keep its sentences on one line.
+      const rules = refusal.message.replace(/\s*\n+\s*/g, ' ').trim()
+      return new AppError(
+        409,
+        'GITHUB_RULE_VIOLATION',
+        `GitHub's repository rules refused the change: ${rules} A repository admin can let Portico's deploy branches (deploy-*) through the ruleset or branch protection.`,
+        { cause, details: { github_message: refusal.message } },
+      )
+    }
     case 'unauthorized':
       return (
         opts.unauthorized?.() ??

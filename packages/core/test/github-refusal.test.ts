@@ -178,6 +178,27 @@ const TABLE: Array<[string, GithubAnswer, object, object]> = [
     { kind: 'archived' },
     { statusCode: 403, code: 'REPOSITORY_ARCHIVED' },
   ],
+  [
+    'ruleset refuses a branch creation',
+    answer(
+      422,
+      {},
+      'Repository rule violations found\n\nCannot create ref due to creations being restricted.\n\n',
+    ),
+    { kind: 'rule_violation' },
+    {
+      statusCode: 409,
+      code: 'GITHUB_RULE_VIOLATION',
+      message:
+        /rules refused the change: Repository rule violations found Cannot create ref due to creations being restricted\. A repository admin/,
+    },
+  ],
+  [
+    'classic branch protection',
+    answer(422, {}, 'Protected branch update failed for refs/heads/main.'),
+    { kind: 'rule_violation' },
+    { statusCode: 409, code: 'GITHUB_RULE_VIOLATION' },
+  ],
   ['404', answer(404, {}, 'Not Found'), { kind: 'not_found' }, { statusCode: 404, code: 'GITHUB_NOT_FOUND' }],
   [
     '502',

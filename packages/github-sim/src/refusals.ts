@@ -11,6 +11,8 @@ export type RefusalKind =
   | 'permission_missing'
   | 'scope_missing'
   | 'archived'
+  | 'rule_violation'
+  | 'protected_branch'
 
 /** Where and how often a refusal applies, and the values its message and headers name. */
 export interface RefusalOptions {
@@ -25,6 +27,10 @@ export interface RefusalOptions {
   permissions?: string
   /** `x-accepted-oauth-scopes` value (default `repo`). */
   scopes?: string
+  /** rule_violation: the violated rule's sentence (default: branch creation restricted). */
+  rule?: string
+  /** protected_branch: the branch named in the message (default `main`). */
+  branch?: string
 }
 
 /**
@@ -42,7 +48,11 @@ export interface RefusalOptions {
  * - `permission_missing`: 403 "Resource not accessible by personal access token" +
  *   `x-accepted-github-permissions`; `scope_missing`: 403 "Resource not accessible by
  *   integration"-style answer with `x-accepted-oauth-scopes` the token lacks;
- * - `archived`: 403 "Repository was archived so is read-only." (writes to an archived repo).
+ * - `archived`: 403 "Repository was archived so is read-only." (writes to an archived repo);
+ * - `rule_violation`: 422 "Repository rule violations found\n\n{rule}\n\n" (a ruleset refuses a
+ *   ref creation, update or commit; "About rulesets" in GitHub's docs);
+ * - `protected_branch`: 422 "Protected branch update failed for refs/heads/{branch}." (classic
+ *   branch protection refusing a ref update).
  * The primary rate limit needs no fault: `setRateLimit(n, { remaining: 0 })` answers 403 "API
  * rate limit exceeded for user ID {id}." with `x-ratelimit-remaining: 0`.
  */
@@ -108,5 +118,17 @@ export function refusalFault(kind: RefusalKind, o: RefusalOptions = {}): FaultSp
       }
     case 'archived':
       return { ...where, status: 403, message: 'Repository was archived so is read-only.' }
+    case 'rule_violation':
+      return {
+        ...where,
+        status: 422,
+        message: `Repository rule violations found\n\n${o.rule ?? 'Cannot create ref due to creations being restricted.'}\n\n`,
+      }
+    case 'protected_branch':
+      return {
+        ...where,
+        status: 422,
+        message: `Protected branch update failed for refs/heads/${o.branch ?? 'main'}.`,
+      }
   }
 }

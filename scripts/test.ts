@@ -6,8 +6,8 @@
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { loadConfig } from '@portico/core'
-import { createDatabase, createDb, databaseUrlFor, dropDatabase, migrateToLatest } from '@portico/db'
-import { deleteKeys } from '@portico/testing'
+import { createDb, databaseUrlFor, migrateToLatest } from '@portico/db'
+import { createDatabase, deleteKeys, dropDatabase } from '@portico/testing'
 
 const runId = `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`
 const base = loadConfig({ ...process.env, NODE_ENV: 'test' })

@@ -12,9 +12,11 @@ export function databaseName(url: string): string {
   return decodeURIComponent(new URL(url).pathname.replace(/^\//, ''))
 }
 
-const quoteIdent = (name: string): string => `"${name.replace(/"/g, '""')}"`
+/** A PostgreSQL identifier, quoted. */
+export const quoteIdent = (name: string): string => `"${name.replace(/"/g, '""')}"`
 
-async function withServer<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+/** Runs `fn` with a client on `url`'s server (its `postgres` database), closed afterwards. */
+export async function withServer<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({
     connectionString: databaseUrlFor(url, 'postgres'),
     connectionTimeoutMillis: 5000,
@@ -36,16 +38,4 @@ export async function ensureDatabase(url: string): Promise<boolean> {
     await client.query(`CREATE DATABASE ${quoteIdent(name)}`)
     return true
   })
-}
-
-/** Creates database `name` on `url`'s server, optionally as a copy of `template`. */
-export async function createDatabase(url: string, name: string, template?: string): Promise<void> {
-  await withServer(url, (client) =>
-    client.query(`CREATE DATABASE ${quoteIdent(name)}${template ? ` TEMPLATE ${quoteIdent(template)}` : ''}`),
-  )
-}
-
-/** Drops database `name` on `url`'s server, disconnecting anyone still attached. */
-export async function dropDatabase(url: string, name: string): Promise<void> {
-  await withServer(url, (client) => client.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`))
 }

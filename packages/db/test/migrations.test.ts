@@ -1,13 +1,12 @@
 import { randomBytes } from 'node:crypto'
 import { loadConfig } from '@portico/core'
+import { createDatabase, dropDatabase } from '@portico/testing'
 import { sql } from 'kysely'
 import t, { type Test } from 'tap'
 import {
-  createDatabase,
   createDb,
   type Db,
   databaseUrlFor,
-  dropDatabase,
   insertConnection,
   isUniqueViolation,
   migrateDown,

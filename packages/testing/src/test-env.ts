@@ -3,14 +3,8 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { type Config, ConfigSchema, createRedis, inheritedEnv, loadConfig } from '@portico/core'
-import {
-  createDatabase,
-  createDb,
-  databaseName,
-  databaseUrlFor,
-  dropDatabase,
-  migrateToLatest,
-} from '@portico/db'
+import { createDb, databaseName, databaseUrlFor, migrateToLatest } from '@portico/db'
+import { createDatabase, dropDatabase } from './databases.js'
 
 /** The subset of tap's Test used here, so helpers work with any tap test object. */
 export interface Teardown {

@@ -66,16 +66,3 @@ export function errorBody(
 export function isAppError(value: unknown): value is AppError {
   return value instanceof AppError
 }
-
-export const badRequest = (code: string, message: string, options?: AppErrorOptions): AppError =>
-  new AppError(400, code, message, options)
-export const unauthorized = (code: string, message: string, options?: AppErrorOptions): AppError =>
-  new AppError(401, code, message, options)
-export const forbidden = (code: string, message: string, options?: AppErrorOptions): AppError =>
-  new AppError(403, code, message, options)
-export const notFound = (code: string, message: string, options?: AppErrorOptions): AppError =>
-  new AppError(404, code, message, options)
-export const conflict = (code: string, message: string, options?: AppErrorOptions): AppError =>
-  new AppError(409, code, message, options)
-export const serviceUnavailable = (code: string, message: string, options?: AppErrorOptions): AppError =>
-  new AppError(503, code, message, { expose: true, ...options })

@@ -94,58 +94,6 @@ export function redactSecrets(text: string): string {
   return out
 }
 
-const SECRET_KEY_NAME =
-  /token|secret|passw(?:or)?d|passphrase|authorization|cookie|api_?key|private_?key|(?:^|_)pats?(?:_|$)/
-
-/** Whether an object key names a credential (token, pat, secret, password, authorization, cookie…). */
-function isSecretKey(key: string): boolean {
-  // camelCase → snake_case so "githubPat" is seen as "github_pat" while "path" is not a pat.
-  const normalized = key
-    .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
-    .replace(/[-.\s]/g, '_')
-    .toLowerCase()
-  return SECRET_KEY_NAME.test(normalized)
-}
-
-/**
- * Deep copy of `value` with every string leaf passed through {@link redactSecrets} and the
- * value of every credential-named key (token, pat, secret, password, authorization, cookie,
- * encrypted_token…) replaced by `[REDACTED]` (null/undefined are kept to show absence). Plain
- * objects, arrays and Errors are walked; cycles become `'[Circular]'`; other objects are
- * returned as they are.
- */
-export function redactSecretsDeep(value: unknown): unknown {
-  return redactValue(value, new WeakSet())
-}
-
-function redactValue(value: unknown, seen: WeakSet<object>): unknown {
-  if (typeof value === 'string') return redactSecrets(value)
-  if (typeof value !== 'object' || value === null) return value
-  if (value instanceof URL) return redactSecrets(value.href)
-  const isError = value instanceof Error
-  const proto: unknown = Object.getPrototypeOf(value)
-  if (!Array.isArray(value) && !isError && proto !== Object.prototype && proto !== null) return value
-  if (seen.has(value)) return '[Circular]'
-  seen.add(value)
-  try {
-    if (Array.isArray(value)) return value.map((item) => redactValue(item, seen))
-    const out: Record<string, unknown> = {}
-    if (isError) {
-      out.name = value.name
-      out.message = redactSecrets(value.message)
-      if (value.stack !== undefined) out.stack = redactSecrets(value.stack)
-      if (value.cause !== undefined) out.cause = redactValue(value.cause, seen)
-    }
-    for (const [key, item] of Object.entries(value)) {
-      out[key] = isSecretKey(key) && item !== null && item !== undefined ? REDACTED : redactValue(item, seen)
-    }
-    return out
-  } finally {
-    // Shared (non-cyclic) references are fine; only ancestors count as cycles.
-    seen.delete(value)
-  }
-}
-
 /**
  * Makes a message safe to store: redacts secrets first, then truncates to at most `max`
  * characters, ending with `…` when cut (never splitting a surrogate pair).

@@ -40,9 +40,7 @@ export async function setProjectMember(
       .insertInto('project_members')
       .values({ project_id: projectId, user_id: userId, role })
       .onConflict((oc) =>
-        oc
-          .columns(['project_id', 'user_id'])
-          .doUpdateSet({ role, updated_at: sql<Date>`now()` as unknown as Date }),
+        oc.columns(['project_id', 'user_id']).doUpdateSet({ role, updated_at: sql<Date>`now()` }),
       )
       .execute()
     return true

@@ -5,7 +5,7 @@ import type { TenantRole, TenantRow } from './schema.js'
 /** A tenant seen by one of its members. */
 export type TenantWithRole = TenantRow & { role: TenantRole }
 
-const now = () => sql<Date>`now()` as unknown as Date
+const now = () => sql<Date>`now()`
 
 /** Creates a tenant and makes `ownerId` its owner, atomically. */
 export async function createTenantWithOwner(
@@ -83,15 +83,6 @@ export async function setTenantMember(
     .insertInto('tenant_members')
     .values({ tenant_id: tenantId, user_id: userId, role })
     .onConflict((oc) => oc.columns(['tenant_id', 'user_id']).doUpdateSet({ role, updated_at: now() }))
-    .execute()
-}
-
-/** Adds a user to a tenant as a plain member unless they already belong to it. */
-export async function ensureTenantMember(db: Executor, tenantId: string, userId: string): Promise<void> {
-  await db
-    .insertInto('tenant_members')
-    .values({ tenant_id: tenantId, user_id: userId, role: 'member' })
-    .onConflict((oc) => oc.columns(['tenant_id', 'user_id']).doNothing())
     .execute()
 }
 

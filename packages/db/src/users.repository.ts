@@ -21,7 +21,7 @@ export async function upsertUserFromGithub(db: Executor, profile: GithubProfile)
   const run = async (trx: Executor) => {
     await trx
       .updateTable('users')
-      .set({ login_released_at: sql<Date>`now()` as unknown as Date })
+      .set({ login_released_at: sql<Date>`now()` })
       .where(sql`lower(login)`, '=', profile.login.toLowerCase())
       .where('github_id', '<>', profile.id)
       .where('login_released_at', 'is', null)
@@ -33,7 +33,7 @@ export async function upsertUserFromGithub(db: Executor, profile: GithubProfile)
         login: profile.login,
         name: profile.name,
         avatar_url: profile.avatar_url,
-        last_login_at: sql<Date>`now()` as unknown as Date,
+        last_login_at: sql<Date>`now()`,
       })
       .onConflict((oc) =>
         oc.column('github_id').doUpdateSet({
@@ -41,19 +41,14 @@ export async function upsertUserFromGithub(db: Executor, profile: GithubProfile)
           name: profile.name,
           avatar_url: profile.avatar_url,
           login_released_at: null,
-          last_login_at: sql<Date>`now()` as unknown as Date,
-          updated_at: sql<Date>`now()` as unknown as Date,
+          last_login_at: sql<Date>`now()`,
+          updated_at: sql<Date>`now()`,
         }),
       )
       .returningAll()
       .executeTakeFirstOrThrow()
   }
   return db.isTransaction ? run(db) : db.transaction().execute(run)
-}
-
-/** A user by id, or undefined. */
-export async function findUserById(db: Executor, id: string): Promise<UserRow | undefined> {
-  return db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst()
 }
 
 /**

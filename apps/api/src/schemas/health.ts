@@ -9,7 +9,9 @@ export const Health = Type.Object({
   /** Why the check fails (503 only). */
   error: Type.Optional(Type.String()),
   github: Type.Union(
-    ['connected', 'unconfigured', 'unauthorized', 'rate_limited', 'forbidden', 'unavailable'].map((s) => Type.Literal(s)),
+    ['connected', 'unconfigured', 'unauthorized', 'rate_limited', 'forbidden', 'unavailable'].map((s) =>
+      Type.Literal(s),
+    ),
   ),
   /** GH_REPO, `owner/repo`. */
   repo: Nullable(Type.String()),

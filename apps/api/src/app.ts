@@ -4,6 +4,7 @@ import AutoLoad from '@fastify/autoload'
 import { type Config, loadConfig } from '@portico/core'
 import type { FastifyInstance, FastifyPluginOptions } from 'fastify'
 import fp from 'fastify-plugin'
+import tracing from './tracing.js'
 
 const dirname = path.dirname(fileURLToPath(import.meta.url))
 
@@ -24,6 +25,7 @@ export interface AppOptions extends FastifyPluginOptions {
  */
 async function app(fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   fastify.decorate('config', opts.config ?? loadConfig())
+  await fastify.register(tracing)
 
   await fastify.register(AutoLoad, {
     dir: path.join(dirname, 'plugins/external'),

@@ -1,8 +1,5 @@
-import { ConfigError, loadConfig } from '@portico/core'
-import closeWithGrace from 'close-with-grace'
-import Fastify from 'fastify'
-import app from './app.js'
-import { serverOptions } from './server-options.js'
+import { ConfigError, loadConfig } from '@portico/core/config'
+import { startTracing } from '@portico/core/tracing'
 
 let config: ReturnType<typeof loadConfig>
 try {
@@ -11,6 +8,16 @@ try {
   console.error(err instanceof ConfigError ? err.message : err)
   process.exit(1)
 }
+// Before anything imports pg or ioredis: their tracing hooks module loading.
+const tracing = await startTracing(config, 'portico-api')
+
+const [{ default: closeWithGrace }, { default: Fastify }, { default: app }, { serverOptions }] =
+  await Promise.all([
+    import('close-with-grace'),
+    import('fastify'),
+    import('./app.js'),
+    import('./server-options.js'),
+  ])
 
 const server = Fastify(serverOptions(config))
 await server.register(app, { config })
@@ -19,6 +26,9 @@ closeWithGrace({ delay: config.SHUTDOWN_TIMEOUT_MS }, async ({ signal, err }) =>
   if (err) server.log.error({ err }, 'closing after an uncaught error')
   else server.log.info({ signal }, 'closing')
   await server.close()
+  await tracing
+    ?.shutdown()
+    .catch((flushErr: unknown) => server.log.warn({ err: flushErr }, 'could not flush traces'))
 })
 
 try {

@@ -3,6 +3,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { readdir, readFile } from 'node:fs/promises'
+import { createServer as createHttpServer } from 'node:http'
 import { createServer } from 'node:net'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -35,6 +36,57 @@ const port = await new Promise<number>((resolve) => {
   })
 })
 const base = `http://127.0.0.1:${port}`
+
+/** An OTLP/HTTP collector: every span both processes export (JSON, as the exporter sends it). */
+interface ExportedSpan {
+  service: string
+  traceId: string
+  spanId: string
+  parentSpanId?: string
+  name: string
+  kind: number
+  attributes: Record<string, unknown>
+}
+const spans: ExportedSpan[] = []
+const exportedBodies: string[] = []
+const collector = createHttpServer((req, res) => {
+  let body = ''
+  req.on('data', (d: Buffer) => {
+    body += d.toString()
+  })
+  req.on('end', () => {
+    exportedBodies.push(body)
+    if (req.url === '/v1/traces') {
+      type Attr = { key: string; value: Record<string, unknown> }
+      const value = (a: Attr) => Object.values(a.value)[0]
+      for (const rs of JSON.parse(body).resourceSpans ?? []) {
+        const service = String(
+          value(
+            (rs.resource?.attributes ?? []).find((a: Attr) => a.key === 'service.name') ?? {
+              key: '',
+              value: {},
+            },
+          ),
+        )
+        for (const ss of rs.scopeSpans ?? [])
+          for (const span of ss.spans ?? [])
+            spans.push({
+              service,
+              traceId: span.traceId,
+              spanId: span.spanId,
+              parentSpanId: span.parentSpanId || undefined,
+              name: span.name,
+              kind: span.kind,
+              attributes: Object.fromEntries((span.attributes ?? []).map((a: Attr) => [a.key, value(a)])),
+            })
+      }
+    }
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{}')
+  })
+})
+await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve))
+t.teardown(() => new Promise<void>((resolve) => collector.close(() => resolve())))
+const collectorUrl = `http://127.0.0.1:${(collector.address() as { port: number }).port}`
 const PAT = `ghp_e2e${Date.now().toString(36)}${'0'.repeat(20)}`.slice(0, 40)
 const BASIC = Buffer.from(`x-access-token:${PAT}`).toString('base64')
 sim.addToken('octocat', PAT, { scopes: ['repo'] })
@@ -54,6 +106,7 @@ const processEnv = {
   PORT: String(port),
   PUBLIC_URL: base,
   WORKER_QUEUES: 'clone,maintenance',
+  OTEL_EXPORTER_OTLP_ENDPOINT: collectorUrl,
 }
 
 function start(app: 'api' | 'worker') {
@@ -257,6 +310,7 @@ t.test('POST → 201 pending → progress → analyzed with the sample app’s c
       'database row': JSON.stringify(columns),
       'API responses': responses.join('\n'),
       'git command lines': [...gitCommandLines].join('\n'),
+      'exported traces': exportedBodies.join('\n'),
     }
     for (const [place, text] of Object.entries(places)) {
       t.notOk(text.includes(PAT), `PAT not in ${place}`)
@@ -299,4 +353,47 @@ t.test('DELETE during a clone cancels it and leaves nothing behind', async (t) =
     if (cmdline.includes(created.id)) running.push(cmdline)
   }
   t.same(running, [], 'no git process left running')
+})
+
+t.test('traces: a request, its job and the worker’s processing share one trace', async (t) => {
+  // Both processes batch spans for 1 s; the clones above have long finished.
+  const trace = await until(
+    async () => {
+      const consumer = spans.find((s) => s.service === 'portico-worker' && s.name === 'process clone')
+      if (!consumer) return undefined
+      const producer = spans.find(
+        (s) => s.service === 'portico-api' && s.name === 'add clone.clone' && s.traceId === consumer.traceId,
+      )
+      return producer ? spans.filter((s) => s.traceId === consumer.traceId) : undefined
+    },
+    60_000,
+    'a trace spanning the API and the worker',
+  )
+  const services = new Set(trace.map((s) => s.service))
+  t.same([...services].sort(), ['portico-api', 'portico-worker'], 'one trace crosses the queue')
+  t.ok(
+    trace.some((s) => s.service === 'portico-api' && s.attributes['http.route'] !== undefined),
+    `the API request span names its route: ${trace.map((s) => `${s.service}:${s.name}`).join(', ')}`,
+  )
+  t.ok(
+    trace.some((s) => s.service === 'portico-api' && s.attributes['db.system.name'] === 'postgresql'),
+    'Postgres queries of the request are in it',
+  )
+  t.ok(
+    spans.some((s) => s.service === 'portico-api' && s.attributes['db.system.name'] === 'redis'),
+    'Redis commands are traced',
+  )
+  t.ok(
+    trace.some(
+      (s) =>
+        s.service === 'portico-worker' && /\/repos(itories)?\//.test(String(s.attributes['url.full'] ?? '')),
+    ),
+    "the worker's GitHub calls are in it",
+  )
+  t.notOk(
+    spans.some((s) =>
+      String(s.attributes['url.path'] ?? s.attributes['http.target'] ?? '').startsWith('/health'),
+    ),
+    'probes are not traced',
+  )
 })

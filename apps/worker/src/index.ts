@@ -1,7 +1,5 @@
-import { ConfigError, loadConfig, loggerOptions } from '@portico/core'
-import { pino } from 'pino'
-import { processors } from './processors/index.js'
-import { installSignalHandlers, startWorker } from './runtime.js'
+import { ConfigError, loadConfig } from '@portico/core/config'
+import { startTracing } from '@portico/core/tracing'
 
 let config: ReturnType<typeof loadConfig>
 try {
@@ -10,6 +8,16 @@ try {
   console.error(err instanceof ConfigError ? err.message : err)
   process.exit(1)
 }
+// Before anything imports pg or ioredis: their tracing hooks module loading.
+await startTracing(config, 'portico-worker')
+
+const [{ loggerOptions }, { pino }, { processors }, { installSignalHandlers, startWorker }] =
+  await Promise.all([
+    import('@portico/core'),
+    import('pino'),
+    import('./processors/index.js'),
+    import('./runtime.js'),
+  ])
 const logger = pino({ ...loggerOptions(config.LOG_LEVEL), base: { process: 'worker', pid: process.pid } })
 process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection'))
 const runtime = await startWorker(config, processors, logger)

@@ -1,5 +1,5 @@
 import type { JobDataByQueue, QueueName } from '@portico/core'
-import { jobDuration, redactSecrets } from '@portico/core'
+import { activeTracing, jobDuration, redactSecrets } from '@portico/core'
 import { type Job, Worker, type WorkerOptions } from 'bullmq'
 import type { Processor, WorkerContext } from './context.js'
 
@@ -28,6 +28,7 @@ export function registerWorker<Q extends QueueName>(
     {
       connection: ctx.redis,
       prefix: ctx.config.QUEUE_PREFIX,
+      telemetry: activeTracing()?.bullmqTelemetry,
       concurrency: ctx.config.WORKER_CONCURRENCY,
       lockDuration: ctx.config.WORKER_LOCK_MS,
       stalledInterval: ctx.config.WORKER_STALLED_INTERVAL_MS,

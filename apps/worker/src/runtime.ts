@@ -1,4 +1,5 @@
 import {
+  activeTracing,
   type Config,
   closeQueues,
   createQueues,
@@ -108,6 +109,10 @@ export async function startWorker(
         producer.quit().catch(() => producer.disconnect()),
       ])
       await db.destroy()
+      // Last: the spans of the shutdown itself are flushed too.
+      await activeTracing()
+        ?.shutdown()
+        .catch((err: unknown) => logger.warn({ err }, 'could not flush traces'))
       logger.info('worker stopped')
     })()
     return closing

@@ -188,6 +188,16 @@ export const ConfigSchema = Type.Object({
       maximum: 65535,
     }),
   ),
+  OTEL_EXPORTER_OTLP_ENDPOINT: Opt(
+    Str('OTLP/HTTP collector base URL (traces go to {url}/v1/traces). Unset: no tracing code is loaded.', {
+      pattern: URL_PATTERN,
+    }),
+  ),
+  OTEL_SERVICE_NAME: Opt(
+    Str('Service name on traces (default portico-api / portico-worker).', {
+      pattern: '^[A-Za-z0-9._-]{1,64}$',
+    }),
+  ),
 })
 
 type RawConfig = Static<typeof ConfigSchema>

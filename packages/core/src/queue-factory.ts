@@ -1,6 +1,7 @@
 import { Queue } from 'bullmq'
 import type { Redis } from 'ioredis'
 import { DEFAULT_JOB_OPTIONS, type JobDataByQueue, QUEUE_NAMES, type QueueName } from './queues.js'
+import { activeTracing } from './tracing.js'
 
 /** One typed BullMQ queue per name. */
 export type Queues = { [Q in QueueName]: Queue<JobDataByQueue[Q]> }
@@ -12,7 +13,12 @@ export type Queues = { [Q in QueueName]: Queue<JobDataByQueue[Q]> }
 export function createQueues(connection: Redis, prefix: string): Queues {
   const entries = QUEUE_NAMES.map((name) => [
     name,
-    new Queue(name, { connection, prefix, defaultJobOptions: DEFAULT_JOB_OPTIONS }),
+    new Queue(name, {
+      connection,
+      prefix,
+      defaultJobOptions: DEFAULT_JOB_OPTIONS,
+      telemetry: activeTracing()?.bullmqTelemetry,
+    }),
   ])
   return Object.fromEntries(entries) as Queues
 }

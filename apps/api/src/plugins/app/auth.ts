@@ -181,17 +181,14 @@ export default fp(
             opts.requireUser ||
             !READ_METHODS.has(this.method) ||
             !config.ALLOW_SERVICE_TOKEN_FALLBACK ||
-            !config.GH_TOKEN
+            fastify.serviceActor.kind === null
           )
             throw notAuthenticated()
-          this.log.info({ githubActor: 'service' }, 'acting with the service token (no signed-in user)')
-          return {
-            octokit: createOctokit({ token: config.GH_TOKEN, baseUrl: config.GITHUB_API_URL }),
-            token: config.GH_TOKEN,
-            source: 'service',
-            login: null,
-            userId: null,
-          }
+          // The GitHub App's installation when one is configured, else GH_TOKEN.
+          const actor = await fastify.serviceActor.get()
+          if (!actor) throw notAuthenticated()
+          this.log.info({ githubActor: 'service' }, 'acting with the service identity (no signed-in user)')
+          return actor
         }
         const promise = resolve()
         if (key) actors.set(key, promise)
@@ -278,5 +275,5 @@ export default fp(
       return config.operatorLogins.includes(user.login.toLowerCase())
     })
   },
-  { name: 'auth', dependencies: ['session', 'db'] },
+  { name: 'auth', dependencies: ['session', 'db', 'github-app'] },
 )

@@ -97,7 +97,10 @@ const toRepo = (r: RawRepository): InstallationRepositoryView => ({
   default_branch: r.default_branch ?? null,
 })
 
-const toInstallation = (i: RawInstallation, repositories: InstallationRepositoryView[]): InstallationView => ({
+const toInstallation = (
+  i: RawInstallation,
+  repositories: InstallationRepositoryView[],
+): InstallationView => ({
   id: i.id,
   account: { login: i.account?.login ?? i.account?.slug ?? '', type: i.account?.type ?? 'Organization' },
   repository_selection: i.repository_selection === 'all' ? 'all' : 'selected',
@@ -105,7 +108,11 @@ const toInstallation = (i: RawInstallation, repositories: InstallationRepository
 })
 
 /** Every item of a paginated GitHub listing, up to {@link MAX_PAGES} pages. */
-async function listAll<T>(octokit: Octokit, route: string, params: Record<string, unknown> = {}): Promise<T[]> {
+async function listAll<T>(
+  octokit: Octokit,
+  route: string,
+  params: Record<string, unknown> = {},
+): Promise<T[]> {
   const out: T[] = []
   let pages = 0
   for await (const page of octokit.paginate.iterator(route, { ...params, per_page: 100 })) {
@@ -204,16 +211,20 @@ export default fp(
           toInstallation(
             i,
             (
-              await listAll<RawRepository>(actor.octokit, 'GET /user/installations/{installation_id}/repositories', {
-                installation_id: i.id,
-              })
+              await listAll<RawRepository>(
+                actor.octokit,
+                'GET /user/installations/{installation_id}/repositories',
+                {
+                  installation_id: i.id,
+                },
+              )
             ).map(toRepo),
           ),
         )
       }
-      const installations = (await listAll<RawInstallation>(await gh.appOctokit(), 'GET /app/installations')).filter(
-        (i) => !i.suspended_at,
-      )
+      const installations = (
+        await listAll<RawInstallation>(await gh.appOctokit(), 'GET /app/installations')
+      ).filter((i) => !i.suspended_at)
       const views: InstallationView[] = []
       for (const installation of installations) {
         const repos = await installationRepos(installation.id)
@@ -263,7 +274,10 @@ export default fp(
       return { ...toRepo(repo), account }
     }
 
-    async function userCanReachInstallation(request: FastifyRequest, installationId: number): Promise<boolean> {
+    async function userCanReachInstallation(
+      request: FastifyRequest,
+      installationId: number,
+    ): Promise<boolean> {
       requireApp()
       const actor = await request.github({ requireUser: true })
       if (viaUserToken(actor)) {

@@ -42,7 +42,10 @@ export default async function githubSetupRoutes(app: FastifyInstance) {
           throw invalidSetupState()
         if (!(await fastify.userCanReachInstallation(request, id))) throw invalidSetupState()
       }
-      request.log.info({ installationId: q.installation_id, setupAction: q.setup_action }, 'GitHub App set up')
+      request.log.info(
+        { installationId: q.installation_id, setupAction: q.setup_action },
+        'GitHub App set up',
+      )
       return reply.redirect(returnTo, 302)
     },
   )

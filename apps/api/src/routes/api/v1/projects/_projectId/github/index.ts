@@ -19,16 +19,15 @@ import {
   type ConnectionRow,
   type ConnectionView,
   deleteConnection,
-  type NewConnection,
   findActiveConnectionForProject,
   findLatestConnectionForProject,
   findLatestConnectionViewForProject,
   insertConnection,
   isUniqueViolation,
+  type NewConnection,
   ONE_ACTIVE_CONNECTION_INDEX,
 } from '@portico/db'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
-import { safeReturnTo } from '../../../../../auth/index.js'
 import {
   Connection,
   ConnectionParams,
@@ -37,6 +36,7 @@ import {
   InstallationsQuery,
 } from '../../../../../../schemas/connections.js'
 import { NoContent } from '../../../../../../schemas/errors.js'
+import { safeReturnTo } from '../../../../../auth/index.js'
 
 const ROLES = ['owner', 'admin', 'qa-automation'] as const
 const PAT_CHECK_TIMEOUT_MS = 10_000
@@ -234,7 +234,11 @@ export default async function connectionRoutes(app: FastifyInstance) {
       if ('installation_id' in body) {
         // Through the GitHub App: ids checked with the user's token; no token is stored.
         fastify.requireGithubApp()
-        const repo = await fastify.userInstallationRepository(request, body.installation_id, body.repository_id)
+        const repo = await fastify.userInstallationRepository(
+          request,
+          body.installation_id,
+          body.repository_id,
+        )
         const ref = parseRepoUrl(`${config.GITHUB_URL}/${repo.full_name}`, config.GITHUB_URL)
         values = {
           tenant_id: project.tenant_id,
@@ -308,7 +312,8 @@ export default async function connectionRoutes(app: FastifyInstance) {
       let returnTo = '/'
       if (request.query.return_to !== undefined) {
         const safe = safeReturnTo(request.query.return_to, config.PUBLIC_URL)
-        if (!safe) throw new AppError(400, 'INVALID_RETURN_TO', 'return_to must be a relative path on this site.')
+        if (!safe)
+          throw new AppError(400, 'INVALID_RETURN_TO', 'return_to must be a relative path on this site.')
         returnTo = safe
       }
       const installations = await fastify.userInstallations(request)

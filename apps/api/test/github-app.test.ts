@@ -138,7 +138,7 @@ t.test('a user sees only the repositories they can read', async (t) => {
 t.test(
   'forged installation_id / repository_id are refused; a real pair connects without a token',
   async (t) => {
-    const post = (payload: unknown) =>
+    const post = (payload: Record<string, unknown>) =>
       app.inject({ method: 'POST', url: base, headers: writeHeaders(app, octocat.cookie), payload })
     const forgedInstallation = await post({ installation_id: 987654321, repository_id: SAMPLE_APP })
     t.equal(forgedInstallation.statusCode, 400)

@@ -47,7 +47,16 @@ export class GithubApp {
   readonly githubUrl: string
   private readonly auth: ReturnType<typeof createAppAuth>
 
-  constructor(settings: GithubAppSettings, urls: { apiUrl: string; githubUrl: string }) {
+  /**
+   * `cacheTokens: false` keeps no installation token in memory between calls (the worker mints
+   * one per clone, used and forgotten); by default auth-app reuses a token until shortly before
+   * it expires.
+   */
+  constructor(
+    settings: GithubAppSettings,
+    urls: { apiUrl: string; githubUrl: string },
+    opts: { cacheTokens?: boolean } = {},
+  ) {
     this.appId = settings.appId
     this.slug = settings.slug
     this.apiUrl = urls.apiUrl.replace(/\/+$/, '')
@@ -59,6 +68,7 @@ export class GithubApp {
       privateKey: settings.privateKey,
       request: transport.request,
       log: { warn() {} },
+      ...(opts.cacheTokens === false ? { cache: { get: () => '', set: () => {} } } : {}),
     })
   }
 

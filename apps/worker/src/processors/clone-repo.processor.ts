@@ -63,10 +63,12 @@ function failureMessage(ctx: WorkerContext, err: unknown): string {
  */
 export const cloneRepoProcessor: ProcessorFactory<'clone'> = (ctx) => {
   const app = ctx.config.githubApp
-    ? new GithubApp(ctx.config.githubApp, {
-        apiUrl: ctx.config.GITHUB_API_URL,
-        githubUrl: ctx.config.GITHUB_URL,
-      })
+    ? new GithubApp(
+        ctx.config.githubApp,
+        { apiUrl: ctx.config.GITHUB_API_URL, githubUrl: ctx.config.GITHUB_URL },
+        // Each clone mints its own token, kept nowhere once the job is over.
+        { cacheTokens: false },
+      )
     : null
   return (job, token, signal) => processClone(ctx, app, job, token, signal)
 }

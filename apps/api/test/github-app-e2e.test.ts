@@ -326,6 +326,22 @@ t.test('a token that expires mid-job is re-minted once and the clone completes',
   t.ok(worker.logs.text.includes('minting a new one'), 'the worker says why')
 })
 
+t.test('the repository unselected before the clone: APP_ACCESS_REVOKED', async (t) => {
+  t.equal((await call('DELETE', github)).status, 204)
+  sim.setLatency(800)
+  t.teardown(() => {
+    sim.setLatency(0)
+    sim.setInstallationRepositories(INSTALLATION, ['infra-specs', 'sample-app'])
+  })
+  const created = await call('POST', github, REPO(SAMPLE_APP))
+  t.equal(created.status, 201, created.text)
+  sim.setInstallationRepositories(INSTALLATION, ['infra-specs'])
+  const done = await settled()
+  t.equal(done.status, 'failed')
+  t.equal(done.error_code, 'APP_ACCESS_REVOKED')
+  t.match(done.error_message, /Add the repository to the installation/)
+})
+
 t.test('the installation removed before the clone: APP_ACCESS_REVOKED, permanently', async (t) => {
   t.equal((await call('DELETE', github)).status, 204)
   const mine = sim.installApp('portico-dev', 'octocat')

@@ -58,6 +58,22 @@ t.test(
     t.equal(ok.githubApp?.appId, ghApp.id)
     t.match(ok.githubApp?.privateKey, /^-----BEGIN [A-Z ]*PRIVATE KEY-----\n/)
     t.equal(loadConfig({}).githubApp, null, 'all unset: no App')
+    const dir = t.testdir({ 'app.pem': ghApp.privateKey })
+    const fromFile = loadConfig({
+      GITHUB_APP_ID: appEnv.GITHUB_APP_ID,
+      GITHUB_APP_SLUG: appEnv.GITHUB_APP_SLUG,
+      GITHUB_APP_PRIVATE_KEY_FILE: `${dir}/app.pem`,
+    })
+    t.equal(fromFile.githubApp?.privateKey.trim(), ghApp.privateKey.trim(), 'read from the file')
+    t.throws(
+      () =>
+        loadConfig({
+          ...appEnv,
+          GITHUB_APP_PRIVATE_KEY: undefined,
+          GITHUB_APP_PRIVATE_KEY_FILE: `${dir}/missing.pem`,
+        }),
+      /GITHUB_APP_PRIVATE_KEY_FILE: cannot read/,
+    )
   },
 )
 

@@ -257,7 +257,10 @@ export default fp(
           if (status === 404 || status === 403) throw installationNotAccessible()
           throw err
         }
-        account = repos[0]?.full_name.split('/')[0] ?? ''
+        // Only installations of Portico's App (a user token may reach other Apps' too).
+        const installation = await appInstallation(installationId)
+        if (!installation || installation.suspended_at) throw installationNotAccessible()
+        account = installation.account?.login ?? repos[0]?.full_name.split('/')[0] ?? ''
       } else {
         const installation = await appInstallation(installationId)
         if (!installation || installation.suspended_at) throw installationNotAccessible()
@@ -282,7 +285,9 @@ export default fp(
       const actor = await request.github({ requireUser: true })
       if (viaUserToken(actor)) {
         const installations = await listAll<RawInstallation>(actor.octokit, 'GET /user/installations')
-        return installations.some((i) => i.id === installationId)
+        return installations.some(
+          (i) => i.id === installationId && (i.app_id === undefined || i.app_id === requireApp().appId),
+        )
       }
       const installation = await appInstallation(installationId)
       if (!installation) return false

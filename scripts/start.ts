@@ -153,6 +153,19 @@ if (!config.oauthConfigured) {
     GH_REPO: env.GH_REPO ?? 'acme/infra-specs',
     OPERATOR_LOGINS: env.OPERATOR_LOGINS ?? 'octocat',
   })
+  // The seed's demo GitHub App, so both connection methods (PAT and App) can be tried.
+  const demoApp = sim.seed.github_apps?.[0]?.slug
+  if (demoApp && env.GITHUB_APP_ID === undefined) {
+    const info = sim.githubApp(demoApp)
+    Object.assign(env, {
+      GITHUB_APP_ID: String(info.id),
+      GITHUB_APP_SLUG: info.slug,
+      GITHUB_APP_PRIVATE_KEY: info.privateKey,
+    })
+    say(
+      `GitHub App "${info.slug}" (id ${info.id}) from the simulator: repositories can be connected through it`,
+    )
+  }
   say(
     `no GitHub OAuth client configured: using the bundled GitHub simulator at ${sim.url} (API ${sim.apiUrl})`,
   )

@@ -97,6 +97,7 @@ async function disconnect(projectId = project.id) {
 
 const CONNECTION_FIELDS = [
   'analysis_summary',
+  'auth_method',
   'commit_sha',
   'components_count',
   'created_at',
@@ -108,9 +109,11 @@ const CONNECTION_FIELDS = [
   'full_name',
   'github_repo_id',
   'id',
+  'installation_id',
   'progress',
   'project_id',
   'repo_url',
+  'repository_id',
   'routes_count',
   'status',
   'updated_at',
@@ -127,6 +130,9 @@ t.test('POST connects: 201 pending, encrypted PAT, clone job with ids only; GET 
   t.equal(body.project_id, project.id)
   t.equal(body.repo_url, `${REPO_URL}.git`, 'trimmed')
   t.equal(body.default_branch, 'main', 'from GitHub')
+  t.equal(body.auth_method, 'pat')
+  t.equal(body.installation_id, null)
+  t.equal(body.repository_id, body.github_repo_id)
   t.notOk(res.body.includes(PAT), 'the PAT is never returned')
 
   const row = await findConnection(app.db, body.id, tenant.id)

@@ -1,3 +1,5 @@
+import { createPrivateKey } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { type Static, type TSchema, Type } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
@@ -89,8 +91,26 @@ export const ConfigSchema = Type.Object({
     { default: 'repo read:org' },
   ),
   GH_TOKEN: Opt(
-    Str('Service token used when no user is signed in (if the fallback is allowed) and by /health.'),
+    Str(
+      'Service token used when no user is signed in (if the fallback is allowed) and by /health. Not needed when a GitHub App is configured (its installation on GH_REPO’s owner acts instead).',
+    ),
   ),
+  GITHUB_APP_ID: Opt(
+    Type.Integer({
+      description:
+        'GitHub App id (Settings → Developer settings → GitHub Apps). Unset, with the slug and key: connecting through the App answers 503 GITHUB_APP_NOT_CONFIGURED.',
+      minimum: 1,
+    }),
+  ),
+  GITHUB_APP_SLUG: Opt(
+    Str('GitHub App slug, as in {GITHUB_URL}/apps/{slug}; builds the install link.', {
+      pattern: '^[a-z0-9][a-z0-9-]{0,99}$',
+    }),
+  ),
+  GITHUB_APP_PRIVATE_KEY: Opt(
+    Str('GitHub App private key (PEM; \\n escapes accepted). Or GITHUB_APP_PRIVATE_KEY_FILE.'),
+  ),
+  GITHUB_APP_PRIVATE_KEY_FILE: Opt(Str('Path of a file holding the GitHub App private key (PEM).')),
   ALLOW_SERVICE_TOKEN_FALLBACK: Bool(
     'Let anonymous READS act with GH_TOKEN (never writes, never the ACCESS_ORG gate). Logs a warning in production.',
     false,
@@ -216,8 +236,63 @@ export type Config = Readonly<
     workerQueues: QueueName[]
     cloneRoot: string
     oauthConfigured: boolean
+    /** The GitHub App, when GITHUB_APP_ID, GITHUB_APP_SLUG and a private key are all set. */
+    githubApp: GithubAppSettings | null
   }
 >
+
+/** GitHub App credentials parsed from the GITHUB_APP_* variables. */
+export interface GithubAppSettings {
+  appId: number
+  slug: string
+  /** PEM (PKCS#1 or PKCS#8), checked to be an RSA private key at start-up. */
+  privateKey: string
+}
+
+/**
+ * Reads and checks the GitHub App settings: all of id, slug and key, or none. A key that is not
+ * an RSA private key in PEM is a start-up error (GitHub Apps sign their JWTs with RS256).
+ */
+function parseGithubApp(raw: Record<string, unknown>, problems: string[]): GithubAppSettings | null {
+  const id = raw.GITHUB_APP_ID
+  const slug = raw.GITHUB_APP_SLUG
+  let pem = raw.GITHUB_APP_PRIVATE_KEY as string | undefined
+  const file = raw.GITHUB_APP_PRIVATE_KEY_FILE as string | undefined
+  if (pem !== undefined && file !== undefined) {
+    problems.push('GITHUB_APP_PRIVATE_KEY / GITHUB_APP_PRIVATE_KEY_FILE: set one, not both')
+    return null
+  }
+  if (file !== undefined) {
+    try {
+      pem = readFileSync(file, 'utf8')
+    } catch (err) {
+      problems.push(
+        `GITHUB_APP_PRIVATE_KEY_FILE: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      )
+      return null
+    }
+  }
+  const given = [id, slug, pem].filter((v) => v !== undefined).length
+  if (given === 0) return null
+  if (given < 3) {
+    problems.push(
+      'GITHUB_APP_ID / GITHUB_APP_SLUG / GITHUB_APP_PRIVATE_KEY(_FILE): set all three to use a GitHub App, or none',
+    )
+    return null
+  }
+  // Environments often carry a PEM on one line with literal \n escapes.
+  const key = String(pem).replace(/\\n/g, '\n').trim()
+  try {
+    const parsed = createPrivateKey({ key, format: 'pem' })
+    if (parsed.asymmetricKeyType !== 'rsa') throw new Error(`a ${parsed.asymmetricKeyType} key, not RSA`)
+  } catch (err) {
+    problems.push(
+      `GITHUB_APP_PRIVATE_KEY: not a PEM RSA private key as GitHub issues it (${(err as Error).message.slice(0, 120)})`,
+    )
+    return null
+  }
+  return { appId: Number(id), slug: String(slug), privateKey: `${key}\n` }
+}
 
 /** Thrown when the environment is invalid; the message names every bad variable. */
 export class ConfigError extends Error {
@@ -302,6 +377,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     if (!/^[1-9][0-9]{0,15}$/.test(id) || !Number.isSafeInteger(Number(id)))
       problems.push(`OPERATOR_GITHUB_IDS: ${JSON.stringify(id)} is not a GitHub user id`)
   }
+  const githubApp = parseGithubApp(raw, problems)
   if (problems.length > 0 || keyring === undefined) throw new ConfigError(problems)
 
   return Object.freeze({
@@ -319,6 +395,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     workerQueues: workerQueues as QueueName[],
     cloneRoot: resolve(config.CLONE_ROOT),
     oauthConfigured: hasId,
+    githubApp,
   })
 }
 
@@ -328,6 +405,7 @@ const SECRET_KEYS = new Set([
   'GITHUB_OAUTH_CLIENT_SECRET',
   'GH_TOKEN',
   'METRICS_TOKEN',
+  'GITHUB_APP_PRIVATE_KEY',
 ])
 
 function describe(key: string, value: unknown): string {

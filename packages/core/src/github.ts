@@ -15,7 +15,7 @@ export interface GithubActor {
   octokit: Octokit
   /** The raw token; never log it, put it in a URL, job data or a response. */
   token: string
-  /** `user`: the signed-in user's OAuth token; `service`: `GH_TOKEN`. */
+  /** `user`: the signed-in user's OAuth token; `service`: GH_TOKEN or the GitHub App's installation. */
   source: 'user' | 'service'
   /** GitHub login of the signed-in user (null for the service token). */
   login: string | null

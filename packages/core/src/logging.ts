@@ -21,6 +21,9 @@ export const REDACT_PATHS = [
   'config.GH_TOKEN',
   'config.METRICS_TOKEN',
   'config.GITHUB_OAUTH_CLIENT_SECRET',
+  'config.GITHUB_APP_PRIVATE_KEY',
+  'config.githubApp.privateKey',
+  '*.privateKey',
 ]
 
 /** Query parameters whose values never reach a log line (OAuth codes and states, tokens). */

@@ -46,7 +46,7 @@ function globEscape(text: string): string {
 }
 
 /**
- * Re-encrypts the `githubToken` envelope of every session under `prefix` with the keyring's
+ * Re-encrypts the `githubToken` (and `githubRefreshToken`) envelopes of every session under `prefix` with the keyring's
  * active key, in place (compare-and-set, TTL kept). SCAN-based, `batchSize` keys per step;
  * sessions already on the active key are only counted, so a run can be repeated or resumed.
  */
@@ -70,21 +70,27 @@ export async function rotateSessionTokens(
     for (const [i, key] of sessions.entries()) {
       const raw = values[i]
       if (raw == null) continue
-      let sess: { githubToken?: unknown }
+      let sess: { githubToken?: unknown; githubRefreshToken?: unknown }
       try {
-        sess = JSON.parse(raw) as { githubToken?: unknown }
+        sess = JSON.parse(raw) as { githubToken?: unknown; githubRefreshToken?: unknown }
       } catch {
         continue
       }
       const envelope = sess.githubToken
       if (typeof envelope !== 'string') continue
+      // Sessions signed in through a GitHub App's client also hold an encrypted refresh token.
+      const refresh = typeof sess.githubRefreshToken === 'string' ? sess.githubRefreshToken : undefined
       let fresh: string
+      let freshRefresh: string | undefined
       try {
-        if (!needsRotation(keyring, envelope)) {
+        const tokenStale = needsRotation(keyring, envelope)
+        const refreshStale = refresh !== undefined && needsRotation(keyring, refresh)
+        if (!tokenStale && !refreshStale) {
           count(keyring.activeKeyId)
           continue
         }
-        fresh = rotate(keyring, envelope)
+        fresh = tokenStale ? rotate(keyring, envelope) : envelope
+        freshRefresh = refresh !== undefined && refreshStale ? rotate(keyring, refresh) : refresh
       } catch {
         report.failed += 1
         count(envelopeKeyId(envelope))
@@ -95,7 +101,11 @@ export async function rotateSessionTokens(
         1,
         key,
         raw,
-        JSON.stringify({ ...sess, githubToken: fresh }),
+        JSON.stringify({
+          ...sess,
+          githubToken: fresh,
+          ...(freshRefresh === undefined ? {} : { githubRefreshToken: freshRefresh }),
+        }),
       )
       if (replaced === 1) {
         report.rotated += 1

@@ -42,6 +42,8 @@ export const CONNECTION_VIEW_COLUMNS = [
   'repo',
   'repo_full_name',
   'github_repo_id',
+  'auth_method',
+  'installation_id',
   'expires_at',
   'created_at',
   'updated_at',

@@ -16,6 +16,9 @@ export const PROJECT_ROLES = [
 export type ProjectRole = (typeof PROJECT_ROLES)[number]
 export const CONNECTION_STATUSES = ['pending', 'cloning', 'cloned', 'analyzed', 'failed', 'expired'] as const
 export type ConnectionStatus = (typeof CONNECTION_STATUSES)[number]
+/** How a connection reaches its repository (migration 0007). */
+export const CONNECTION_AUTH_METHODS = ['pat', 'app'] as const
+export type ConnectionAuthMethod = (typeof CONNECTION_AUTH_METHODS)[number]
 export type DeploymentStatus = 'queued' | 'running' | 'succeeded' | 'failed'
 
 export interface UsersTable {
@@ -80,8 +83,11 @@ export interface GithubConnectionsTable {
   owner: string
   repo: string
   default_branch: string | null
-  /** Encrypted PAT; NULL once the connection ended (failed, expired): tokens are kept no longer than needed. */
-  encrypted_token: ColumnType<string | null, string, string | null>
+  /**
+   * Encrypted PAT; NULL once the connection ended (failed, expired): tokens are kept no longer
+   * than needed. Always NULL for App connections (tokens are minted per clone, never stored).
+   */
+  encrypted_token: ColumnType<string | null, string | null, string | null>
   token_kind: string | null
   token_expires_at: NullableTimestamp
   clone_path: string | null
@@ -99,6 +105,10 @@ export interface GithubConnectionsTable {
   github_repo_id: ColumnType<string | null, string | number | null | undefined, string | number | null>
   /** Canonical `owner/name` as GitHub last answered it (follows renames and transfers). */
   repo_full_name: ColumnType<string | null, string | null | undefined, string | null>
+  /** `pat`: a stored personal access token; `app`: the GitHub App's installation {@link installation_id}. */
+  auth_method: ColumnType<ConnectionAuthMethod, ConnectionAuthMethod | undefined, ConnectionAuthMethod>
+  /** The GitHub App installation an `app` connection clones through (bigint, read as a string). */
+  installation_id: ColumnType<string | null, string | number | null | undefined, string | number | null>
   expires_at: NullableTimestamp
   created_by: string | null
   created_at: Timestamp

@@ -36,6 +36,11 @@ export interface AppControls {
   setInstallationRepositories(installationId: number, repositories: string[], senderLogin?: string): void
   /** Makes a token expire now (App user tokens, installation tokens, PATs with an expiry). */
   expireToken(token: string): void
+  /**
+   * Test control (no GitHub counterpart): every installation token minted for `installationId`,
+   * oldest first, so a test can expire one mid-job or scan for it where it must never appear.
+   */
+  installationTokens(installationId: number): string[]
   /** Every delivery attempt so far, oldest first; filter by event, action, hook id or delivery guid. */
   webhookDeliveries(filter?: {
     event?: string
@@ -125,6 +130,9 @@ export function appControls(ctx: SimContext, applyOnMerge: Map<number, SeedApply
       const removed = [...before].filter((x) => !next.has(x))
       if (added.length) ctx.events.installationRepositories(i, 'added', added, [], sender(senderLogin))
       if (removed.length) ctx.events.installationRepositories(i, 'removed', [], removed, sender(senderLogin))
+    },
+    installationTokens(id) {
+      return [...apps.grants].filter(([, g]) => g.installationId === id).map(([token]) => token)
     },
     expireToken(token) {
       const rec = world.tokens.get(token)

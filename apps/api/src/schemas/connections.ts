@@ -7,8 +7,8 @@ const Nullable = <T extends ReturnType<typeof Type.String>>(schema: T) => Type.U
 
 export const ConnectionParams = Type.Object({ projectId: Text({ maxLength: 64 }) })
 
-/** `POST /api/v1/projects/{projectId}/github`; both fields are trimmed before use. */
-export const CreateConnectionBody = Type.Object(
+/** `POST /api/v1/projects/{projectId}/github` with a PAT; both fields are trimmed before use. */
+export const CreatePatConnectionBody = Type.Object(
   {
     repo_url: Text({
       maxLength: 2048,
@@ -19,8 +19,61 @@ export const CreateConnectionBody = Type.Object(
       description: 'Personal access token with read access to the repository. Never returned.',
     }),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, title: 'PatConnection' },
 )
+
+const GithubId = (description: string) =>
+  Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description })
+
+/** `POST /api/v1/projects/{projectId}/github` through the GitHub App; both ids are checked, never trusted. */
+export const CreateAppConnectionBody = Type.Object(
+  {
+    installation_id: GithubId('An installation of Portico’s GitHub App (from GET …/github/installations).'),
+    repository_id: GithubId('GitHub’s numeric id of a repository selected in that installation.'),
+  },
+  { additionalProperties: false, title: 'AppConnection' },
+)
+
+/** Either a PAT and a repository URL, or an App installation and a repository id. */
+export const CreateConnectionBody = Type.Union([CreatePatConnectionBody, CreateAppConnectionBody])
+
+const InstallationRepository = Type.Object({
+  id: Type.Integer(),
+  full_name: Type.String(),
+  private: Type.Boolean(),
+  default_branch: Nullable(Type.String()),
+})
+
+/** `GET …/github/installations`: what both the signed-in user and the App can reach. */
+export const Installations = Type.Object({
+  app: Type.Object({
+    slug: Type.String(),
+    install_url: Type.String({
+      description: '{GITHUB_URL}/apps/{slug}/installations/new with a signed state leading back here.',
+    }),
+  }),
+  installations: Type.Array(
+    Type.Object({
+      id: Type.Integer(),
+      account: Type.Object({ login: Type.String(), type: Type.String() }),
+      repository_selection: Type.Union([Type.Literal('all'), Type.Literal('selected')]),
+      repositories: Type.Array(InstallationRepository),
+    }),
+  ),
+})
+
+export const InstallationsQuery = Type.Object({
+  return_to: Type.Optional(
+    Text({ maxLength: 1024, description: 'Same-origin path the install page leads back to (default /).' }),
+  ),
+})
+
+/** `GET /github/setup`: GitHub's post-install redirect (the App's Setup URL). */
+export const SetupQuery = Type.Object({
+  installation_id: Type.Optional(Text({ maxLength: 32 })),
+  setup_action: Type.Optional(Text({ maxLength: 32 })),
+  state: Type.Optional(Text({ maxLength: 2048 })),
+})
 
 const AnalysisSummary = Type.Object(
   {
@@ -55,6 +108,12 @@ export const Connection = Type.Object({
   full_name: Type.String(),
   /** GitHub's numeric repository id (null for connections made before it was recorded). */
   github_repo_id: Type.Union([Type.Integer(), Type.Null()]),
+  /** `pat`: connected with a personal access token; `app`: through the GitHub App. */
+  auth_method: Type.Union([Type.Literal('pat'), Type.Literal('app')]),
+  /** The App installation of an `app` connection; null for `pat`. */
+  installation_id: Type.Union([Type.Integer(), Type.Null()]),
+  /** GitHub's numeric repository id (same as github_repo_id). */
+  repository_id: Type.Union([Type.Integer(), Type.Null()]),
   expires_at: Type.Union([Timestamp, Type.Null()]),
   created_at: Timestamp,
   updated_at: Timestamp,

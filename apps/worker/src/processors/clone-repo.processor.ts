@@ -7,6 +7,8 @@ import {
   clonePath,
   createOctokit,
   decrypt,
+  GithubApp,
+  githubErrorStatus,
   githubErrorToAppError,
   isUuid,
   parseRepoUrl,
@@ -59,9 +61,27 @@ function failureMessage(ctx: WorkerContext, err: unknown): string {
  * or failed meanwhile is never resurrected, and its directory is removed), and a row that is gone
  * mid-clone cancels the clone within a second.
  */
-export const cloneRepoProcessor: ProcessorFactory<'clone'> = (ctx) => async (job, token, signal) => {
+export const cloneRepoProcessor: ProcessorFactory<'clone'> = (ctx) => {
+  const app = ctx.config.githubApp
+    ? new GithubApp(
+        ctx.config.githubApp,
+        { apiUrl: ctx.config.GITHUB_API_URL, githubUrl: ctx.config.GITHUB_URL },
+        // Each clone mints its own token, kept nowhere once the job is over.
+        { cacheTokens: false },
+      )
+    : null
+  return (job, token, signal) => processClone(ctx, app, job, token, signal)
+}
+
+async function processClone(
+  ctx: WorkerContext,
+  app: GithubApp | null,
+  job: Job<{ connectionId: string }>,
+  token: string | undefined,
+  signal: AbortSignal | undefined,
+): Promise<CloneOutcome> {
   try {
-    return await runClone(ctx, job, signal)
+    return await runClone(ctx, app, job, signal)
   } catch (err) {
     if (!(err instanceof ShutdownHandback)) throw err
     // Back to the queue for another worker, without using an attempt.
@@ -86,8 +106,75 @@ async function handBack(ctx: WorkerContext, id: string, dest: string): Promise<n
   throw new ShutdownHandback()
 }
 
+/** What an App connection's clone token may do: read this one repository, nothing else. */
+const APP_CLONE_PERMISSIONS = { contents: 'read', metadata: 'read' } as const
+
+const APP_ACCESS_REVOKED =
+  'Portico’s GitHub App can no longer read this repository: the App was uninstalled, suspended, or the repository was removed from its installation. Add the repository to the installation on GitHub (or install the App again), then connect again.'
+
+/**
+ * Mints the clone token of an App connection: the installation's token down-scoped to the
+ * connection's repository and to contents:read + metadata:read, never stored (a fresh one per
+ * job; `refresh` skips auth-app's cache after GitHub refused the previous one). GitHub answers
+ * 404 when the installation is gone, 422 when the repository is no longer in it, 403 when it is
+ * suspended: all mean {@link APP_ACCESS_REVOKED} (permanent).
+ * @throws {CloneError}
+ */
+async function mintCloneToken(
+  ctx: WorkerContext,
+  app: GithubApp | null,
+  row: ConnectionRow,
+  refresh = false,
+): Promise<string> {
+  if (!app) {
+    throw new CloneError(
+      'auth',
+      'This connection uses the GitHub App, which is not configured on this worker (GITHUB_APP_ID, GITHUB_APP_SLUG, GITHUB_APP_PRIVATE_KEY).',
+      undefined,
+      'GITHUB_APP_NOT_CONFIGURED',
+    )
+  }
+  if (row.installation_id === null || row.github_repo_id === null) {
+    throw new CloneError('auth', APP_ACCESS_REVOKED, undefined, 'APP_ACCESS_REVOKED')
+  }
+  try {
+    const { token } = await app.installationToken({
+      installationId: Number(row.installation_id),
+      repositoryIds: [Number(row.github_repo_id)],
+      permissions: { ...APP_CLONE_PERMISSIONS },
+      refresh,
+    })
+    return token
+  } catch (err) {
+    const status = githubErrorStatus(err)
+    const refusal = classifyGithubError(err)
+    if (status === 404 || status === 422 || (status === 403 && refusal.kind === 'forbidden')) {
+      throw new CloneError('auth', APP_ACCESS_REVOKED, undefined, 'APP_ACCESS_REVOKED')
+    }
+    const appError = githubErrorToAppError(err)
+    if (refusal.kind === 'rate_limited' || refusal.kind === 'unavailable') {
+      throw new CloneError('network', appError.message, undefined, appError.code)
+    }
+    if (status === 401) {
+      // GitHub refused the App's JWT: a wrong GITHUB_APP_ID or private key.
+      ctx.logger.error(
+        { connectionId: row.id },
+        'GitHub refused the GitHub App JWT; check GITHUB_APP_ID and the key',
+      )
+      throw new CloneError(
+        'auth',
+        'GitHub refused Portico’s GitHub App credentials. An operator must check GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY.',
+        undefined,
+        'GITHUB_APP_AUTH_FAILED',
+      )
+    }
+    throw new CloneError('auth', appError.message, undefined, appError.code)
+  }
+}
+
 async function runClone(
   ctx: WorkerContext,
+  app: GithubApp | null,
   job: Job<{ connectionId: string }>,
   shutdown?: AbortSignal,
 ): Promise<CloneOutcome> {
@@ -122,25 +209,43 @@ async function runClone(
   if (shutdown?.aborted) cancel.abort()
   const ticker = progressTicker(ctx, job, row.id, cancel)
   try {
-    if (row.encrypted_token === null) {
-      throw new CloneError(
-        'auth',
-        'The connection has no stored token (it ended). Connect the repository again.',
-      )
+    const viaApp = row.auth_method === 'app'
+    if (viaApp) {
+      token = await mintCloneToken(ctx, app, row)
+    } else {
+      if (row.encrypted_token === null) {
+        throw new CloneError(
+          'auth',
+          'The connection has no stored token (it ended). Connect the repository again.',
+        )
+      }
+      token = decrypt(ctx.config.keyring, row.encrypted_token)
     }
-    token = decrypt(ctx.config.keyring, row.encrypted_token)
-    const cloneUrl = await currentCloneUrl(ctx, row, token)
     const cloneStarted = performance.now()
-    const { commitSha } = await cloneRepository({
-      url: cloneUrl,
-      token,
-      dest,
-      timeoutMs: ctx.config.CLONE_TIMEOUT_SECONDS * 1000,
-      maxBytes: ctx.config.CLONE_MAX_MB * 1024 * 1024,
-      maxFiles: ctx.config.CLONE_MAX_FILES,
-      signal: cancel.signal,
-      onProgress: (percent) => ticker.set(Math.floor((percent * CLONE_SHARE) / 100)),
-    })
+    const cloneOnce = async (t: string) =>
+      cloneRepository({
+        url: await currentCloneUrl(ctx, row, t),
+        token: t,
+        dest,
+        timeoutMs: ctx.config.CLONE_TIMEOUT_SECONDS * 1000,
+        maxBytes: ctx.config.CLONE_MAX_MB * 1024 * 1024,
+        maxFiles: ctx.config.CLONE_MAX_FILES,
+        signal: cancel.signal,
+        onProgress: (percent) => ticker.set(Math.floor((percent * CLONE_SHARE) / 100)),
+      })
+    let commitSha: string
+    try {
+      ;({ commitSha } = await cloneOnce(token))
+    } catch (err) {
+      // An installation token GitHub refused (expired, revoked mid-job) or that no longer reaches the
+      // repository: mint a fresh one, once (GitHub then says whether access was revoked).
+      const refused =
+        err instanceof CloneError && (err.code === 'INVALID_TOKEN' || err.code === 'REPOSITORY_NOT_FOUND')
+      if (!viaApp || !refused) throw err
+      log.info('GitHub refused the installation token; minting a new one')
+      token = await mintCloneToken(ctx, app, row, true)
+      ;({ commitSha } = await cloneOnce(token))
+    }
     await ticker.stop()
     cloneDuration.observe((performance.now() - cloneStarted) / 1000)
     cloneBytes.inc(await directorySize(dest).catch(() => 0))

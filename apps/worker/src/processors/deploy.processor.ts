@@ -2,10 +2,12 @@ import {
   AppError,
   createOctokit,
   decrypt,
+  GithubApp,
   githubErrorStatus,
   githubErrorToAppError,
   isAppError,
   redactSecrets,
+  ServiceActor,
   truncateMessage,
 } from '@portico/core'
 import { completeDeployment, failDeployment, startDeployment, updateDeployment } from '@portico/db'
@@ -55,7 +57,8 @@ const PERMANENT_GITHUB_STATUSES = new Set([401, 403, 404, 409, 422])
 
 /**
  * Opens the pull request for one deployment row, acting with the requester's token (stored
- * encrypted on the row) or GH_TOKEN for service requests. The token is wiped when the job ends.
+ * encrypted on the row) or the service actor (the GitHub App's installation, else GH_TOKEN) for
+ * service requests. The token is wiped when the job ends.
  * Rate limits delay the job instead of failing it; permanent failures (validation, GitHub
  * 401/403/404/422) end it at once; transient ones are retried by BullMQ, and the last attempt
  * records the failure on the row.
@@ -64,6 +67,13 @@ export const deployProcessor: ProcessorFactory<'deploy'> = (ctx) => {
   const { config, db, logger } = ctx
   const pacer = new WritePacer(ctx.redis, config.QUEUE_PREFIX, config.GITHUB_WRITE_SPACING_MS)
   const [owner = '', repo = ''] = (config.GH_REPO ?? '').split('/')
+  // Service requests act as the GitHub App's installation on GH_REPO's owner when an App is configured.
+  const service = new ServiceActor(
+    config,
+    config.githubApp
+      ? new GithubApp(config.githubApp, { apiUrl: config.GITHUB_API_URL, githubUrl: config.GITHUB_URL })
+      : null,
+  )
 
   return async (job) => {
     const { deploymentId } = job.data
@@ -86,8 +96,19 @@ export const deployProcessor: ProcessorFactory<'deploy'> = (ctx) => {
           throw new AppError(401, 'TOKEN_UNAVAILABLE', 'The requester’s token is gone')
         token = decrypt(config.keyring, row.encrypted_token)
       } else {
-        token = config.GH_TOKEN
-        if (!token) throw new AppError(503, 'GITHUB_NOT_CONFIGURED', 'GH_TOKEN is not set')
+        try {
+          token = (await service.get())?.token
+        } catch (err) {
+          throw githubErrorToAppError(err)
+        }
+        if (!token)
+          throw new AppError(
+            503,
+            'GITHUB_NOT_CONFIGURED',
+            service.kind === 'app'
+              ? `The GitHub App is not installed on ${owner}`
+              : 'Neither GH_TOKEN nor a GitHub App is configured',
+          )
       }
       const branch = row.branch ?? deployBranch(row.customer, row.env, row.id)
       if (!row.branch) await updateDeployment(db, row.id, { branch })

@@ -1,8 +1,11 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
+import { createHash } from 'node:crypto'
+import { refreshToken as refreshUserToken } from '@octokit/oauth-methods'
 import {
   AppError,
   createOctokit,
   decrypt,
+  encrypt,
   type GithubActor,
   githubErrorStatus,
   isUuid,
@@ -73,6 +76,20 @@ const ORG_CACHE_MS = 60_000
  * groups) costs about half a millisecond and ~10 KB, too much to pay on every request.
  */
 const ACTOR_CACHE = { max: 1000, ttl: 10 * 60_000 }
+
+/** An expiring user token is refreshed when it has less than this left. */
+export const REFRESH_MARGIN_MS = 5 * 60_000
+/** How long one process holds the refresh lock of a session's refresh token. */
+const REFRESH_LOCK_MS = 15_000
+/** How long a refresh's outcome stays readable by requests that carried the old refresh token. */
+const REFRESH_RESULT_TTL_S = 300
+
+/** A refreshed pair, as sessions store it (envelopes) plus the access token's expiry (epoch ms). */
+interface RefreshedTokens {
+  githubToken: string
+  githubRefreshToken: string
+  githubTokenExpiresAt: number
+}
 
 export const notAuthenticated = () =>
   new AppError(401, 'NOT_AUTHENTICATED', 'Sign in with GitHub to continue.')
@@ -166,6 +183,120 @@ export default fp(
       }
     }
 
+    const refreshPrefix = `${config.QUEUE_PREFIX}:gh-refresh`
+    const refreshing = new Map<string, Promise<RefreshedTokens>>()
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+    /** The outcome another request (any process) already stored for this refresh token, if any. */
+    const storedRefresh = async (key: string): Promise<RefreshedTokens | null> => {
+      const sealed = await fastify.redis.get(`${refreshPrefix}:result:${key}`)
+      if (!sealed) return null
+      return JSON.parse(decrypt(config.keyring, sealed)) as RefreshedTokens
+    }
+
+    /**
+     * Exchanges a refresh token at GitHub (`grant_type=refresh_token`, single use), once per
+     * refresh token whatever the number of concurrent requests and processes: one in-process
+     * promise per token, and across processes a Redis lock whose holder stores the (encrypted)
+     * new pair for the others to read. GitHub refusing the exchange → 401 TOKEN_EXPIRED.
+     * https://docs.github.com/en/apps/creating-github-apps/authenticating-with-a-github-app/refreshing-user-access-tokens
+     */
+    const refreshOnce = (refreshToken: string): Promise<RefreshedTokens> => {
+      const key = createHash('sha256').update(refreshToken).digest('hex')
+      let pending = refreshing.get(key)
+      if (pending) return pending
+      pending = (async () => {
+        const deadline = Date.now() + REFRESH_LOCK_MS
+        for (;;) {
+          const done = await storedRefresh(key)
+          if (done) return done
+          const lock = await fastify.redis.set(
+            `${refreshPrefix}:lock:${key}`,
+            '1',
+            'PX',
+            REFRESH_LOCK_MS,
+            'NX',
+          )
+          if (lock === 'OK') break
+          if (Date.now() > deadline) throw tokenExpired()
+          await sleep(100)
+        }
+        try {
+          const clientId = config.GITHUB_OAUTH_CLIENT_ID
+          const clientSecret = config.GITHUB_OAUTH_CLIENT_SECRET
+          if (!clientId || !clientSecret) throw tokenExpired()
+          let auth: { token: string; refreshToken: string; expiresAt: string }
+          try {
+            ;({ authentication: auth } = await refreshUserToken({
+              clientType: 'github-app',
+              clientId,
+              clientSecret,
+              refreshToken,
+              // The OAuth endpoints live on GITHUB_URL (oauth-methods strips a GHES /api/v3).
+              request: createOctokit({ baseUrl: config.GITHUB_URL, retries: 0 }).request,
+            }))
+          } catch (err) {
+            const status = githubErrorStatus(err)
+            if (status !== undefined && status >= 400 && status < 500) throw tokenExpired()
+            throw new AppError(502, 'GITHUB_UNAVAILABLE', 'GitHub could not be reached. Try again shortly.', {
+              cause: err,
+              expose: true,
+            })
+          }
+          const tokens: RefreshedTokens = {
+            githubToken: encrypt(config.keyring, auth.token),
+            githubRefreshToken: encrypt(config.keyring, auth.refreshToken),
+            githubTokenExpiresAt: new Date(auth.expiresAt).getTime(),
+          }
+          await fastify.redis.set(
+            `${refreshPrefix}:result:${key}`,
+            encrypt(config.keyring, JSON.stringify(tokens)),
+            'EX',
+            REFRESH_RESULT_TTL_S,
+          )
+          return tokens
+        } finally {
+          await fastify.redis.del(`${refreshPrefix}:lock:${key}`).catch(() => {})
+        }
+      })().finally(() => refreshing.delete(key))
+      refreshing.set(key, pending)
+      return pending
+    }
+
+    /**
+     * The session's token envelope, refreshed first when it is an expiring user token within
+     * {@link REFRESH_MARGIN_MS} of its expiry. A failed refresh ends the session (401 TOKEN_EXPIRED).
+     */
+    const currentEnvelope = async (request: FastifyRequest, envelope: string): Promise<string> => {
+      const expiresAt = request.session.get('githubTokenExpiresAt')
+      const refreshEnvelope = request.session.get('githubRefreshToken')
+      if (!expiresAt || !refreshEnvelope || expiresAt - Date.now() > REFRESH_MARGIN_MS) return envelope
+      try {
+        let refreshToken: string
+        try {
+          refreshToken = decrypt(config.keyring, refreshEnvelope)
+        } catch {
+          throw tokenExpired()
+        }
+        const tokens = await refreshOnce(refreshToken)
+        request.session.set('githubToken', tokens.githubToken)
+        request.session.set('githubRefreshToken', tokens.githubRefreshToken)
+        request.session.set('githubTokenExpiresAt', tokens.githubTokenExpiresAt)
+        request.log.info({ userId: request.user?.id }, 'refreshed the GitHub user token')
+        return tokens.githubToken
+      } catch (err) {
+        if ((err as AppError).code === 'TOKEN_EXPIRED') {
+          request.log.info(
+            { userId: request.user?.id },
+            'GitHub refused the refresh token; ending the session',
+          )
+          request.user = null
+          await request.session.destroy().catch(() => {})
+        }
+        throw err
+      }
+    }
+
     fastify.decorateRequest(
       'github',
       function github(this: FastifyRequest, opts: { requireUser?: boolean } = {}): Promise<GithubActor> {
@@ -175,23 +306,20 @@ export default fp(
         const resolve = async (): Promise<GithubActor> => {
           const user = this.user
           const envelope = this.session?.get('githubToken')
-          if (user && envelope) return userActor(user, envelope)
+          if (user && envelope) return userActor(user, await currentEnvelope(this, envelope))
           // No anonymous write, ever: only reads may act as the service account.
           if (
             opts.requireUser ||
             !READ_METHODS.has(this.method) ||
             !config.ALLOW_SERVICE_TOKEN_FALLBACK ||
-            !config.GH_TOKEN
+            fastify.serviceActor.kind === null
           )
             throw notAuthenticated()
-          this.log.info({ githubActor: 'service' }, 'acting with the service token (no signed-in user)')
-          return {
-            octokit: createOctokit({ token: config.GH_TOKEN, baseUrl: config.GITHUB_API_URL }),
-            token: config.GH_TOKEN,
-            source: 'service',
-            login: null,
-            userId: null,
-          }
+          // The GitHub App's installation when one is configured, else GH_TOKEN.
+          const actor = await fastify.serviceActor.get()
+          if (!actor) throw notAuthenticated()
+          this.log.info({ githubActor: 'service' }, 'acting with the service identity (no signed-in user)')
+          return actor
         }
         const promise = resolve()
         if (key) actors.set(key, promise)
@@ -278,5 +406,5 @@ export default fp(
       return config.operatorLogins.includes(user.login.toLowerCase())
     })
   },
-  { name: 'auth', dependencies: ['session', 'db'] },
+  { name: 'auth', dependencies: ['session', 'db', 'redis', 'github-app'] },
 )

@@ -19,6 +19,12 @@ declare module 'fastify' {
     user?: SessionUser
     /** The user's OAuth token, encrypted with `encrypt(config.keyring, …)`. */
     githubToken?: string
+    /**
+     * Expiring user tokens (a GitHub App as the OAuth client): the refresh token, encrypted like
+     * {@link githubToken}, and when the access token expires (epoch ms).
+     */
+    githubRefreshToken?: string
+    githubTokenExpiresAt?: number
   }
 }
 

@@ -11,6 +11,7 @@ export const TAGS: { prefix: string; name: string; description: string }[] = [
   { prefix: '/api/auth', name: 'auth', description: '' },
   { prefix: '/api/v1/tenants', name: 'tenants', description: 'Tenants, their members and projects.' },
   { prefix: '/api/v1/projects/:projectId/github', name: 'connections', description: '' },
+  { prefix: '/github/setup', name: 'connections', description: '' },
   { prefix: '/api/v1/projects', name: 'projects', description: 'Projects and their members.' },
   { prefix: '/api/deployments', name: 'deployments', description: 'Deployment history and status.' },
   { prefix: '/api', name: 'pods', description: 'Pod specs from the specs repository, and deploys.' },

@@ -175,6 +175,13 @@ export default async function authRoutes(app: FastifyInstance) {
       }
       request.session.set('user', sessionUser)
       request.session.set('githubToken', encrypt(config.keyring, accessToken))
+      // A GitHub App as the OAuth client issues 8-hour user tokens with a refresh token: keep both
+      // (encrypted) so the session outlives the access token (plugins/app/auth.ts refreshes it).
+      const expiresIn = Number(result.expires_in)
+      if (typeof result.refresh_token === 'string' && result.refresh_token && expiresIn > 0) {
+        request.session.set('githubRefreshToken', encrypt(config.keyring, result.refresh_token))
+        request.session.set('githubTokenExpiresAt', Date.now() + expiresIn * 1000)
+      }
       request.user = { ...sessionUser }
       request.log.info({ userId: user.id, login: user.login }, 'signed in')
       return reply.redirect(returnTo, 302)

@@ -41,6 +41,13 @@ interface GithubHealth {
   rate_limit: { remaining: number; limit: number; reset_at: number } | null
 }
 
+/** The service identity's token kind: `server-to-server` for the App, GH_TOKEN's kind otherwise. */
+const serviceTokenKind = (fastify: FastifyInstance): TokenKind | null => {
+  const kind = fastify.serviceActor.kind
+  if (kind === 'app') return 'server-to-server'
+  return kind === 'token' && fastify.config.GH_TOKEN ? classifyToken(fastify.config.GH_TOKEN) : null
+}
+
 /**
  * The service token's state from GitHub's refusal, by cause (the shared classifier): a 403 is a
  * rate limit only when GitHub says so; an organisation policy or a missing permission is `forbidden`.
@@ -66,19 +73,32 @@ const githubState = (err: unknown): GithubState => {
 /**
  * GitHub as the service token sees it: `GET /rate_limit` (never counted) for reachability,
  * scopes and quota, then the specs repository (ETag-revalidated, so a steady check costs no
- * counted calls). Without GH_TOKEN GitHub is `unconfigured`, which does not fail the check.
+ * counted calls). The service identity is the GitHub App's installation on GH_REPO's owner when an
+ * App is configured, else GH_TOKEN. Without either GitHub is `unconfigured`, which does not fail the check.
  */
 async function checkGithub(fastify: FastifyInstance, catalog: PodCatalog | null): Promise<GithubHealth> {
-  const { config } = fastify
-  const token = config.GH_TOKEN
+  const { config, serviceActor } = fastify
   const result: GithubHealth = {
     github: 'unconfigured',
     repo_status: catalog ? 'unknown' : 'unconfigured',
     scopes: null,
-    token_kind: token ? classifyToken(token) : null,
+    token_kind: serviceTokenKind(fastify),
     rate_limit: null,
   }
-  if (!token) return result
+  if (serviceActor.kind === null) return result
+  // With a GitHub App the service actor is its installation on GH_REPO's owner (minted here).
+  let token: string
+  try {
+    const actor = await serviceActor.get()
+    if (!actor) {
+      result.github = 'unauthorized' // the App is not installed on GH_REPO's owner
+      return result
+    }
+    token = actor.token
+  } catch (err) {
+    result.github = githubState(err)
+    return result
+  }
   const octokit = createOctokit({
     token,
     baseUrl: config.GITHUB_API_URL,
@@ -132,7 +152,7 @@ export default async function health(fastify: FastifyInstance) {
           github: 'unavailable',
           repo_status: catalog ? 'unknown' : 'unconfigured',
           scopes: null,
-          token_kind: fastify.config.GH_TOKEN ? classifyToken(fastify.config.GH_TOKEN) : null,
+          token_kind: serviceTokenKind(fastify),
           rate_limit: null,
         }),
       )

@@ -13,6 +13,7 @@ import {
   parseRepoUrl,
   type RepoRef,
   removeClone,
+  signInstallState,
 } from '@portico/core'
 import {
   type ConnectionRow,
@@ -23,11 +24,19 @@ import {
   findLatestConnectionViewForProject,
   insertConnection,
   isUniqueViolation,
+  type NewConnection,
   ONE_ACTIVE_CONNECTION_INDEX,
 } from '@portico/db'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
-import { Connection, ConnectionParams, CreateConnectionBody } from '../../../../../../schemas/connections.js'
+import {
+  Connection,
+  ConnectionParams,
+  CreateConnectionBody,
+  Installations,
+  InstallationsQuery,
+} from '../../../../../../schemas/connections.js'
 import { NoContent } from '../../../../../../schemas/errors.js'
+import { safeReturnTo } from '../../../../../auth/index.js'
 
 const ROLES = ['owner', 'admin', 'qa-automation'] as const
 const PAT_CHECK_TIMEOUT_MS = 10_000
@@ -170,6 +179,9 @@ function toView(row: ConnectionView) {
     error_code: row.error_code,
     full_name: row.repo_full_name ?? `${row.owner}/${row.repo}`,
     github_repo_id: row.github_repo_id === null ? null : Number(row.github_repo_id),
+    auth_method: row.auth_method,
+    installation_id: row.installation_id === null ? null : Number(row.installation_id),
+    repository_id: row.github_repo_id === null ? null : Number(row.github_repo_id),
     expires_at: row.expires_at,
     created_at: row.created_at,
     updated_at: row.updated_at,
@@ -201,7 +213,10 @@ async function cancelCloneJob(fastify: FastifyInstance, log: FastifyBaseLogger, 
   }
 }
 
-/** A project's GitHub repository connection: connect with a PAT, read its status, disconnect. */
+/**
+ * A project's GitHub repository connection: connect with a PAT or through the GitHub App's
+ * installations (listed by GET …/installations), read its status, disconnect.
+ */
 export default async function connectionRoutes(app: FastifyInstance) {
   const fastify = app.withTypeProvider<TypeBoxTypeProvider>()
   const { config } = fastify
@@ -214,18 +229,40 @@ export default async function connectionRoutes(app: FastifyInstance) {
     },
     async (request, reply) => {
       const project = request.project!
-      const repoUrl = request.body.repo_url.trim()
-      const pat = request.body.pat.trim()
-      const ref = parseRepoUrl(repoUrl, config.GITHUB_URL)
-      if (!TOKEN_CHARS.test(pat)) throw invalidToken()
-      const check = await checkPat(config.GITHUB_API_URL, ref, pat)
-
-      if (await findActiveConnectionForProject(fastify.db, project.tenant_id, project.id)) {
-        throw connectionExists()
-      }
-      let row: ConnectionRow
-      try {
-        row = await insertConnection(fastify.db, {
+      const body = request.body
+      let values: NewConnection
+      if ('installation_id' in body) {
+        // Through the GitHub App: ids checked with the user's token; no token is stored.
+        fastify.requireGithubApp()
+        const repo = await fastify.userInstallationRepository(
+          request,
+          body.installation_id,
+          body.repository_id,
+        )
+        const ref = parseRepoUrl(`${config.GITHUB_URL}/${repo.full_name}`, config.GITHUB_URL)
+        values = {
+          tenant_id: project.tenant_id,
+          project_id: project.id,
+          repo_url: `${config.GITHUB_URL}/${repo.full_name}`,
+          owner: ref.owner,
+          repo: ref.repo,
+          github_repo_id: repo.id,
+          repo_full_name: repo.full_name,
+          default_branch: repo.default_branch,
+          encrypted_token: null,
+          token_kind: null,
+          token_expires_at: null,
+          auth_method: 'app',
+          installation_id: body.installation_id,
+          created_by: request.user?.id ?? null,
+        }
+      } else {
+        const repoUrl = body.repo_url.trim()
+        const pat = body.pat.trim()
+        const ref = parseRepoUrl(repoUrl, config.GITHUB_URL)
+        if (!TOKEN_CHARS.test(pat)) throw invalidToken()
+        const check = await checkPat(config.GITHUB_API_URL, ref, pat)
+        values = {
           tenant_id: project.tenant_id,
           project_id: project.id,
           repo_url: repoUrl,
@@ -238,7 +275,15 @@ export default async function connectionRoutes(app: FastifyInstance) {
           token_kind: classifyToken(pat),
           token_expires_at: check.tokenExpiresAt,
           created_by: request.user?.id ?? null,
-        })
+        }
+      }
+
+      if (await findActiveConnectionForProject(fastify.db, project.tenant_id, project.id)) {
+        throw connectionExists()
+      }
+      let row: ConnectionRow
+      try {
+        row = await insertConnection(fastify.db, values)
       } catch (err) {
         // Concurrent POSTs: the partial unique index lets exactly one through.
         if (isUniqueViolation(err, ONE_ACTIVE_CONNECTION_INDEX)) throw connectionExists()
@@ -253,6 +298,27 @@ export default async function connectionRoutes(app: FastifyInstance) {
       }
       request.log.info({ connectionId: row.id, projectId: project.id }, 'repository connection created')
       return reply.code(201).send(toView(row))
+    },
+  )
+
+  fastify.get(
+    '/installations',
+    {
+      preHandler: fastify.requireProjectRole(...ROLES),
+      schema: { params: ConnectionParams, querystring: InstallationsQuery, response: { 200: Installations } },
+    },
+    async (request) => {
+      const app = fastify.requireGithubApp()
+      let returnTo = '/'
+      if (request.query.return_to !== undefined) {
+        const safe = safeReturnTo(request.query.return_to, config.PUBLIC_URL)
+        if (!safe)
+          throw new AppError(400, 'INVALID_RETURN_TO', 'return_to must be a relative path on this site.')
+        returnTo = safe
+      }
+      const installations = await fastify.userInstallations(request)
+      const state = signInstallState(config.SESSION_SECRET, { returnTo, userId: request.user!.id })
+      return { app: { slug: app.slug, install_url: app.installUrl(state) }, installations }
     },
   )
 

@@ -20,6 +20,7 @@ import {
   updateConnectionIfStatus,
 } from '@portico/db'
 import type { ProcessorFactory, WorkerContext } from '../context.js'
+import { reconcileDeployments } from '../deploy/reconcile-deployments.js'
 
 /** How often the expiry sweep and the stuck-connection repair run. */
 export const EXPIRE_EVERY_MS = 3600_000
@@ -52,6 +53,12 @@ export async function scheduleMaintenance(ctx: WorkerContext): Promise<void> {
     'repair-stuck-deployments',
     { every: REPAIR_EVERY_MS },
     { name: 'repair-stuck-deployments', data: { task: 'repair-stuck-deployments' } },
+  )
+  // Follows deploy pull requests without webhooks (merged, closed, applied by checks).
+  await queue.upsertJobScheduler(
+    'reconcile-deployments',
+    { every: ctx.config.RECONCILE_INTERVAL_SECONDS * 1000 },
+    { name: 'reconcile-deployments', data: { task: 'reconcile-deployments' } },
   )
   await queue.upsertJobScheduler(
     'rotate-keys',
@@ -247,6 +254,11 @@ export const maintenanceProcessor: ProcessorFactory<'maintenance'> = (ctx) => {
       case 'repair-stuck-deployments': {
         const repaired = await repairStuckDeployments(ctx)
         return { repaired }
+      }
+      case 'reconcile-deployments': {
+        const result = await reconcileDeployments(ctx)
+        if (result.checked > 0) ctx.logger.info(result, 'deployments reconciled')
+        return result
       }
       case 'rotate-keys': {
         const report = await rotateStoredTokens({

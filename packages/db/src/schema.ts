@@ -161,16 +161,16 @@ export interface DeploymentsTable {
   reconciled_at: NullableTimestamp
 }
 
-/** One GitHub webhook delivery as received (verified) by POST /webhooks/github. */
+/** One GitHub webhook delivery as received (verified) by POST /webhooks/github. GitHub ids (bigint) read as numbers. */
 export interface WebhookDeliveriesTable {
   id: Generated<string>
   /** `X-GitHub-Delivery`: unique; GitHub's redeliveries keep it. */
   delivery_id: string
   event: string
   action: string | null
-  hook_id: ColumnType<string | null, string | number | null | undefined, string | number | null>
-  installation_id: ColumnType<string | null, string | number | null | undefined, string | number | null>
-  repository_id: ColumnType<string | null, string | number | null | undefined, string | number | null>
+  hook_id: ColumnType<number | null, number | null | undefined, number | null>
+  installation_id: ColumnType<number | null, number | null | undefined, number | null>
+  repository_id: ColumnType<number | null, number | null | undefined, number | null>
   payload: ColumnType<unknown, string, string>
   received_at: Timestamp
   processed_at: NullableTimestamp

@@ -168,7 +168,7 @@ t.test('with a secret', async (t) => {
 
   t.test('bodies over 25 MB → 413', async (t) => {
     const body = `{"action":"closed","pad":"${'x'.repeat(25 * 1024 * 1024)}"}`
-    const res = await delivery(app, { body, signature: 'sha256=' + '0'.repeat(64) })
+    const res = await delivery(app, { body, signature: `sha256=${'0'.repeat(64)}` })
     t.equal(res.statusCode, 413)
     t.equal(res.json().code, 'PAYLOAD_TOO_LARGE')
   })

@@ -53,9 +53,13 @@ export async function up(db: Kysely<any>): Promise<void> {
     WHERE merge_commit_sha IS NOT NULL`.execute(db)
   await sql`CREATE INDEX deployments_pr_number_idx ON deployments (pr_number)
     WHERE pr_number IS NOT NULL`.execute(db)
+  // Covers the foreign key (deleting a deployment looks its supersedes up).
+  await sql`CREATE INDEX deployments_superseded_by_idx ON deployments (superseded_by)
+    WHERE superseded_by IS NOT NULL`.execute(db)
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
+  await sql`DROP INDEX deployments_superseded_by_idx`.execute(db)
   await sql`DROP INDEX deployments_pr_number_idx`.execute(db)
   await sql`DROP INDEX deployments_merge_commit_sha_idx`.execute(db)
   await sql`DROP INDEX deployments_followed_stage_idx`.execute(db)

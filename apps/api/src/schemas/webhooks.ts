@@ -23,3 +23,9 @@ export const WebhookAccepted = Type.Object({
       'queued: stored and queued for processing; duplicate: this X-GitHub-Delivery was received before (nothing is done twice); ignored: an event or action Portico does not use.',
   }),
 })
+
+/** The delivery body: kept as raw bytes until its signature is verified, then parsed. */
+export const WebhookBody = Type.Unknown({
+  description:
+    'The event payload as GitHub sends it: JSON (`application/json`) or `payload=<json>` (`application/x-www-form-urlencoded`), at most 25 MB; verified over its exact bytes before it is parsed.',
+})

@@ -4,7 +4,7 @@ import { AppError, isHandledWebhook, webhookJobId, webhookJobOptions } from '@po
 import { recordWebhookDelivery } from '@portico/db'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { errorResponses } from '../../schemas/common.js'
-import { WebhookAccepted, WebhookHeaders } from '../../schemas/webhooks.js'
+import { WebhookAccepted, WebhookBody, WebhookHeaders } from '../../schemas/webhooks.js'
 
 /** GitHub caps webhook payloads at 25 MB (https://docs.github.com/en/webhooks/webhook-events-and-payloads). */
 export const WEBHOOK_BODY_LIMIT = 25 * 1024 * 1024
@@ -84,6 +84,7 @@ export default async function webhooksRoutes(app: FastifyInstance) {
         description:
           'Point a repository hook or a GitHub App webhook here with GITHUB_WEBHOOK_SECRET as its secret (see docs/webhooks.md).',
         headers: WebhookHeaders,
+        body: WebhookBody,
         response: { 202: WebhookAccepted, ...errorResponses(400, 401, 413, 429, 503) },
       },
       // Fails before the body is read when webhooks are off.

@@ -342,3 +342,48 @@ t.test('the reconciler reaches the same states with conditional requests', async
   t.equal(failed.stage, 'apply_failed')
   t.same(failed.checks, [{ name: 'ci/apply', conclusion: 'failure', url: 'https://ci.example/apply/9' }])
 })
+
+t.test(
+  'past APPLY_TIMEOUT_HOURS without a verdict a merged deployment stays merged, unfollowed',
+  async (t) => {
+    await db
+      .updateTable('deployments')
+      .set({ stage: 'closed' })
+      .where('stage', 'in', ['pr_open', 'merged'])
+      .execute()
+    const old = await insertDeployment(db, {
+      customer: 'hooks',
+      env: 'old',
+      instance_name: 'hooks-old-01',
+      status: 'succeeded',
+      pr_number: 1,
+      branch: 'deploy-hooks-old',
+      stage: 'merged',
+      merged_at: new Date(Date.now() - (config.APPLY_TIMEOUT_HOURS + 1) * 3600_000),
+      merge_commit_sha: 'a'.repeat(40),
+    })
+    const before = sim.ledger.count({ login: 'portico-bot' })
+    const pass = await reconcileDeployments(ctx)
+    t.equal(pass.checked, 0)
+    t.equal(sim.ledger.count({ login: 'portico-bot' }) - before, 0, 'no GitHub call')
+    t.equal((await deployment(old.id)).stage, 'merged')
+  },
+)
+
+t.test('the maintenance task prunes deliveries past their retention', async (t) => {
+  await recordWebhookDelivery(db, {
+    delivery_id: 'old-delivery',
+    event: 'ping',
+    action: null,
+    payload: '{}',
+    received_at: new Date(Date.now() - 31 * 24 * 3600_000),
+  })
+  await recordWebhookDelivery(db, { delivery_id: 'new-delivery', event: 'ping', action: null, payload: '{}' })
+  const factory = processors.maintenance
+  if (!factory) return t.fail('no maintenance processor')
+  const run = factory(ctx)
+  const result = await run({ data: { task: 'prune-webhook-deliveries' } } as never)
+  t.match(result, { pruned: 1 })
+  t.notOk(await findWebhookDelivery(db, 'old-delivery'))
+  t.ok(await findWebhookDelivery(db, 'new-delivery'))
+})

@@ -24,6 +24,7 @@ export interface MaintenanceJobData {
     | 'repair-stuck-deployments'
     | 'rotate-keys'
     | 'reconcile-deployments'
+    | 'prune-webhook-deliveries'
   /** Id of the API request that enqueued the job (for the logs), when there was one. */
   requestId?: string
 }

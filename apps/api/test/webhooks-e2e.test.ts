@@ -5,12 +5,15 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { createSign, randomUUID } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
-import { sign } from '@octokit/webhooks-methods'
+import { Webhooks } from '@octokit/webhooks'
 import { createOctokit } from '@portico/core'
 import { createDb } from '@portico/db'
 import { defaultSeed, type Seed } from '@portico/github-sim'
 import { freePort, startTestSimulator, testConfig } from '@portico/testing'
 import t from 'tap'
+
+/** `sha256=` HMAC of `body`, as GitHub signs deliveries (@octokit/webhooks). */
+const sign = (secret: string, body: string) => new Webhooks({ secret }).sign(body)
 
 const entry = (app: 'api' | 'worker') =>
   fileURLToPath(new URL(`../../${app}/src/${app === 'api' ? 'server' : 'index'}.ts`, import.meta.url))

@@ -1,9 +1,12 @@
 import { createHmac, randomUUID } from 'node:crypto'
-import { sign } from '@octokit/webhooks-methods'
+import { Webhooks } from '@octokit/webhooks'
 import { webhookJobId } from '@portico/core'
 import { findWebhookDelivery } from '@portico/db'
 import t from 'tap'
 import { build } from './helper.js'
+
+/** `sha256=` HMAC of `body`, as GitHub signs deliveries (@octokit/webhooks). */
+const sign = (secret: string, body: string) => new Webhooks({ secret }).sign(body)
 
 const SECRET = 'webhook-secret-current-0123456789'
 const PREVIOUS = 'webhook-secret-previous-0123456789'

@@ -152,6 +152,9 @@ if (!config.oauthConfigured) {
     GH_TOKEN: env.GH_TOKEN ?? bot,
     GH_REPO: env.GH_REPO ?? 'acme/infra-specs',
     OPERATOR_LOGINS: env.OPERATOR_LOGINS ?? 'octocat',
+    // The seeded App sends its webhook to http://localhost:3000/webhooks/github with this secret:
+    // deploy → merged → applied shows without any set-up (docs/webhooks.md).
+    GITHUB_WEBHOOK_SECRET: env.GITHUB_WEBHOOK_SECRET ?? sim.seed.github_apps?.[0]?.webhook?.secret,
   })
   // The seed's demo GitHub App, so both connection methods (PAT and App) can be tried.
   const demoApp = sim.seed.github_apps?.[0]?.slug

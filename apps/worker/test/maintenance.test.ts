@@ -10,6 +10,7 @@ import {
   EXPIRE_EVERY_MS,
   expireClones,
   maintenanceScheduled,
+  PRUNE_DELIVERIES_EVERY_MS,
   REPAIR_EVERY_MS,
   ROTATE_KEYS_EVERY_MS,
   repairStuckConnections,
@@ -132,16 +133,18 @@ t.test('the worker schedules the sweeps once, however often it starts', async (t
   const second = await startTestWorker(t, ctx.config, ['maintenance'])
   const schedulers = await waitFor(async () => {
     const list = await ctx.queues.maintenance.getJobSchedulers()
-    return list.length === 4 ? list : undefined
+    return list.length === 6 ? list : undefined
   })
   t.same(schedulers.map((s) => [s.key, s.every]).sort(), [
     ['expire-clones', EXPIRE_EVERY_MS],
+    ['prune-webhook-deliveries', PRUNE_DELIVERIES_EVERY_MS],
+    ['reconcile-deployments', ctx.config.RECONCILE_INTERVAL_SECONDS * 1000],
     ['repair-stuck-connections', REPAIR_EVERY_MS],
     ['repair-stuck-deployments', REPAIR_EVERY_MS],
     ['rotate-keys', ROTATE_KEYS_EVERY_MS],
   ])
   await Promise.all([maintenanceScheduled.get(first.ctx), maintenanceScheduled.get(second.ctx)])
-  t.equal(await ctx.queues.maintenance.getJobSchedulersCount(), 4)
+  t.equal(await ctx.queues.maintenance.getJobSchedulersCount(), 6)
 })
 
 t.test('a maintenance job run by the worker expires due clones', async (t) => {
@@ -161,13 +164,13 @@ t.test('schedules come back after Redis loses them and the connection is ready a
   const ctx = await context(t)
   const runtime = await startTestWorker(t, ctx.config, ['maintenance'])
   await maintenanceScheduled.get(runtime.ctx)
-  t.equal(await ctx.queues.maintenance.getJobSchedulersCount(), 4)
+  t.equal(await ctx.queues.maintenance.getJobSchedulersCount(), 6)
   // Only this file's prefix is deleted: other test runs share the Redis.
   await deleteKeys(ctx.config.REDIS_URL, ctx.config.QUEUE_PREFIX)
   t.equal(await ctx.queues.maintenance.getJobSchedulersCount(), 0, 'the schedules are gone')
   const ready = new Promise<void>((resolve) => runtime.ctx.redis.once('ready', () => resolve()))
   runtime.ctx.redis.disconnect(true) // a failover: the connection drops and comes back
   await ready
-  await waitFor(async () => ((await ctx.queues.maintenance.getJobSchedulersCount()) === 4 ? true : undefined))
-  t.pass('all four schedules are registered again')
+  await waitFor(async () => ((await ctx.queues.maintenance.getJobSchedulersCount()) === 6 ? true : undefined))
+  t.pass('all six schedules are registered again')
 })

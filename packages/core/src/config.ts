@@ -143,6 +143,33 @@ export const ConfigSchema = Type.Object({
   RATE_LIMIT_AUTH_MAX: Int('Requests per window and client to /auth/* (sign-in, callback, logout).', 30, 1),
   RATE_LIMIT_CONNECTIONS_MAX: Int('Repository connection POSTs per window and client.', 10, 1),
   RATE_LIMIT_DEPLOYS_MAX: Int('POST /api/pod requests per window and client.', 20, 1),
+  RATE_LIMIT_WEBHOOKS_MAX: Int(
+    'POST /webhooks/github deliveries per window and client IP (GitHub sends from a few shared addresses, so keep it high).',
+    1000,
+    1,
+  ),
+  GITHUB_WEBHOOK_SECRET: Opt(
+    Str(
+      'Secret of the GitHub webhook (repository hook or App webhook) signing deliveries to POST /webhooks/github. Unset: that route answers 503 WEBHOOKS_NOT_CONFIGURED.',
+      { minLength: 1 },
+    ),
+  ),
+  GITHUB_WEBHOOK_SECRET_PREVIOUS: Opt(
+    Str(
+      'The previous webhook secret, also accepted while a rotation is under way (see docs/webhooks.md); unset it once GitHub uses the new one.',
+      { minLength: 1 },
+    ),
+  ),
+  APPLY_TIMEOUT_HOURS: Int(
+    'Hours after a deploy pull request is merged during which Portico waits for checks on its merge commit; with none by then it stays merged.',
+    24,
+    1,
+  ),
+  RECONCILE_INTERVAL_SECONDS: Int(
+    'How often the reconciler checks deployments whose pull request is open or merged (conditional requests: unchanged ones cost no counted GitHub call).',
+    300,
+    10,
+  ),
   CLONE_ROOT: Str('Directory holding repository clones.', { default: './tmp' }),
   CLONE_TTL_HOURS: Int('Hours a clone is kept before the expiry sweep removes it.', 168, 1),
   CLONE_TIMEOUT_SECONDS: Int('Wall-clock limit of one clone.', 300, 1),
@@ -170,7 +197,7 @@ export const ConfigSchema = Type.Object({
     100,
   ),
   WORKER_QUEUES: Str(
-    'Queues this worker consumes: all, or a comma-separated subset of clone,deploy,maintenance.',
+    'Queues this worker consumes: all, or a comma-separated subset of clone,deploy,maintenance,webhooks.',
     {
       default: 'all',
     },
@@ -406,6 +433,8 @@ const SECRET_KEYS = new Set([
   'GH_TOKEN',
   'METRICS_TOKEN',
   'GITHUB_APP_PRIVATE_KEY',
+  'GITHUB_WEBHOOK_SECRET',
+  'GITHUB_WEBHOOK_SECRET_PREVIOUS',
 ])
 
 function describe(key: string, value: unknown): string {

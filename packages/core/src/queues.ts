@@ -1,5 +1,5 @@
 /** The queues Portico uses; a worker process consumes the subset named by WORKER_QUEUES. */
-export const QUEUE_NAMES = ['clone', 'deploy', 'maintenance'] as const
+export const QUEUE_NAMES = ['clone', 'deploy', 'maintenance', 'webhooks'] as const
 export type QueueName = (typeof QUEUE_NAMES)[number]
 
 /** Clone (and analyse) one repository connection. Ids only: the worker reads everything else from Postgres. */
@@ -18,7 +18,20 @@ export interface DeployJobData {
 
 /** Periodic housekeeping. */
 export interface MaintenanceJobData {
-  task: 'expire-clones' | 'repair-stuck-connections' | 'repair-stuck-deployments' | 'rotate-keys'
+  task:
+    | 'expire-clones'
+    | 'repair-stuck-connections'
+    | 'repair-stuck-deployments'
+    | 'rotate-keys'
+    | 'reconcile-deployments'
+    | 'prune-webhook-deliveries'
+  /** Id of the API request that enqueued the job (for the logs), when there was one. */
+  requestId?: string
+}
+
+/** Process one stored GitHub webhook delivery (`webhook_deliveries.delivery_id`); the payload stays in Postgres. */
+export interface WebhookJobData {
+  deliveryId: string
   /** Id of the API request that enqueued the job (for the logs), when there was one. */
   requestId?: string
 }
@@ -28,6 +41,7 @@ export interface JobDataByQueue {
   clone: CloneJobData
   deploy: DeployJobData
   maintenance: MaintenanceJobData
+  webhooks: WebhookJobData
 }
 
 /** Bounded retention so Redis memory stays flat: keep recent history for Bull Board, drop the rest. */
@@ -56,4 +70,15 @@ export function cloneJobOptions(jobId: string) {
  */
 export function deployJobOptions(jobId: string) {
   return { jobId, attempts: 3, backoff: { type: 'exponential', delay: 2000 } } as const
+}
+
+/**
+ * Job id for one webhook delivery: a redelivery (same `X-GitHub-Delivery`) finds the job still
+ * retained instead of adding a second one.
+ */
+export const webhookJobId = (deliveryId: string): string => `webhook-${deliveryId}`
+
+/** BullMQ options of a webhook job: GitHub calls it makes may fail transiently (5 s, 10 s, 20 s). */
+export function webhookJobOptions(jobId: string) {
+  return { jobId, attempts: 4, backoff: { type: 'exponential', delay: 5000 } } as const
 }

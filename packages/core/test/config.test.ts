@@ -16,7 +16,7 @@ t.test('defaults give a working development configuration', async (t) => {
   t.equal(c.WORKFLOW_BRANCH, 'main')
   t.equal(c.CLONE_TTL_HOURS, 168)
   t.equal(c.DEPLOY_WAIT_MS, 10000)
-  t.same(c.workerQueues, ['clone', 'deploy', 'maintenance'])
+  t.same(c.workerQueues, ['clone', 'deploy', 'maintenance', 'webhooks'])
   t.equal(c.oauthConfigured, false)
   t.equal(c.trustProxy, false)
   t.ok(c.SESSION_SECRET.length >= 32)

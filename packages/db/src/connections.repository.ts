@@ -202,3 +202,56 @@ export async function findCloneOwners(
     .where('status', 'in', ['pending', 'cloning', 'cloned', 'analyzed'])
     .execute()
 }
+
+/**
+ * Follows a rename or transfer GitHub reported (`repository` webhook): every connection to
+ * repository `githubRepoId` gets the new canonical `owner/name`. Returns how many rows changed
+ * (0 when they already had it: a redelivery changes nothing).
+ */
+export async function renameConnectionsByRepoId(
+  db: Executor,
+  githubRepoId: number | string,
+  fullName: string,
+): Promise<number> {
+  const [owner = '', repo = ''] = fullName.split('/')
+  const res = await db
+    .updateTable('github_connections')
+    .set({ repo_full_name: fullName, owner, repo, updated_at: new Date() })
+    .where('github_repo_id', '=', String(githubRepoId))
+    .where((eb) =>
+      eb.or([
+        eb('repo_full_name', 'is', null),
+        eb('repo_full_name', '!=', fullName),
+        eb('owner', '!=', owner),
+        eb('repo', '!=', repo),
+      ]),
+    )
+    .executeTakeFirst()
+  return Number(res.numUpdatedRows)
+}
+
+/**
+ * Fails every connection to repository `githubRepoId` with `error` (e.g. REPOSITORY_DELETED) and
+ * wipes its token (kept no longer than needed). Rows already failed with that code are left
+ * alone; returns how many changed.
+ */
+export async function failConnectionsByRepoId(
+  db: Executor,
+  githubRepoId: number | string,
+  error: { code: string; message: string },
+): Promise<number> {
+  const res = await db
+    .updateTable('github_connections')
+    .set({
+      status: 'failed',
+      progress: 0,
+      encrypted_token: null,
+      error_code: error.code,
+      error_message: error.message.slice(0, 500),
+      updated_at: new Date(),
+    })
+    .where('github_repo_id', '=', String(githubRepoId))
+    .where((eb) => eb.or([eb('status', '!=', 'failed'), eb('error_code', 'is distinct from', error.code)]))
+    .executeTakeFirst()
+  return Number(res.numUpdatedRows)
+}

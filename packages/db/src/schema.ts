@@ -20,6 +20,27 @@ export type ConnectionStatus = (typeof CONNECTION_STATUSES)[number]
 export const CONNECTION_AUTH_METHODS = ['pat', 'app'] as const
 export type ConnectionAuthMethod = (typeof CONNECTION_AUTH_METHODS)[number]
 export type DeploymentStatus = 'queued' | 'running' | 'succeeded' | 'failed'
+/**
+ * Where a deploy's pull request is: open → merged → applied | apply_failed (the specs
+ * repository's checks on the merge commit), or closed unmerged. Null until the PR exists.
+ */
+export const DEPLOYMENT_STAGES = ['pr_open', 'merged', 'applied', 'apply_failed', 'closed'] as const
+export type DeploymentStage = (typeof DEPLOYMENT_STAGES)[number]
+/** One check on a merge commit: a check run or a commit status context. */
+export interface DeploymentCheck {
+  name: string
+  /** GitHub's conclusion (check runs) or state (statuses); null while not completed. */
+  conclusion: string | null
+  url: string | null
+}
+/** ETags of the GitHub resources the reconciler last read, for conditional requests. */
+export interface DeploymentEtags {
+  pull?: string
+  check_runs?: string
+  status?: string
+}
+export const WEBHOOK_OUTCOMES = ['queued', 'processed', 'ignored', 'failed'] as const
+export type WebhookOutcome = (typeof WEBHOOK_OUTCOMES)[number]
 
 export interface UsersTable {
   id: Generated<string>
@@ -139,6 +160,34 @@ export interface DeploymentsTable {
   updated_at: Timestamp
   started_at: NullableTimestamp
   finished_at: NullableTimestamp
+  stage: ColumnType<DeploymentStage | null, DeploymentStage | null | undefined, DeploymentStage | null>
+  merged_at: NullableTimestamp
+  merge_commit_sha: ColumnType<string | null, string | null | undefined, string | null>
+  applied_at: NullableTimestamp
+  checks: ColumnType<DeploymentCheck[] | null, string | null | undefined, string | null>
+  /** The newer deployment of the same pod whose pull request replaces this one's. */
+  superseded_by: ColumnType<string | null, string | null | undefined, string | null>
+  github_etags: ColumnType<DeploymentEtags | null, string | null | undefined, string | null>
+  reconciled_at: NullableTimestamp
+}
+
+/** One GitHub webhook delivery as received (verified) by POST /webhooks/github. GitHub ids (bigint) read as numbers. */
+export interface WebhookDeliveriesTable {
+  id: Generated<string>
+  /** `X-GitHub-Delivery`: unique; GitHub's redeliveries keep it. */
+  delivery_id: string
+  event: string
+  action: string | null
+  hook_id: ColumnType<number | null, number | null | undefined, number | null>
+  installation_id: ColumnType<number | null, number | null | undefined, number | null>
+  repository_id: ColumnType<number | null, number | null | undefined, number | null>
+  payload: ColumnType<unknown, string, string>
+  received_at: Timestamp
+  processed_at: NullableTimestamp
+  outcome: ColumnType<WebhookOutcome, WebhookOutcome | undefined, WebhookOutcome>
+  /** What processing did, in a few words (`deployment … merged`, `no matching deployment`). */
+  result: ColumnType<string | null, string | null | undefined, string | null>
+  error: ColumnType<string | null, string | null | undefined, string | null>
 }
 
 /** Kysely's view of the Portico database. */
@@ -150,6 +199,7 @@ export interface Database {
   project_members: ProjectMembersTable
   github_connections: GithubConnectionsTable
   deployments: DeploymentsTable
+  webhook_deliveries: WebhookDeliveriesTable
 }
 
 export type UserRow = Selectable<UsersTable>
@@ -162,3 +212,5 @@ export type ConnectionUpdate = Updateable<GithubConnectionsTable>
 export type DeploymentRow = Selectable<DeploymentsTable>
 export type NewDeployment = Insertable<DeploymentsTable>
 export type DeploymentUpdate = Updateable<DeploymentsTable>
+export type WebhookDeliveryRow = Selectable<WebhookDeliveriesTable>
+export type NewWebhookDelivery = Insertable<WebhookDeliveriesTable>

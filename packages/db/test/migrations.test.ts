@@ -47,6 +47,7 @@ t.test('migrations go up, down and up again on a fresh database', async (t) => {
     'tenant_members',
     'tenants',
     'users',
+    'webhook_deliveries',
   ]
   t.same(await tables(db), all)
   t.ok(

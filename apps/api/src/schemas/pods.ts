@@ -92,6 +92,27 @@ export const Deployment = Type.Object({
   updated_at: Timestamp,
   started_at: Type.Union([Timestamp, Type.Null()]),
   finished_at: Type.Union([Timestamp, Type.Null()]),
+  stage: Type.Union(
+    [...['pr_open', 'merged', 'applied', 'apply_failed', 'closed'].map((s) => Type.Literal(s)), Type.Null()],
+    {
+      description:
+        'Where the pull request is: pr_open → merged → applied | apply_failed (the checks on the merge commit), or closed unmerged; null until the pull request exists. Followed by webhooks and the reconciler.',
+    },
+  ),
+  merged_at: Type.Union([Timestamp, Type.Null()]),
+  merge_commit_sha: Nullable(Type.String()),
+  applied_at: Type.Union([Timestamp, Type.Null()]),
+  checks: Type.Array(
+    Type.Object({
+      name: Type.String(),
+      conclusion: Nullable(Type.String({ description: 'null while the check runs' })),
+      url: Nullable(Type.String()),
+    }),
+    { description: 'The checks seen on the merge commit (check runs and commit statuses).' },
+  ),
+  superseded_by: Nullable(
+    Type.String({ description: 'A newer deployment of the same pod whose pull request replaces this one.' }),
+  ),
 })
 
 export const DeploymentList = Type.Object({ deployments: Type.Array(Deployment) })

@@ -27,7 +27,7 @@ t.test('an operator signs in with a real browser and sees the three queues', { s
   // The whole round trip: board → /auth/login → the simulator (default login octocat) → callback → board.
   await page.goto(`${base}/admin/queues`)
   await page.waitForURL(`${base}/admin/queues`, { timeout: 120_000 })
-  for (const name of ['clone', 'deploy', 'maintenance']) {
+  for (const name of ['clone', 'deploy', 'maintenance', 'webhooks']) {
     await page.getByText(name, { exact: true }).first().waitFor({ timeout: 120_000 })
   }
   // Open the clone queue so the screenshot shows a loaded page, not a spinner.

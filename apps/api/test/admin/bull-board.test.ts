@@ -41,7 +41,7 @@ t.test('Bull Board at /admin/queues', async (t) => {
     })
     t.equal(api.statusCode, 200)
     const queues = api.json().queues as { name: string; jobs: { data: unknown }[] }[]
-    t.same(queues.map((q) => q.name).sort(), ['clone', 'deploy', 'maintenance'])
+    t.same(queues.map((q) => q.name).sort(), ['clone', 'deploy', 'maintenance', 'webhooks'])
     const clone = queues.find((q) => q.name === 'clone')
     t.same(
       clone?.jobs.map((j) => j.data),

@@ -16,10 +16,12 @@ import {
   listExpiredConnections,
   listStaleInFlightConnections,
   listStaleInFlightDeployments,
+  pruneWebhookDeliveries,
   rotateStoredTokens,
   updateConnectionIfStatus,
 } from '@portico/db'
 import type { ProcessorFactory, WorkerContext } from '../context.js'
+import { reconcileDeployments } from '../deploy/reconcile-deployments.js'
 
 /** How often the expiry sweep and the stuck-connection repair run. */
 export const EXPIRE_EVERY_MS = 3600_000
@@ -28,6 +30,9 @@ export const REPAIR_EVERY_MS = 600_000
 export const ROTATE_KEYS_EVERY_MS = 24 * 3600_000
 /** How often each clone-consuming worker sweeps its own CLONE_ROOT (a local timer, not a job). */
 export const LOCAL_SWEEP_EVERY_MS = 10 * 60_000
+/** How often, and after how long, stored webhook deliveries (payloads up to 25 MB) are deleted. */
+export const PRUNE_DELIVERIES_EVERY_MS = 24 * 3600_000
+export const WEBHOOK_DELIVERY_RETENTION_MS = 30 * 24 * 3600_000
 /** An in-flight row untouched this long, with no live job, is considered stuck. */
 const STALE_AFTER_MS = 2 * 60_000
 const LIVE_JOB_STATES = new Set(['active', 'waiting', 'delayed', 'prioritized', 'waiting-children'])
@@ -52,6 +57,17 @@ export async function scheduleMaintenance(ctx: WorkerContext): Promise<void> {
     'repair-stuck-deployments',
     { every: REPAIR_EVERY_MS },
     { name: 'repair-stuck-deployments', data: { task: 'repair-stuck-deployments' } },
+  )
+  // Follows deploy pull requests without webhooks (merged, closed, applied by checks).
+  await queue.upsertJobScheduler(
+    'reconcile-deployments',
+    { every: ctx.config.RECONCILE_INTERVAL_SECONDS * 1000 },
+    { name: 'reconcile-deployments', data: { task: 'reconcile-deployments' } },
+  )
+  await queue.upsertJobScheduler(
+    'prune-webhook-deliveries',
+    { every: PRUNE_DELIVERIES_EVERY_MS },
+    { name: 'prune-webhook-deliveries', data: { task: 'prune-webhook-deliveries' } },
   )
   await queue.upsertJobScheduler(
     'rotate-keys',
@@ -247,6 +263,18 @@ export const maintenanceProcessor: ProcessorFactory<'maintenance'> = (ctx) => {
       case 'repair-stuck-deployments': {
         const repaired = await repairStuckDeployments(ctx)
         return { repaired }
+      }
+      case 'reconcile-deployments': {
+        const result = await reconcileDeployments(ctx)
+        if (result.checked > 0) ctx.logger.info(result, 'deployments reconciled')
+        return result
+      }
+      case 'prune-webhook-deliveries': {
+        const pruned = await pruneWebhookDeliveries(
+          ctx.db,
+          new Date(Date.now() - WEBHOOK_DELIVERY_RETENTION_MS),
+        )
+        return { pruned }
       }
       case 'rotate-keys': {
         const report = await rotateStoredTokens({

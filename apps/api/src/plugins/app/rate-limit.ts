@@ -14,7 +14,7 @@ const methods = (route: RouteOptions) => (Array.isArray(route.method) ? route.me
 
 /**
  * Per-client rate limits (`@fastify/rate-limit`) on the routes an abuser would hammer: sign-in
- * (`/auth/*`), repository connection POSTs, and `POST /api/pod`. Counters live in Redis under
+ * (`/auth/*`), repository connection POSTs, `POST /api/pod` and webhook deliveries. Counters live in Redis under
  * `QUEUE_PREFIX` (shared by every API process), per route and per signed-in user or else per
  * client IP. Over the limit: 429 `RATE_LIMITED` with `Retry-After` (seconds) and the standard error
  * body. Limits: `RATE_LIMIT_*_MAX` requests per `RATE_LIMIT_WINDOW_SECONDS`.
@@ -33,6 +33,12 @@ export default fp(
         group: 'deploys',
         max: config.RATE_LIMIT_DEPLOYS_MAX,
         matches: (m, url) => m === 'POST' && /^\/api\/pod\/?$/.test(url),
+      },
+      {
+        // Per IP (GitHub posts without a session): high, since GitHub's hook senders are few and shared.
+        group: 'webhooks',
+        max: config.RATE_LIMIT_WEBHOOKS_MAX,
+        matches: (m, url) => m === 'POST' && /^\/webhooks\//.test(url),
       },
     ]
     // Runs before the plugin's own onRoute hook (registered below), which reads config.rateLimit.

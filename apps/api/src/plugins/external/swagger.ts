@@ -17,6 +17,11 @@ export const TAGS: { prefix: string; name: string; description: string }[] = [
   { prefix: '/api', name: 'pods', description: 'Pod specs from the specs repository, and deploys.' },
   { prefix: '/health', name: 'health', description: 'Liveness, readiness and the full health check.' },
   { prefix: '/metrics', name: 'operations', description: 'Prometheus metrics.' },
+  {
+    prefix: '/webhooks',
+    name: 'webhooks',
+    description: 'GitHub webhook deliveries (signed; see docs/webhooks.md).',
+  },
 ]
 const TAG_LIST = [
   ...new Map(

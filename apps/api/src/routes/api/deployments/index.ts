@@ -35,6 +35,12 @@ function deploymentView(row: DeploymentRow) {
     updated_at: row.updated_at,
     started_at: row.started_at,
     finished_at: row.finished_at,
+    stage: row.stage,
+    merged_at: row.merged_at,
+    merge_commit_sha: row.merge_commit_sha,
+    applied_at: row.applied_at,
+    checks: row.checks ?? [],
+    superseded_by: row.superseded_by,
   }
 }
 
@@ -51,7 +57,7 @@ export default async function deploymentsRoutes(app: FastifyInstance) {
     {
       schema: {
         tags,
-        summary: 'One deployment: status, pull request, error',
+        summary: 'One deployment: status, pull request, error, and the PR’s stage (merged, applied…)',
         params: DeploymentParams,
         response: { 200: Deployment, ...errorResponses(401, 403, 404, 503) },
       },

@@ -1,0 +1,333 @@
+// End to end with real processes: the API server and the worker, the simulator sending its App
+// webhook to the API, Postgres and Redis. deploy → PR → merge → webhook → merged → check run →
+// applied (and apply_failed), a redelivery that changes nothing, bad signatures, unknown events,
+// and a renamed repository followed.
+import { type ChildProcess, spawn } from 'node:child_process'
+import { createSign, randomUUID } from 'node:crypto'
+import { fileURLToPath } from 'node:url'
+import { Webhooks } from '@octokit/webhooks'
+import { createOctokit } from '@portico/core'
+import { createDb } from '@portico/db'
+import { defaultSeed, type Seed } from '@portico/github-sim'
+import { freePort, startTestSimulator, testConfig } from '@portico/testing'
+import t from 'tap'
+
+/** `sha256=` HMAC of `body`, as GitHub signs deliveries (@octokit/webhooks). */
+const sign = (secret: string, body: string) => new Webhooks({ secret }).sign(body)
+
+const entry = (app: 'api' | 'worker') =>
+  fileURLToPath(new URL(`../../${app}/src/${app === 'api' ? 'server' : 'index'}.ts`, import.meta.url))
+
+t.teardown(() => {
+  setTimeout(() => {
+    console.error('webhooks-e2e: still open 90 s after its tests:', process.getActiveResourcesInfo())
+    process.exit()
+  }, 90_000).unref()
+})
+
+const SECRET = `e2e-webhook-secret-${randomUUID()}`
+const port = await freePort()
+const base = `http://127.0.0.1:${port}`
+// The simulator's App webhook points at this API, signed with this secret.
+const seed = structuredClone(defaultSeed) as Seed
+const appSeed = seed.github_apps?.[0]
+if (!appSeed) throw new Error('the default seed has no GitHub App')
+appSeed.webhook = { url: `${base}/webhooks/github`, secret: SECRET }
+const { sim, env, tokenOf } = await startTestSimulator(t, { seed })
+const config = await testConfig(t, env)
+const db = createDb(config)
+t.teardown(() => db.destroy())
+const octocat = createOctokit({ token: tokenOf('octocat'), baseUrl: sim.apiUrl, retries: 0 })
+const repo = { owner: 'acme', repo: 'infra-specs' }
+
+const processEnv = {
+  ...process.env,
+  ...env,
+  NODE_ENV: 'test',
+  LOG_LEVEL: 'info',
+  DATABASE_URL: config.DATABASE_URL,
+  REDIS_URL: config.REDIS_URL,
+  QUEUE_PREFIX: config.QUEUE_PREFIX,
+  CLONE_ROOT: config.cloneRoot,
+  TOKEN_ENCRYPTION_KEYS: config.TOKEN_ENCRYPTION_KEYS,
+  SESSION_SECRET: config.SESSION_SECRET,
+  HOST: '127.0.0.1',
+  PORT: String(port),
+  PUBLIC_URL: base,
+  GITHUB_WEBHOOK_SECRET: SECRET,
+  GITHUB_WRITE_SPACING_MS: '20',
+  DEPLOY_WAIT_MS: '60000',
+  // Webhooks only: the reconciler has its own tests (apps/worker/test/webhooks.test.ts).
+  WORKER_QUEUES: 'deploy,webhooks',
+}
+
+function start(app: 'api' | 'worker') {
+  const child = spawn(process.execPath, [...process.execArgv, entry(app)], {
+    env: processEnv,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  const logs = { text: '' }
+  child.stdout?.on('data', (d: Buffer) => {
+    logs.text += d.toString()
+  })
+  child.stderr?.on('data', (d: Buffer) => {
+    logs.text += d.toString()
+  })
+  t.teardown(() => stop(child))
+  return { child, logs }
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const done = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  child.kill('SIGTERM')
+  const killer = setTimeout(() => child.kill('SIGKILL'), 60_000)
+  await done
+  clearTimeout(killer)
+}
+
+async function until<T>(check: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await check().catch(() => undefined)
+    if (value !== undefined) return value
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}
+
+const api = start('api')
+const worker = start('worker')
+await until(async () => ((await fetch(`${base}/health`)).status > 0 ? true : undefined), 120_000, 'the API')
+await until(
+  async () => (worker.logs.text.includes('worker started') ? true : undefined),
+  120_000,
+  'the worker',
+)
+
+let jar = ''
+function remember(res: Response) {
+  for (const c of res.headers.getSetCookie()) {
+    const [pair = ''] = c.split(';')
+    const name = pair.split('=')[0]
+    jar = [...jar.split('; ').filter((p) => p && !p.startsWith(`${name}=`)), pair].join('; ')
+  }
+}
+async function call(method: string, url: string, body?: unknown) {
+  const res = await fetch(`${base}${url}`, {
+    method,
+    redirect: 'manual',
+    headers: {
+      cookie: jar,
+      origin: base,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  })
+  remember(res)
+  const text = await res.text()
+  return { status: res.status, text, json: () => JSON.parse(text), location: res.headers.get('location') }
+}
+
+// Sign in through the real OAuth flow.
+const login = await call('GET', '/auth/login')
+const authorize = new URL(String(login.location))
+authorize.searchParams.set('login', 'octocat')
+const approved = await fetch(authorize, { redirect: 'manual' })
+const callback = new URL(String(approved.headers.get('location')))
+const signedIn = await call('GET', `${callback.pathname}${callback.search}`)
+if (signedIn.status !== 302) throw new Error(`sign-in failed: ${signedIn.status} ${signedIn.text}`)
+
+interface DeploymentView {
+  id: string
+  status: string
+  stage: string | null
+  pr_number: number | null
+  merged_at: string | null
+  merge_commit_sha: string | null
+  applied_at: string | null
+  checks: { name: string; conclusion: string | null; url: string | null }[]
+  superseded_by: string | null
+  updated_at: string
+}
+const view = async (id: string) => (await call('GET', `/api/deployments/${id}`)).json() as DeploymentView
+const waitStage = (id: string, stages: string[], what: string) =>
+  until(
+    async () => {
+      const d = await view(id)
+      return d.stage !== null && stages.includes(d.stage) ? d : undefined
+    },
+    120_000,
+    what,
+  )
+
+/** POST /api/pod, then the deployment with its pull request open. */
+async function deployPod(customer: string): Promise<DeploymentView> {
+  const res = await call('POST', '/api/pod', {
+    customer,
+    env: 'dev',
+    spec: { instance_name: `${customer}-dev-01`, waf_enabled: true },
+  })
+  if (res.status !== 201 && res.status !== 202) throw new Error(`deploy: ${res.status} ${res.text}`)
+  return waitStage(res.json().deployment_id, ['pr_open'], `${customer}'s pull request`)
+}
+
+const mergePr = async (n: number) => (await octocat.rest.pulls.merge({ ...repo, pull_number: n })).data.sha
+
+let firstDeployment: DeploymentView | undefined
+
+t.test('deploy → PR → merge → webhook → merged → check run completes → applied', async (t) => {
+  const deployed = await deployPod('whapply')
+  t.equal(deployed.stage, 'pr_open')
+  t.equal(deployed.merged_at, null)
+  t.same(deployed.checks, [])
+  const sha = await mergePr(Number(deployed.pr_number))
+  const applied = await waitStage(deployed.id, ['applied', 'apply_failed'], 'the apply check')
+  t.equal(applied.stage, 'applied')
+  t.equal(applied.status, 'succeeded', 'status keeps the deploy job’s meaning')
+  t.equal(applied.merge_commit_sha, sha)
+  t.ok(applied.merged_at)
+  t.ok(applied.applied_at)
+  t.equal(applied.checks.length, 1)
+  t.same([applied.checks[0]?.name, applied.checks[0]?.conclusion], ['apply', 'success'])
+  // Every delivery reached the API and was accepted.
+  await sim.webhooksSettled()
+  const closed = sim
+    .webhookDeliveries({ event: 'pull_request', action: 'closed' })
+    .find((d) => (d.request.payload as { number?: number }).number === deployed.pr_number)
+  t.equal(closed?.statusCode, 202)
+  t.match(String(closed?.response.payload), /"status":"queued"/)
+  const stored = await db
+    .selectFrom('webhook_deliveries')
+    .select(['event', 'action', 'outcome'])
+    .where('delivery_id', '=', String(closed?.guid))
+    .executeTakeFirst()
+  t.same(stored, { event: 'pull_request', action: 'closed', outcome: 'processed' })
+  firstDeployment = applied
+})
+
+t.test('a failing check run → apply_failed with the check’s name and URL', async (t) => {
+  sim.setApplyOnMerge('acme', 'infra-specs', { conclusion: 'failure', name: 'apply' })
+  t.teardown(() => sim.setApplyOnMerge('acme', 'infra-specs', { conclusion: 'success' }))
+  const deployed = await deployPod('whfail')
+  await mergePr(Number(deployed.pr_number))
+  const failed = await waitStage(deployed.id, ['applied', 'apply_failed'], 'the failing apply check')
+  t.equal(failed.stage, 'apply_failed')
+  t.equal(failed.applied_at, null)
+  t.equal(failed.checks[0]?.name, 'apply')
+  t.equal(failed.checks[0]?.conclusion, 'failure')
+  t.match(failed.checks[0]?.url, /^https?:\/\//)
+})
+
+/** A JWT of the simulator's App (RS256), for its webhook delivery API. */
+function appJwt(): string {
+  const info = sim.githubApp('portico-dev')
+  const now = Math.floor(Date.now() / 1000)
+  const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url')
+  const unsigned = `${b64({ alg: 'RS256', typ: 'JWT' })}.${b64({ iat: now - 30, exp: now + 300, iss: info.id })}`
+  const signature = createSign('RSA-SHA256').update(unsigned).sign(info.privateKey, 'base64url')
+  return `${unsigned}.${signature}`
+}
+
+t.test('a redelivered delivery (same X-GitHub-Delivery) is a duplicate and changes nothing', async (t) => {
+  const first = firstDeployment
+  if (!first) return t.fail('the first test did not run')
+  const original = sim
+    .webhookDeliveries({ event: 'pull_request', action: 'closed' })
+    .find((d) => (d.request.payload as { number?: number }).number === first.pr_number && !d.redelivery)
+  if (!original) return t.fail('no pull_request delivery')
+  const before = await view(first.id)
+  const res = await fetch(`${sim.apiUrl}/app/hook/deliveries/${original.id}/attempts`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${appJwt()}`, accept: 'application/vnd.github+json' },
+  })
+  t.equal(res.status, 202, await res.text())
+  const again = await until(
+    async () => {
+      await sim.webhooksSettled()
+      return sim.webhookDeliveries({ guid: original.guid }).find((d) => d.redelivery)
+    },
+    30_000,
+    'the redelivery',
+  )
+  t.equal(again.statusCode, 202)
+  t.match(String(again.response.payload), /"status":"duplicate"/)
+  const rows = await db
+    .selectFrom('webhook_deliveries')
+    .selectAll()
+    .where('delivery_id', '=', original.guid)
+    .execute()
+  t.equal(rows.length, 1, 'stored once')
+  const after = await view(first.id)
+  t.same(after, before, 'the deployment is unchanged')
+})
+
+t.test('a bad signature → 401; an unknown event → 202 ignored', async (t) => {
+  const body = JSON.stringify({ action: 'opened' })
+  const post = (signature: string, event: string) =>
+    fetch(`${base}/webhooks/github`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'x-github-event': event,
+        'x-github-delivery': randomUUID(),
+        'x-hub-signature-256': signature,
+      },
+      body,
+    })
+  const bad = await post(await sign('not-the-secret', body), 'pull_request')
+  t.equal(bad.status, 401)
+  t.equal(((await bad.json()) as { code: string }).code, 'INVALID_SIGNATURE')
+  const unknown = await post(await sign(SECRET, body), 'issues')
+  t.equal(unknown.status, 202)
+  t.equal(((await unknown.json()) as { status: string }).status, 'ignored')
+})
+
+t.test('a renamed repository is followed through its webhook', async (t) => {
+  const tenant = await db
+    .insertInto('tenants')
+    .values({ slug: 'wh-e2e', name: 'WH' })
+    .returning('id')
+    .executeTakeFirstOrThrow()
+  const project = await db
+    .insertInto('projects')
+    .values({ tenant_id: tenant.id, name: 'App', slug: 'app' })
+    .returning('id')
+    .executeTakeFirstOrThrow()
+  const conn = await db
+    .insertInto('github_connections')
+    .values({
+      tenant_id: tenant.id,
+      project_id: project.id,
+      repo_url: `${sim.url}/acme/sample-app`,
+      owner: 'acme',
+      repo: 'sample-app',
+      encrypted_token: 'unused',
+      github_repo_id: 700002,
+      repo_full_name: 'acme/sample-app',
+    })
+    .returning('id')
+    .executeTakeFirstOrThrow()
+  await sim.renameRepo('acme/sample-app', 'acme/sample-app-moved')
+  sim.emitRepositoryEvent('acme', 'sample-app-moved', 'renamed', {
+    repository: { name: { from: 'sample-app' } },
+  })
+  const row = await until(
+    async () => {
+      const r = await db
+        .selectFrom('github_connections')
+        .select(['repo_full_name', 'owner', 'repo'])
+        .where('id', '=', conn.id)
+        .executeTakeFirst()
+      return r?.repo_full_name === 'acme/sample-app-moved' ? r : undefined
+    },
+    60_000,
+    'the rename to be followed',
+  )
+  t.same(row, { repo_full_name: 'acme/sample-app-moved', owner: 'acme', repo: 'sample-app-moved' })
+})
+
+t.test('no secret in the logs', async (t) => {
+  t.notOk(api.logs.text.includes(SECRET), 'API logs')
+  t.notOk(worker.logs.text.includes(SECRET), 'worker logs')
+})

@@ -1,0 +1,234 @@
+// End to end with real processes and webhooks OFF: the API server and the worker (deploy and
+// maintenance queues), the simulator, Postgres and Redis. The reconciler alone follows deploy pull
+// requests to merged → applied / closed, and the simulator's ledger shows what it costs: an
+// unchanged pull request costs 0 counted GitHub calls (304 Not Modified).
+import { type ChildProcess, spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { createOctokit } from '@portico/core'
+import { createDb } from '@portico/db'
+import { defaultSeed, type Seed } from '@portico/github-sim'
+import { freePort, startTestSimulator, testConfig } from '@portico/testing'
+import t from 'tap'
+
+const entry = (app: 'api' | 'worker') =>
+  fileURLToPath(new URL(`../../${app}/src/${app === 'api' ? 'server' : 'index'}.ts`, import.meta.url))
+
+t.teardown(() => {
+  setTimeout(() => {
+    console.error(
+      'webhooks-reconcile-e2e: still open 90 s after its tests:',
+      process.getActiveResourcesInfo(),
+    )
+    process.exit()
+  }, 90_000).unref()
+})
+
+const port = await freePort()
+const base = `http://127.0.0.1:${port}`
+// The simulator's App webhook points where nobody listens: no delivery reaches Portico.
+const seed = structuredClone(defaultSeed) as Seed
+const appSeed = seed.github_apps?.[0]
+if (!appSeed) throw new Error('the default seed has no GitHub App')
+appSeed.webhook = { url: `http://127.0.0.1:${await freePort()}/webhooks/github`, secret: 'unused' }
+const { sim, env, tokenOf } = await startTestSimulator(t, { seed })
+const config = await testConfig(t, env)
+const db = createDb(config)
+t.teardown(() => db.destroy())
+const octocat = createOctokit({ token: tokenOf('octocat'), baseUrl: sim.apiUrl, retries: 0 })
+const repo = { owner: 'acme', repo: 'infra-specs' }
+
+const processEnv = {
+  ...process.env,
+  ...env,
+  NODE_ENV: 'test',
+  LOG_LEVEL: 'info',
+  DATABASE_URL: config.DATABASE_URL,
+  REDIS_URL: config.REDIS_URL,
+  QUEUE_PREFIX: config.QUEUE_PREFIX,
+  CLONE_ROOT: config.cloneRoot,
+  TOKEN_ENCRYPTION_KEYS: config.TOKEN_ENCRYPTION_KEYS,
+  SESSION_SECRET: config.SESSION_SECRET,
+  HOST: '127.0.0.1',
+  PORT: String(port),
+  PUBLIC_URL: base,
+  GITHUB_WRITE_SPACING_MS: '20',
+  DEPLOY_WAIT_MS: '60000',
+  // No webhook secret and no webhooks queue: only the reconciler, every 10 s.
+  WORKER_QUEUES: 'deploy,maintenance',
+  RECONCILE_INTERVAL_SECONDS: '10',
+}
+
+function start(app: 'api' | 'worker') {
+  const child = spawn(process.execPath, [...process.execArgv, entry(app)], {
+    env: processEnv,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  const logs = { text: '' }
+  child.stdout?.on('data', (d: Buffer) => {
+    logs.text += d.toString()
+  })
+  child.stderr?.on('data', (d: Buffer) => {
+    logs.text += d.toString()
+  })
+  t.teardown(() => stop(child))
+  return { child, logs }
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const done = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  child.kill('SIGTERM')
+  const killer = setTimeout(() => child.kill('SIGKILL'), 60_000)
+  await done
+  clearTimeout(killer)
+}
+
+async function until<T>(check: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await check().catch(() => undefined)
+    if (value !== undefined) return value
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}
+
+start('api')
+const worker = start('worker')
+await until(async () => ((await fetch(`${base}/health`)).status > 0 ? true : undefined), 120_000, 'the API')
+await until(
+  async () => (worker.logs.text.includes('worker started') ? true : undefined),
+  120_000,
+  'the worker',
+)
+
+let jar = ''
+function remember(res: Response) {
+  for (const c of res.headers.getSetCookie()) {
+    const [pair = ''] = c.split(';')
+    const name = pair.split('=')[0]
+    jar = [...jar.split('; ').filter((p) => p && !p.startsWith(`${name}=`)), pair].join('; ')
+  }
+}
+async function call(method: string, url: string, body?: unknown) {
+  const res = await fetch(`${base}${url}`, {
+    method,
+    redirect: 'manual',
+    headers: {
+      cookie: jar,
+      origin: base,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  })
+  remember(res)
+  const text = await res.text()
+  return { status: res.status, text, json: () => JSON.parse(text), location: res.headers.get('location') }
+}
+
+// Sign in through the real OAuth flow.
+const login = await call('GET', '/auth/login')
+const authorize = new URL(String(login.location))
+authorize.searchParams.set('login', 'octocat')
+const approved = await fetch(authorize, { redirect: 'manual' })
+const callback = new URL(String(approved.headers.get('location')))
+const signedIn = await call('GET', `${callback.pathname}${callback.search}`)
+if (signedIn.status !== 302) throw new Error(`sign-in failed: ${signedIn.status} ${signedIn.text}`)
+
+interface DeploymentView {
+  id: string
+  status: string
+  stage: string | null
+  pr_number: number | null
+  merged_at: string | null
+  merge_commit_sha: string | null
+  applied_at: string | null
+  checks: { name: string; conclusion: string | null; url: string | null }[]
+  superseded_by: string | null
+  updated_at: string
+}
+const view = async (id: string) => (await call('GET', `/api/deployments/${id}`)).json() as DeploymentView
+const waitStage = (id: string, stages: string[], what: string) =>
+  until(
+    async () => {
+      const d = await view(id)
+      return d.stage !== null && stages.includes(d.stage) ? d : undefined
+    },
+    120_000,
+    what,
+  )
+
+/** POST /api/pod, then the deployment with its pull request open. */
+async function deployPod(customer: string): Promise<DeploymentView> {
+  const res = await call('POST', '/api/pod', {
+    customer,
+    env: 'dev',
+    spec: { instance_name: `${customer}-dev-01`, waf_enabled: true },
+  })
+  if (res.status !== 201 && res.status !== 202) throw new Error(`deploy: ${res.status} ${res.text}`)
+  return waitStage(res.json().deployment_id, ['pr_open'], `${customer}'s pull request`)
+}
+
+const mergePr = async (n: number) => (await octocat.rest.pulls.merge({ ...repo, pull_number: n })).data.sha
+
+const PULL_ROUTE = 'GET /repos/{owner}/{repo}/pulls/{pull_number}'
+const pullReads = (n: number) =>
+  sim.ledger
+    .entries({ login: 'portico-bot', route: PULL_ROUTE })
+    .filter((e) => e.path.endsWith(`/pulls/${n}`))
+
+t.test('webhooks are off: POST /webhooks/github answers 503 WEBHOOKS_NOT_CONFIGURED', async (t) => {
+  const res = await call('POST', '/webhooks/github', { zen: 'x' })
+  t.equal(res.status, 503)
+  t.equal(res.json().code, 'WEBHOOKS_NOT_CONFIGURED')
+})
+
+t.test('reconciler: unchanged PR costs 0 counted calls; merge → merged → applied', async (t) => {
+  const deployed = await deployPod('rcapply')
+  const n = Number(deployed.pr_number)
+  // Three passes see the open pull request: the first reads it, the next ones get 304s.
+  const reads = await until(
+    async () => {
+      const r = pullReads(n)
+      return r.length >= 3 ? r : undefined
+    },
+    120_000,
+    'three reconciler passes',
+  )
+  t.equal(reads[0]?.counted, true, 'the first read is counted (no ETag yet)')
+  for (const later of reads.slice(1)) {
+    t.equal(later.status, 304, 'later reads: 304 Not Modified')
+    t.equal(later.conditional, true)
+    t.equal(later.counted, false, 'not counted against the rate limit')
+  }
+  t.equal((await view(deployed.id)).stage, 'pr_open')
+
+  const sha = await mergePr(n)
+  const applied = await waitStage(deployed.id, ['applied', 'apply_failed'], 'the reconciler to see the apply')
+  t.equal(applied.stage, 'applied')
+  t.equal(applied.merge_commit_sha, sha)
+  t.ok(applied.merged_at)
+  t.same([applied.checks[0]?.name, applied.checks[0]?.conclusion], ['apply', 'success'])
+  const counted = sim.ledger.entries({ login: 'portico-bot', counted: true })
+  const checkReads = counted.filter((e) => e.path.includes(`/commits/${sha}/`))
+  t.ok(checkReads.length >= 2, `the merge commit's checks were read (${checkReads.length} counted calls)`)
+  t.equal(
+    counted.filter((e) => e.route === PULL_ROUTE && e.path.endsWith(`/pulls/${n}`)).length,
+    2,
+    'the pull request: counted once open, once when it changed',
+  )
+})
+
+t.test('reconciler: a failing check → apply_failed with its URL; a closed PR → closed', async (t) => {
+  sim.setApplyOnMerge('acme', 'infra-specs', { conclusion: 'failure', name: 'apply' })
+  t.teardown(() => sim.setApplyOnMerge('acme', 'infra-specs', { conclusion: 'success' }))
+  const failing = await deployPod('rcfail')
+  const closing = await deployPod('rcclose')
+  await mergePr(Number(failing.pr_number))
+  await octocat.rest.pulls.update({ ...repo, pull_number: Number(closing.pr_number), state: 'closed' })
+  const failed = await waitStage(failing.id, ['applied', 'apply_failed'], 'the failing apply')
+  t.equal(failed.stage, 'apply_failed')
+  t.equal(failed.checks[0]?.conclusion, 'failure')
+  t.match(failed.checks[0]?.url, /^https?:\/\//)
+  t.equal((await waitStage(closing.id, ['closed'], 'the closed PR')).stage, 'closed')
+})

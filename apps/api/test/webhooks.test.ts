@@ -1,0 +1,202 @@
+import { createHmac, randomUUID } from 'node:crypto'
+import { Webhooks } from '@octokit/webhooks'
+import { webhookJobId } from '@portico/core'
+import { findWebhookDelivery } from '@portico/db'
+import t from 'tap'
+import { build } from './helper.js'
+
+/** `sha256=` HMAC of `body`, as GitHub signs deliveries (@octokit/webhooks). */
+const sign = (secret: string, body: string) => new Webhooks({ secret }).sign(body)
+
+const SECRET = 'webhook-secret-current-0123456789'
+const PREVIOUS = 'webhook-secret-previous-0123456789'
+
+async function delivery(
+  app: Awaited<ReturnType<typeof build>>,
+  opts: {
+    event?: string
+    id?: string
+    payload?: unknown
+    body?: string
+    secret?: string | null
+    signature?: string
+    contentType?: string
+  } = {},
+) {
+  const body = opts.body ?? JSON.stringify(opts.payload ?? { action: 'closed', number: 1 })
+  const headers: Record<string, string> = {
+    'content-type': opts.contentType ?? 'application/json',
+    'x-github-event': opts.event ?? 'pull_request',
+    'x-github-delivery': opts.id ?? randomUUID(),
+    'x-github-hook-id': '42',
+    'user-agent': 'GitHub-Hookshot/test',
+  }
+  if (opts.signature !== undefined) headers['x-hub-signature-256'] = opts.signature
+  else if (opts.secret !== null) headers['x-hub-signature-256'] = await sign(opts.secret ?? SECRET, body)
+  return app.inject({ method: 'POST', url: '/webhooks/github', headers, body })
+}
+
+t.test('no secret configured → 503 WEBHOOKS_NOT_CONFIGURED, before anything is read', async (t) => {
+  const app = await build(t, { GITHUB_WEBHOOK_SECRET: undefined })
+  const res = await delivery(app)
+  t.equal(res.statusCode, 503)
+  t.equal(res.json().code, 'WEBHOOKS_NOT_CONFIGURED')
+  t.equal(res.json().error, res.json().message)
+})
+
+t.test('with a secret', async (t) => {
+  const app = await build(t, { GITHUB_WEBHOOK_SECRET: SECRET, GITHUB_WEBHOOK_SECRET_PREVIOUS: PREVIOUS })
+
+  t.test('a verified delivery is stored and queued (job data: the delivery id only)', async (t) => {
+    const id = randomUUID()
+    const payload = { action: 'closed', number: 7, repository: { id: 700001 }, installation: { id: 5550001 } }
+    const res = await delivery(app, { id, payload })
+    t.equal(res.statusCode, 202, res.body)
+    t.same(res.json(), { delivery_id: id, status: 'queued' })
+    const row = await findWebhookDelivery(app.db, id)
+    t.equal(row?.event, 'pull_request')
+    t.equal(row?.action, 'closed')
+    t.equal(row?.repository_id, 700001)
+    t.equal(row?.installation_id, 5550001)
+    t.equal(row?.hook_id, 42)
+    t.equal(row?.outcome, 'queued')
+    t.same(row?.payload, payload)
+    const job = await app.queues.webhooks.getJob(webhookJobId(id))
+    t.same(
+      Object.keys(job?.data ?? {}).filter((k) => k !== 'requestId'),
+      ['deliveryId'],
+    )
+    t.equal(job?.data.deliveryId, id)
+  })
+
+  t.test('the same X-GitHub-Delivery again → duplicate, stored once, one job', async (t) => {
+    const id = randomUUID()
+    t.equal((await delivery(app, { id })).json().status, 'queued')
+    const again = await delivery(app, { id })
+    t.equal(again.statusCode, 202)
+    t.same(again.json(), { delivery_id: id, status: 'duplicate' })
+    const count = await app.db
+      .selectFrom('webhook_deliveries')
+      .select((eb) => eb.fn.countAll<string>().as('n'))
+      .where('delivery_id', '=', id)
+      .executeTakeFirstOrThrow()
+    t.equal(Number(count.n), 1)
+    const jobs = await app.queues.webhooks.getJobs(['waiting', 'delayed', 'active', 'completed', 'failed'])
+    t.equal(jobs.filter((j) => j.data.deliveryId === id).length, 1)
+  })
+
+  t.test('signed with the previous secret (during a rotation) → accepted', async (t) => {
+    const res = await delivery(app, { secret: PREVIOUS })
+    t.equal(res.statusCode, 202, res.body)
+  })
+
+  t.test('bad, missing or foreign signatures → 401 INVALID_SIGNATURE, nothing stored', async (t) => {
+    const cases: { name: string; signature?: string; secret?: string | null }[] = [
+      { name: 'missing', secret: null },
+      { name: 'another secret', secret: 'not-the-secret' },
+      { name: 'malformed', signature: 'sha256=zz' },
+      { name: 'sha1 only', signature: `sha1=${createHmac('sha1', SECRET).update('{}').digest('hex')}` },
+      { name: 'of another body', signature: await sign(SECRET, '{"action":"opened"}') },
+    ]
+    for (const c of cases) {
+      const id = randomUUID()
+      const res = await delivery(app, { id, ...c })
+      t.equal(res.statusCode, 401, c.name)
+      t.equal(res.json().code, 'INVALID_SIGNATURE', c.name)
+      t.equal(await findWebhookDelivery(app.db, id), undefined, `${c.name}: not stored`)
+    }
+  })
+
+  t.test('the signature covers the raw bytes: a re-serialised body fails', async (t) => {
+    const body = '{ "action":  "closed", "number": 1 }'
+    const signature = await sign(SECRET, body)
+    const ok = await delivery(app, { body, signature })
+    t.equal(ok.statusCode, 202)
+    const reformatted = await delivery(app, { body: JSON.stringify(JSON.parse(body)), signature })
+    t.equal(reformatted.statusCode, 401)
+  })
+
+  t.test('unknown events and unused actions → 202 ignored, never queued', async (t) => {
+    for (const [event, payload] of [
+      ['ping', { zen: 'Design for failure.', hook_id: 42 }],
+      ['issues', { action: 'opened' }],
+      ['pull_request', { action: 'opened', number: 3 }],
+      ['repository', { action: 'archived', repository: { id: 1 } }],
+    ] as const) {
+      const id = randomUUID()
+      const res = await delivery(app, { id, event, payload })
+      t.equal(res.statusCode, 202, `${event} ${res.body}`)
+      t.same(res.json(), { delivery_id: id, status: 'ignored' })
+      const row = await findWebhookDelivery(app.db, id)
+      t.equal(row?.outcome, 'ignored')
+      t.ok(row?.processed_at)
+      t.notOk(await app.queues.webhooks.getJob(webhookJobId(id)), `${event}: no job`)
+    }
+  })
+
+  t.test('events kept for later wiring (push, installation…) are queued for their hook points', async (t) => {
+    for (const [event, payload] of [
+      ['push', { ref: 'refs/heads/main', repository: { id: 700002 } }],
+      ['installation', { action: 'deleted', installation: { id: 5550001 } }],
+      ['installation_repositories', { action: 'removed', installation: { id: 5550001 } }],
+      ['github_app_authorization', { action: 'revoked', sender: { id: 1 } }],
+    ] as const) {
+      const res = await delivery(app, { event, payload })
+      t.equal(res.json().status, 'queued', event)
+    }
+  })
+
+  t.test('a form-encoded delivery (content_type: form) is verified over its raw body', async (t) => {
+    const body = `payload=${encodeURIComponent(JSON.stringify({ action: 'closed', number: 2 }))}`
+    const res = await delivery(app, {
+      body,
+      contentType: 'application/x-www-form-urlencoded',
+      signature: await sign(SECRET, body),
+    })
+    t.equal(res.statusCode, 202, res.body)
+    t.equal(res.json().status, 'queued')
+  })
+
+  t.test('verified but malformed → 400 with a code, never a 500', async (t) => {
+    const notJson = 'not json'
+    const res = await delivery(app, { body: notJson, signature: await sign(SECRET, notJson) })
+    t.equal(res.statusCode, 400)
+    t.equal(res.json().code, 'INVALID_WEBHOOK')
+    const array = '[1,2]'
+    t.equal((await delivery(app, { body: array, signature: await sign(SECRET, array) })).statusCode, 400)
+    const noId = await delivery(app, { id: 'x'.repeat(200) })
+    t.equal(noId.statusCode, 400)
+    t.equal(noId.json().code, 'INVALID_WEBHOOK')
+  })
+
+  t.test('bodies over 25 MB → 413', async (t) => {
+    const body = `{"action":"closed","pad":"${'x'.repeat(25 * 1024 * 1024)}"}`
+    const res = await delivery(app, { body, signature: `sha256=${'0'.repeat(64)}` })
+    t.equal(res.statusCode, 413)
+    t.equal(res.json().code, 'PAYLOAD_TOO_LARGE')
+  })
+
+  t.test('no session, no CSRF check: a cookie and a foreign Origin change nothing', async (t) => {
+    const body = JSON.stringify({ action: 'closed', number: 9 })
+    const res = await app.inject({
+      method: 'POST',
+      url: '/webhooks/github',
+      headers: {
+        'content-type': 'application/json',
+        'x-github-event': 'pull_request',
+        'x-github-delivery': randomUUID(),
+        'x-hub-signature-256': await sign(SECRET, body),
+        origin: 'https://evil.example',
+      },
+      body,
+    })
+    t.equal(res.statusCode, 202, res.body)
+  })
+})
+
+t.test('rate limited per client IP → 429 RATE_LIMITED', async (t) => {
+  const app = await build(t, { GITHUB_WEBHOOK_SECRET: SECRET, RATE_LIMIT_WEBHOOKS_MAX: '2' })
+  const statuses: number[] = []
+  for (let i = 0; i < 3; i++) statuses.push((await delivery(app)).statusCode)
+  t.same(statuses, [202, 202, 429])
+})

@@ -1,0 +1,126 @@
+import { classifyGithubError, type Octokit } from '@portico/core'
+import { type DeploymentEtags, listDeploymentsToReconcile, recordReconciliation } from '@portico/db'
+import type { WorkerContext } from '../context.js'
+import {
+  applyPullState,
+  type CheckRunLike,
+  type CommitStatusLike,
+  type PullState,
+  settleFromChecks,
+  specsRepository,
+} from './follow-pull-request.js'
+
+/** What one reconciliation pass did. */
+export interface ReconcileResult {
+  /** Deployments looked at. */
+  checked: number
+  /** Deployments whose stage or checks changed. */
+  changed: number
+  /** GitHub reads answered 304 Not Modified (free: not counted against the rate limit). */
+  notModified: number
+  /** Deployments skipped after an error (logged); a rate limit ends the pass early. */
+  errors: number
+  skipped?: string
+}
+
+type Conditional<T> = { notModified: true } | { notModified: false; data: T; etag: string | undefined }
+
+/**
+ * A GET with `If-None-Match: etag` when there is one. GitHub answers 304 (which Octokit throws)
+ * for an unchanged resource and does not count it against the rate limit
+ * (https://docs.github.com/en/rest/using-the-rest-api/best-practices-for-using-the-rest-api#use-conditional-requests-if-appropriate).
+ */
+async function conditionalGet<T>(
+  octokit: Octokit,
+  route: string,
+  params: Record<string, unknown>,
+  etag: string | undefined,
+): Promise<Conditional<T>> {
+  try {
+    const res = await octokit.request(route, {
+      ...params,
+      ...(etag ? { headers: { 'if-none-match': etag } } : {}),
+    })
+    return { notModified: false, data: res.data as T, etag: res.headers.etag }
+  } catch (err) {
+    if ((err as { status?: unknown }).status === 304) return { notModified: true }
+    throw err
+  }
+}
+
+/**
+ * The webhook-free path to the same states: every deployment whose pull request is open, or
+ * merged within APPLY_TIMEOUT_HOURS, is looked at with conditional requests (ETags stored on the
+ * row), so an unchanged pull request or check list costs no counted GitHub call. Acts as the
+ * service actor (GH_TOKEN); without GH_REPO/GH_TOKEN it does nothing.
+ */
+export async function reconcileDeployments(ctx: WorkerContext, now = new Date()): Promise<ReconcileResult> {
+  const result: ReconcileResult = { checked: 0, changed: 0, notModified: 0, errors: 0 }
+  if (!ctx.config.GH_REPO || !ctx.config.GH_TOKEN)
+    return { ...result, skipped: 'GH_REPO or GH_TOKEN not set' }
+  const { owner, repo, octokit } = specsRepository(ctx)
+  const mergedSince = new Date(now.getTime() - ctx.config.APPLY_TIMEOUT_HOURS * 3600_000)
+  for (const row of await listDeploymentsToReconcile(ctx.db, mergedSince)) {
+    result.checked += 1
+    const etags: DeploymentEtags = { ...(row.github_etags ?? {}) }
+    try {
+      if (row.stage === 'pr_open') {
+        const pull = await conditionalGet<PullState>(
+          octokit,
+          'GET /repos/{owner}/{repo}/pulls/{pull_number}',
+          { owner, repo, pull_number: row.pr_number },
+          etags.pull,
+        )
+        if (pull.notModified) result.notModified += 1
+        else {
+          if (pull.etag) etags.pull = pull.etag
+          if (await applyPullState(ctx, row, pull.data)) result.changed += 1
+        }
+      } else if (row.stage === 'merged' && row.merge_commit_sha) {
+        const params = { owner, repo, ref: row.merge_commit_sha, per_page: 100 }
+        const route = {
+          runs: 'GET /repos/{owner}/{repo}/commits/{ref}/check-runs',
+          status: 'GET /repos/{owner}/{repo}/commits/{ref}/status',
+        }
+        let runs = await conditionalGet<{ check_runs: CheckRunLike[] }>(
+          octokit,
+          route.runs,
+          params,
+          etags.check_runs,
+        )
+        let status = await conditionalGet<{ statuses: CommitStatusLike[] }>(
+          octokit,
+          route.status,
+          params,
+          etags.status,
+        )
+        result.notModified += (runs.notModified ? 1 : 0) + (status.notModified ? 1 : 0)
+        if (!runs.notModified || !status.notModified) {
+          // One changed: the unchanged one is read again in full (rare, and counted).
+          if (runs.notModified) runs = await conditionalGet(octokit, route.runs, params, undefined)
+          if (status.notModified) status = await conditionalGet(octokit, route.status, params, undefined)
+          if (!runs.notModified && !status.notModified) {
+            if (runs.etag) etags.check_runs = runs.etag
+            if (status.etag) etags.status = status.etag
+            const settled = await settleFromChecks(ctx, row, {
+              runs: runs.data.check_runs,
+              statuses: status.data.statuses,
+            })
+            if (settled) result.changed += 1
+          }
+        }
+      }
+      await recordReconciliation(ctx.db, row.id, etags)
+    } catch (err) {
+      result.errors += 1
+      const refusal = classifyGithubError(err)
+      ctx.logger.warn(
+        { deploymentId: row.id, kind: refusal.kind, status: refusal.status },
+        'reconciling a deployment failed',
+      )
+      // Out of quota: the rest would fail the same way; the next pass resumes (oldest first).
+      if (refusal.kind === 'rate_limited') break
+    }
+  }
+  return result
+}

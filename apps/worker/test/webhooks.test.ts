@@ -1,0 +1,389 @@
+// The webhooks queue's processor and the reconciler against the simulator: real GitHub-shaped
+// payloads (taken from the simulator's delivery log), real Postgres, Redis and BullMQ.
+import { createOctokit, deployJobId, webhookJobId, webhookJobOptions } from '@portico/core'
+import {
+  type DeploymentRow,
+  findConnection,
+  findDeployment,
+  findWebhookDelivery,
+  insertDeployment,
+  recordWebhookDelivery,
+} from '@portico/db'
+import { defaultSeed, type Seed } from '@portico/github-sim'
+import { deployJobOptions } from '@portico/pods'
+import { freePort, startTestSimulator, testConfig } from '@portico/testing'
+import { pino } from 'pino'
+import t from 'tap'
+import { evaluateChecks } from '../src/deploy/follow-pull-request.js'
+import { reconcileDeployments } from '../src/deploy/reconcile-deployments.js'
+import { processors, startWorker } from '../src/lib.js'
+import { createConnection, waitFor } from './fixtures/connections.js'
+
+// The App's webhook points at a port nobody listens on: the simulator still logs every payload.
+const seed = structuredClone(defaultSeed) as Seed
+const hook = seed.github_apps?.[0]?.webhook
+if (hook) hook.url = `http://127.0.0.1:${await freePort()}/webhooks/github`
+const { sim, env, tokenOf } = await startTestSimulator(t, { seed })
+const config = await testConfig(t, { ...env, GITHUB_WRITE_SPACING_MS: '20' })
+const runtime = await startWorker(
+  { ...config, workerQueues: ['deploy', 'webhooks'] },
+  processors,
+  pino({ level: 'silent' }),
+)
+t.teardown(() => runtime.close())
+const ctx = runtime.ctx
+const { db, queues } = ctx
+const repo = { owner: 'acme', repo: 'infra-specs' }
+const octocat = createOctokit({ token: tokenOf('octocat'), baseUrl: sim.apiUrl, retries: 0 })
+let pods = 0
+
+/** Opens a deploy pull request through the real deploy processor. */
+async function deploy(): Promise<DeploymentRow> {
+  pods += 1
+  const row = await insertDeployment(db, {
+    customer: 'hooks',
+    env: `e${pods}`,
+    instance_name: `hooks-e${pods}-01`,
+  })
+  await queues.deploy.add('deploy', { deploymentId: row.id }, deployJobOptions(deployJobId(row.id)))
+  return waitFor(
+    async () => {
+      const r = await findDeployment(db, row.id)
+      if (r?.status === 'failed') throw new Error(`deploy failed: ${r.error_message}`)
+      return r?.stage === 'pr_open' ? r : undefined
+    },
+    60_000,
+    'the deploy pull request',
+  )
+}
+
+async function merge(row: DeploymentRow): Promise<string> {
+  const res = await octocat.rest.pulls.merge({ ...repo, pull_number: Number(row.pr_number) })
+  await sim.webhooksSettled()
+  return res.data.sha
+}
+
+/** The simulator's logged delivery matching `pick`, waiting for it to be sent. */
+type Payload = {
+  action?: unknown
+  number?: unknown
+  sha?: unknown
+  state?: unknown
+  check_run?: { head_sha?: unknown }
+}
+async function sent(event: string, pick: (payload: Payload) => boolean) {
+  return waitFor(
+    async () => {
+      await sim.webhooksSettled()
+      return sim.webhookDeliveries({ event }).find((d) => pick(d.request.payload as Payload))
+    },
+    30_000,
+    `a ${event} delivery`,
+  )
+}
+
+/** Stores a simulator delivery as POST /webhooks/github does, queues it and waits for its outcome. */
+async function processDelivery(d: {
+  guid: string
+  event: string
+  action: string | null
+  request: { payload: unknown }
+}) {
+  await recordWebhookDelivery(db, {
+    delivery_id: d.guid,
+    event: d.event,
+    action: d.action,
+    payload: JSON.stringify(d.request.payload),
+  })
+  const job = await queues.webhooks.add(
+    'webhook',
+    { deliveryId: d.guid },
+    webhookJobOptions(webhookJobId(d.guid)),
+  )
+  await waitFor(
+    async () => {
+      const state = await queues.webhooks.getJobState(String(job.id))
+      return state === 'completed' || state === 'failed' ? state : undefined
+    },
+    60_000,
+    `delivery ${d.guid}`,
+  )
+  return findWebhookDelivery(db, d.guid)
+}
+
+const deployment = async (id: string) => (await findDeployment(db, id)) as DeploymentRow
+
+t.test('evaluateChecks: every check completed decides; none or pending leave it merged', async (t) => {
+  const run = (name: string, status: string, conclusion: string | null) => ({
+    name,
+    status,
+    conclusion,
+    details_url: `https://ci/${name}`,
+  })
+  t.equal(evaluateChecks([], []).verdict, 'none')
+  t.equal(evaluateChecks([run('a', 'in_progress', null)], []).verdict, 'pending')
+  t.equal(
+    evaluateChecks([run('a', 'completed', 'success'), run('b', 'completed', 'skipped')], []).verdict,
+    'applied',
+  )
+  const failed = evaluateChecks(
+    [run('a', 'completed', 'success')],
+    [{ context: 'ci/x', state: 'error', target_url: 'https://ci/x' }],
+  )
+  t.equal(failed.verdict, 'apply_failed')
+  t.same(failed.checks[1], { name: 'ci/x', conclusion: 'error', url: 'https://ci/x' })
+  t.equal(
+    evaluateChecks([run('a', 'completed', 'failure')], [{ context: 'ci/y', state: 'pending' }]).verdict,
+    'pending',
+    'a failure waits for the others',
+  )
+})
+
+t.test('pull_request closed (merged) → merged; statuses on the merge commit → applied', async (t) => {
+  sim.setApplyOnMerge('acme', 'infra-specs', null)
+  t.teardown(() => sim.setApplyOnMerge('acme', 'infra-specs', { conclusion: 'success' }))
+  const row = await deploy()
+  const sha = await merge(row)
+  const closed = await sent('pull_request', (p) => p.action === 'closed' && p.number === row.pr_number)
+  const delivery = await processDelivery(closed)
+  t.equal(delivery?.outcome, 'processed', delivery?.result ?? '')
+  let now = await deployment(row.id)
+  t.equal(now.stage, 'merged')
+  t.equal(now.merge_commit_sha, sha)
+  t.ok(now.merged_at)
+  t.equal(now.checks, null, 'no checks yet: stays merged')
+
+  const bot = createOctokit({ token: tokenOf('portico-bot'), baseUrl: sim.apiUrl, retries: 0 })
+  await bot.rest.repos.createCommitStatus({ ...repo, sha, state: 'pending', context: 'ci/apply' })
+  const pending = await sent('status', (p) => p.sha === sha && p.state === 'pending')
+  t.equal((await processDelivery(pending))?.outcome, 'ignored')
+  t.equal((await deployment(row.id)).stage, 'merged')
+
+  await bot.rest.repos.createCommitStatus({
+    ...repo,
+    sha,
+    state: 'success',
+    context: 'ci/apply',
+    target_url: 'https://ci.example/apply/1',
+  })
+  const success = await sent('status', (p) => p.sha === sha && p.state === 'success')
+  t.equal((await processDelivery(success))?.outcome, 'processed')
+  now = await deployment(row.id)
+  t.equal(now.stage, 'applied')
+  t.ok(now.applied_at)
+  t.same(now.checks, [{ name: 'ci/apply', conclusion: 'success', url: 'https://ci.example/apply/1' }])
+
+  t.test('processing a delivery twice changes nothing twice', async (t) => {
+    const before = await deployment(row.id)
+    const again = await processDelivery(closed)
+    t.equal(again?.outcome, 'processed', 'the first outcome stays')
+    // Even with its settlement forgotten (a crash between the change and the record), a re-run changes nothing.
+    await db
+      .updateTable('webhook_deliveries')
+      .set({ processed_at: null })
+      .where('delivery_id', '=', closed.guid)
+      .execute()
+    await queues.webhooks.remove(webhookJobId(closed.guid))
+    const rerun = await processDelivery(closed)
+    t.match(rerun?.result, /unchanged/)
+    const after = await deployment(row.id)
+    t.equal(after.stage, 'applied')
+    t.same(after.updated_at, before.updated_at)
+  })
+})
+
+t.test('a failing check run (apply_on_merge) → apply_failed with its name and URL', async (t) => {
+  sim.setApplyOnMerge('acme', 'infra-specs', { conclusion: 'failure', name: 'apply' })
+  t.teardown(() => sim.setApplyOnMerge('acme', 'infra-specs', { conclusion: 'success' }))
+  const row = await deploy()
+  const sha = await merge(row)
+  const completed = await sent('check_run', (p) => p.action === 'completed' && p.check_run?.head_sha === sha)
+  const closed = await sent('pull_request', (p) => p.action === 'closed' && p.number === row.pr_number)
+  // The check run finished before the merge was processed: evaluated when the merge is recorded.
+  t.equal((await processDelivery(completed))?.outcome, 'ignored', 'not merged yet as far as Portico knows')
+  t.equal((await processDelivery(closed))?.outcome, 'processed')
+  const now = await deployment(row.id)
+  t.equal(now.stage, 'apply_failed')
+  t.equal(now.applied_at, null)
+  t.equal(now.checks?.[0]?.name, 'apply')
+  t.equal(now.checks?.[0]?.conclusion, 'failure')
+  t.match(now.checks?.[0]?.url, /^https?:\/\//)
+})
+
+t.test('pull_request closed without merging → closed', async (t) => {
+  const row = await deploy()
+  await octocat.rest.pulls.update({ ...repo, pull_number: Number(row.pr_number), state: 'closed' })
+  const closed = await sent('pull_request', (p) => p.action === 'closed' && p.number === row.pr_number)
+  t.equal((await processDelivery(closed))?.outcome, 'processed')
+  const now = await deployment(row.id)
+  t.equal(now.stage, 'closed')
+  t.equal(now.merged_at, null)
+})
+
+t.test('a newer deploy of the same pod supersedes the older open one', async (t) => {
+  const first = await insertDeployment(db, { customer: 'hooks', env: 'sup', instance_name: 'hooks-sup-01' })
+  await queues.deploy.add('deploy', { deploymentId: first.id }, deployJobOptions(deployJobId(first.id)))
+  await waitFor(async () => ((await deployment(first.id)).stage === 'pr_open' ? true : undefined), 60_000)
+  const second = await insertDeployment(db, { customer: 'hooks', env: 'sup', instance_name: 'hooks-sup-02' })
+  await queues.deploy.add('deploy', { deploymentId: second.id }, deployJobOptions(deployJobId(second.id)))
+  await waitFor(async () => ((await deployment(second.id)).stage === 'pr_open' ? true : undefined), 60_000)
+  t.equal((await deployment(first.id)).superseded_by, second.id)
+  t.equal((await deployment(second.id)).superseded_by, null)
+})
+
+t.test('hook points (push, installation…) are stored and recorded as ignored', async (t) => {
+  const push = await sent('push', () => true)
+  const stored = await processDelivery(push)
+  t.equal(stored?.outcome, 'ignored')
+  t.match(stored?.result, /hook point not wired/)
+})
+
+t.test('repository renamed → the connection follows; deleted → REPOSITORY_DELETED', async (t) => {
+  const conn = await createConnection(db, config, { token: tokenOf('octocat') })
+  await db
+    .updateTable('github_connections')
+    .set({ github_repo_id: 700002, repo_full_name: 'acme/sample-app' })
+    .where('id', '=', conn.id)
+    .execute()
+  await sim.renameRepo('acme/sample-app', 'acme/sample-app-renamed')
+  sim.emitRepositoryEvent('acme', 'sample-app-renamed', 'renamed', {
+    repository: { name: { from: 'sample-app' } },
+  })
+  const renamed = await sent('repository', (p) => p.action === 'renamed')
+  t.equal((await processDelivery(renamed))?.outcome, 'processed')
+  let row = await findConnection(db, conn.id)
+  t.equal(row?.repo_full_name, 'acme/sample-app-renamed')
+  t.equal(row?.owner, 'acme')
+  t.equal(row?.repo, 'sample-app-renamed')
+
+  sim.emitRepositoryEvent('acme', 'sample-app-renamed', 'deleted')
+  const deleted = await sent('repository', (p) => p.action === 'deleted')
+  t.equal((await processDelivery(deleted))?.outcome, 'processed')
+  row = await findConnection(db, conn.id)
+  t.equal(row?.status, 'failed')
+  t.equal(row?.error_code, 'REPOSITORY_DELETED')
+  t.equal(row?.encrypted_token, null)
+})
+
+t.test('the reconciler reaches the same states with conditional requests', async (t) => {
+  // Only this test's deployments are followed.
+  await db
+    .updateTable('deployments')
+    .set({ stage: 'closed' })
+    .where('stage', 'in', ['pr_open', 'merged'])
+    .execute()
+  sim.setApplyOnMerge('acme', 'infra-specs', { conclusion: 'success', name: 'apply', delay_ms: 50 })
+  const a = await deploy()
+  const b = await deploy()
+  const c = await deploy()
+  const counted = () => sim.ledger.count({ login: 'portico-bot', counted: true })
+
+  let before = counted()
+  let pass = await reconcileDeployments(ctx)
+  t.same([pass.checked, pass.changed, pass.notModified], [3, 0, 0])
+  t.equal(counted() - before, 3, 'first look: one counted read per pull request')
+
+  before = counted()
+  pass = await reconcileDeployments(ctx)
+  t.same([pass.checked, pass.changed, pass.notModified], [3, 0, 3])
+  t.equal(counted() - before, 0, 'unchanged pull requests: 0 counted calls')
+  t.equal(sim.ledger.entries({ login: 'portico-bot', status: 304 }).length >= 3, true)
+
+  // a: merged, its apply check run succeeds → applied.
+  const sha = await merge(a)
+  await waitFor(async () => {
+    const runs = await octocat.rest.checks.listForRef({ ...repo, ref: sha })
+    return runs.data.check_runs.some((r) => r.status === 'completed') ? true : undefined
+  })
+  // b: closed unmerged.
+  await octocat.rest.pulls.update({ ...repo, pull_number: Number(b.pr_number), state: 'closed' })
+  before = counted()
+  pass = await reconcileDeployments(ctx)
+  t.equal(pass.changed, 2)
+  // a: pull + check runs + status; b: pull; c: 304, or a read when its pull request changed too
+  // (its mergeability follows the base branch a just moved).
+  const spent = counted() - before
+  t.ok(spent >= 4 && spent <= 5, `counted calls: ${spent}`)
+  t.equal((await deployment(a.id)).stage, 'applied')
+  t.same(
+    (await deployment(a.id)).checks?.map((ch) => [ch.name, ch.conclusion]),
+    [['apply', 'success']],
+  )
+  t.equal((await deployment(b.id)).stage, 'closed')
+  t.equal((await deployment(c.id)).stage, 'pr_open')
+
+  // c: merged with a check that keeps running → merged, then unchanged checks cost nothing.
+  sim.setApplyOnMerge('acme', 'infra-specs', null)
+  t.teardown(() => sim.setApplyOnMerge('acme', 'infra-specs', { conclusion: 'success' }))
+  const shaC = await merge(c)
+  const bot = createOctokit({ token: tokenOf('portico-bot'), baseUrl: sim.apiUrl, retries: 0 })
+  await bot.rest.repos.createCommitStatus({ ...repo, sha: shaC, state: 'pending', context: 'ci/apply' })
+  pass = await reconcileDeployments(ctx)
+  t.equal((await deployment(c.id)).stage, 'merged')
+  t.equal((await deployment(c.id)).merge_commit_sha, shaC)
+  pass = await reconcileDeployments(ctx) // stores the check list's ETags
+  before = counted()
+  pass = await reconcileDeployments(ctx)
+  t.equal(counted() - before, 0, 'merged with unchanged checks: 0 counted calls')
+  t.equal(pass.notModified, 2)
+  t.equal((await deployment(c.id)).stage, 'merged')
+  t.same((await deployment(c.id)).checks, [{ name: 'ci/apply', conclusion: null, url: null }])
+
+  // The check completes: the next pass sees it (the status changed, so it is read again).
+  await bot.rest.repos.createCommitStatus({
+    ...repo,
+    sha: shaC,
+    state: 'failure',
+    context: 'ci/apply',
+    target_url: 'https://ci.example/apply/9',
+  })
+  pass = await reconcileDeployments(ctx)
+  const failed = await deployment(c.id)
+  t.equal(failed.stage, 'apply_failed')
+  t.same(failed.checks, [{ name: 'ci/apply', conclusion: 'failure', url: 'https://ci.example/apply/9' }])
+})
+
+t.test(
+  'past APPLY_TIMEOUT_HOURS without a verdict a merged deployment stays merged, unfollowed',
+  async (t) => {
+    await db
+      .updateTable('deployments')
+      .set({ stage: 'closed' })
+      .where('stage', 'in', ['pr_open', 'merged'])
+      .execute()
+    const old = await insertDeployment(db, {
+      customer: 'hooks',
+      env: 'old',
+      instance_name: 'hooks-old-01',
+      status: 'succeeded',
+      pr_number: 1,
+      branch: 'deploy-hooks-old',
+      stage: 'merged',
+      merged_at: new Date(Date.now() - (config.APPLY_TIMEOUT_HOURS + 1) * 3600_000),
+      merge_commit_sha: 'a'.repeat(40),
+    })
+    const before = sim.ledger.count({ login: 'portico-bot' })
+    const pass = await reconcileDeployments(ctx)
+    t.equal(pass.checked, 0)
+    t.equal(sim.ledger.count({ login: 'portico-bot' }) - before, 0, 'no GitHub call')
+    t.equal((await deployment(old.id)).stage, 'merged')
+  },
+)
+
+t.test('the maintenance task prunes deliveries past their retention', async (t) => {
+  await recordWebhookDelivery(db, {
+    delivery_id: 'old-delivery',
+    event: 'ping',
+    action: null,
+    payload: '{}',
+    received_at: new Date(Date.now() - 31 * 24 * 3600_000),
+  })
+  await recordWebhookDelivery(db, { delivery_id: 'new-delivery', event: 'ping', action: null, payload: '{}' })
+  const factory = processors.maintenance
+  if (!factory) return t.fail('no maintenance processor')
+  const run = factory(ctx)
+  const result = await run({ data: { task: 'prune-webhook-deliveries' } } as never)
+  t.match(result, { pruned: 1 })
+  t.notOk(await findWebhookDelivery(db, 'old-delivery'))
+  t.ok(await findWebhookDelivery(db, 'new-delivery'))
+})

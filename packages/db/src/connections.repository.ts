@@ -43,6 +43,14 @@ export const CONNECTION_VIEW_COLUMNS = [
   'repo_full_name',
   'github_repo_id',
   'expires_at',
+  'token_expires_at',
+  'token_invalid_at',
+  'refresh_status',
+  'refresh_requested_at',
+  'refresh_started_at',
+  'refreshed_at',
+  'refresh_error_code',
+  'refresh_error_message',
   'created_at',
   'updated_at',
 ] as const satisfies readonly (keyof ConnectionRow)[]
@@ -187,16 +195,25 @@ export async function listStaleInFlightConnections(
     .execute()
 }
 
-/** Of `ids`, the connections that still hold (or are building) a clone, with their tenant. */
+/**
+ * Of `ids`, the connections that still hold (or are building) a clone, with their tenant: live
+ * statuses, and any connection with a refresh in flight (a refresh may bring a failed or expired
+ * connection back to life, and writes a `.partial-` staging directory beside the clone).
+ */
 export async function findCloneOwners(
   db: Executor,
   ids: readonly string[],
-): Promise<Pick<ConnectionRow, 'id' | 'tenant_id' | 'status' | 'expires_at'>[]> {
+): Promise<Pick<ConnectionRow, 'id' | 'tenant_id' | 'status' | 'expires_at' | 'refresh_status'>[]> {
   if (ids.length === 0) return []
   return db
     .selectFrom('github_connections')
-    .select(['id', 'tenant_id', 'status', 'expires_at'])
+    .select(['id', 'tenant_id', 'status', 'expires_at', 'refresh_status'])
     .where('id', 'in', [...ids])
-    .where('status', 'in', ['pending', 'cloning', 'cloned', 'analyzed'])
+    .where((eb) =>
+      eb.or([
+        eb('status', 'in', ['pending', 'cloning', 'cloned', 'analyzed']),
+        eb('refresh_status', 'in', ['queued', 'running']),
+      ]),
+    )
     .execute()
 }

@@ -137,17 +137,22 @@ async function removeOrphanClones(ctx: WorkerContext, now: Date): Promise<number
     const entries = await readdir(reposDir).catch(() => [] as string[])
     const ids = [...new Set(entries.map((e) => e.split('.partial-')[0] ?? '').filter(isUuid))]
     const owners = await findCloneOwners(ctx.db, ids)
+    const refreshing = (o: (typeof owners)[number]) =>
+      o.refresh_status === 'queued' || o.refresh_status === 'running'
     const live = new Map(
       owners
-        .filter((o) => o.tenant_id === tenant && !(o.expires_at !== null && o.expires_at <= now))
-        .map((o) => [o.id, o.status]),
+        .filter(
+          (o) => o.tenant_id === tenant && (refreshing(o) || !(o.expires_at !== null && o.expires_at <= now)),
+        )
+        .map((o) => [o.id, refreshing(o) ? 'refreshing' : o.status]),
     )
     for (const entry of entries) {
       const [id = '', partial] = entry.split('.partial-')
       const status = live.get(id)
-      // A partial directory is only legitimate while its clone may still be running.
+      // A partial directory is only legitimate while its clone or refresh may still be running.
       const keep =
-        status !== undefined && (partial === undefined || status === 'pending' || status === 'cloning')
+        status !== undefined &&
+        (partial === undefined || status === 'pending' || status === 'cloning' || status === 'refreshing')
       if (keep) continue
       await rm(path.join(reposDir, entry), { recursive: true, force: true })
       removed += 1

@@ -110,9 +110,16 @@ const CONNECTION_FIELDS = [
   'id',
   'progress',
   'project_id',
+  'refresh_error_code',
+  'refresh_error_message',
+  'refresh_requested_at',
+  'refresh_status',
+  'refreshed_at',
   'repo_url',
   'routes_count',
   'status',
+  'token_expires_at',
+  'token_status',
   'updated_at',
 ]
 

@@ -75,7 +75,10 @@ t.test('classifyGitFailure', async (t) => {
     "GitHub's 401 is the token expired or revoked",
   )
   t.equal(classifyGitFailure('fatal: Authentication failed for …'), 'unauthorized')
-  t.equal(classifyGitFailure("fatal: unable to access '…': The requested URL returned error: 401"), 'unauthorized')
+  t.equal(
+    classifyGitFailure("fatal: unable to access '…': The requested URL returned error: 401"),
+    'unauthorized',
+  )
   t.equal(classifyGitFailure("fatal: unable to access '…': The requested URL returned error: 403"), 'auth')
   t.equal(classifyGitFailure('remote: Repository not found.\nfatal: repository … not found'), 'not-found')
   t.equal(

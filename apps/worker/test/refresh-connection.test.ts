@@ -7,15 +7,15 @@ import path from 'node:path'
 import { promisify } from 'node:util'
 import { cloneJobId, clonePath, encrypt, refreshDedupId } from '@portico/core'
 import { findConnection, type RefreshDeps, requestConnectionRefresh } from '@portico/db'
-import { startTestSimulator, type Teardown, testConfig } from '@portico/testing'
-import t from 'tap'
+import { startTestSimulator, testConfig } from '@portico/testing'
+import t, { type Test } from 'tap'
 import { createConnection, openDb, startTestWorker, waitFor } from './fixtures/connections.js'
 
 const run = promisify(execFile)
 const { sim, env, tokenOf } = await startTestSimulator(t)
 const PAT = tokenOf('octocat')
 
-async function setup(t: Teardown) {
+async function setup(t: Test) {
   const config = await testConfig(t, env)
   const db = openDb(t, config)
   const runtime = await startTestWorker(t, config)

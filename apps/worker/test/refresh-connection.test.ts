@@ -6,7 +6,12 @@ import { readdir } from 'node:fs/promises'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { cloneJobId, clonePath, encrypt, refreshDedupId } from '@portico/core'
-import { findConnection, type RefreshDeps, requestConnectionRefresh } from '@portico/db'
+import {
+  findConnection,
+  type RefreshDeps,
+  refreshConnectionsOfRepository,
+  requestConnectionRefresh,
+} from '@portico/db'
 import { startTestSimulator, testConfig } from '@portico/testing'
 import t, { type Test } from 'tap'
 import { createConnection, openDb, startTestWorker, waitFor } from './fixtures/connections.js'
@@ -119,3 +124,27 @@ t.test('a revoked token: the refresh fails with TOKEN_EXPIRED, the analysis stay
   t.notOk(done.refresh_error_message?.includes(token))
   t.ok(done.encrypted_token, 'a live connection keeps its token (to be replaced)')
 })
+
+t.test(
+  'push webhook entry point: refreshConnectionsOfRepository by GitHub repository id, debounced',
+  async (t) => {
+    const { db, deps, queue, row } = await setup(t)
+    await db
+      .updateTable('github_connections')
+      .set({ github_repo_id: 700002 })
+      .where('id', '=', row.id)
+      .execute()
+    const sha = await push()
+    const burst = await Promise.all(
+      Array.from({ length: 3 }, () => refreshConnectionsOfRepository(deps, 700002, { debounceMs: 500 })),
+    )
+    t.same(
+      burst.flat().map((r) => r.connectionId),
+      [row.id, row.id, row.id],
+    )
+    t.equal((await queue.getJobs(['delayed', 'waiting', 'active'])).filter((j) => j?.data.refresh).length, 1)
+    t.same(await refreshConnectionsOfRepository(deps, 999_999), [], 'another repository: nothing')
+    const done = await landed(db, row.id)
+    t.equal(done.commit_sha, sha)
+  },
+)

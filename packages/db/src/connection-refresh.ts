@@ -236,3 +236,38 @@ export async function requestConnectionRefresh(
 function findRow(db: Executor, id: string): Promise<ConnectionRow | undefined> {
   return db.selectFrom('github_connections').selectAll().where('id', '=', id).executeTakeFirst()
 }
+
+/** Default debounce of {@link refreshConnectionsOfRepository}: pushes within it make one refresh. */
+export const PUSH_REFRESH_DEBOUNCE_MS = 10_000
+
+/**
+ * What a `push` webhook to a repository's default branch does: a debounced refresh of every
+ * connection of that repository (by GitHub's repository id, so renames do not matter) that can be
+ * refreshed without a person — a stored token GitHub has not rejected, and a clone that is there
+ * (`cloned`/`analyzed`; ended connections wait for someone to bring them back with a PAT).
+ * The caller checks that the push is to the default branch (`ref === "refs/heads/" +
+ * repository.default_branch`, https://docs.github.com/en/webhooks/webhook-events-and-payloads#push).
+ * @returns each connection's {@link RefreshRequest} outcome, by connection id.
+ */
+export async function refreshConnectionsOfRepository(
+  deps: RefreshDeps,
+  githubRepoId: number,
+  opts: { debounceMs?: number } = {},
+): Promise<{ connectionId: string; outcome: RefreshRequest['outcome'] }[]> {
+  const rows = await deps.db
+    .selectFrom('github_connections')
+    .select('id')
+    .where('github_repo_id', '=', String(githubRepoId))
+    .where('status', 'in', ['cloned', 'analyzed'])
+    .where('encrypted_token', 'is not', null)
+    .where('token_invalid_at', 'is', null)
+    .execute()
+  const results: { connectionId: string; outcome: RefreshRequest['outcome'] }[] = []
+  for (const { id } of rows) {
+    const { outcome } = await requestConnectionRefresh(deps, id, {
+      debounceMs: opts.debounceMs ?? PUSH_REFRESH_DEBOUNCE_MS,
+    })
+    results.push({ connectionId: id, outcome })
+  }
+  return results
+}

@@ -148,3 +148,27 @@ t.test(
     t.equal(done.commit_sha, sha)
   },
 )
+
+t.test('deleting the row during a refresh cancels it and leaves nothing on disk', async (t) => {
+  const { db, deps, queue, row, dest } = await setup(t)
+  await push()
+  sim.setLatency(1500)
+  t.teardown(() => sim.setLatency(0))
+  await requestConnectionRefresh(deps, row.id)
+  await waitFor(async () =>
+    (await findConnection(db, row.id))?.refresh_status === 'running' ? true : undefined,
+  )
+  await db.deleteFrom('github_connections').where('id', '=', row.id).execute()
+  await waitFor(async () =>
+    (await queue.getDeduplicationJobId(refreshDedupId(row.id))) === null ? true : undefined,
+  )
+  // The sweep removes a deleted connection's clone; the refresh removes its own staging.
+  const left = (await readdir(path.dirname(dest)).catch(() => [] as string[])).filter((n) =>
+    n.includes('.partial-'),
+  )
+  t.same(left, [], 'no staging directory left')
+  const jobs = await queue.getJobs(['completed', 'failed'])
+  const job = jobs.find((j) => j?.data.refresh === true && j.data.connectionId === row.id)
+  t.equal(await job?.getState(), 'completed', 'skipped, not failed')
+  t.same(job?.returnvalue, { outcome: 'skipped', reason: 'connection deleted during the refresh' })
+})

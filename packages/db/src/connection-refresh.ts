@@ -1,6 +1,6 @@
 import { type CloneJobData, refreshJobOptions } from '@portico/core'
 import type { Executor } from './db.js'
-import type { ConnectionRow, ConnectionStatus, ConnectionUpdate } from './schema.js'
+import type { ConnectionRow, ConnectionStatus, ConnectionUpdate, RefreshStatus } from './schema.js'
 
 /** A token expiring within this many ms shows `token_status: "expiring"` (issue 14: 7 days). */
 export const TOKEN_EXPIRING_WITHIN_MS = 7 * 24 * 3600_000
@@ -121,6 +121,7 @@ export async function failRefresh(
   db: Executor,
   id: string,
   failure: { code: string; message: string; retrying: boolean; tokenRejected: boolean },
+  from: readonly RefreshStatus[] = ['running'],
 ): Promise<ConnectionRow | undefined> {
   const now = new Date()
   return db
@@ -143,9 +144,21 @@ export async function failRefresh(
       updated_at: now,
     }))
     .where('id', '=', id)
-    .where('refresh_status', '=', 'running')
+    .where('refresh_status', 'in', [...from])
     .returningAll()
     .executeTakeFirst()
+}
+
+/** Connections with a refresh `queued`/`running` whose row has not changed since `before`. */
+export async function listStaleRefreshes(db: Executor, before: Date, limit = 500): Promise<ConnectionRow[]> {
+  return db
+    .selectFrom('github_connections')
+    .selectAll()
+    .where('refresh_status', 'in', ['queued', 'running'])
+    .where('updated_at', '<', before)
+    .orderBy('updated_at')
+    .limit(limit)
+    .execute()
 }
 
 /** Puts an interrupted refresh (worker shutdown) back to `queued` for another worker. */

@@ -6,16 +6,19 @@ import {
   deployJobId,
   isUuid,
   redactSecrets,
+  refreshDedupId,
   removeClone,
   tenantReposPath,
   truncateMessage,
 } from '@portico/core'
 import {
   failDeployment,
+  failRefresh,
   findCloneOwners,
   listExpiredConnections,
   listStaleInFlightConnections,
   listStaleInFlightDeployments,
+  listStaleRefreshes,
   rotateStoredTokens,
   updateConnectionIfStatus,
 } from '@portico/db'
@@ -186,6 +189,34 @@ export async function repairStuckConnections(ctx: WorkerContext, now: Date = new
   return repaired
 }
 
+/**
+ * Fails refreshes marked `queued`/`running` for a while that no job holds any more (BullMQ's
+ * deduplication id is free: the job was removed or lost with Redis data), so a connection never
+ * claims a refresh nobody runs. The connection itself is left as it was.
+ */
+export async function repairStuckRefreshes(ctx: WorkerContext, now: Date = new Date()): Promise<number> {
+  let repaired = 0
+  for (const row of await listStaleRefreshes(ctx.db, new Date(now.getTime() - STALE_AFTER_MS))) {
+    if ((await ctx.queues.clone.getDeduplicationJobId(refreshDedupId(row.id))) !== null) continue
+    const failed = await failRefresh(
+      ctx.db,
+      row.id,
+      {
+        code: 'REFRESH_JOB_LOST',
+        message: 'The refresh job was lost before it finished. Refresh again.',
+        retrying: false,
+        tokenRejected: false,
+      },
+      ['queued', 'running'],
+    )
+    if (failed) {
+      ctx.logger.warn({ connectionId: row.id }, 'stuck refresh marked failed')
+      repaired += 1
+    }
+  }
+  return repaired
+}
+
 /** Code recorded on a deployment whose job ended without settling it. */
 export const DEPLOY_JOB_LOST = 'DEPLOY_JOB_LOST'
 
@@ -247,7 +278,8 @@ export const maintenanceProcessor: ProcessorFactory<'maintenance'> = (ctx) => {
       case 'repair-stuck-connections': {
         const repaired = await repairStuckConnections(ctx)
         if (repaired > 0) ctx.logger.warn({ repaired }, 'stuck connections marked failed')
-        return { repaired }
+        const refreshes = await repairStuckRefreshes(ctx)
+        return { repaired, refreshes }
       }
       case 'repair-stuck-deployments': {
         const repaired = await repairStuckDeployments(ctx)

@@ -158,6 +158,19 @@ t.test(
   },
 )
 
+t.test('expiry sweep: a clone with a refresh in flight is not expired under it', async (t) => {
+  const ctx = await context(t)
+  const now = new Date('2030-01-01T12:00:00Z')
+  const refreshing = await withClone(ctx, 'analyzed', new Date(now.getTime() - HOUR))
+  await updateConnection(ctx.db, refreshing.row.id, { refresh_status: 'running' })
+  const result = await expireClones(ctx, now)
+  t.equal(result.expired, 0)
+  t.ok(existsSync(refreshing.dir))
+  t.equal((await findConnection(ctx.db, refreshing.row.id))?.status, 'analyzed')
+  await updateConnection(ctx.db, refreshing.row.id, { refresh_status: 'failed' })
+  t.equal((await expireClones(ctx, now)).expired, 1, 'after a failed refresh it expires as usual')
+})
+
 t.test('the worker schedules the sweeps once, however often it starts', async (t) => {
   const ctx = await context(t)
   await scheduleMaintenance(ctx)

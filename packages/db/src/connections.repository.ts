@@ -167,13 +167,18 @@ export async function updateConnectionIfStatus(
     .executeTakeFirst()
 }
 
-/** Connections holding a clone (`cloned`/`analyzed`) whose `expires_at` is at or before `now`. */
+/**
+ * Connections holding a clone (`cloned`/`analyzed`) whose `expires_at` is at or before `now`,
+ * except those with a refresh in flight: it works in the clone directory and lands a new
+ * `expires_at` (a refresh no job holds is failed by the repair task, so none waits forever).
+ */
 export async function listExpiredConnections(db: Executor, now: Date, limit = 500): Promise<ConnectionRow[]> {
   return db
     .selectFrom('github_connections')
     .selectAll()
     .where('status', 'in', ['cloned', 'analyzed'])
     .where('expires_at', '<=', now)
+    .where((eb) => eb.or([eb('refresh_status', 'is', null), eb('refresh_status', '=', 'failed')]))
     .orderBy('expires_at')
     .limit(limit)
     .execute()

@@ -238,7 +238,7 @@ const notPatConnection = () =>
  * recorded are checked by name, and the id GitHub answers must match when both are known.
  */
 async function checkReplacementPat(
-  apiUrl: string,
+  config: { GITHUB_URL: string; GITHUB_API_URL: string },
   row: ConnectionRow,
   raw: string,
 ): Promise<{ pat: string; check: PatCheck }> {
@@ -247,8 +247,8 @@ async function checkReplacementPat(
   const ref =
     row.github_repo_id !== null
       ? { id: Number(row.github_repo_id) }
-      : { owner: row.owner, repo: row.repo, cloneUrl: '' }
-  const check = await checkPat(apiUrl, ref as RepoRef | { id: number }, pat)
+      : parseRepoUrl(row.repo_url, config.GITHUB_URL)
+  const check = await checkPat(config.GITHUB_API_URL, ref, pat)
   if (row.github_repo_id !== null && check.repoId !== null && check.repoId !== Number(row.github_repo_id)) {
     throw new AppError(
       400,
@@ -376,7 +376,7 @@ export default async function connectionRoutes(app: FastifyInstance) {
       if (!row) throw notFound()
       if (row.status === 'failed' || row.status === 'expired') throw connectionEnded()
       if (!isPatConnection(row)) throw notPatConnection()
-      const { pat, check } = await checkReplacementPat(config.GITHUB_API_URL, row, request.body.pat)
+      const { pat, check } = await checkReplacementPat(config, row, request.body.pat)
       // Only the token changes: status, commit and analysis are kept. A row that ended meanwhile
       // is left without a token (the compare on status).
       const updated = await updateConnectionIfStatus(
@@ -405,7 +405,7 @@ export default async function connectionRoutes(app: FastifyInstance) {
       const raw = request.body?.pat
       if (raw !== undefined) {
         if (!isPatConnection(row)) throw notPatConnection()
-        const { pat, check } = await checkReplacementPat(config.GITHUB_API_URL, row, raw)
+        const { pat, check } = await checkReplacementPat(config, row, raw)
         row = await updateConnection(fastify.db, row.id, tokenColumns(config.keyring, pat, check))
         if (!row) throw notFound()
       } else if (row.encrypted_token === null) {

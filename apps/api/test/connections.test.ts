@@ -112,10 +112,17 @@ const CONNECTION_FIELDS = [
   'installation_id',
   'progress',
   'project_id',
+  'refresh_error_code',
+  'refresh_error_message',
+  'refresh_requested_at',
+  'refresh_status',
+  'refreshed_at',
   'repo_url',
   'repository_id',
   'routes_count',
   'status',
+  'token_expires_at',
+  'token_status',
   'updated_at',
 ]
 

@@ -71,9 +71,14 @@ t.test(
 t.test('classifyGitFailure', async (t) => {
   t.equal(
     classifyGitFailure("fatal: could not read Username for 'http://h': terminal prompts disabled"),
-    'auth',
+    'unauthorized',
+    "GitHub's 401 is the token expired or revoked",
   )
-  t.equal(classifyGitFailure('fatal: Authentication failed for …'), 'auth')
+  t.equal(classifyGitFailure('fatal: Authentication failed for …'), 'unauthorized')
+  t.equal(
+    classifyGitFailure("fatal: unable to access '…': The requested URL returned error: 401"),
+    'unauthorized',
+  )
   t.equal(classifyGitFailure("fatal: unable to access '…': The requested URL returned error: 403"), 'auth')
   t.equal(classifyGitFailure('remote: Repository not found.\nfatal: repository … not found'), 'not-found')
   t.equal(

@@ -153,6 +153,8 @@ t.test('a revoked token fails permanently, without retries, with a redacted mess
   t.equal(failed?.status, 'failed')
   t.equal(failed?.encrypted_token, null, "a failed connection's token is wiped")
   t.match(failed?.error_message, /rejected the token/)
+  t.equal(failed?.error_code, 'TOKEN_EXPIRED', "GitHub's 401: the token expired or was revoked")
+  t.ok(failed?.token_invalid_at, 'token_status "invalid"')
   t.notOk(failed?.error_message?.includes(token))
   t.notOk(finished.failedReason.includes(token))
   t.notOk(existsSync(clonePath(config.cloneRoot, row.tenant_id, row.id)), 'nothing left on disk')

@@ -59,6 +59,34 @@ t.test(
 )
 
 t.test(
+  'a connection with a refresh in flight keeps its clone and staging directory, even ended',
+  async (t) => {
+    const ctx = await context(t)
+    const now = new Date()
+    // A failed connection being brought back, and an analysed one past expires_at, both refreshing.
+    const reviving = await withClone(ctx, 'failed', null)
+    const refreshing = await withClone(ctx, 'analyzed', new Date(now.getTime() - HOUR))
+    for (const { row } of [reviving, refreshing]) {
+      await updateConnection(ctx.db, row.id, { refresh_status: 'running' })
+    }
+    const stage = `${refreshing.dir}.partial-abc123`
+    await mkdir(stage)
+    t.equal(await sweepLocalClones(ctx, now), 0)
+    for (const dir of [reviving.dir, refreshing.dir, stage]) t.ok(existsSync(dir))
+    // Once the refresh is over, the usual rules apply again.
+    await updateConnection(ctx.db, reviving.row.id, { refresh_status: 'failed' })
+    await updateConnection(ctx.db, refreshing.row.id, {
+      refresh_status: null,
+      expires_at: new Date(now.getTime() + HOUR),
+    })
+    t.equal(await sweepLocalClones(ctx, now), 2, 'the ended clone and the stale staging directory')
+    t.notOk(existsSync(reviving.dir))
+    t.notOk(existsSync(stage))
+    t.ok(existsSync(refreshing.dir))
+  },
+)
+
+t.test(
   'a worker consuming the clone queue sweeps its CLONE_ROOT periodically; shutdown stops it',
   async (t) => {
     const ctx = await context(t)

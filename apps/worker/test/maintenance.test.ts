@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs'
 import { mkdir, readdir, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import { cloneJobId, clonePath } from '@portico/core'
+import { cloneJobId, clonePath, refreshJobOptions } from '@portico/core'
 import { findConnection, updateConnection } from '@portico/db'
 import { deleteKeys, startTestSimulator } from '@portico/testing'
 import t, { type Test } from 'tap'
@@ -14,6 +14,7 @@ import {
   REPAIR_EVERY_MS,
   ROTATE_KEYS_EVERY_MS,
   repairStuckConnections,
+  repairStuckRefreshes,
   scheduleMaintenance,
 } from '../src/processors/maintenance.processor.js'
 import {
@@ -123,6 +124,52 @@ t.test('repair: stale in-flight rows whose job is gone are failed; live jobs are
   }
   t.notOk(existsSync(lost.dir))
   t.equal((await findConnection(ctx.db, queued.id))?.status, 'pending', 'a waiting job keeps its row')
+})
+
+t.test(
+  'repair: a refresh in flight that no job holds is failed; the connection is left as it was',
+  async (t) => {
+    const ctx = await context(t)
+    const now = new Date(Date.now() + 10 * 60_000)
+    const lost = await withClone(ctx, 'analyzed', null)
+    const ended = await withClone(ctx, 'analyzed', null)
+    // Expired with the PAT a refresh brought (a plain update: the repository's would wipe it).
+    await ctx.db
+      .updateTable('github_connections')
+      .set({ status: 'expired' })
+      .where('id', '=', ended.row.id)
+      .execute()
+    const held = await withClone(ctx, 'analyzed', null)
+    for (const { row } of [lost, ended, held]) {
+      await updateConnection(ctx.db, row.id, { refresh_status: 'running', commit_sha: 'a'.repeat(40) })
+    }
+    await ctx.queues.clone.add(
+      'clone',
+      { connectionId: held.row.id, refresh: true },
+      refreshJobOptions(held.row.id, HOUR),
+    )
+    t.equal(await repairStuckRefreshes(ctx), 0, 'rows touched recently are not stale')
+    t.equal(await repairStuckRefreshes(ctx, now), 2, 'ten minutes later they are, unless a job holds them')
+    const repaired = await findConnection(ctx.db, lost.row.id)
+    t.match(repaired, { status: 'analyzed', commit_sha: 'a'.repeat(40), refresh_status: 'failed' })
+    t.equal(repaired?.refresh_error_code, 'REFRESH_JOB_LOST')
+    t.ok(repaired?.encrypted_token, 'a live connection keeps its token')
+    t.equal((await findConnection(ctx.db, ended.row.id))?.encrypted_token, null, 'an ended one does not')
+    t.equal((await findConnection(ctx.db, held.row.id))?.refresh_status, 'running', 'a waiting job keeps it')
+  },
+)
+
+t.test('expiry sweep: a clone with a refresh in flight is not expired under it', async (t) => {
+  const ctx = await context(t)
+  const now = new Date('2030-01-01T12:00:00Z')
+  const refreshing = await withClone(ctx, 'analyzed', new Date(now.getTime() - HOUR))
+  await updateConnection(ctx.db, refreshing.row.id, { refresh_status: 'running' })
+  const result = await expireClones(ctx, now)
+  t.equal(result.expired, 0)
+  t.ok(existsSync(refreshing.dir))
+  t.equal((await findConnection(ctx.db, refreshing.row.id))?.status, 'analyzed')
+  await updateConnection(ctx.db, refreshing.row.id, { refresh_status: 'failed' })
+  t.equal((await expireClones(ctx, now)).expired, 1, 'after a failed refresh it expires as usual')
 })
 
 t.test('the worker schedules the sweeps once, however often it starts', async (t) => {

@@ -5,6 +5,11 @@ export type QueueName = (typeof QUEUE_NAMES)[number]
 /** Clone (and analyse) one repository connection. Ids only: the worker reads everything else from Postgres. */
 export interface CloneJobData {
   connectionId: string
+  /**
+   * A refresh of an existing connection (fetch the default branch's latest commit and re-analyse,
+   * keeping the previous analysis visible until the new one lands) rather than its first clone.
+   */
+  refresh?: true
   /** Id of the API request that enqueued the job (for the logs), when there was one. */
   requestId?: string
 }
@@ -61,6 +66,27 @@ export const deployJobId = (deploymentId: string): string => `deploy-${deploymen
  */
 export function cloneJobOptions(jobId: string) {
   return { jobId, attempts: 3, backoff: { type: 'exponential', delay: 5000 } } as const
+}
+
+/** BullMQ deduplication id of a connection's refresh: one refresh job per connection at a time. */
+export const refreshDedupId = (connectionId: string): string => `refresh-${connectionId}`
+
+/**
+ * BullMQ options of a refresh job (queue `clone`, data `{ connectionId, refresh: true }`).
+ * BullMQ's deduplication (https://docs.bullmq.io/guide/jobs/deduplication) keeps one job per
+ * connection while it waits or runs: an `add` meanwhile returns that job instead of a new one.
+ * With `debounceMs` the job waits that long first, so a burst of requests (pushes) makes one
+ * refresh that fetches whatever is newest when it runs; `keepLastIfActive` queues exactly one
+ * follow-up when a request arrives while a refresh is already running (its fetch may predate the
+ * push). Retries as a clone does.
+ */
+export function refreshJobOptions(connectionId: string, debounceMs = 0) {
+  return {
+    attempts: 3,
+    backoff: { type: 'exponential', delay: 5000 },
+    ...(debounceMs > 0 ? { delay: debounceMs } : {}),
+    deduplication: { id: refreshDedupId(connectionId), keepLastIfActive: debounceMs > 0 },
+  } as const
 }
 
 /**

@@ -45,6 +45,14 @@ export const CONNECTION_VIEW_COLUMNS = [
   'auth_method',
   'installation_id',
   'expires_at',
+  'token_expires_at',
+  'token_invalid_at',
+  'refresh_status',
+  'refresh_requested_at',
+  'refresh_started_at',
+  'refreshed_at',
+  'refresh_error_code',
+  'refresh_error_message',
   'created_at',
   'updated_at',
 ] as const satisfies readonly (keyof ConnectionRow)[]
@@ -161,13 +169,18 @@ export async function updateConnectionIfStatus(
     .executeTakeFirst()
 }
 
-/** Connections holding a clone (`cloned`/`analyzed`) whose `expires_at` is at or before `now`. */
+/**
+ * Connections holding a clone (`cloned`/`analyzed`) whose `expires_at` is at or before `now`,
+ * except those with a refresh in flight: it works in the clone directory and lands a new
+ * `expires_at` (a refresh no job holds is failed by the repair task, so none waits forever).
+ */
 export async function listExpiredConnections(db: Executor, now: Date, limit = 500): Promise<ConnectionRow[]> {
   return db
     .selectFrom('github_connections')
     .selectAll()
     .where('status', 'in', ['cloned', 'analyzed'])
     .where('expires_at', '<=', now)
+    .where((eb) => eb.or([eb('refresh_status', 'is', null), eb('refresh_status', '=', 'failed')]))
     .orderBy('expires_at')
     .limit(limit)
     .execute()
@@ -189,17 +202,26 @@ export async function listStaleInFlightConnections(
     .execute()
 }
 
-/** Of `ids`, the connections that still hold (or are building) a clone, with their tenant. */
+/**
+ * Of `ids`, the connections that still hold (or are building) a clone, with their tenant: live
+ * statuses, and any connection with a refresh in flight (a refresh may bring a failed or expired
+ * connection back to life, and writes a `.partial-` staging directory beside the clone).
+ */
 export async function findCloneOwners(
   db: Executor,
   ids: readonly string[],
-): Promise<Pick<ConnectionRow, 'id' | 'tenant_id' | 'status' | 'expires_at'>[]> {
+): Promise<Pick<ConnectionRow, 'id' | 'tenant_id' | 'status' | 'expires_at' | 'refresh_status'>[]> {
   if (ids.length === 0) return []
   return db
     .selectFrom('github_connections')
-    .select(['id', 'tenant_id', 'status', 'expires_at'])
+    .select(['id', 'tenant_id', 'status', 'expires_at', 'refresh_status'])
     .where('id', 'in', [...ids])
-    .where('status', 'in', ['pending', 'cloning', 'cloned', 'analyzed'])
+    .where((eb) =>
+      eb.or([
+        eb('status', 'in', ['pending', 'cloning', 'cloned', 'analyzed']),
+        eb('refresh_status', 'in', ['queued', 'running']),
+      ]),
+    )
     .execute()
 }
 

@@ -131,10 +131,23 @@ export interface GithubConnectionsTable {
   /** The GitHub App installation an `app` connection clones through (bigint, read as a string). */
   installation_id: ColumnType<string | null, string | number | null | undefined, string | number | null>
   expires_at: NullableTimestamp
+  /** When a clone or refresh met GitHub's 401 for the stored token (token_status "invalid"). */
+  token_invalid_at: NullableTimestamp
+  /** The refresh in flight or the last one that failed; null when none is (see docs/connections.md). */
+  refresh_status: ColumnType<RefreshStatus | null, RefreshStatus | null | undefined, RefreshStatus | null>
+  refresh_requested_at: NullableTimestamp
+  refresh_started_at: NullableTimestamp
+  /** When the last successful refresh landed. */
+  refreshed_at: NullableTimestamp
+  refresh_error_code: ColumnType<string | null, string | null | undefined, string | null>
+  refresh_error_message: ColumnType<string | null, string | null | undefined, string | null>
   created_by: string | null
   created_at: Timestamp
   updated_at: Timestamp
 }
+
+/** A refresh's state beside the connection's: `queued`/`running` while in flight, `failed` after one failed. */
+export type RefreshStatus = 'queued' | 'running' | 'failed'
 
 export interface DeploymentsTable {
   id: Generated<string>

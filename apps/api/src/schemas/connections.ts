@@ -74,6 +74,22 @@ export const SetupQuery = Type.Object({
   setup_action: Type.Optional(Text({ maxLength: 32 })),
   state: Type.Optional(Text({ maxLength: 2048 })),
 })
+const PatField = Text({
+  maxLength: 512,
+  description: 'Personal access token with read access to the repository. Never returned.',
+})
+
+/** `PATCH /api/v1/projects/{projectId}/github`: replace the PAT of a PAT connection (trimmed). */
+export const ReplaceTokenBody = Type.Object({ pat: PatField }, { additionalProperties: false })
+
+/**
+ * `POST /api/v1/projects/{projectId}/github/refresh`: an empty body, or a PAT for a connection
+ * whose token was wiped when it ended (failed, expired) or that GitHub rejected.
+ */
+export const RefreshBody = Type.Union([
+  Type.Object({ pat: Type.Optional(PatField) }, { additionalProperties: false }),
+  Type.Null(),
+])
 
 const AnalysisSummary = Type.Object(
   {
@@ -115,6 +131,26 @@ export const Connection = Type.Object({
   /** GitHub's numeric repository id (same as github_repo_id). */
   repository_id: Type.Union([Type.Integer(), Type.Null()]),
   expires_at: Type.Union([Timestamp, Type.Null()]),
+  /**
+   * `valid`, `expiring` (GitHub's token expiry within 7 days), `expired` (after it), or `invalid`
+   * (a clone or refresh met GitHub's 401; cleared by replacing the PAT).
+   */
+  token_status: Type.Union(['valid', 'expiring', 'expired', 'invalid'].map((s) => Type.Literal(s))),
+  /** When the PAT expires, from GitHub's `github-authentication-token-expiration` header; null if never. */
+  token_expires_at: Type.Union([Timestamp, Type.Null()]),
+  /** The refresh in flight (`queued`, `running`), or `failed` when the last one failed; null otherwise. */
+  refresh_status: Type.Union([
+    Type.Literal('queued'),
+    Type.Literal('running'),
+    Type.Literal('failed'),
+    Type.Null(),
+  ]),
+  refresh_requested_at: Type.Union([Timestamp, Type.Null()]),
+  /** When the last refresh landed (new `commit_sha` and analysis). */
+  refreshed_at: Type.Union([Timestamp, Type.Null()]),
+  /** Stable code and sentence of the last failed refresh (`TOKEN_EXPIRED`, `REPOSITORY_NOT_FOUND`…). */
+  refresh_error_code: Nullable(Type.String()),
+  refresh_error_message: Nullable(Type.String()),
   created_at: Timestamp,
   updated_at: Timestamp,
 })

@@ -6,6 +6,7 @@ import { inheritedEnv, removeClone } from '@portico/core'
 
 /** Why a clone failed; `permanent` failures are not worth retrying. */
 export type CloneFailure =
+  | 'unauthorized'
   | 'auth'
   | 'not-found'
   | 'empty'
@@ -17,6 +18,7 @@ export type CloneFailure =
   | 'git'
 
 const PERMANENT: ReadonlySet<CloneFailure> = new Set([
+  'unauthorized',
   'auth',
   'not-found',
   'empty',
@@ -28,6 +30,8 @@ const PERMANENT: ReadonlySet<CloneFailure> = new Set([
 
 /** The stable `code` stored with each kind of failure. */
 export const CLONE_FAILURE_CODES: Record<CloneFailure, string> = {
+  // GitHub's 401: the token expired or was revoked (token_status "invalid", issue 14).
+  unauthorized: 'TOKEN_EXPIRED',
   auth: 'INVALID_TOKEN',
   'not-found': 'REPOSITORY_NOT_FOUND',
   empty: 'REPOSITORY_EMPTY',
@@ -109,8 +113,10 @@ export function parseProgressLine(line: string): { percent?: number; receivedByt
   return out
 }
 
-const AUTH_FAILURE =
-  /terminal prompts disabled|Authentication failed|could not read (?:Username|Password)|Invalid username or password|returned error: 40[13]\b|HTTP 40[13]\b/i
+// git over HTTPS meets GitHub's 401 as a credential prompt it may not show, or "Authentication failed".
+const UNAUTHORIZED =
+  /terminal prompts disabled|Authentication failed|could not read (?:Username|Password)|Invalid username or password|returned error: 401\b|HTTP 401\b/i
+const AUTH_FAILURE = /returned error: 403\b|HTTP 403\b/i
 const NOT_FOUND =
   /Repository not found|returned error: 404\b|HTTP 404\b|does not appear to be a git repository/i
 const NETWORK =
@@ -118,6 +124,7 @@ const NETWORK =
 
 /** Classifies git's stderr after a failed clone. */
 export function classifyGitFailure(stderr: string): CloneFailure {
+  if (UNAUTHORIZED.test(stderr)) return 'unauthorized'
   if (AUTH_FAILURE.test(stderr)) return 'auth'
   if (NOT_FOUND.test(stderr)) return 'not-found'
   if (NETWORK.test(stderr)) return 'network'
@@ -125,6 +132,8 @@ export function classifyGitFailure(stderr: string): CloneFailure {
 }
 
 const FAILURE_MESSAGES: Record<CloneFailure, string> = {
+  unauthorized:
+    'GitHub rejected the token (401): it has expired or was revoked. Replace the PAT, then refresh the connection.',
   auth: 'GitHub rejected the token for this repository (it may have been revoked or expired).',
   'not-found': 'The repository was not found, or the token cannot read it.',
   empty: 'The repository is empty: it has no commits yet. Push a first commit, then connect again.',
@@ -214,8 +223,12 @@ export async function directorySize(dir: string): Promise<number> {
 }
 
 /** Runs git to completion and returns its stdout; used for the token-free follow-up commands. */
-async function runGit(args: string[], cwd: string): Promise<string> {
-  const child = spawn('git', args, { cwd, env: gitEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
+async function runGit(args: string[], cwd: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<string> {
+  const child = spawn('git', args, {
+    cwd,
+    env: { ...gitEnv(), ...extraEnv },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   let out = ''
   let err = ''
   child.stdout.on('data', (d: Buffer) => {
@@ -238,8 +251,8 @@ async function runGit(args: string[], cwd: string): Promise<string> {
  * Entries and total blob bytes of HEAD's tree, from `git ls-tree -r -l HEAD` (lines
  * `<mode> <type> <object> <size>\t<path>`; submodules have size `-`).
  */
-export async function treeSize(repoDir: string): Promise<{ entries: number; bytes: number }> {
-  const listing = await runGit(['ls-tree', '-r', '-l', '-z', 'HEAD'], repoDir)
+export async function treeSize(repoDir: string, rev = 'HEAD'): Promise<{ entries: number; bytes: number }> {
+  const listing = await runGit(['ls-tree', '-r', '-l', '-z', rev], repoDir)
   let entries = 0
   let bytes = 0
   for (const record of listing.split('\0')) {
@@ -286,7 +299,51 @@ export async function cloneRepository(opts: CloneOptions): Promise<CloneResult> 
     opts.url,
     work,
   ]
+  try {
+    const { stderr } = await runTransfer(args, undefined, work, opts)
+    // git clones an empty repository successfully ("You appear to have cloned an empty
+    // repository.") and only `rev-parse HEAD` fails later; retrying cannot change that.
+    const commitSha = await runGit(['rev-parse', '--verify', '--quiet', 'HEAD'], work).catch(() => '')
+    if (commitSha === '') {
+      const empty = /cloned an empty repository/i.test(stderr)
+      throw new CloneError(empty ? 'empty' : 'git', FAILURE_MESSAGES[empty ? 'empty' : 'git'])
+    }
+    await checkTree(work, 'HEAD', opts)
+    await runGit(['reset', '--quiet', '--hard', 'HEAD'], work)
+    if ((await directorySize(work)) > opts.maxBytes)
+      throw new CloneError('too-large', FAILURE_MESSAGES['too-large'])
+    await rename(work, opts.dest)
+    return { commitSha }
+  } catch (err) {
+    await rm(work, { recursive: true, force: true, maxRetries: 3, retryDelay: 100 })
+    throw err instanceof CloneError ? err : new CloneError('git', FAILURE_MESSAGES.git)
+  }
+}
+
+/** Refuses a tree over the file or size limits (from `git ls-tree`, before any checkout). */
+async function checkTree(repoDir: string, rev: string, opts: Pick<CloneOptions, 'maxBytes' | 'maxFiles'>) {
+  const tree = await treeSize(repoDir, rev)
+  if (opts.maxFiles !== undefined && tree.entries > opts.maxFiles) {
+    throw new CloneError('too-many-files', FAILURE_MESSAGES['too-many-files'])
+  }
+  if (tree.bytes > opts.maxBytes) throw new CloneError('too-large', FAILURE_MESSAGES['too-large'])
+}
+
+/**
+ * Runs one git command that talks to GitHub (clone, fetch) with the token in its environment
+ * only, in its own process group, bounded by `timeoutMs`, `maxBytes` (bytes received as git
+ * reports them, and `sizeDir` measured every `sizeCheckMs`) and `signal`.
+ * @returns git's stderr (progress lines removed) on success.
+ * @throws {CloneError} classified from git's output or the limit that stopped it.
+ */
+async function runTransfer(
+  args: string[],
+  cwd: string | undefined,
+  sizeDir: string,
+  opts: Pick<CloneOptions, 'token' | 'timeoutMs' | 'maxBytes' | 'signal' | 'onProgress' | 'sizeCheckMs'>,
+): Promise<{ stderr: string }> {
   const child = spawn('git', args, {
+    cwd,
     env: gitEnv(opts.token),
     stdio: ['ignore', 'ignore', 'pipe'],
     detached: true,
@@ -322,7 +379,7 @@ export async function cloneRepository(opts: CloneOptions): Promise<CloneResult> 
   const sizeTimer = setInterval(() => {
     if (measuring) return
     measuring = true
-    directorySize(work)
+    directorySize(sizeDir)
       .then((size) => {
         if (size > opts.maxBytes) abort('too-large')
       })
@@ -330,41 +387,108 @@ export async function cloneRepository(opts: CloneOptions): Promise<CloneResult> 
         measuring = false
       })
   }, opts.sizeCheckMs ?? 1000)
-
   try {
     const code = await new Promise<number | null>((resolve, reject) => {
       child.on('error', reject)
       child.on('close', (c) => resolve(c))
     })
-    if (failure === undefined && code !== 0) failure = classifyGitFailure(`${stderrTail}${buffered}`)
-    if (failure === undefined && (await directorySize(work)) > opts.maxBytes) failure = 'too-large'
+    const stderr = `${stderrTail}${buffered}`
+    if (failure === undefined && code !== 0) failure = classifyGitFailure(stderr)
+    if (failure === undefined && (await directorySize(sizeDir)) > opts.maxBytes) failure = 'too-large'
     if (failure !== undefined) {
       const detail = [...stderrTail.matchAll(/(?:fatal|error): .*/g)].at(-1)?.[0]
       throw new CloneError(failure, FAILURE_MESSAGES[failure], detail)
     }
-    // git clones an empty repository successfully ("You appear to have cloned an empty
-    // repository.") and only `rev-parse HEAD` fails later; retrying cannot change that.
-    const commitSha = await runGit(['rev-parse', '--verify', '--quiet', 'HEAD'], work).catch(() => '')
-    if (commitSha === '') {
-      const empty = /cloned an empty repository/i.test(`${stderrTail}${buffered}`)
-      throw new CloneError(empty ? 'empty' : 'git', FAILURE_MESSAGES[empty ? 'empty' : 'git'])
-    }
-    const tree = await treeSize(work)
-    if (opts.maxFiles !== undefined && tree.entries > opts.maxFiles) {
-      throw new CloneError('too-many-files', FAILURE_MESSAGES['too-many-files'])
-    }
-    if (tree.bytes > opts.maxBytes) throw new CloneError('too-large', FAILURE_MESSAGES['too-large'])
-    await runGit(['reset', '--quiet', '--hard', 'HEAD'], work)
-    if ((await directorySize(work)) > opts.maxBytes)
-      throw new CloneError('too-large', FAILURE_MESSAGES['too-large'])
-    await rename(work, opts.dest)
-    return { commitSha }
-  } catch (err) {
-    await rm(work, { recursive: true, force: true, maxRetries: 3, retryDelay: 100 })
-    throw err instanceof CloneError ? err : new CloneError('git', FAILURE_MESSAGES.git)
+    return { stderr }
   } finally {
     clearTimeout(timer)
     clearInterval(sizeTimer)
     opts.signal?.removeEventListener('abort', onAbort)
   }
+}
+
+/** A branch name as GitHub reports it, safe to put in a refspec (no option, no `..`, no specials). */
+const BRANCH_NAME = /^(?!-)(?!.*\.\.)(?!.*\/\/)[A-Za-z0-9._/-]{1,255}(?<![./])$/
+
+export interface FetchOptions extends Omit<CloneOptions, 'dest'> {
+  /** An existing clone (made by {@link cloneRepository}); it stays untouched until {@link promoteStaged}. */
+  repoDir: string
+  /** Branch to fetch (the repository's default branch, as GitHub reports it now). */
+  branch: string
+  /** Fresh directory the new commit's files are written into (a `.partial-` sibling of `repoDir`). */
+  stageDir: string
+}
+
+/**
+ * Refreshes an existing clone without disturbing it: `git fetch --depth 1 --no-tags` of the
+ * branch into the clone's object store (the token only in git's environment, as for the clone:
+ * never in the URL, argv or `.git/config`; the URL is given on the command line so the stored
+ * remote is not needed), the new tree checked against the limits, then its files written into
+ * `stageDir` through a separate index (`GIT_INDEX_FILE`), so the old working tree, index and
+ * HEAD stay as they were until {@link promoteStaged}.
+ * @throws {CloneError} classified; the message never contains the token or git's raw output.
+ */
+export async function fetchLatest(opts: FetchOptions): Promise<CloneResult> {
+  if (!BRANCH_NAME.test(opts.branch))
+    throw new CloneError('git', 'The default branch name cannot be fetched.')
+  const args = [
+    'fetch',
+    '--depth',
+    '1',
+    '--no-tags',
+    '--no-write-fetch-head',
+    '--progress',
+    '--',
+    opts.url,
+    `+refs/heads/${opts.branch}:${REFRESH_REF}`,
+  ]
+  try {
+    await runTransfer(args, opts.repoDir, opts.repoDir, opts)
+    const commitSha = await runGit(
+      ['rev-parse', '--verify', '--quiet', `${REFRESH_REF}^{commit}`],
+      opts.repoDir,
+    )
+    await checkTree(opts.repoDir, commitSha, opts)
+    await mkdir(opts.stageDir)
+    const index = path.join(opts.repoDir, '.git', STAGE_INDEX)
+    await rm(index, { force: true })
+    const env = { GIT_INDEX_FILE: index }
+    await runGit([`--work-tree=${opts.stageDir}`, 'read-tree', commitSha], opts.repoDir, env)
+    await runGit([`--work-tree=${opts.stageDir}`, 'checkout-index', '--all', '--force'], opts.repoDir, env)
+    if ((await directorySize(opts.stageDir)) > opts.maxBytes)
+      throw new CloneError('too-large', FAILURE_MESSAGES['too-large'])
+    return { commitSha }
+  } catch (err) {
+    await rm(opts.stageDir, { recursive: true, force: true, maxRetries: 3, retryDelay: 100 })
+    throw err instanceof CloneError ? err : new CloneError('git', FAILURE_MESSAGES.git)
+  }
+}
+
+/** Where a refresh's fetch lands (not a branch: the clone's own refs stay as they were). */
+const REFRESH_REF = 'refs/portico/refresh'
+/** The staged tree's index inside the clone's `.git` until it is promoted. */
+const STAGE_INDEX = 'portico-refresh-index'
+
+/**
+ * Makes a staged refresh ({@link fetchLatest}) the clone: HEAD's branch moves to the fetched
+ * commit, the staged index becomes the index, `.git` moves into the staged tree and the staged
+ * tree takes the clone's place (two renames; the old tree is removed after). Everything is local
+ * and quick; a crash in between leaves `.partial-` directories the sweeps remove.
+ */
+export async function promoteStaged(repoDir: string, stageDir: string, commitSha: string): Promise<void> {
+  await runGit(['update-ref', 'HEAD', commitSha], repoDir)
+  await rename(path.join(repoDir, '.git', STAGE_INDEX), path.join(repoDir, '.git', 'index'))
+  await rename(path.join(repoDir, '.git'), path.join(stageDir, '.git'))
+  const old = `${repoDir}.partial-old-${randomBytes(6).toString('hex')}`
+  await rename(repoDir, old)
+  await rename(stageDir, repoDir)
+  await rm(old, { recursive: true, force: true, maxRetries: 3, retryDelay: 100 })
+}
+
+/** Whether `dir` holds a clone with a commit checked out (a refresh can then fetch into it). */
+export async function hasClone(dir: string): Promise<boolean> {
+  return runGit(['rev-parse', '--verify', '--quiet', 'HEAD^{commit}'], dir).then(
+    (sha) => sha !== '',
+    () => false,
+  )
 }

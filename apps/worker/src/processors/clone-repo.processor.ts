@@ -1,6 +1,9 @@
+import { randomBytes } from 'node:crypto'
+import { rm } from 'node:fs/promises'
 import {
   analysisDuration,
   analysisTruncations,
+  type CloneJobData,
   classifyGithubError,
   cloneBytes,
   cloneDuration,
@@ -10,16 +13,35 @@ import {
   GithubApp,
   githubErrorStatus,
   githubErrorToAppError,
+  isAppError,
   isUuid,
   parseRepoUrl,
   removeClone,
   truncateMessage,
 } from '@portico/core'
-import { type ConnectionRow, findConnection, updateConnectionIfStatus } from '@portico/db'
+import {
+  type ConnectionRow,
+  type ConnectionStatus,
+  failRefresh,
+  findConnection,
+  isUniqueViolation,
+  landRefresh,
+  markRefreshRunning,
+  REFRESHABLE_STATUSES,
+  requeueRefresh,
+  updateConnectionIfStatus,
+} from '@portico/db'
 import { DelayedError, type Job, UnrecoverableError } from 'bullmq'
 import type { AnalysisResult } from '../analysis/analyze.js'
 import { analyzeInThread } from '../analysis/analyze-in-thread.js'
-import { CloneError, cloneRepository, directorySize } from '../clone/git-clone.js'
+import {
+  CloneError,
+  cloneRepository,
+  directorySize,
+  fetchLatest,
+  hasClone,
+  promoteStaged,
+} from '../clone/git-clone.js'
 import type { ProcessorFactory, WorkerContext } from '../context.js'
 
 /** Progress is written at most this often; the same tick notices a deleted row (cancellation). */
@@ -40,6 +62,8 @@ function safeMessage(text: string, token: string | undefined): string {
 }
 
 function failureMessage(ctx: WorkerContext, err: unknown): string {
+  // Our own sentences (APP_ACCESS_REVOKED…) are meant for people; anything else stays generic.
+  if (isAppError(err) && err.statusCode < 500) return err.message
   if (!(err instanceof CloneError)) return 'The clone failed unexpectedly.'
   switch (err.kind) {
     case 'timeout':
@@ -175,13 +199,14 @@ async function mintCloneToken(
 async function runClone(
   ctx: WorkerContext,
   app: GithubApp | null,
-  job: Job<{ connectionId: string }>,
+  job: Job<CloneJobData>,
   shutdown?: AbortSignal,
 ): Promise<CloneOutcome> {
   const { connectionId } = job.data
   if (typeof connectionId !== 'string' || !isUuid(connectionId)) {
     throw new UnrecoverableError('clone job without a valid connection id')
   }
+  if (job.data.refresh === true) return await runRefresh(ctx, app, job, shutdown)
   const row = await findConnection(ctx.db, connectionId)
   if (!row) return { outcome: 'skipped', reason: 'connection deleted' }
   if (row.status === 'analyzed' || row.status === 'expired' || row.status === 'failed') {
@@ -285,18 +310,38 @@ async function runClone(
  * never depends on a redirect (the clone follows none). Rows without an id use the URL as typed.
  * @throws {CloneError} `auth`/`not-found` (permanent) or `network` (retried) by GitHub's answer.
  */
-async function currentCloneUrl(ctx: WorkerContext, row: ConnectionRow, token: string): Promise<string> {
+async function currentCloneUrl(
+  ctx: WorkerContext,
+  row: ConnectionRow,
+  token: string,
+  statuses: readonly ConnectionStatus[] = ['cloning'],
+): Promise<string> {
+  return (await currentRepo(ctx, row, token, statuses)).url
+}
+
+/**
+ * {@link currentCloneUrl} with the repository's default branch as GitHub reports it now (null
+ * for rows without a repository id: the stored one is used).
+ */
+async function currentRepo(
+  ctx: WorkerContext,
+  row: ConnectionRow,
+  token: string,
+  statuses: readonly ConnectionStatus[],
+): Promise<{ url: string; defaultBranch: string | null }> {
   const asTyped = parseRepoUrl(row.repo_url, ctx.config.GITHUB_URL).cloneUrl
-  if (row.github_repo_id === null) return asTyped
+  if (row.github_repo_id === null) return { url: asTyped, defaultBranch: row.default_branch }
   const octokit = createOctokit({ token, baseUrl: ctx.config.GITHUB_API_URL, retries: 0, throttle: false })
   let fullName: unknown
+  let defaultBranch: unknown
   try {
     const res = await octokit.request('GET /repositories/{id}', { id: Number(row.github_repo_id) })
     fullName = (res.data as { full_name?: unknown }).full_name
+    defaultBranch = (res.data as { default_branch?: unknown }).default_branch
   } catch (err) {
     const refusal = classifyGithubError(err)
     const appError = githubErrorToAppError(err)
-    if (refusal.kind === 'unauthorized') throw new CloneError('auth', FAILURE_AUTH)
+    if (refusal.kind === 'unauthorized') throw new CloneError('unauthorized', FAILURE_UNAUTHORIZED)
     if (refusal.kind === 'not_found') throw new CloneError('not-found', FAILURE_NOT_FOUND)
     if (refusal.kind === 'rate_limited' || refusal.kind === 'unavailable') {
       throw new CloneError('network', appError.message, undefined, appError.code)
@@ -304,25 +349,27 @@ async function currentCloneUrl(ctx: WorkerContext, row: ConnectionRow, token: st
     // Organisation policies, missing permissions: GitHub's own (redacted) reason, permanent.
     throw new CloneError('auth', appError.message, undefined, appError.code)
   }
-  if (typeof fullName !== 'string') return asTyped
+  const branch = typeof defaultBranch === 'string' ? defaultBranch : row.default_branch
+  if (typeof fullName !== 'string') return { url: asTyped, defaultBranch: branch }
   const base = ctx.config.GITHUB_URL.replace(/\/+$/, '')
   let current: ReturnType<typeof parseRepoUrl>
   try {
     current = parseRepoUrl(`${base}/${fullName}`, ctx.config.GITHUB_URL)
   } catch {
-    return asTyped
+    return { url: asTyped, defaultBranch: branch }
   }
   if (fullName !== row.repo_full_name) {
-    await updateConnectionIfStatus(ctx.db, row.id, ['cloning'], {
+    await updateConnectionIfStatus(ctx.db, row.id, statuses, {
       repo_full_name: fullName,
       owner: current.owner,
       repo: current.repo,
     })
   }
-  return current.cloneUrl
+  return { url: current.cloneUrl, defaultBranch: branch }
 }
 
-const FAILURE_AUTH = 'GitHub rejected the token for this repository (it may have been revoked or expired).'
+const FAILURE_UNAUTHORIZED =
+  'GitHub rejected the token (401): it has expired or was revoked. Replace the PAT, then refresh the connection.'
 const FAILURE_NOT_FOUND = 'The repository was not found, or the token cannot read it.'
 
 async function analyze(
@@ -403,6 +450,8 @@ async function recordFailure(
       clone_path: null,
       error_message: message,
       error_code: code,
+      // GitHub's 401: token_status "invalid" until the PAT is replaced.
+      ...(err instanceof CloneError && err.kind === 'unauthorized' ? { token_invalid_at: new Date() } : {}),
     })
     if (permanent) throw new UnrecoverableError(message)
     throw new Error(message)
@@ -452,5 +501,166 @@ function progressTicker(ctx: WorkerContext, job: Job, id: string, cancel: AbortC
       clearInterval(timer)
       await running
     },
+  }
+}
+
+/**
+ * Refreshes a connection (job data `{ connectionId, refresh: true }`): fetches the default
+ * branch's latest commit and re-analyses it while the row keeps showing the previous status,
+ * commit and analysis; the result lands in one update ({@link landRefresh}). An existing clone
+ * directory is reused with a shallow fetch and the new tree is staged beside it
+ * ({@link fetchLatest}); without one (expired, failed, or another host's) the repository is
+ * cloned afresh. A failed/expired connection whose token works comes back `analyzed`.
+ * Failures leave the connection as it was and set `refresh_status: "failed"` with a code; GitHub's
+ * 401 also marks the token invalid (`TOKEN_EXPIRED`).
+ */
+async function runRefresh(
+  ctx: WorkerContext,
+  app: GithubApp | null,
+  job: Job<CloneJobData>,
+  shutdown?: AbortSignal,
+): Promise<CloneOutcome> {
+  const { connectionId } = job.data
+  const found = await findConnection(ctx.db, connectionId)
+  if (!found) return { outcome: 'skipped', reason: 'connection deleted' }
+  if (!REFRESHABLE_STATUSES.includes(found.status)) {
+    return { outcome: 'skipped', reason: `connection is ${found.status}` }
+  }
+  const row = await markRefreshRunning(ctx.db, connectionId)
+  if (!row) return { outcome: 'skipped', reason: 'connection changed before the refresh started' }
+  const log = ctx.logger.child({ connectionId, jobId: job.id })
+  const dest = clonePath(ctx.config.cloneRoot, row.tenant_id, row.id)
+  const cancel = new AbortController()
+  const onShutdown = () => cancel.abort()
+  shutdown?.addEventListener('abort', onShutdown, { once: true })
+  if (shutdown?.aborted) cancel.abort()
+  // A DELETE cancels the refresh: the row is looked at once a second.
+  const watcher = setInterval(() => {
+    findConnection(ctx.db, connectionId)
+      .then((r) => {
+        if (!r) cancel.abort()
+      })
+      .catch(() => {})
+  }, PROGRESS_TICK_MS)
+  let token: string | undefined
+  let stage: string | undefined
+  let freshClone = false
+  try {
+    if (row.auth_method === 'app') {
+      token = await mintCloneToken(ctx, app, row)
+    } else if (row.encrypted_token === null) {
+      throw new CloneError(
+        'auth',
+        'The connection has no stored token (it ended). Refresh it with a PAT, or connect again.',
+        undefined,
+        'TOKEN_REQUIRED',
+      )
+    } else {
+      token = decrypt(ctx.config.keyring, row.encrypted_token)
+    }
+    const { url, defaultBranch } = await currentRepo(ctx, row, token, REFRESHABLE_STATUSES)
+    const limits = {
+      url,
+      token,
+      timeoutMs: ctx.config.CLONE_TIMEOUT_SECONDS * 1000,
+      maxBytes: ctx.config.CLONE_MAX_MB * 1024 * 1024,
+      maxFiles: ctx.config.CLONE_MAX_FILES,
+      signal: cancel.signal,
+    }
+    let commitSha: string
+    let analyseDir: string
+    if (defaultBranch !== null && (await hasClone(dest))) {
+      stage = `${dest}.partial-${randomBytes(6).toString('hex')}`
+      ;({ commitSha } = await fetchLatest({
+        ...limits,
+        repoDir: dest,
+        branch: defaultBranch,
+        stageDir: stage,
+      }))
+      analyseDir = stage
+    } else {
+      freshClone = true
+      ;({ commitSha } = await cloneRepository({ ...limits, dest }))
+      analyseDir = dest
+    }
+    log.info({ commitSha, reused: !freshClone }, 'refresh fetched')
+    const result = await analyzeInThread(analyseDir, {
+      timeoutMs: ctx.config.ANALYSIS_TIMEOUT_SECONDS * 1000,
+      signal: cancel.signal,
+    }).catch((err: unknown) => {
+      if (cancel.signal.aborted) throw new CloneError('cancelled', 'The refresh was cancelled.')
+      throw new CloneError(
+        'git',
+        truncateMessage(`Analysis failed: ${(err as Error).message}`, 500),
+        undefined,
+        'ANALYSIS_FAILED',
+      )
+    })
+    if (cancel.signal.aborted) throw new CloneError('cancelled', 'The refresh was cancelled.')
+    if (stage !== undefined) {
+      await promoteStaged(dest, stage, commitSha)
+      stage = undefined
+    }
+    let landed: ConnectionRow | undefined
+    try {
+      landed = await landRefresh(ctx.db, row.id, {
+        commit_sha: commitSha,
+        default_branch: defaultBranch,
+        clone_path: dest,
+        expires_at: new Date(Date.now() + ctx.config.CLONE_TTL_HOURS * 3600_000),
+        analysis_summary: JSON.stringify(result.summary),
+        routes_count: result.routesCount,
+        components_count: result.componentsCount,
+        endpoints_count: result.endpointsCount,
+      })
+    } catch (err) {
+      if (!isUniqueViolation(err)) throw err
+      throw new CloneError(
+        'auth',
+        'The project has a newer live connection; this ended one cannot come back.',
+        undefined,
+        'CONNECTION_EXISTS',
+      )
+    }
+    if (!landed) {
+      if (!(await findConnection(ctx.db, row.id))) await removeClone(dest)
+      return { outcome: 'skipped', reason: 'connection deleted during the refresh' }
+    }
+    await job.updateProgress(100)
+    log.info({ commitSha }, 'connection refreshed')
+    return { outcome: 'analyzed', commitSha }
+  } catch (err) {
+    if (stage !== undefined) await rm(stage, { recursive: true, force: true }).catch(() => {})
+    // A fresh clone replaced nothing: without a landed refresh it must not outlive the attempt.
+    const current = await findConnection(ctx.db, row.id)
+    if (freshClone && (!current || current.refresh_status === 'running')) await removeClone(dest)
+    if (shutdown?.aborted) {
+      await requeueRefresh(ctx.db, row.id)
+      throw new ShutdownHandback()
+    }
+    if (!current || (err instanceof CloneError && err.kind === 'cancelled')) {
+      return { outcome: 'skipped', reason: 'connection deleted during the refresh' }
+    }
+    const message = safeMessage(failureMessage(ctx, err), token)
+    // Minting an App connection's token fails with an AppError (APP_ACCESS_REVOKED, 4xx: permanent).
+    const code = err instanceof CloneError ? err.code : isAppError(err) ? err.code : 'CLONE_FAILED'
+    if (err instanceof CloneError && err.detail) {
+      log.warn({ code, detail: safeMessage(err.detail, token) }, 'refresh failed')
+    }
+    const permanent =
+      (err instanceof CloneError && err.permanent) || (isAppError(err) && err.statusCode < 500)
+    const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1)
+    const retrying = !permanent && !lastAttempt
+    await failRefresh(ctx.db, row.id, {
+      code,
+      message: retrying ? safeMessage(`${message} Retrying.`, token) : message,
+      retrying,
+      tokenRejected: err instanceof CloneError && err.kind === 'unauthorized',
+    })
+    if (permanent) throw new UnrecoverableError(message)
+    throw new Error(message)
+  } finally {
+    clearInterval(watcher)
+    shutdown?.removeEventListener('abort', onShutdown)
   }
 }

@@ -6,16 +6,19 @@ import {
   deployJobId,
   isUuid,
   redactSecrets,
+  refreshDedupId,
   removeClone,
   tenantReposPath,
   truncateMessage,
 } from '@portico/core'
 import {
   failDeployment,
+  failRefresh,
   findCloneOwners,
   listExpiredConnections,
   listStaleInFlightConnections,
   listStaleInFlightDeployments,
+  listStaleRefreshes,
   pruneWebhookDeliveries,
   rotateStoredTokens,
   updateConnectionIfStatus,
@@ -153,17 +156,22 @@ async function removeOrphanClones(ctx: WorkerContext, now: Date): Promise<number
     const entries = await readdir(reposDir).catch(() => [] as string[])
     const ids = [...new Set(entries.map((e) => e.split('.partial-')[0] ?? '').filter(isUuid))]
     const owners = await findCloneOwners(ctx.db, ids)
+    const refreshing = (o: (typeof owners)[number]) =>
+      o.refresh_status === 'queued' || o.refresh_status === 'running'
     const live = new Map(
       owners
-        .filter((o) => o.tenant_id === tenant && !(o.expires_at !== null && o.expires_at <= now))
-        .map((o) => [o.id, o.status]),
+        .filter(
+          (o) => o.tenant_id === tenant && (refreshing(o) || !(o.expires_at !== null && o.expires_at <= now)),
+        )
+        .map((o) => [o.id, refreshing(o) ? 'refreshing' : o.status]),
     )
     for (const entry of entries) {
       const [id = '', partial] = entry.split('.partial-')
       const status = live.get(id)
-      // A partial directory is only legitimate while its clone may still be running.
+      // A partial directory is only legitimate while its clone or refresh may still be running.
       const keep =
-        status !== undefined && (partial === undefined || status === 'pending' || status === 'cloning')
+        status !== undefined &&
+        (partial === undefined || status === 'pending' || status === 'cloning' || status === 'refreshing')
       if (keep) continue
       await rm(path.join(reposDir, entry), { recursive: true, force: true })
       removed += 1
@@ -191,6 +199,34 @@ export async function repairStuckConnections(ctx: WorkerContext, now: Date = new
     })
     if (updated) {
       await removeClone(clonePath(ctx.config.cloneRoot, row.tenant_id, row.id))
+      repaired += 1
+    }
+  }
+  return repaired
+}
+
+/**
+ * Fails refreshes marked `queued`/`running` for a while that no job holds any more (BullMQ's
+ * deduplication id is free: the job was removed or lost with Redis data), so a connection never
+ * claims a refresh nobody runs. The connection itself is left as it was.
+ */
+export async function repairStuckRefreshes(ctx: WorkerContext, now: Date = new Date()): Promise<number> {
+  let repaired = 0
+  for (const row of await listStaleRefreshes(ctx.db, new Date(now.getTime() - STALE_AFTER_MS))) {
+    if ((await ctx.queues.clone.getDeduplicationJobId(refreshDedupId(row.id))) !== null) continue
+    const failed = await failRefresh(
+      ctx.db,
+      row.id,
+      {
+        code: 'REFRESH_JOB_LOST',
+        message: 'The refresh job was lost before it finished. Refresh again.',
+        retrying: false,
+        tokenRejected: false,
+      },
+      ['queued', 'running'],
+    )
+    if (failed) {
+      ctx.logger.warn({ connectionId: row.id }, 'stuck refresh marked failed')
       repaired += 1
     }
   }
@@ -258,7 +294,8 @@ export const maintenanceProcessor: ProcessorFactory<'maintenance'> = (ctx) => {
       case 'repair-stuck-connections': {
         const repaired = await repairStuckConnections(ctx)
         if (repaired > 0) ctx.logger.warn({ repaired }, 'stuck connections marked failed')
-        return { repaired }
+        const refreshes = await repairStuckRefreshes(ctx)
+        return { repaired, refreshes }
       }
       case 'repair-stuck-deployments': {
         const repaired = await repairStuckDeployments(ctx)

@@ -26,6 +26,10 @@ import {
   isUniqueViolation,
   type NewConnection,
   ONE_ACTIVE_CONNECTION_INDEX,
+  requestConnectionRefresh,
+  tokenStatus,
+  updateConnection,
+  updateConnectionIfStatus,
 } from '@portico/db'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import {
@@ -34,6 +38,8 @@ import {
   CreateConnectionBody,
   Installations,
   InstallationsQuery,
+  RefreshBody,
+  ReplaceTokenBody,
 } from '../../../../../../schemas/connections.js'
 import { NoContent } from '../../../../../../schemas/errors.js'
 import { safeReturnTo } from '../../../../../auth/index.js'
@@ -89,11 +95,15 @@ const MAX_REDIRECTS = 3
  * transferred repository answers 301 to `/repositories/{id}`: that is followed (at most
  * {@link MAX_REDIRECTS} times) only on the API's own origin, so the token never goes elsewhere.
  */
-async function checkPat(apiUrl: string, ref: RepoRef, pat: string): Promise<PatCheck> {
+async function checkPat(apiUrl: string, ref: RepoRef | { id: number }, pat: string): Promise<PatCheck> {
   let res: Response
   const signal = AbortSignal.timeout(PAT_CHECK_TIMEOUT_MS)
   const origin = new URL(apiUrl).origin
-  let url = `${apiUrl}/repos/${encodeURIComponent(ref.owner)}/${encodeURIComponent(ref.repo)}`
+  // A connected repository is checked by its id: the PAT must reach that very repository.
+  let url =
+    'id' in ref
+      ? `${apiUrl}/repositories/${ref.id}`
+      : `${apiUrl}/repos/${encodeURIComponent(ref.owner)}/${encodeURIComponent(ref.repo)}`
   for (let hop = 0; ; hop++) {
     try {
       res = await fetch(url, {
@@ -183,8 +193,87 @@ function toView(row: ConnectionView) {
     installation_id: row.installation_id === null ? null : Number(row.installation_id),
     repository_id: row.github_repo_id === null ? null : Number(row.github_repo_id),
     expires_at: row.expires_at,
+    token_status: tokenStatus(row),
+    token_expires_at: row.token_expires_at,
+    refresh_status: row.refresh_status,
+    refresh_requested_at: row.refresh_requested_at,
+    refreshed_at: row.refreshed_at,
+    refresh_error_code: row.refresh_error_code,
+    refresh_error_message: row.refresh_error_message,
     created_at: row.created_at,
     updated_at: row.updated_at,
+  }
+}
+
+const connectionEnded = () =>
+  new AppError(
+    409,
+    'CONNECTION_ENDED',
+    'This connection has ended (failed or expired) and keeps no token. Refresh it with a PAT in the body (POST …/github/refresh {"pat": "…"}) or connect again.',
+  )
+const tokenRequired = () =>
+  new AppError(
+    409,
+    'TOKEN_REQUIRED',
+    'This connection keeps no token (it was removed when the connection ended). Send a PAT in the body: {"pat": "…"}.',
+  )
+const tokenInvalid = () =>
+  new AppError(
+    409,
+    'TOKEN_INVALID',
+    'GitHub rejected this connection\'s token (it expired or was revoked). Replace it (PATCH …/github {"pat": "…"}) or send a PAT in the body.',
+  )
+const cloneInProgress = () =>
+  new AppError(
+    409,
+    'CLONE_IN_PROGRESS',
+    'The repository is still being cloned; it will have the latest commit. Refresh once it is analysed.',
+  )
+/**
+ * Whether a connection authenticates with a stored PAT. An App connection acts with installation
+ * tokens minted per job and stores none: its credentials are not replaced this way.
+ */
+const isPatConnection = (row: ConnectionRow) => row.auth_method === 'pat'
+const notPatConnection = () =>
+  new AppError(409, 'NOT_A_PAT_CONNECTION', 'This connection does not use a personal access token.')
+
+/**
+ * Checks a replacement PAT against the connection's own repository: by GitHub's repository id
+ * (`GET /repositories/{id}`) when it is recorded, so a PAT that cannot read that very repository
+ * (another repository's fine-grained PAT, a user without access) is refused with the connect
+ * route's errors (400 INVALID_TOKEN, 403 policies, 503 rate limits…); rows made before the id was
+ * recorded are checked by name, and the id GitHub answers must match when both are known.
+ */
+async function checkReplacementPat(
+  config: { GITHUB_URL: string; GITHUB_API_URL: string },
+  row: ConnectionRow,
+  raw: string,
+): Promise<{ pat: string; check: PatCheck }> {
+  const pat = raw.trim()
+  if (!TOKEN_CHARS.test(pat)) throw invalidToken()
+  const ref =
+    row.github_repo_id !== null
+      ? { id: Number(row.github_repo_id) }
+      : parseRepoUrl(row.repo_url, config.GITHUB_URL)
+  const check = await checkPat(config.GITHUB_API_URL, ref, pat)
+  if (row.github_repo_id !== null && check.repoId !== null && check.repoId !== Number(row.github_repo_id)) {
+    throw new AppError(
+      400,
+      'REPOSITORY_MISMATCH',
+      'This PAT answers for another repository than the connected one.',
+    )
+  }
+  return { pat, check }
+}
+
+/** The token columns a checked PAT sets: stored encrypted, expiry as GitHub sent it, no longer invalid. */
+function tokenColumns(keyring: Parameters<typeof encrypt>[0], pat: string, check: PatCheck) {
+  return {
+    encrypted_token: encrypt(keyring, pat),
+    token_kind: classifyToken(pat),
+    token_expires_at: check.tokenExpiresAt,
+    token_invalid_at: null,
+    ...(check.fullName !== null ? { repo_full_name: check.fullName } : {}),
   }
 }
 
@@ -333,6 +422,75 @@ export default async function connectionRoutes(app: FastifyInstance) {
       const row = await findLatestConnectionViewForProject(fastify.db, project.tenant_id, project.id)
       if (!row) throw notFound()
       return toView(row)
+    },
+  )
+
+  fastify.patch(
+    '/',
+    {
+      preHandler: fastify.requireProjectRole(...ROLES),
+      schema: { params: ConnectionParams, body: ReplaceTokenBody, response: { 200: Connection } },
+    },
+    async (request) => {
+      const project = request.project!
+      const row = await findLatestConnectionForProject(fastify.db, project.tenant_id, project.id)
+      if (!row) throw notFound()
+      if (row.status === 'failed' || row.status === 'expired') throw connectionEnded()
+      if (!isPatConnection(row)) throw notPatConnection()
+      const { pat, check } = await checkReplacementPat(config, row, request.body.pat)
+      // Only the token changes: status, commit and analysis are kept. A row that ended meanwhile
+      // is left without a token (the compare on status).
+      const updated = await updateConnectionIfStatus(
+        fastify.db,
+        row.id,
+        ['pending', 'cloning', 'cloned', 'analyzed'],
+        tokenColumns(config.keyring, pat, check),
+      )
+      if (!updated) throw connectionEnded()
+      request.log.info({ connectionId: row.id, projectId: project.id }, 'connection token replaced')
+      return toView(updated)
+    },
+  )
+
+  fastify.post(
+    '/refresh',
+    {
+      preHandler: fastify.requireProjectRole(...ROLES),
+      schema: { params: ConnectionParams, body: RefreshBody, response: { 202: Connection } },
+    },
+    async (request, reply) => {
+      const project = request.project!
+      let row = await findLatestConnectionForProject(fastify.db, project.tenant_id, project.id)
+      if (!row) throw notFound()
+      if (row.status === 'pending' || row.status === 'cloning') throw cloneInProgress()
+      const raw = request.body?.pat
+      if (raw !== undefined) {
+        if (!isPatConnection(row)) throw notPatConnection()
+        const { pat, check } = await checkReplacementPat(config, row, raw)
+        row = await updateConnection(fastify.db, row.id, tokenColumns(config.keyring, pat, check))
+        if (!row) throw notFound()
+      } else if (isPatConnection(row) && row.encrypted_token === null) {
+        throw tokenRequired()
+      } else if (row.token_invalid_at !== null) {
+        throw tokenInvalid()
+      }
+      const result = await requestConnectionRefresh(
+        {
+          db: fastify.db,
+          enqueue: (data, opts) => fastify.enqueue('clone', data, opts),
+          deduplicatedJobId: (id) => fastify.queues.clone.getDeduplicationJobId(id),
+        },
+        row.id,
+      )
+      if (result.outcome === 'not_refreshable') {
+        if (!result.row) throw notFound()
+        throw cloneInProgress()
+      }
+      request.log.info(
+        { connectionId: row.id, projectId: project.id, outcome: result.outcome },
+        'connection refresh requested',
+      )
+      return reply.code(202).send(toView(result.row))
     },
   )
 

@@ -134,7 +134,7 @@ t.test('with a secret', async (t) => {
     }
   })
 
-  t.test('events kept for later wiring (push, installation…) are queued for their hook points', async (t) => {
+  t.test('push, installation and authorization events are queued for their handlers', async (t) => {
     for (const [event, payload] of [
       ['push', { ref: 'refs/heads/main', repository: { id: 700002 } }],
       ['installation', { action: 'deleted', installation: { id: 5550001 } }],

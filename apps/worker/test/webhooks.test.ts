@@ -1,6 +1,6 @@
 // The webhooks queue's processor and the reconciler against the simulator: real GitHub-shaped
 // payloads (taken from the simulator's delivery log), real Postgres, Redis and BullMQ.
-import { createOctokit, deployJobId, webhookJobId, webhookJobOptions } from '@portico/core'
+import { createOctokit, deployJobId, sessionKeyPrefix, webhookJobId, webhookJobOptions } from '@portico/core'
 import {
   type DeploymentRow,
   findConnection,
@@ -231,11 +231,165 @@ t.test('a newer deploy of the same pod supersedes the older open one', async (t)
   t.equal((await deployment(second.id)).superseded_by, null)
 })
 
-t.test('hook points (push, installation…) are stored and recorded as ignored', async (t) => {
-  const push = await sent('push', () => true)
-  const stored = await processDelivery(push)
-  t.equal(stored?.outcome, 'ignored')
-  t.match(stored?.result, /hook point not wired/)
+t.test(
+  'push to the default branch → its connections refresh, debounced; other refs change nothing',
+  async (t) => {
+    const conn = await createConnection(db, config, { token: tokenOf('octocat') })
+    await db
+      .updateTable('github_connections')
+      .set({ github_repo_id: 700002, repo_full_name: 'acme/sample-app', status: 'analyzed', progress: 100 })
+      .where('id', '=', conn.id)
+      .execute()
+    const pushTo = async (branch: string, path: string) => {
+      await octocat.rest.repos.createOrUpdateFileContents({
+        owner: 'acme',
+        repo: 'sample-app',
+        path,
+        branch,
+        message: `push to ${branch}`,
+        content: Buffer.from(path).toString('base64'),
+      })
+      return sent('push', (p) => {
+        const push = p as {
+          ref?: unknown
+          repository?: { full_name?: unknown }
+          head_commit?: { message?: unknown }
+        }
+        return (
+          push.ref === `refs/heads/${branch}` &&
+          push.repository?.full_name === 'acme/sample-app' &&
+          push.head_commit?.message === `push to ${branch}`
+        )
+      })
+    }
+    const refreshJobs = async () =>
+      (await queues.clone.getJobs(['waiting', 'delayed', 'active', 'prioritized'])).filter(
+        (j) => j?.data.connectionId === conn.id && j.data.refresh === true,
+      )
+
+    await octocat.rest.git.createRef({
+      owner: 'acme',
+      repo: 'sample-app',
+      ref: 'refs/heads/feature',
+      sha: (await octocat.rest.repos.getBranch({ owner: 'acme', repo: 'sample-app', branch: 'main' })).data
+        .commit.sha,
+    })
+    const feature = await processDelivery(await pushTo('feature', 'feature.txt'))
+    t.equal(feature?.outcome, 'ignored', 'a push to another branch')
+    t.match(feature?.result, /not the default branch/)
+    t.same(await refreshJobs(), [])
+
+    const first = await processDelivery(await pushTo('main', 'one.txt'))
+    t.equal(first?.outcome, 'processed')
+    t.match(first?.result, new RegExp(`${conn.id} queued`))
+    const second = await processDelivery(await pushTo('main', 'two.txt'))
+    t.equal(second?.outcome, 'processed')
+    t.equal((await refreshJobs()).length, 1, 'a burst of pushes makes one refresh')
+    t.equal((await findConnection(db, conn.id))?.refresh_status, 'queued')
+    t.equal(
+      (await findConnection(db, conn.id))?.status,
+      'analyzed',
+      'the analysis stays until the refresh lands',
+    )
+
+    const again = await processDelivery({ ...(await pushTo('main', 'three.txt')) })
+    t.equal(again?.outcome, 'processed')
+    t.equal((await refreshJobs()).length, 1, 'still one')
+    await queues.clone.obliterate({ force: true })
+  },
+)
+
+t.test(
+  'installation suspended, repositories removed, uninstalled → App connections fail with APP_ACCESS_REVOKED',
+  async (t) => {
+    const appConnection = async (repoId: number, repo: string) => {
+      const row = await createConnection(db, config, { token: 'unused', repo })
+      await db
+        .updateTable('github_connections')
+        .set({
+          auth_method: 'app',
+          installation_id: 5550001,
+          encrypted_token: null,
+          token_kind: null,
+          github_repo_id: repoId,
+          status: 'analyzed',
+        })
+        .where('id', '=', row.id)
+        .execute()
+      return row.id
+    }
+    const specs = await appConnection(700001, 'infra-specs')
+    const sample = await appConnection(700002, 'sample-app')
+    const pat = await createConnection(db, config, { token: tokenOf('octocat') })
+    await db
+      .updateTable('github_connections')
+      .set({ github_repo_id: 700002, status: 'analyzed' })
+      .where('id', '=', pat.id)
+      .execute()
+
+    sim.suspendInstallation(5550001, true)
+    const suspended = await processDelivery(await sent('installation', (p) => p.action === 'suspend'))
+    t.equal(suspended?.outcome, 'processed')
+    t.match(suspended?.result, /^2 connection\(s\) failed/)
+    for (const id of [specs, sample]) {
+      const row = await findConnection(db, id)
+      t.equal(row?.status, 'failed')
+      t.equal(row?.error_code, 'APP_ACCESS_REVOKED')
+      t.match(row?.error_message, /GitHub App can no longer read this repository/)
+    }
+    t.equal(
+      (await findConnection(db, pat.id))?.status,
+      'analyzed',
+      'a PAT connection to the same repository is not touched',
+    )
+    const twice = await processDelivery({
+      ...(await sent('installation', (p) => p.action === 'suspend')),
+      guid: `again-${Date.now()}`,
+    })
+    t.match(twice?.result, /^0 connection\(s\) failed/, 'processing it again changes nothing')
+    sim.suspendInstallation(5550001, false)
+    const unsuspended = await processDelivery(await sent('installation', (p) => p.action === 'unsuspend'))
+    t.equal(unsuspended?.outcome, 'ignored')
+
+    // Back to analysed; then only sample-app leaves the installation.
+    await db
+      .updateTable('github_connections')
+      .set({ status: 'analyzed', error_code: null, error_message: null })
+      .where('id', 'in', [specs, sample])
+      .execute()
+    sim.setInstallationRepositories(5550001, ['infra-specs'])
+    const removed = await processDelivery(
+      await sent('installation_repositories', (p) => p.action === 'removed'),
+    )
+    t.equal(removed?.outcome, 'processed')
+    t.equal((await findConnection(db, sample))?.error_code, 'APP_ACCESS_REVOKED')
+    t.equal(
+      (await findConnection(db, specs))?.status,
+      'analyzed',
+      'the repository still selected keeps working',
+    )
+    sim.setInstallationRepositories(5550001, ['infra-specs', 'sample-app'])
+    const added = await processDelivery(await sent('installation_repositories', (p) => p.action === 'added'))
+    t.equal(added?.outcome, 'ignored')
+  },
+)
+
+t.test('github_app_authorization revoked → that user’s sessions end, others stay', async (t) => {
+  const prefix = sessionKeyPrefix(config.QUEUE_PREFIX)
+  const session = (githubId: number) =>
+    JSON.stringify({ cookie: {}, user: { id: 'u', login: 'x', github_id: githubId } })
+  const octocatId = (await octocat.rest.users.getAuthenticated()).data.id
+  await ctx.redis.set(`${prefix}s-octocat-1`, session(octocatId))
+  await ctx.redis.set(`${prefix}s-octocat-2`, session(octocatId))
+  await ctx.redis.set(`${prefix}s-other`, session(octocatId + 1))
+  sim.revokeAppAuthorization('portico-dev', 'octocat')
+  const revoked = await sent('github_app_authorization', (p) => p.action === 'revoked')
+  const stored = await processDelivery(revoked)
+  t.equal(stored?.outcome, 'processed')
+  t.match(stored?.result, /^2 session\(s\) of GitHub user/)
+  t.equal(await ctx.redis.get(`${prefix}s-octocat-1`), null)
+  t.equal(await ctx.redis.get(`${prefix}ended:s-octocat-1`), '1', 'tombstoned as a logout is')
+  t.ok(await ctx.redis.get(`${prefix}s-other`), "another user's session stays")
 })
 
 t.test('repository renamed → the connection follows; deleted → REPOSITORY_DELETED', async (t) => {

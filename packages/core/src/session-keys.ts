@@ -118,3 +118,50 @@ export async function rotateSessionTokens(
   } while (cursor !== '0')
   return report
 }
+
+/** How long the tombstone of an ended session is kept: the sessions' own 30-day lifetime. */
+const TOMBSTONE_TTL_S = 30 * 24 * 3600
+
+/**
+ * Ends every session under `prefix` signed in as GitHub user `githubId` (`user.github_id`), the
+ * way logout does: a tombstone at `{prefix}ended:{sid}` (so a request in flight cannot save the
+ * session back) and the session removed. SCAN-based, `batchSize` keys per step. Used when GitHub
+ * reports that the user revoked Portico's authorization (`github_app_authorization` revoked).
+ * Returns how many sessions were ended; running it again ends none.
+ */
+export async function endSessionsOfGithubUser(
+  redis: Redis,
+  prefix: string,
+  githubId: number,
+  opts: { batchSize?: number } = {},
+): Promise<number> {
+  let ended = 0
+  let cursor = '0'
+  do {
+    const [next, keys] = await redis.scan(
+      cursor,
+      'MATCH',
+      `${globEscape(prefix)}*`,
+      'COUNT',
+      opts.batchSize ?? 500,
+    )
+    cursor = next
+    const sessions = keys.filter((k) => !k.slice(prefix.length).startsWith(TOMBSTONE))
+    const values = sessions.length > 0 ? await redis.mget(sessions) : []
+    for (const [i, key] of sessions.entries()) {
+      const raw = values[i]
+      if (raw == null) continue
+      let sess: { user?: { github_id?: unknown } }
+      try {
+        sess = JSON.parse(raw) as { user?: { github_id?: unknown } }
+      } catch {
+        continue
+      }
+      if (sess.user?.github_id !== githubId) continue
+      const sid = key.slice(prefix.length)
+      await redis.multi().set(`${prefix}${TOMBSTONE}${sid}`, '1', 'EX', TOMBSTONE_TTL_S).del(key).exec()
+      ended += 1
+    }
+  } while (cursor !== '0')
+  return ended
+}

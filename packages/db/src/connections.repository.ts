@@ -277,3 +277,33 @@ export async function failConnectionsByRepoId(
     .executeTakeFirst()
   return Number(res.numUpdatedRows)
 }
+
+/**
+ * Fails the live App connections of installation `installationId` with `error` (e.g.
+ * APP_ACCESS_REVOKED): all of them, or only those to the repositories `githubRepoIds` (an
+ * installation that lost some repositories). Connections already ended are left alone, so a
+ * delivery processed twice changes nothing twice; returns how many changed.
+ */
+export async function failAppConnections(
+  db: Executor,
+  installationId: number,
+  error: { code: string; message: string },
+  githubRepoIds?: readonly number[],
+): Promise<number> {
+  if (githubRepoIds !== undefined && githubRepoIds.length === 0) return 0
+  let query = db
+    .updateTable('github_connections')
+    .set({
+      status: 'failed',
+      progress: 0,
+      error_code: error.code,
+      error_message: error.message.slice(0, 500),
+      updated_at: new Date(),
+    })
+    .where('auth_method', '=', 'app')
+    .where('installation_id', '=', String(installationId))
+    .where('status', 'in', ['pending', 'cloning', 'cloned', 'analyzed'])
+  if (githubRepoIds !== undefined) query = query.where('github_repo_id', 'in', githubRepoIds.map(String))
+  const res = await query.executeTakeFirst()
+  return Number(res.numUpdatedRows)
+}

@@ -34,6 +34,11 @@ export interface AppControls {
    * `installation_repositories.added/removed`. Tokens minted before lose the removed repositories.
    */
   setInstallationRepositories(installationId: number, repositories: string[], senderLogin?: string): void
+  /**
+   * `login` revokes App `slug`'s authorization (GitHub settings → Applications): its user and
+   * refresh tokens stop working and `github_app_authorization.revoked` goes to the App's webhook.
+   */
+  revokeAppAuthorization(slug: string, login: string): void
   /** Makes a token expire now (App user tokens, installation tokens, PATs with an expiry). */
   expireToken(token: string): void
   /**
@@ -113,6 +118,12 @@ export function appControls(ctx: SimContext, applyOnMerge: Map<number, SeedApply
     uninstallApp(id, senderLogin) {
       inst(id)
       removeInstallation(ctx, id, sender(senderLogin))
+    },
+    revokeAppAuthorization(slug, login) {
+      const app = apps.bySlug(slug)
+      if (!app) throw new Error(`unknown GitHub App ${slug}`)
+      apps.revokeUserAuthorization(app.id, login)
+      ctx.events.appAuthorizationRevoked(app.id, login)
     },
     suspendInstallation(id, suspended, senderLogin) {
       const i = inst(id)

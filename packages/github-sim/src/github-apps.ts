@@ -271,6 +271,25 @@ export class GitHubApps {
     return LEVEL[instPerm] < LEVEL[userPerm] ? instPerm : userPerm
   }
 
+  /**
+   * Revokes every user token (`ghu_`) and refresh token (`ghr_`) App `appId` holds for `login`, as
+   * when the user revokes the App's authorization in their GitHub settings. Returns how many.
+   */
+  revokeUserAuthorization(appId: number, login: string): number {
+    let revoked = 0
+    for (const [token, g] of this.grants) {
+      if (g.appId !== appId || g.installationId !== undefined) continue
+      const rec = this.world.tokens.get(token)
+      if (!rec || rec.revoked || rec.login.toLowerCase() !== login.toLowerCase()) continue
+      rec.revoked = true
+      revoked += 1
+    }
+    for (const [token, r] of this.refreshTokens) {
+      if (r.appId === appId && r.login.toLowerCase() === login.toLowerCase()) this.refreshTokens.delete(token)
+    }
+    return revoked
+  }
+
   /** Revokes every token minted for an installation (removed or suspended). */
   revokeInstallationTokens(installationId: number): void {
     for (const [token, g] of this.grants) {

@@ -74,6 +74,8 @@ export interface SimEvents {
     removed: number[],
     senderLogin: string | null,
   ): void
+  /** `github_app_authorization` revoked, to App `appId`'s webhook: `login` revoked its authorization. */
+  appAuthorizationRevoked(appId: number, login: string): void
 }
 
 const ZERO = '0000000000000000000000000000000000000000'
@@ -256,6 +258,13 @@ export function createEvents(ctx: SimContext, deliveries: WebhookDeliveries): Si
         requester: null,
         sender: sender(senderLogin),
       })
+    },
+
+    appAuthorizationRevoked(appId, login) {
+      // GitHub's payload is only the action and the user (no installation, no repository).
+      const hook = deliveries.appHook(appId)
+      if (hook?.active)
+        deliveries.deliver(hook, 'github_app_authorization', { action: 'revoked', sender: sender(login) })
     },
   }
 }

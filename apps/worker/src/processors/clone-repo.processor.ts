@@ -34,6 +34,7 @@ import {
 import { DelayedError, type Job, UnrecoverableError } from 'bullmq'
 import type { AnalysisResult } from '../analysis/analyze.js'
 import { analyzeInThread } from '../analysis/analyze-in-thread.js'
+import { APP_ACCESS_REVOKED, APP_ACCESS_REVOKED_MESSAGE } from '../clone/app-access-revoked.js'
 import {
   CloneError,
   cloneRepository,
@@ -133,9 +134,6 @@ async function handBack(ctx: WorkerContext, id: string, dest: string): Promise<n
 /** What an App connection's clone token may do: read this one repository, nothing else. */
 const APP_CLONE_PERMISSIONS = { contents: 'read', metadata: 'read' } as const
 
-const APP_ACCESS_REVOKED =
-  'Portico’s GitHub App can no longer read this repository: the App was uninstalled, suspended, or the repository was removed from its installation. Add the repository to the installation on GitHub (or install the App again), then connect again.'
-
 /**
  * Mints the clone token of an App connection: the installation's token down-scoped to the
  * connection's repository and to contents:read + metadata:read, never stored (a fresh one per
@@ -159,7 +157,7 @@ async function mintCloneToken(
     )
   }
   if (row.installation_id === null || row.github_repo_id === null) {
-    throw new CloneError('auth', APP_ACCESS_REVOKED, undefined, 'APP_ACCESS_REVOKED')
+    throw new CloneError('auth', APP_ACCESS_REVOKED_MESSAGE, undefined, APP_ACCESS_REVOKED)
   }
   try {
     const { token } = await app.installationToken({
@@ -173,7 +171,7 @@ async function mintCloneToken(
     const status = githubErrorStatus(err)
     const refusal = classifyGithubError(err)
     if (status === 404 || status === 422 || (status === 403 && refusal.kind === 'forbidden')) {
-      throw new CloneError('auth', APP_ACCESS_REVOKED, undefined, 'APP_ACCESS_REVOKED')
+      throw new CloneError('auth', APP_ACCESS_REVOKED_MESSAGE, undefined, APP_ACCESS_REVOKED)
     }
     const appError = githubErrorToAppError(err)
     if (refusal.kind === 'rate_limited' || refusal.kind === 'unavailable') {
@@ -642,7 +640,7 @@ async function runRefresh(
       return { outcome: 'skipped', reason: 'connection deleted during the refresh' }
     }
     const message = safeMessage(failureMessage(ctx, err), token)
-    // Minting an App connection's token fails with an AppError (APP_ACCESS_REVOKED, 4xx: permanent).
+    // Our own refusals (an App not configured on this worker…) are AppErrors; a 4xx is permanent.
     const code = err instanceof CloneError ? err.code : isAppError(err) ? err.code : 'CLONE_FAILED'
     if (err instanceof CloneError && err.detail) {
       log.warn({ code, detail: safeMessage(err.detail, token) }, 'refresh failed')

@@ -1,9 +1,15 @@
-import { ignored, type WebhookHandler } from '../types.js'
+import { endSessionsOfGithubUser, sessionKeyPrefix } from '@portico/core'
+import { ignored, processed, type WebhookHandler } from '../types.js'
 
 /**
- * HOOK POINT (not wired yet): github_app_authorization revoked → that user's sessions end.
- * Deliveries are already verified, stored and queued; this handler records them as `ignored`
- * until the connection work (issues 13/14) wires it. Replace the body, keep the export.
+ * `github_app_authorization` revoked → the user took back Portico's authorization on GitHub, so
+ * every Portico session of that GitHub user ends (as a logout does; their token no longer works).
+ * https://docs.github.com/en/webhooks/webhook-events-and-payloads#github_app_authorization
  */
-export const githubAppAuthorizationHandler: WebhookHandler = async (_ctx, payload) =>
-  ignored(`hook point not wired (action ${String(payload.action ?? 'none')})`)
+export const githubAppAuthorizationHandler: WebhookHandler = async (ctx, payload) => {
+  if (payload.action !== 'revoked') return ignored(`github_app_authorization ${String(payload.action)}`)
+  const githubId = (payload.sender as { id?: unknown } | undefined)?.id
+  if (typeof githubId !== 'number' || !Number.isSafeInteger(githubId)) return ignored('no sender id')
+  const ended = await endSessionsOfGithubUser(ctx.redis, sessionKeyPrefix(ctx.config.QUEUE_PREFIX), githubId)
+  return processed(`${ended} session(s) of GitHub user ${githubId} ended`)
+}

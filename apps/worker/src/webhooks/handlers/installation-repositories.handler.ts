@@ -1,9 +1,28 @@
-import { ignored, type WebhookHandler } from '../types.js'
+import { failAppConnections } from '@portico/db'
+import { APP_ACCESS_REVOKED, APP_ACCESS_REVOKED_MESSAGE } from '../../clone/app-access-revoked.js'
+import { ignored, processed, type WebhookHandler } from '../types.js'
 
 /**
- * HOOK POINT (not wired yet): installation_repositories removed → the affected App connections fail with APP_ACCESS_REVOKED.
- * Deliveries are already verified, stored and queued; this handler records them as `ignored`
- * until the connection work (issues 13/14) wires it. Replace the body, keep the export.
+ * `installation_repositories` removed → the live App connections to the removed repositories (by
+ * GitHub's repository id, within that installation) fail with APP_ACCESS_REVOKED. `added` changes
+ * nothing. https://docs.github.com/en/webhooks/webhook-events-and-payloads#installation_repositories
  */
-export const installationRepositoriesHandler: WebhookHandler = async (_ctx, payload) =>
-  ignored(`hook point not wired (action ${String(payload.action ?? 'none')})`)
+export const installationRepositoriesHandler: WebhookHandler = async (ctx, payload) => {
+  if (payload.action !== 'removed') return ignored(`installation_repositories ${String(payload.action)}`)
+  const id = (payload.installation as { id?: unknown } | undefined)?.id
+  if (typeof id !== 'number' || !Number.isSafeInteger(id)) return ignored('no installation id')
+  const removed = Array.isArray(payload.repositories_removed) ? payload.repositories_removed : []
+  const repoIds = removed
+    .map((r) => (r as { id?: unknown }).id)
+    .filter((r): r is number => typeof r === 'number' && Number.isSafeInteger(r))
+  if (repoIds.length === 0) return ignored('no repository removed')
+  const failed = await failAppConnections(
+    ctx.db,
+    id,
+    { code: APP_ACCESS_REVOKED, message: APP_ACCESS_REVOKED_MESSAGE },
+    repoIds,
+  )
+  return processed(
+    `${failed} connection(s) failed: ${repoIds.length} repository(ies) left installation ${id}`,
+  )
+}

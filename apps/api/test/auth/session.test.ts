@@ -212,7 +212,7 @@ t.test(
     t.equal(service.json().source, 'service', 'the service token was used too')
     bodies.push(service.body, JSON.stringify(service.headers))
     t.ok(
-      lines.some((l) => l.includes('acting with the service token')),
+      lines.some((l) => l.includes('acting with the service identity')),
       'service access is logged',
     )
 

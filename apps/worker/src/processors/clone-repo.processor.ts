@@ -263,7 +263,8 @@ async function runClone(
       // An installation token GitHub refused (expired, revoked mid-job) or that no longer reaches the
       // repository: mint a fresh one, once (GitHub then says whether access was revoked).
       const refused =
-        err instanceof CloneError && (err.code === 'INVALID_TOKEN' || err.code === 'REPOSITORY_NOT_FOUND')
+        err instanceof CloneError &&
+        (err.kind === 'unauthorized' || err.code === 'INVALID_TOKEN' || err.code === 'REPOSITORY_NOT_FOUND')
       if (!viaApp || !refused) throw err
       log.info('GitHub refused the installation token; minting a new one')
       token = await mintCloneToken(ctx, app, row, true)
@@ -448,8 +449,10 @@ async function recordFailure(
       clone_path: null,
       error_message: message,
       error_code: code,
-      // GitHub's 401: token_status "invalid" until the PAT is replaced.
-      ...(err instanceof CloneError && err.kind === 'unauthorized' ? { token_invalid_at: new Date() } : {}),
+      // GitHub's 401 on a PAT: token_status "invalid" until the PAT is replaced (App tokens are minted).
+      ...(err instanceof CloneError && err.kind === 'unauthorized' && row.auth_method === 'pat'
+        ? { token_invalid_at: new Date() }
+        : {}),
     })
     if (permanent) throw new UnrecoverableError(message)
     throw new Error(message)
@@ -653,7 +656,7 @@ async function runRefresh(
       code,
       message: retrying ? safeMessage(`${message} Retrying.`, token) : message,
       retrying,
-      tokenRejected: err instanceof CloneError && err.kind === 'unauthorized',
+      tokenRejected: err instanceof CloneError && err.kind === 'unauthorized' && row.auth_method === 'pat',
     })
     if (permanent) throw new UnrecoverableError(message)
     throw new Error(message)

@@ -33,7 +33,7 @@ const files = [
 const code = await new Promise<number>((resolve) => {
   const child = spawn('npx', ['tap', ...files], {
     stdio: 'inherit',
-    env: { ...process.env, NODE_ENV: 'test', DATABASE_URL: url, QUEUE_PREFIX: queuePrefix },
+    env: { ...process.env, NODE_ENV: 'test', DATABASE_URL: url, REDIS_PREFIX: queuePrefix },
   })
   child.on('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0)))
   for (const s of ['SIGINT', 'SIGTERM'] as const) process.on(s, () => child.kill(s))

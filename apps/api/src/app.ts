@@ -25,6 +25,7 @@ export interface AppOptions extends FastifyPluginOptions {
  */
 async function app(fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   fastify.decorate('config', opts.config ?? loadConfig())
+  for (const deprecation of fastify.config.deprecations) fastify.log.warn(deprecation)
   await fastify.register(tracing)
 
   await fastify.register(AutoLoad, {

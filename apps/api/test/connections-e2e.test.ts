@@ -98,7 +98,7 @@ const processEnv = {
   LOG_LEVEL: 'debug',
   DATABASE_URL: config.DATABASE_URL,
   REDIS_URL: config.REDIS_URL,
-  QUEUE_PREFIX: config.QUEUE_PREFIX,
+  REDIS_PREFIX: config.REDIS_PREFIX,
   CLONE_ROOT: config.cloneRoot,
   TOKEN_ENCRYPTION_KEYS: config.TOKEN_ENCRYPTION_KEYS,
   SESSION_SECRET: config.SESSION_SECRET,
@@ -263,7 +263,7 @@ t.test('POST → 201 pending → progress → analyzed with the sample app’s c
     const dumps: string[] = []
     let cursor = '0'
     do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${config.QUEUE_PREFIX}*`, 'COUNT', 500)
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${config.REDIS_PREFIX}*`, 'COUNT', 500)
       cursor = next
       for (const key of keys) {
         const type = await redis.type(key)

@@ -391,7 +391,7 @@ t.test('a malformed body is a 400 VALIDATION_ERROR', async (t) => {
 
 t.test('Redis refusing the job: 503 QUEUE_UNAVAILABLE and no row left behind', async (t) => {
   // A queue key of the wrong type makes Redis reject BullMQ's add script, sessions unaffected.
-  const metaKey = `${app.config.QUEUE_PREFIX}:clone:meta`
+  const metaKey = `${app.config.REDIS_PREFIX}:clone:meta`
   const saved = await app.redis.hgetall(metaKey)
   await app.redis.del(metaKey)
   await app.redis.set(metaKey, 'not a hash')

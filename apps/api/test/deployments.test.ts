@@ -306,7 +306,7 @@ t.test('without a queue the request fails fast and leaves the pod free', async (
   // Its own app and queue prefix (no worker); the queue's metadata is corrupted so adding a job fails.
   const broken = await build(t, env)
   const { cookie } = await signIn(broken, sim, 'octocat')
-  await broken.redis.set(`${broken.config.QUEUE_PREFIX}:deploy:meta`, 'not a hash')
+  await broken.redis.set(`${broken.config.REDIS_PREFIX}:deploy:meta`, 'not a hash')
   const res = await broken.inject({
     method: 'POST',
     url: '/api/pod',

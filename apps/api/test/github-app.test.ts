@@ -283,7 +283,7 @@ t.test(
     const url = `/api/v1/projects/${project.id}/github/installations`
     const key = (() => {
       const value = decodeURIComponent(who.cookie.split('=').slice(1).join('='))
-      return `${viaApp.config.QUEUE_PREFIX}:sess:${value.replace(/^s:/, '').replace(/\.[^.]*$/, '')}`
+      return `${viaApp.config.REDIS_PREFIX}:sess:${value.replace(/^s:/, '').replace(/\.[^.]*$/, '')}`
     })()
     const stored = async () => JSON.parse(String(await viaApp.redis.get(key)))
     const session = await stored()

@@ -34,7 +34,7 @@ t.test('a listing fetched by one process is warm in another', async (t) => {
     sim.ledger.entries({ kind: 'api' }).every((e) => e.status === 304 && e.conditional),
     'every call was a conditional 304 with the caller token',
   )
-  const keys = await first.redis.keys(`${first.config.QUEUE_PREFIX}:pods-cache:*`)
+  const keys = await first.redis.keys(`${first.config.REDIS_PREFIX}:pods-cache:*`)
   t.ok(keys.length > 0, 'entries live in Redis')
   for (const key of keys) t.notMatch(String(await first.redis.get(key)), /gh[opsu]_/, 'no token in Redis')
 })
@@ -54,12 +54,12 @@ t.test('the shared cache is still checked per caller', async (t) => {
 t.test('POST /api/refresh clears the shared entries too', async (t) => {
   const { cookie } = await signIn(first, sim, 'octocat')
   await first.inject({ url: '/api/pods', headers: { cookie } })
-  t.ok((await first.redis.keys(`${first.config.QUEUE_PREFIX}:pods-cache:*`)).length > 0)
+  t.ok((await first.redis.keys(`${first.config.REDIS_PREFIX}:pods-cache:*`)).length > 0)
   const res = await first.inject({
     method: 'POST',
     url: '/api/refresh',
     headers: { cookie, origin: new URL(first.config.PUBLIC_URL).origin },
   })
   t.equal(res.statusCode, 200)
-  t.same(await first.redis.keys(`${first.config.QUEUE_PREFIX}:pods-cache:*`), [])
+  t.same(await first.redis.keys(`${first.config.REDIS_PREFIX}:pods-cache:*`), [])
 })

@@ -14,7 +14,7 @@ const ALL = ['alpha', 'beta', 'gamma'].flatMap((customer) =>
 async function tokenOfSession(server: Awaited<ReturnType<typeof build>>, cookie: string): Promise<string> {
   const value = decodeURIComponent(cookie.split('=').slice(1).join('='))
   const id = value.replace(/^s:/, '').replace(/\.[^.]*$/, '')
-  const stored = await server.redis.get(`${server.config.QUEUE_PREFIX}:sess:${id}`)
+  const stored = await server.redis.get(`${server.config.REDIS_PREFIX}:sess:${id}`)
   return decrypt(server.config.keyring, JSON.parse(String(stored)).githubToken)
 }
 

@@ -19,7 +19,7 @@ t.test("a job enqueued through the API's queue plugin reaches a worker", async (
   const jobId = await app.enqueue('clone', { connectionId: 'c-123' }, { jobId: 'clone-c-123' })
   t.equal(jobId, 'clone-c-123')
   t.same(await got, { id: 'clone-c-123', data: { connectionId: 'c-123' } })
-  t.ok(await app.redis.exists(`${app.config.QUEUE_PREFIX}:clone:clone-c-123`), 'keys live under QUEUE_PREFIX')
+  t.ok(await app.redis.exists(`${app.config.REDIS_PREFIX}:clone:clone-c-123`), 'keys live under REDIS_PREFIX')
 })
 
 t.test('the producer fails fast when Redis is unreachable', async (t) => {

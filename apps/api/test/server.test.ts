@@ -11,7 +11,7 @@ for (const app of ['api', 'worker']) {
       env: {
         ...process.env,
         PORT: 'x',
-        QUEUE_PREFIX: 'nobraces',
+        REDIS_PREFIX: 'nobraces',
         NODE_ENV: 'production',
         SESSION_SECRET: '',
       },
@@ -20,7 +20,7 @@ for (const app of ['api', 'worker']) {
     })
     t.equal(result.status, 1)
     t.match(result.stderr, 'Invalid configuration')
-    for (const name of ['PORT', 'QUEUE_PREFIX', 'SESSION_SECRET', 'TOKEN_ENCRYPTION_KEYS'])
+    for (const name of ['PORT', 'REDIS_PREFIX', 'SESSION_SECRET', 'TOKEN_ENCRYPTION_KEYS'])
       t.match(result.stderr, name)
   })
 }

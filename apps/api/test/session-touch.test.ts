@@ -50,7 +50,7 @@ async function age(key: string, daysAgo: number): Promise<void> {
 
 t.test('a fresh session is read, not written: no Set-Cookie, Redis value untouched', async (t) => {
   const { cookie } = await signIn(app, sim, 'octocat')
-  const key = sessionKey(app.config.QUEUE_PREFIX, cookie)
+  const key = sessionKey(app.config.REDIS_PREFIX, cookie)
   const before = await app.redis.get(key)
   for (let i = 0; i < 3; i++) {
     const res = await app.inject({ url: '/api/auth/user', headers: { cookie } })
@@ -64,7 +64,7 @@ t.test(
   'a session last saved over an hour ago is renewed: cookie and Redis TTL back to 30 days',
   async (t) => {
     const { cookie } = await signIn(app, sim, 'octocat')
-    const key = sessionKey(app.config.QUEUE_PREFIX, cookie)
+    const key = sessionKey(app.config.REDIS_PREFIX, cookie)
     await age(key, 2)
     t.ok((await app.redis.ttl(key)) < 29 * 86_400, 'aged')
     const res = await app.inject({ url: '/api/auth/user', headers: { cookie } })
@@ -79,7 +79,7 @@ t.test(
 
 t.test('a touch-only save failing (Redis blip) leaves the answer standing and is logged', async (t) => {
   const { cookie } = await signIn(app, sim, 'octocat')
-  const key = sessionKey(app.config.QUEUE_PREFIX, cookie)
+  const key = sessionKey(app.config.REDIS_PREFIX, cookie)
   await age(key, 2)
   warnings.length = 0
   const res = await app.inject({

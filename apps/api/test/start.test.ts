@@ -91,7 +91,7 @@ async function start(t: Test): Promise<Started> {
       LOG_LEVEL: 'info',
       DATABASE_URL: config.DATABASE_URL,
       REDIS_URL: config.REDIS_URL,
-      QUEUE_PREFIX: config.QUEUE_PREFIX,
+      REDIS_PREFIX: config.REDIS_PREFIX,
       CLONE_ROOT: config.cloneRoot,
       TOKEN_ENCRYPTION_KEYS: config.TOKEN_ENCRYPTION_KEYS,
       SESSION_SECRET: config.SESSION_SECRET,

@@ -20,5 +20,6 @@ const [{ loggerOptions }, { pino }, { processors }, { installSignalHandlers, sta
   ])
 const logger = pino({ ...loggerOptions(config.LOG_LEVEL), base: { process: 'worker', pid: process.pid } })
 process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection'))
+for (const deprecation of config.deprecations) logger.warn(deprecation)
 const runtime = await startWorker(config, processors, logger)
 installSignalHandlers(runtime, logger)

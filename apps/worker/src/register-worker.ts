@@ -27,7 +27,7 @@ export function registerWorker<Q extends QueueName>(
     },
     {
       connection: ctx.redis,
-      prefix: ctx.config.QUEUE_PREFIX,
+      prefix: ctx.config.REDIS_PREFIX,
       telemetry: activeTracing()?.bullmqTelemetry,
       concurrency: ctx.config.WORKER_CONCURRENCY,
       lockDuration: ctx.config.WORKER_LOCK_MS,

@@ -43,7 +43,7 @@ export async function startWorker(
   const producer = createRedis(config.REDIS_URL, 'worker')
   producer.on('error', () => {})
   await waitForRedis(redis, 10_000)
-  const queues = createQueues(producer, config.QUEUE_PREFIX)
+  const queues = createQueues(producer, config.REDIS_PREFIX)
   const ctx: WorkerContext = { config, db, logger, queues, redis }
 
   const workers: Worker[] = []
@@ -71,7 +71,7 @@ export async function startWorker(
     })
     logger.info({ url: health.url }, 'health listener started')
   }
-  logger.info({ queues: workers.map((w) => w.name), prefix: config.QUEUE_PREFIX }, 'worker started')
+  logger.info({ queues: workers.map((w) => w.name), prefix: config.REDIS_PREFIX }, 'worker started')
 
   let closing: Promise<void> | undefined
   const close = () => {

@@ -350,7 +350,7 @@ t.test('transient failures on the last attempt are recorded as 503', async (t) =
 })
 
 t.test('the pacer spaces writes with one token across callers', async (t) => {
-  const pacer = new WritePacer(runtime.ctx.redis, config.QUEUE_PREFIX, 200)
+  const pacer = new WritePacer(runtime.ctx.redis, config.REDIS_PREFIX, 200)
   const stamps: number[] = []
   const start = Date.now()
   await Promise.all([1, 2, 3].map(() => pacer.write('some-token', async () => stamps.push(Date.now()))))
@@ -364,7 +364,7 @@ t.test('the pacer spaces writes with one token across callers', async (t) => {
     { name: 'PacingDelay' },
     'long waits delay the job',
   )
-  const keys = await runtime.ctx.redis.keys(`${config.QUEUE_PREFIX}:github-writes:*`)
+  const keys = await runtime.ctx.redis.keys(`${config.REDIS_PREFIX}:github-writes:*`)
   t.ok(keys.length >= 2)
   t.notOk(
     keys.some((k) => k.includes('token')),

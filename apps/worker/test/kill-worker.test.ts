@@ -22,7 +22,7 @@ async function spawnWorker(
       ...process.env,
       NODE_ENV: 'test',
       DATABASE_URL: config.DATABASE_URL,
-      QUEUE_PREFIX: config.QUEUE_PREFIX,
+      REDIS_PREFIX: config.REDIS_PREFIX,
       CLONE_ROOT: config.cloneRoot,
       TOKEN_ENCRYPTION_KEYS: config.TOKEN_ENCRYPTION_KEYS,
       WORKER_QUEUES: 'clone',
@@ -89,7 +89,7 @@ t.test(
     const first = await spawnWorker(t, config, workerEnv)
     const { createQueues, createRedis, closeQueues } = await import('@portico/core')
     const redis = createRedis(config.REDIS_URL, 'producer')
-    const queues = createQueues(redis, config.QUEUE_PREFIX)
+    const queues = createQueues(redis, config.REDIS_PREFIX)
     t.teardown(async () => {
       await closeQueues(queues)
       redis.disconnect()

@@ -213,7 +213,7 @@ t.test('schedules come back after Redis loses them and the connection is ready a
   await maintenanceScheduled.get(runtime.ctx)
   t.equal(await ctx.queues.maintenance.getJobSchedulersCount(), 6)
   // Only this file's prefix is deleted: other test runs share the Redis.
-  await deleteKeys(ctx.config.REDIS_URL, ctx.config.QUEUE_PREFIX)
+  await deleteKeys(ctx.config.REDIS_URL, ctx.config.REDIS_PREFIX)
   t.equal(await ctx.queues.maintenance.getJobSchedulersCount(), 0, 'the schedules are gone')
   const ready = new Promise<void>((resolve) => runtime.ctx.redis.once('ready', () => resolve()))
   runtime.ctx.redis.disconnect(true) // a failover: the connection drops and comes back

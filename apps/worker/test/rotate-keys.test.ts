@@ -50,7 +50,7 @@ t.test(
     }
     const wiped = await insertDeployment(db, { customer: 'done', env: 'dev', instance_name: 'done-dev-01' })
 
-    const prefix = sessionKeyPrefix(config.QUEUE_PREFIX)
+    const prefix = sessionKeyPrefix(config.REDIS_PREFIX)
     const sessionOf = (token?: string) =>
       JSON.stringify({
         cookie: { originalMaxAge: 1000 },
@@ -67,7 +67,7 @@ t.test(
     const first = await rotateStoredTokens({
       db,
       redis,
-      queuePrefix: config.QUEUE_PREFIX,
+      queuePrefix: config.REDIS_PREFIX,
       keyring: rotatingRing,
       batchSize: 2,
     })
@@ -148,7 +148,7 @@ t.test('a session changed between read and write is not overwritten', async (t) 
   const db = openDb(t, config)
   const redis = createRedis(config.REDIS_URL, 'worker')
   t.teardown(() => redis.disconnect())
-  const prefix = sessionKeyPrefix(config.QUEUE_PREFIX)
+  const prefix = sessionKeyPrefix(config.REDIS_PREFIX)
   const key = `${prefix}busy`
   await redis.set(key, JSON.stringify({ githubToken: encrypt(oldRing, 'gho_before') }), 'EX', 1000)
   // A concurrent save lands between the rotation's MGET and its compare-and-set.
@@ -162,7 +162,7 @@ t.test('a session changed between read and write is not overwritten', async (t) 
   const report = await rotateStoredTokens({
     db,
     redis,
-    queuePrefix: config.QUEUE_PREFIX,
+    queuePrefix: config.REDIS_PREFIX,
     keyring: rotatingRing,
   })
   t.equal(report.sessions.rotated, 0)
@@ -200,12 +200,12 @@ t.test(
     const redis = createRedis(config.REDIS_URL, 'worker')
     t.teardown(() => redis.disconnect())
     const row = await createConnection(db, { ...config, keyring: oldRing }, { token: 'ghp_cli' })
-    const prefix = sessionKeyPrefix(config.QUEUE_PREFIX)
+    const prefix = sessionKeyPrefix(config.REDIS_PREFIX)
     await redis.set(`${prefix}cli`, JSON.stringify({ githubToken: encrypt(oldRing, 'gho_cli') }), 'EX', 1000)
     const env = {
       DATABASE_URL: config.DATABASE_URL,
       REDIS_URL: config.REDIS_URL,
-      QUEUE_PREFIX: config.QUEUE_PREFIX,
+      REDIS_PREFIX: config.REDIS_PREFIX,
       TOKEN_ENCRYPTION_KEYS: `new:${NEW},old:${OLD}`,
     }
     const first = await runCli(env)

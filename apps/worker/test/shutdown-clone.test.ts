@@ -54,7 +54,7 @@ t.test(
     const config = await testConfig(t, { ...env, GITHUB_URL: proxy.url, SHUTDOWN_TIMEOUT_MS: '20000' })
     const db = openDb(t, config)
     const redis = createRedis(config.REDIS_URL, 'producer')
-    const queues = createQueues(redis, config.QUEUE_PREFIX)
+    const queues = createQueues(redis, config.REDIS_PREFIX)
     t.teardown(async () => {
       await closeQueues(queues)
       redis.disconnect()
@@ -66,7 +66,7 @@ t.test(
         ...env,
         GITHUB_URL: proxy.url,
         DATABASE_URL: config.DATABASE_URL,
-        QUEUE_PREFIX: config.QUEUE_PREFIX,
+        REDIS_PREFIX: config.REDIS_PREFIX,
         CLONE_ROOT: config.cloneRoot,
         TOKEN_ENCRYPTION_KEYS: config.TOKEN_ENCRYPTION_KEYS,
         SHUTDOWN_TIMEOUT_MS: '20000',

@@ -15,7 +15,7 @@ function spawnWorker(config: Config, jobMs: number) {
     env: {
       ...process.env,
       DATABASE_URL: config.DATABASE_URL,
-      QUEUE_PREFIX: config.QUEUE_PREFIX,
+      REDIS_PREFIX: config.REDIS_PREFIX,
       SHUTDOWN_TIMEOUT_MS: String(config.SHUTDOWN_TIMEOUT_MS),
       WORKER_QUEUES: 'maintenance',
       LOG_LEVEL: 'silent',
@@ -40,7 +40,7 @@ function spawnWorker(config: Config, jobMs: number) {
 t.test('SIGTERM with a job in flight: the job finishes, then the process exits 0', async (t) => {
   const config = await testConfig(t, { SHUTDOWN_TIMEOUT_MS: '10000' })
   const redis = createRedis(config.REDIS_URL, 'producer')
-  const queues = createQueues(redis, config.QUEUE_PREFIX)
+  const queues = createQueues(redis, config.REDIS_PREFIX)
   t.teardown(async () => {
     await closeQueues(queues)
     redis.disconnect()
@@ -62,7 +62,7 @@ t.test(
   async (t) => {
     const config = await testConfig(t, { SHUTDOWN_TIMEOUT_MS: '300' })
     const redis = createRedis(config.REDIS_URL, 'producer')
-    const queues = createQueues(redis, config.QUEUE_PREFIX)
+    const queues = createQueues(redis, config.REDIS_PREFIX)
     t.teardown(async () => {
       await closeQueues(queues)
       redis.disconnect()

@@ -375,7 +375,7 @@ t.test(
 )
 
 t.test('github_app_authorization revoked → that user’s sessions end, others stay', async (t) => {
-  const prefix = sessionKeyPrefix(config.QUEUE_PREFIX)
+  const prefix = sessionKeyPrefix(config.REDIS_PREFIX)
   const session = (githubId: number) =>
     JSON.stringify({ cookie: {}, user: { id: 'u', login: 'x', github_id: githubId } })
   const octocatId = (await octocat.rest.users.getAuthenticated()).data.id

@@ -58,12 +58,20 @@ export const ConfigSchema = Type.Object({
     default: 'redis://127.0.0.1:6379',
     pattern: '^rediss?://',
   }),
-  QUEUE_PREFIX: Str(
-    'Prefix of every BullMQ key; a Redis Cluster hash tag keeps a queue’s keys in one slot.',
+  REDIS_PREFIX: Str(
+    'Prefix of every Redis key Portico writes (queues, sessions, rate limits, caches, write pacing); a Redis Cluster hash tag keeps them in one slot.',
     {
       default: '{portico}',
       pattern: '^\\{[A-Za-z0-9:_.-]{1,64}\\}$',
     },
+  ),
+  QUEUE_PREFIX: Opt(
+    Str(
+      'Deprecated alias of REDIS_PREFIX (it always prefixed more than queues); used when REDIS_PREFIX is unset.',
+      {
+        pattern: '^\\{[A-Za-z0-9:_.-]{1,64}\\}$',
+      },
+    ),
   ),
   SESSION_SECRET: Opt(
     Str('Secret signing the session cookie (≥ 32 characters). Required in production.', { minLength: 32 }),
@@ -263,6 +271,8 @@ export type Config = Readonly<
     workerQueues: QueueName[]
     cloneRoot: string
     oauthConfigured: boolean
+    /** Sentences about deprecated variables in use; each process logs them at start. */
+    deprecations: string[]
     /** The GitHub App, when GITHUB_APP_ID, GITHUB_APP_SLUG and a private key are all set. */
     githubApp: GithubAppSettings | null
   }
@@ -361,8 +371,19 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     const value = env[key]
     if (value !== undefined && value.trim() !== '') raw[key] = value.trim()
   }
+  const deprecations: string[] = []
+  if (raw.QUEUE_PREFIX !== undefined) {
+    if (raw.REDIS_PREFIX === undefined) raw.REDIS_PREFIX = raw.QUEUE_PREFIX
+    deprecations.push(
+      'QUEUE_PREFIX is deprecated: it prefixes every Redis key, not only queues; set REDIS_PREFIX instead',
+    )
+  }
+  const prefixConflict =
+    raw.QUEUE_PREFIX !== undefined && raw.REDIS_PREFIX !== raw.QUEUE_PREFIX
+      ? 'REDIS_PREFIX / QUEUE_PREFIX: both set, to different values; set only REDIS_PREFIX'
+      : undefined
   const production = (raw.NODE_ENV ?? 'development') === 'production'
-  const problems: string[] = []
+  const problems: string[] = prefixConflict ? [prefixConflict] : []
   for (const key of Object.keys(DEV_SECRETS) as (keyof typeof DEV_SECRETS)[]) {
     if (raw[key] !== undefined) continue
     if (production) problems.push(`${key}: required when NODE_ENV=production`)
@@ -422,6 +443,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     workerQueues: workerQueues as QueueName[],
     cloneRoot: resolve(config.CLONE_ROOT),
     oauthConfigured: hasId,
+    deprecations,
     githubApp,
   })
 }

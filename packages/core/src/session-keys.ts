@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis'
 import { type Keyring, needsRotation, rotate } from './crypto.js'
 
 /**
- * Redis key prefix of the API's sessions (`{QUEUE_PREFIX}:sess:`): a session lives at
+ * Redis key prefix of the API's sessions (`{REDIS_PREFIX}:sess:`): a session lives at
  * `{prefix}{sid}` as JSON, a logged-out one leaves a tombstone at `{prefix}ended:{sid}`.
  */
 export function sessionKeyPrefix(queuePrefix: string): string {

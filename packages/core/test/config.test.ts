@@ -57,7 +57,7 @@ t.test('one error names every bad variable', async (t) => {
     loadConfig({
       PORT: 'eighty',
       DATABASE_URL: 'mysql://x',
-      QUEUE_PREFIX: 'no-braces',
+      REDIS_PREFIX: 'no-braces',
       LOG_LEVEL: 'loud',
       WORKER_QUEUES: 'clone,emails',
       TOKEN_ENCRYPTION_KEYS: 'k1:tooshort',
@@ -69,7 +69,7 @@ t.test('one error names every bad variable', async (t) => {
   for (const name of [
     'PORT',
     'DATABASE_URL',
-    'QUEUE_PREFIX',
+    'REDIS_PREFIX',
     'LOG_LEVEL',
     'WORKER_QUEUES',
     'TOKEN_ENCRYPTION_KEYS',
@@ -102,4 +102,18 @@ t.test('secrets never appear in error messages', async (t) => {
   t.notMatch(err.message, secret)
   const err2 = t.throws(() => loadConfig({ TOKEN_ENCRYPTION_KEYS: `k1:${KEY.slice(0, 20)}` })) as ConfigError
   t.notMatch(err2.message, KEY.slice(0, 20))
+})
+
+t.test('REDIS_PREFIX, and QUEUE_PREFIX as its deprecated alias', async (t) => {
+  const plain = loadConfig({})
+  t.equal(plain.REDIS_PREFIX, '{portico}')
+  t.same(plain.deprecations, [])
+  const renamed = loadConfig({ REDIS_PREFIX: '{acme}' })
+  t.equal(renamed.REDIS_PREFIX, '{acme}')
+  const alias = loadConfig({ QUEUE_PREFIX: '{legacy}' })
+  t.equal(alias.REDIS_PREFIX, '{legacy}', 'the old name still works')
+  t.match(alias.deprecations, [/QUEUE_PREFIX is deprecated.*REDIS_PREFIX/])
+  t.equal(loadConfig({ QUEUE_PREFIX: '{same}', REDIS_PREFIX: '{same}' }).REDIS_PREFIX, '{same}')
+  const err = t.throws(() => loadConfig({ QUEUE_PREFIX: '{a}', REDIS_PREFIX: '{b}' })) as ConfigError
+  t.match(err.message, 'REDIS_PREFIX / QUEUE_PREFIX: both set, to different values')
 })

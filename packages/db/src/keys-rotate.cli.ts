@@ -14,7 +14,7 @@ async function main(): Promise<void> {
     const report = await rotateStoredTokens({
       db,
       redis,
-      queuePrefix: config.QUEUE_PREFIX,
+      queuePrefix: config.REDIS_PREFIX,
       keyring: config.keyring,
     })
     for (const store of ['github_connections', 'deployments', 'sessions'] as const) {

@@ -36,8 +36,8 @@ export async function testConfig(t: Teardown, env: Record<string, string | undef
     }
   }
   const cloneRoot = await mkdtemp(path.join(tmpdir(), 'portico-clones-'))
-  const runPrefix = base.QUEUE_PREFIX.startsWith('{portico-test-')
-    ? base.QUEUE_PREFIX.slice(1, -1)
+  const runPrefix = base.REDIS_PREFIX.startsWith('{portico-test-')
+    ? base.REDIS_PREFIX.slice(1, -1)
     : 'portico-test'
   const queuePrefix = `{${runPrefix}-${suffix}}`
   t.teardown(async () => {
@@ -51,7 +51,7 @@ export async function testConfig(t: Teardown, env: Record<string, string | undef
     LOG_LEVEL: 'silent',
     DATABASE_URL: url,
     DATABASE_POOL_MAX: '4',
-    QUEUE_PREFIX: queuePrefix,
+    REDIS_PREFIX: queuePrefix,
     CLONE_ROOT: cloneRoot,
     SHUTDOWN_TIMEOUT_MS: '5000',
     // Tests hammer routes on purpose; the rate-limit tests set their own small limits.

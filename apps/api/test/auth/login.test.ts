@@ -22,7 +22,7 @@ const expiresInDays = (cookie: Record<string, unknown> | undefined) =>
 
 t.test('the full sign-in flow with a cookie jar', async (t) => {
   const app = await build(t, env)
-  const prefix = app.config.QUEUE_PREFIX
+  const prefix = app.config.REDIS_PREFIX
 
   const start = await app.inject({ url: '/auth/login' })
   t.equal(start.statusCode, 302)
@@ -329,7 +329,7 @@ t.test('signing in from two tabs: any pending sign-in may complete, in either or
   await t.test('a pending sign-in expires', async (t) => {
     const a = await openTab('', 'octocat', '/a')
     const key = sessionKey(
-      app.config.QUEUE_PREFIX,
+      app.config.REDIS_PREFIX,
       a.jar.split('; ').find((c) => c.startsWith('portico_session='))!,
     )
     const stored = JSON.parse(String(await app.redis.get(key)))

@@ -65,7 +65,7 @@ const PERMANENT_GITHUB_STATUSES = new Set([401, 403, 404, 409, 422])
  */
 export const deployProcessor: ProcessorFactory<'deploy'> = (ctx) => {
   const { config, db, logger } = ctx
-  const pacer = new WritePacer(ctx.redis, config.QUEUE_PREFIX, config.GITHUB_WRITE_SPACING_MS)
+  const pacer = new WritePacer(ctx.redis, config.REDIS_PREFIX, config.GITHUB_WRITE_SPACING_MS)
   const [owner = '', repo = ''] = (config.GH_REPO ?? '').split('/')
   // Service requests act as the GitHub App's installation on GH_REPO's owner when an App is configured.
   const service = new ServiceActor(

@@ -317,7 +317,7 @@ export const maintenanceProcessor: ProcessorFactory<'maintenance'> = (ctx) => {
         const report = await rotateStoredTokens({
           db: ctx.db,
           redis: ctx.redis,
-          queuePrefix: ctx.config.QUEUE_PREFIX,
+          queuePrefix: ctx.config.REDIS_PREFIX,
           keyring: ctx.config.keyring,
         })
         ctx.logger.info(

@@ -183,7 +183,7 @@ export default fp(
       }
     }
 
-    const refreshPrefix = `${config.QUEUE_PREFIX}:gh-refresh`
+    const refreshPrefix = `${config.REDIS_PREFIX}:gh-refresh`
     const refreshing = new Map<string, Promise<RefreshedTokens>>()
     const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 

@@ -51,7 +51,7 @@ const unavailable = (cause: unknown) =>
 export default fp(
   async (fastify: FastifyInstance) => {
     const { redis } = fastify
-    const prefix = `${fastify.config.QUEUE_PREFIX}:idem`
+    const prefix = `${fastify.config.REDIS_PREFIX}:idem`
     fastify.decorateRequest('idempotencyKey', null)
 
     fastify.decorate('idempotency', (scope: string) => {

@@ -15,7 +15,7 @@ const methods = (route: RouteOptions) => (Array.isArray(route.method) ? route.me
 /**
  * Per-client rate limits (`@fastify/rate-limit`) on the routes an abuser would hammer: sign-in
  * (`/auth/*`), repository connection POSTs, `POST /api/pod` and webhook deliveries. Counters live in Redis under
- * `QUEUE_PREFIX` (shared by every API process), per route and per signed-in user or else per
+ * `REDIS_PREFIX` (shared by every API process), per route and per signed-in user or else per
  * client IP. Over the limit: 429 `RATE_LIMITED` with `Retry-After` (seconds) and the standard error
  * body. Limits: `RATE_LIMIT_*_MAX` requests per `RATE_LIMIT_WINDOW_SECONDS`.
  */
@@ -54,7 +54,7 @@ export default fp(
     await fastify.register(rateLimit, {
       global: false,
       redis: fastify.redis,
-      nameSpace: `${config.QUEUE_PREFIX}:rate-limit:`,
+      nameSpace: `${config.REDIS_PREFIX}:rate-limit:`,
       timeWindow: config.RATE_LIMIT_WINDOW_SECONDS * 1000,
       // A Redis outage already answers 503 where it matters; it must not turn every call into a 500.
       skipOnError: true,

@@ -44,7 +44,7 @@ export default fp(
         ? new PodCatalog(
             { owner, repo, branch: config.WORKFLOW_BRANCH, specsPath: config.SPECS_PATH },
             // Shared by every API process (still revalidated with the caller's token on each use).
-            { shared: { redis: fastify.redis, prefix: config.QUEUE_PREFIX } },
+            { shared: { redis: fastify.redis, prefix: config.REDIS_PREFIX } },
           )
         : null
     const gated = Boolean(config.ACCESS_ORG && owner?.toLowerCase() === config.ACCESS_ORG.toLowerCase())

@@ -38,7 +38,7 @@ const unavailable = (cause?: unknown) =>
 /** BullMQ producers for every queue, on the API's fail-fast Redis connection. */
 export default fp(
   async (fastify: FastifyInstance) => {
-    const queues = createQueues(fastify.redis, fastify.config.QUEUE_PREFIX)
+    const queues = createQueues(fastify.redis, fastify.config.REDIS_PREFIX)
     for (const queue of Object.values(queues)) {
       queue.on('error', (err) => fastify.log.warn({ err, queue: queue.name }, 'queue error'))
     }
@@ -77,7 +77,7 @@ export default fp(
         connectionName: 'portico-api-events',
       })
       connection.on('error', (err) => fastify.log.warn({ err }, 'queue events connection error'))
-      const queueEvents = new QueueEvents('deploy', { connection, prefix: fastify.config.QUEUE_PREFIX })
+      const queueEvents = new QueueEvents('deploy', { connection, prefix: fastify.config.REDIS_PREFIX })
       queueEvents.on('error', (err) => fastify.log.warn({ err }, 'queue events error'))
       events = { queueEvents, connection }
       return queueEvents

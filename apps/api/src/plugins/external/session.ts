@@ -69,13 +69,13 @@ const storeUnavailable = (cause: unknown) =>
 
 /**
  * Server-side sessions in Redis (connect-redis on the API's ioredis client), 30-day rolling
- * lifetime (renewed at most hourly, see {@link SESSION_TOUCH_INTERVAL_MS}). Keys live under `QUEUE_PREFIX`, so several API processes share them and each test
+ * lifetime (renewed at most hourly, see {@link SESSION_TOUCH_INTERVAL_MS}). Keys live under `REDIS_PREFIX`, so several API processes share them and each test
  * file stays isolated. The cookie only carries the signed session id.
  */
 export default fp(
   async (fastify: FastifyInstance) => {
     const { config } = fastify
-    const prefix = sessionKeyPrefix(config.QUEUE_PREFIX)
+    const prefix = sessionKeyPrefix(config.REDIS_PREFIX)
     const redisStore = new RedisStore({ client: fastify.redis, prefix, ttl: THIRTY_DAYS_MS / 1000 })
     const redis = fastify.redis
     // Ended sessions leave a tombstone, and writes skip tombstoned ids atomically: a request still

@@ -10,6 +10,6 @@ export const githubAppAuthorizationHandler: WebhookHandler = async (ctx, payload
   if (payload.action !== 'revoked') return ignored(`github_app_authorization ${String(payload.action)}`)
   const githubId = (payload.sender as { id?: unknown } | undefined)?.id
   if (typeof githubId !== 'number' || !Number.isSafeInteger(githubId)) return ignored('no sender id')
-  const ended = await endSessionsOfGithubUser(ctx.redis, sessionKeyPrefix(ctx.config.QUEUE_PREFIX), githubId)
+  const ended = await endSessionsOfGithubUser(ctx.redis, sessionKeyPrefix(ctx.config.REDIS_PREFIX), githubId)
   return processed(`${ended} session(s) of GitHub user ${githubId} ended`)
 }

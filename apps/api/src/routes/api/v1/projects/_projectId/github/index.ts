@@ -44,7 +44,6 @@ import {
 import { NoContent } from '../../../../../../schemas/errors.js'
 import { safeReturnTo } from '../../../../../auth/index.js'
 
-const ROLES = ['owner', 'admin', 'qa-automation'] as const
 const PAT_CHECK_TIMEOUT_MS = 10_000
 // Printable ASCII only: anything else could never be a token and must not reach a header.
 const TOKEN_CHARS = /^[\x21-\x7e]+$/
@@ -313,7 +312,6 @@ export default async function connectionRoutes(app: FastifyInstance) {
   fastify.post(
     '/',
     {
-      preHandler: fastify.requireProjectRole(...ROLES),
       schema: { params: ConnectionParams, body: CreateConnectionBody, response: { 201: Connection } },
     },
     async (request, reply) => {
@@ -393,7 +391,6 @@ export default async function connectionRoutes(app: FastifyInstance) {
   fastify.get(
     '/installations',
     {
-      preHandler: fastify.requireProjectRole(...ROLES),
       schema: { params: ConnectionParams, querystring: InstallationsQuery, response: { 200: Installations } },
     },
     async (request) => {
@@ -414,7 +411,6 @@ export default async function connectionRoutes(app: FastifyInstance) {
   fastify.get(
     '/',
     {
-      preHandler: fastify.requireProjectRole(...ROLES),
       schema: { params: ConnectionParams, response: { 200: Connection } },
     },
     async (request) => {
@@ -428,7 +424,6 @@ export default async function connectionRoutes(app: FastifyInstance) {
   fastify.patch(
     '/',
     {
-      preHandler: fastify.requireProjectRole(...ROLES),
       schema: { params: ConnectionParams, body: ReplaceTokenBody, response: { 200: Connection } },
     },
     async (request) => {
@@ -455,7 +450,6 @@ export default async function connectionRoutes(app: FastifyInstance) {
   fastify.post(
     '/refresh',
     {
-      preHandler: fastify.requireProjectRole(...ROLES),
       schema: { params: ConnectionParams, body: RefreshBody, response: { 202: Connection } },
     },
     async (request, reply) => {
@@ -497,7 +491,6 @@ export default async function connectionRoutes(app: FastifyInstance) {
   fastify.delete(
     '/',
     {
-      preHandler: fastify.requireProjectRole(...ROLES),
       schema: { params: ConnectionParams, response: { 204: NoContent } },
     },
     async (request, reply) => {

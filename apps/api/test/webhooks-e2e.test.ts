@@ -58,7 +58,7 @@ const processEnv = {
   GITHUB_WRITE_SPACING_MS: '20',
   DEPLOY_WAIT_MS: '60000',
   // Webhooks only: the reconciler has its own tests (apps/worker/test/webhooks.test.ts).
-  WORKER_QUEUES: 'deploy,webhooks',
+  WORKER_QUEUES: 'deploy,webhooks,clone',
 }
 
 function start(app: 'api' | 'worker') {
@@ -282,6 +282,60 @@ t.test('a bad signature → 401; an unknown event → 202 ignored', async (t) =>
   t.equal(unknown.status, 202)
   t.equal(((await unknown.json()) as { status: string }).status, 'ignored')
 })
+
+t.test(
+  'push to the default branch → the connection refreshes through its webhook; the old analysis stays until then',
+  async (t) => {
+    const tenant = (await call('POST', '/api/v1/tenants', { slug: 'push-e2e', name: 'Push' })).json()
+    const project = (
+      await call('POST', `/api/v1/tenants/${tenant.id}/projects`, { name: 'App', slug: 'app' })
+    ).json()
+    const github = `/api/v1/projects/${project.id}/github`
+    const created = await call('POST', github, {
+      repo_url: `${sim.url}/acme/sample-app`,
+      pat: tokenOf('octocat'),
+    })
+    t.equal(created.status, 201, created.text)
+    const before = await until(
+      async () => {
+        const body = (await call('GET', github)).json()
+        if (body.status === 'failed') throw new Error(body.error_message)
+        return body.status === 'analyzed' ? body : undefined
+      },
+      120_000,
+      'the first analysis',
+    )
+    const pushed = await octocat.rest.repos.createOrUpdateFileContents({
+      owner: 'acme',
+      repo: 'sample-app',
+      path: 'src/routes/pushed.js',
+      branch: 'main',
+      message: 'a route pushed after connecting',
+      content: Buffer.from("router.get('/pushed', handler)\n").toString('base64'),
+    })
+    const newSha = String(pushed.data.commit.sha)
+    const seen: { commit_sha: string; status: string }[] = []
+    const after = await until(
+      async () => {
+        const body = (await call('GET', github)).json()
+        seen.push({ commit_sha: body.commit_sha, status: body.status })
+        return body.commit_sha === newSha && body.refresh_status === null ? body : undefined
+      },
+      120_000,
+      'the refresh the push webhook asked for',
+    )
+    t.equal(after.status, 'analyzed')
+    t.not(after.commit_sha, before.commit_sha)
+    t.ok(after.refreshed_at, 'refreshed_at is set')
+    t.ok(
+      seen.every(
+        (s) => s.status === 'analyzed' && (s.commit_sha === before.commit_sha || s.commit_sha === newSha),
+      ),
+      'until the refresh landed, the previous analysis stayed visible',
+    )
+    t.ok(seen[0]?.commit_sha === before.commit_sha, 'the old commit was seen first')
+  },
+)
 
 t.test('a renamed repository is followed through its webhook', async (t) => {
   const tenant = await db

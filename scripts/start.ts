@@ -190,7 +190,7 @@ try {
   await stop(1)
 }
 
-const exitWithParent = new URL('./exit-with-parent.ts', import.meta.url).href
+const exitWithParent = new URL('./exit-with-parent.mjs', import.meta.url).href
 
 function run(name: string, entry: string): void {
   if (stopping) return

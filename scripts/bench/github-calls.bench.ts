@@ -5,36 +5,32 @@
  * one per spec file: 22). Targets: cold listing ≤ 2, warm 0, get pod 1, deploy ≤ 5.
  */
 import { createOctokit } from '@portico/core'
-import { startSimulator } from '@portico/github-sim'
-import { testConfig } from '@portico/testing'
+import { startTestSimulator, testConfig } from '@portico/testing'
 import { processors, startWorker } from '@portico/worker'
 import Fastify from 'fastify'
 import { pino } from 'pino'
 import app from '../../apps/api/src/app.js'
 import { serverOptions } from '../../apps/api/src/server-options.js'
+import { signIn } from '../../apps/api/test/helper.js'
 
 const teardowns: (() => unknown)[] = []
 const t = { teardown: (fn: () => unknown) => teardowns.push(fn) }
 
 try {
-  const sim = await startSimulator()
-  t.teardown(() => sim.close())
-  const token = 'ghp_porticobot00000000000000000000000001'
-  const env = {
-    GITHUB_URL: sim.url,
-    GITHUB_API_URL: sim.apiUrl,
-    GH_TOKEN: token,
-    GH_REPO: 'acme/infra-specs',
-    LOG_LEVEL: 'silent',
-    GITHUB_WRITE_SPACING_MS: '0',
-  }
+  const { sim, env: simEnv } = await startTestSimulator(t)
+  const token = String(simEnv.GH_TOKEN)
+  const env = { ...simEnv, LOG_LEVEL: 'silent', GITHUB_WRITE_SPACING_MS: '0' }
   const start = async (extra: Record<string, string> = {}) => {
     const config = await testConfig(t, { ...env, ...extra })
     const api = Fastify(serverOptions(config, false))
     await api.register(app, { config })
     await api.ready()
     t.teardown(() => api.close())
-    return api
+    // Reads and writes need a signed-in person (the service-token fallback is off by default).
+    const { cookie } = await signIn(api, sim, 'octocat')
+    const inject = (opts: { url: string; method?: 'GET' | 'POST'; payload?: Record<string, unknown> }) =>
+      api.inject({ method: opts.method ?? 'GET', url: opts.url, payload: opts.payload, headers: { cookie } })
+    return { config, inject }
   }
   const api = await start()
   const gated = await start({ ACCESS_ORG: 'acme' })

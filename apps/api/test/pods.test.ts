@@ -89,6 +89,37 @@ t.test('the cache never serves a user who lost access', async (t) => {
   t.equal(stillServed.statusCode, 200, 'others are unaffected')
 })
 
+t.test(
+  'PODS_REVALIDATE_SECONDS: a caller’s own confirmation stands for the window, per caller',
+  async (t) => {
+    const windowed = await build(t, { ...env, PODS_REVALIDATE_SECONDS: '3600' })
+    const octo = await signIn(windowed, sim, 'octocat')
+    const hubot = await signIn(windowed, sim, 'hubot')
+    const list = (cookie: string) => windowed.inject({ url: '/api/pods', headers: { cookie } })
+    t.equal((await list(octo.cookie)).statusCode, 200)
+    sim.ledger.clear()
+    const again = await Promise.all([list(octo.cookie), list(octo.cookie), list(octo.cookie)])
+    t.ok(again.every((r) => r.statusCode === 200))
+    t.same(again[0]?.json(), ALL)
+    t.same(sim.ledger.entries({ kind: 'api' }), [], 'within the window: no GitHub call at all')
+    t.equal((await list(hubot.cookie)).statusCode, 200)
+    t.same(
+      sim.ledger.entries({ kind: 'api' }).map((e) => [e.login, e.status]),
+      [['hubot', 304]],
+      'another caller is checked with their own token',
+    )
+    // A push changes the tree: callers within their window see it after POST /api/refresh.
+    sim.ledger.clear()
+    await windowed.inject({
+      method: 'POST',
+      url: '/api/refresh',
+      headers: writeHeaders(windowed, octo.cookie),
+    })
+    t.equal((await list(octo.cookie)).statusCode, 200)
+    t.equal(sim.ledger.entries({ kind: 'api' }).length, 1, 'after a refresh the caller asks GitHub again')
+  },
+)
+
 t.test('ACCESS_ORG gate: members pass, outsiders get 403 whatever is cached', async (t) => {
   const member = await signIn(gatedApp, sim, 'octocat')
   const outsider = await signIn(gatedApp, sim, 'hubot')

@@ -1,6 +1,7 @@
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { analyzeRepository, DEFAULT_ANALYSIS_LIMITS } from '../src/analysis/analyze.js'
 import { detectComponent, detectRoutes, joinPaths } from '../src/analysis/detectors.js'
@@ -144,4 +145,38 @@ t.test('detector details', async (t) => {
   t.equal(detectComponent('src/Button.stories.tsx', ''), undefined)
   t.same(detectComponent('src/App.jsx', ''), { framework: 'React', name: 'App' })
   t.equal(detectComponent('src/util.ts', 'export default function Util() {}'), undefined)
+})
+
+t.test('the analysis thread starts in a process launched as `npm start` launches the worker', async (t) => {
+  // tsx as the loader and the plain-JS exit-with-parent preload: on Node 20 a worker thread does
+  // not inherit tsx's hooks, which once left every connection `cloned` with "Unknown file extension".
+  const root = await tempDir(t)
+  await writeTree(root, POLYGLOT_FILES)
+  const script = path.join(root, '..', `run-thread-${path.basename(root)}.mts`)
+  const moduleUrl = new URL('../src/analysis/analyze-in-thread.ts', import.meta.url).href
+  await writeFile(
+    script,
+    `import { analyzeInThread } from ${JSON.stringify(moduleUrl)}\n` +
+      `const r = await analyzeInThread(${JSON.stringify(root)}, { timeoutMs: 60000 })\n` +
+      'console.log(JSON.stringify({ routes: r.routesCount }))\n',
+  )
+  t.teardown(() => rm(script, { force: true }))
+  const repoRoot = fileURLToPath(new URL('../../../', import.meta.url))
+  const { execFile } = await import('node:child_process')
+  const out = await new Promise<string>((resolve, reject) =>
+    execFile(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        '--conditions=@portico/source',
+        '--import',
+        new URL('../../../scripts/exit-with-parent.mjs', import.meta.url).href,
+        script,
+      ],
+      { cwd: repoRoot, timeout: 120_000 },
+      (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)),
+    ),
+  )
+  t.same(JSON.parse(out.trim().split('\n').at(-1) ?? '{}'), { routes: POLYGLOT_ROUTES })
 })

@@ -400,9 +400,6 @@ t.test('repository renamed → the connection follows; deleted → REPOSITORY_DE
     .where('id', '=', conn.id)
     .execute()
   await sim.renameRepo('acme/sample-app', 'acme/sample-app-renamed')
-  sim.emitRepositoryEvent('acme', 'sample-app-renamed', 'renamed', {
-    repository: { name: { from: 'sample-app' } },
-  })
   const renamed = await sent('repository', (p) => p.action === 'renamed')
   t.equal((await processDelivery(renamed))?.outcome, 'processed')
   let row = await findConnection(db, conn.id)

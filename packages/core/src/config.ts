@@ -243,6 +243,12 @@ export const ConfigSchema = Type.Object({
       maximum: 65535,
     }),
   ),
+  PODS_REVALIDATE_SECONDS: Int(
+    'How long a signed-in caller is served the cached pods listing and specs before GitHub is asked again with their token (conditional, uncounted). 0: on every request.',
+    10,
+    0,
+    3600,
+  ),
   OTEL_EXPORTER_OTLP_ENDPOINT: Opt(
     Str('OTLP/HTTP collector base URL (traces go to {url}/v1/traces). Unset: no tracing code is loaded.', {
       pattern: URL_PATTERN,

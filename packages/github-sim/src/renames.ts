@@ -30,7 +30,7 @@ function byId(ctx: SimContext, id: number) {
  * Renames or transfers a repository as GitHub does: it keeps its id, git data, pulls and
  * collaborators; the old `owner/name` keeps answering with redirects (REST: 301 to
  * `/repositories/{id}…`; git over HTTP: 301 to the new `owner/name.git/…`) until a repository
- * with the old name is created.
+ * with the old name is created. Sends the `repository` event (`renamed` or `transferred`).
  */
 export async function renameRepository(ctx: SimContext, from: string, to: string): Promise<void> {
   const [fromOwner = '', fromName = ''] = from.split('/')
@@ -50,6 +50,13 @@ export async function renameRepository(ctx: SimContext, from: string, to: string
   const map = redirectsOf(ctx)
   map.set(`${repo.owner}/${repo.name}`.toLowerCase(), repo.id)
   map.delete(`${owner}/${toName}`.toLowerCase())
+  // GitHub tells the repository's hooks and Apps, with what changed (its `changes` object).
+  if (owner === repo.owner) {
+    ctx.events.repository(moved, 'renamed', { repository: { name: { from: repo.name } } }, null)
+  } else {
+    const kind = ctx.world.org(repo.owner) ? 'organization' : 'user'
+    ctx.events.repository(moved, 'transferred', { owner: { from: { [kind]: { login: repo.owner } } } }, null)
+  }
 }
 
 /**

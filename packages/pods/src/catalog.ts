@@ -154,11 +154,26 @@ export class PodCatalog {
   readonly location: SpecsLocation
   readonly #repoInfo: TieredCache<SpecsRepoInfo>
   readonly #trees: TieredCache<PodRef[]>
+  readonly #revalidateAfterMs: number
+  /**
+   * Per caller (its Octokit, one per signed-in session): which cached answer GitHub last confirmed
+   * to that caller, and when. Within `revalidateAfterMs` the caller is served without asking again.
+   */
+  #confirmed = new WeakMap<object, Map<string, { etag: string; at: number }>>()
 
-  constructor(location: SpecsLocation, opts: { maxEntries?: number; shared?: SharedCache } = {}) {
+  /**
+   * @param opts.revalidateAfterMs how long a caller's own confirmation of a cached answer stands
+   *   (ms, default 0: every use revalidates). A caller who loses access on GitHub is served what
+   *   they could read for at most this long.
+   */
+  constructor(
+    location: SpecsLocation,
+    opts: { maxEntries?: number; shared?: SharedCache; revalidateAfterMs?: number } = {},
+  ) {
     this.location = location
     this.#repoInfo = new TieredCache('repo', opts.maxEntries ?? 1000, opts.shared)
     this.#trees = new TieredCache('tree', 32, opts.shared)
+    this.#revalidateAfterMs = opts.revalidateAfterMs ?? 0
   }
 
   /** `owner/repo` of the specs repository. */
@@ -171,6 +186,7 @@ export class PodCatalog {
    * copies go at once; the returned promise settles when Redis is cleared too.
    */
   clear(): Promise<void> {
+    this.#confirmed = new WeakMap()
     return Promise.all([this.#repoInfo.clear(), this.#trees.clear()]).then(() => {})
   }
 
@@ -187,6 +203,19 @@ export class PodCatalog {
     parse: (data: unknown) => Promise<T> | T,
   ): Promise<T> {
     const cached = await cache.get(key)
+    let confirmed = this.#confirmed.get(octokit)
+    const seen = confirmed?.get(key)
+    if (cached && seen && seen.etag === cached.etag && Date.now() - seen.at < this.#revalidateAfterMs) {
+      return cached.value
+    }
+    const remember = (etag: string) => {
+      if (this.#revalidateAfterMs <= 0) return
+      if (!confirmed) {
+        confirmed = new Map()
+        this.#confirmed.set(octokit, confirmed)
+      }
+      confirmed.set(key, { etag, at: Date.now() })
+    }
     try {
       const res = await octokit.request(route, {
         ...params,
@@ -197,10 +226,15 @@ export class PodCatalog {
       const etag = res.headers.etag
       if (typeof etag === 'string') await cache.set(key, { etag, value })
       else cache.delete(key)
+      if (typeof etag === 'string') remember(etag)
       return value
     } catch (err) {
-      if (githubErrorStatus(err) === 304 && cached) return cached.value
+      if (githubErrorStatus(err) === 304 && cached) {
+        remember(cached.etag)
+        return cached.value
+      }
       cache.delete(key)
+      confirmed?.delete(key)
       throw err
     }
   }

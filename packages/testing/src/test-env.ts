@@ -58,6 +58,9 @@ export async function testConfig(t: Teardown, env: Record<string, string | undef
     RATE_LIMIT_AUTH_MAX: '100000',
     RATE_LIMIT_CONNECTIONS_MAX: '100000',
     RATE_LIMIT_DEPLOYS_MAX: '100000',
+    // Every read revalidates with GitHub, so tests see each caller's access at once; the window
+    // itself has its own test (apps/api/test/pods.test.ts).
+    PODS_REVALIDATE_SECONDS: '0',
     ...env,
   })
 }

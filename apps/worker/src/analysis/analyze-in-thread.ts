@@ -12,12 +12,21 @@ export interface AnalyzeInThreadOptions {
 /** How long past its deadline a thread may take to finish the file it is in before it is terminated. */
 const GRACE_MS = 2000
 
-// Sources run through tsx (tests, `npm run worker`), the build runs .js: the thread's entry has
-// this module's own extension.
-const THREAD_ENTRY = new URL(
-  `./analysis.thread${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`,
-  import.meta.url,
-)
+// Sources run through tsx (tests, `npm start`, `npm run worker`), the build runs .js: the thread's
+// entry has this module's own extension.
+const FROM_SOURCE = import.meta.url.endsWith('.ts')
+const THREAD_ENTRY = new URL(`./analysis.thread${FROM_SOURCE ? '.ts' : '.js'}`, import.meta.url)
+
+/**
+ * A thread running the TypeScript entry: on Node 20 a worker thread does not inherit the loader
+ * hooks tsx registered in the main thread, so the thread registers tsx itself, then imports it.
+ */
+function startThread(workerData: unknown): Worker {
+  if (!FROM_SOURCE) return new Worker(THREAD_ENTRY, { workerData })
+  const tsx = JSON.stringify(import.meta.resolve('tsx/esm/api'))
+  const bootstrap = `import(${tsx}).then(({ register }) => { register(); return import(${JSON.stringify(THREAD_ENTRY.href)}) })`
+  return new Worker(bootstrap, { eval: true, workerData })
+}
 
 /** An empty summary for an analysis the budget ended before any result came back. */
 function timedOutResult(): AnalysisResult {
@@ -56,7 +65,7 @@ export function analyzeInThread(root: string, opts: AnalyzeInThreadOptions): Pro
       reject(opts.signal.reason)
       return
     }
-    const worker = new Worker(THREAD_ENTRY, { workerData: { root, limits } })
+    const worker = startThread({ root, limits })
     let settled = false
     const settle = (fn: () => void) => {
       if (settled) return

@@ -43,8 +43,11 @@ export default fp(
       owner && repo
         ? new PodCatalog(
             { owner, repo, branch: config.WORKFLOW_BRANCH, specsPath: config.SPECS_PATH },
-            // Shared by every API process (still revalidated with the caller's token on each use).
-            { shared: { redis: fastify.redis, prefix: config.REDIS_PREFIX } },
+            // Shared by every API process; each caller's token revalidates it (at most every PODS_REVALIDATE_SECONDS).
+            {
+              shared: { redis: fastify.redis, prefix: config.REDIS_PREFIX },
+              revalidateAfterMs: config.PODS_REVALIDATE_SECONDS * 1000,
+            },
           )
         : null
     const gated = Boolean(config.ACCESS_ORG && owner?.toLowerCase() === config.ACCESS_ORG.toLowerCase())

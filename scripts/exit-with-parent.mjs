@@ -1,3 +1,5 @@
+// Plain JavaScript: it is preloaded with --import into processes (and their worker threads) that
+// may not have a TypeScript loader yet.
 /**
  * Preloaded (`--import`) into the processes `npm start` launches: when the launcher dies without
  * stopping them (SIGKILL, or tsx force-killing it), the child is re-parented; it then sends

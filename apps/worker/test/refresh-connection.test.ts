@@ -7,7 +7,11 @@ import path from 'node:path'
 import { promisify } from 'node:util'
 import { cloneJobId, clonePath, encrypt, refreshDedupId } from '@portico/core'
 import {
+  failAppConnections,
+  failConnectionsByRepoId,
   findConnection,
+  landRefresh,
+  markRefreshRunning,
   type RefreshDeps,
   refreshConnectionsOfRepository,
   requestConnectionRefresh,
@@ -172,3 +176,42 @@ t.test('deleting the row during a refresh cancels it and leaves nothing on disk'
   t.equal(await job?.getState(), 'completed', 'skipped, not failed')
   t.same(job?.returnvalue, { outcome: 'skipped', reason: 'connection deleted during the refresh' })
 })
+
+t.test(
+  'a connection failed by a webhook while its refresh runs is not brought back by that refresh',
+  async (t) => {
+    const config = await testConfig(t, env)
+    const db = openDb(t, config)
+    const row = await createConnection(db, config, { token: PAT })
+    await db
+      .updateTable('github_connections')
+      .set({
+        status: 'analyzed',
+        github_repo_id: 987654,
+        auth_method: 'app',
+        installation_id: 4242,
+        encrypted_token: null,
+      })
+      .where('id', '=', row.id)
+      .execute()
+    t.ok(await markRefreshRunning(db, row.id), 'the refresh runs')
+    t.equal(await failAppConnections(db, 4242, { code: 'APP_ACCESS_REVOKED', message: 'revoked' }), 1)
+    t.notOk(await landRefresh(db, row.id, { commit_sha: 'a'.repeat(40) }), 'the refresh does not land')
+    t.match(await findConnection(db, row.id), {
+      status: 'failed',
+      error_code: 'APP_ACCESS_REVOKED',
+      commit_sha: null,
+    })
+
+    const other = await createConnection(db, config, { token: PAT })
+    await db
+      .updateTable('github_connections')
+      .set({ status: 'analyzed', github_repo_id: 987655 })
+      .where('id', '=', other.id)
+      .execute()
+    t.ok(await markRefreshRunning(db, other.id))
+    t.equal(await failConnectionsByRepoId(db, 987655, { code: 'REPOSITORY_DELETED', message: 'deleted' }), 1)
+    t.notOk(await landRefresh(db, other.id, { commit_sha: 'b'.repeat(40) }))
+    t.match(await findConnection(db, other.id), { status: 'failed', error_code: 'REPOSITORY_DELETED' })
+  },
+)

@@ -270,6 +270,8 @@ export async function failConnectionsByRepoId(
       encrypted_token: null,
       error_code: error.code,
       error_message: error.message.slice(0, 500),
+      // A refresh running meanwhile must not land over this failure (landRefresh needs 'running').
+      refresh_status: null,
       updated_at: new Date(),
     })
     .where('github_repo_id', '=', String(githubRepoId))
@@ -298,6 +300,8 @@ export async function failAppConnections(
       progress: 0,
       error_code: error.code,
       error_message: error.message.slice(0, 500),
+      // A refresh running meanwhile must not land over this failure (landRefresh needs 'running').
+      refresh_status: null,
       updated_at: new Date(),
     })
     .where('auth_method', '=', 'app')

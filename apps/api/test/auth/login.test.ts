@@ -346,6 +346,10 @@ t.test('returnTo: same-origin relative paths only', async (t) => {
   for (const evil of [
     'https://evil.example/',
     '//evil.example/x',
+    '/.//evil.example/y',
+    '/././/evil.example',
+    '/%2e//evil.example',
+    '/a/..//evil.example',
     '/\\evil.example',
     '\\\\evil.example',
     'javascript:alert(1)',

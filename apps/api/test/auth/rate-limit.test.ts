@@ -55,6 +55,30 @@ t.test('connection POSTs and POST /api/pod are limited', async (t) => {
   expect429(t, await connect())
   const read = await server.inject({ url: `/api/v1/projects/${project.id}/github`, headers: { cookie } })
   t.not(read.statusCode, 429, 'reads of the connection are not limited')
+  // Every connection route that calls GitHub with what the caller sends is limited (each its own count).
+  const github = `/api/v1/projects/${project.id}/github`
+  const others = [
+    () =>
+      server.inject({
+        method: 'PATCH',
+        url: github,
+        headers: writeHeaders(server, cookie),
+        payload: { pat: 'x' },
+      }),
+    () =>
+      server.inject({
+        method: 'POST',
+        url: `${github}/refresh`,
+        headers: writeHeaders(server, cookie),
+        payload: {},
+      }),
+    () => server.inject({ url: `${github}/installations`, headers: { cookie } }),
+  ]
+  for (const call of others) {
+    t.not((await call()).statusCode, 429)
+    t.not((await call()).statusCode, 429)
+    expect429(t, await call())
+  }
 
   const deploy = () =>
     server.inject({

@@ -27,7 +27,11 @@ export default fp(
       {
         group: 'connections',
         max: config.RATE_LIMIT_CONNECTIONS_MAX,
-        matches: (m, url) => m === 'POST' && /^\/api\/v1\/projects\/:projectId\/github\/?$/.test(url),
+        // Every connection route that makes GitHub calls with a pasted token or lists installations.
+        matches: (m, url) =>
+          ((m === 'POST' || m === 'PATCH') && /^\/api\/v1\/projects\/:projectId\/github\/?$/.test(url)) ||
+          (m === 'POST' && /^\/api\/v1\/projects\/:projectId\/github\/refresh\/?$/.test(url)) ||
+          (m === 'GET' && /^\/api\/v1\/projects\/:projectId\/github\/installations\/?$/.test(url)),
       },
       {
         group: 'deploys',

@@ -57,7 +57,11 @@ export function safeReturnTo(value: string, publicUrl: string): string | undefin
     return undefined
   }
   if (url.origin !== base.origin) return undefined
-  return `${url.pathname}${url.search}${url.hash}`
+  const path = `${url.pathname}${url.search}${url.hash}`
+  // The normalised path is what the browser gets: `/.//evil.example` normalises to
+  // `//evil.example`, a protocol-relative URL to another host. Check what is returned, too.
+  if (!path.startsWith('/') || path.startsWith('//') || path.startsWith('/\\')) return undefined
+  return path
 }
 
 /** GitHub sign-in: `/auth/login`, `/auth/callback`, `/auth/logout`. */

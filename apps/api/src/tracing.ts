@@ -15,6 +15,8 @@ export default fp(
     // Probes and scrapes would drown the traces that matter.
     const instrumentation = new FastifyOtelInstrumentation({
       ignorePaths: (route) => route.url.startsWith('/health') || route.url === '/metrics',
+      // The path without its query: `/auth/callback?code=…&state=…` must not reach a trace backend.
+      requestHook: (span, request) => span.setAttribute('url.path', request.url.split('?')[0] ?? ''),
     })
     await fastify.register(instrumentation.plugin())
   },

@@ -242,4 +242,16 @@ t.test('traces: a request, its job and the worker’s processing share one trace
     ),
     'probes are not traced',
   )
+  t.notOk(
+    spans.some((s) => s.service === 'portico-api' && String(s.attributes['url.path'] ?? '').includes('?')),
+    'request spans carry no query string (the OAuth callback’s code and state)',
+  )
+  const redisStatements = spans
+    .filter((s) => s.attributes['db.system.name'] === 'redis')
+    .map((s) => String(s.attributes['db.query.text'] ?? ''))
+  t.ok(redisStatements.length > 0)
+  t.notOk(
+    redisStatements.some((q) => q.includes(' ') || q.includes('sess:')),
+    'Redis spans name the command only: no session ids or contents',
+  )
 })

@@ -20,7 +20,8 @@ export function activeTracing(): Tracing | null {
  * Starts OpenTelemetry tracing when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, else returns null
  * without loading any of it. Spans go over OTLP/HTTP (JSON) to `{endpoint}/v1/traces`, as the
  * OpenTelemetry exporter specification derives the signal URL from the base endpoint.
- * Instruments pg, ioredis and undici (GitHub calls); BullMQ through `bullmq-otel`; Fastify
+ * Instruments pg (statements without values), ioredis (command names only: arguments hold session
+ * contents and ids) and undici (GitHub calls; no headers); BullMQ through `bullmq-otel`; Fastify
  * through `@fastify/otel` (registered by the API itself). Call it before pg or ioredis are
  * imported: their instrumentation hooks module loading (`@opentelemetry/instrumentation/hook.mjs`).
  */
@@ -58,7 +59,8 @@ export async function startTracing(
     tracerProvider: provider,
     instrumentations: [
       new pg.PgInstrumentation(),
-      new ioredis.IORedisInstrumentation(),
+      // Only the command name: arguments carry session contents, ids and job data.
+      new ioredis.IORedisInstrumentation({ dbStatementSerializer: (command) => command }),
       new undici.UndiciInstrumentation(),
     ],
   })

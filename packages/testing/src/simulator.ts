@@ -1,4 +1,10 @@
-import { type Simulator, type SimulatorOptions, startSimulator } from '@portico/github-sim'
+import {
+  defaultSeed,
+  type Seed,
+  type Simulator,
+  type SimulatorOptions,
+  startSimulator,
+} from '@portico/github-sim'
 import type { Teardown } from './test-env.js'
 
 /** A running simulator plus the configuration variables that point Portico at it. */
@@ -10,9 +16,22 @@ export interface TestSimulator {
   tokenOf(login: string): string
 }
 
+/**
+ * The default seed with its App's webhook pointed where nobody listens (the discard port): the
+ * seed's own URL is `npm start`'s API (localhost:3000), which must never receive a test's
+ * deliveries, signed with the dev secret it trusts. Tests that want deliveries pass a seed.
+ */
+function quietDefaultSeed(): Seed {
+  const seed = structuredClone(defaultSeed) as Seed
+  for (const app of seed.github_apps ?? []) {
+    if (app.webhook) app.webhook.url = 'http://127.0.0.1:9/webhooks/github'
+  }
+  return seed
+}
+
 /** Starts the GitHub simulator for one test file; closed at teardown. */
 export async function startTestSimulator(t: Teardown, opts: SimulatorOptions = {}): Promise<TestSimulator> {
-  const sim = await startSimulator(opts)
+  const sim = await startSimulator({ ...opts, seed: opts.seed ?? quietDefaultSeed() })
   t.teardown(() => sim.close())
   const tokenOf = (login: string): string => {
     const token = sim.seed.users.find((u) => u.login === login)?.tokens?.[0]?.token

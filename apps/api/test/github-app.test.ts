@@ -149,6 +149,28 @@ t.test('a user sees only the repositories they can read', async (t) => {
     `/api/v1/projects/${own.project.id}/github/installations`,
   )
   t.same((none.json() as InstallationsBody).installations, [])
+
+  // A public repository anyone can read is not an outsider's to connect: reading proves nothing.
+  sim.setRepoVisibility('acme', 'sample-app', 'public')
+  t.teardown(() => sim.setRepoVisibility('acme', 'sample-app', 'private'))
+  const outsider = await signIn(app, sim, 'monalisa')
+  const still = await listInstallations(
+    outsider.cookie,
+    `/api/v1/projects/${own.project.id}/github/installations`,
+  )
+  t.same(
+    (still.json() as InstallationsBody).installations,
+    [],
+    'a public repository is not listed to an outsider',
+  )
+  const forged = await app.inject({
+    method: 'POST',
+    url: `/api/v1/projects/${own.project.id}/github`,
+    headers: writeHeaders(app, outsider.cookie),
+    payload: { installation_id: INSTALLATION, repository_id: SAMPLE_APP },
+  })
+  t.equal(forged.statusCode, 400, forged.body)
+  t.equal(forged.json().code, 'INSTALLATION_NOT_ACCESSIBLE')
 })
 
 t.test(

@@ -160,15 +160,24 @@ export default fp(
     fastify.decorate('serviceActor', new ServiceActor(config, app))
 
     const readable = new LRUCache<string, boolean>(READ_CACHE)
-    /** Whether the user's token can read the repository (`GET /repositories/{id}`). */
+    /**
+     * Whether the repository is the user's to connect (`GET /repositories/{id}` with their token):
+     * a private one they can read; a public one (which everyone can read, so reading proves
+     * nothing) only with write access or more (`permissions.push`, `maintain` or `admin`).
+     */
     async function userCanRead(actor: GithubActor, repoId: number): Promise<boolean> {
       const key = `${actor.userId}:${repoId}`
       const hit = readable.get(key)
       if (hit !== undefined) return hit
       let ok: boolean
       try {
-        await actor.octokit.request('GET /repositories/{id}', { id: repoId })
-        ok = true
+        const { data } = await actor.octokit.request('GET /repositories/{id}', { id: repoId })
+        const repo = data as {
+          private?: boolean
+          permissions?: { push?: boolean; maintain?: boolean; admin?: boolean }
+        }
+        const p = repo.permissions
+        ok = repo.private === true || p?.push === true || p?.maintain === true || p?.admin === true
       } catch (err) {
         const status = githubErrorStatus(err)
         if (status !== 404 && status !== 403) throw err

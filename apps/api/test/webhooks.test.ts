@@ -169,6 +169,28 @@ t.test('with a secret', async (t) => {
     t.equal(noId.json().code, 'INVALID_WEBHOOK')
   })
 
+  t.test('what JSON allows and jsonb refuses is stored, not a 500; absurd nesting is a 400', async (t) => {
+    // NUL and a lone surrogate, as a commit message may hold them (escaped in the JSON text).
+    const body =
+      '{"action":"closed","number":3,"head_commit":{"message":"fix\\u0000 \\ud800 done"},"k\\u0000":1}'
+    const id = randomUUID()
+    const res = await delivery(app, { id, body })
+    t.equal(res.statusCode, 202, res.body)
+    const row = await findWebhookDelivery(app.db, id)
+    t.same(row?.payload, {
+      action: 'closed',
+      number: 3,
+      head_commit: { message: 'fix\ufffd \ufffd done' },
+      'k\ufffd': 1,
+    })
+    for (const depth of [101, 5000, 100_000]) {
+      const deep = `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`
+      const nested = await delivery(app, { body: deep })
+      t.equal(nested.statusCode, 400, `nested ${depth} deep`)
+      t.equal(nested.json().code, 'INVALID_WEBHOOK')
+    }
+  })
+
   t.test('bodies over 25 MB → 413', async (t) => {
     const body = `{"action":"closed","pad":"${'x'.repeat(25 * 1024 * 1024)}"}`
     const res = await delivery(app, { body, signature: `sha256=${'0'.repeat(64)}` })

@@ -41,7 +41,30 @@ function parsePayload(request: FastifyRequest, raw: Buffer): Record<string, unkn
   }
   if (payload === null || typeof payload !== 'object' || Array.isArray(payload))
     throw invalidWebhook('the payload is not a JSON object')
-  return payload as Record<string, unknown>
+  return storable(payload, 0) as Record<string, unknown>
+}
+
+/** NUL, and UTF-16 surrogates without their pair. */
+const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g
+
+/** GitHub's payloads nest about ten levels; far deeper is not a delivery Portico can use. */
+const MAX_PAYLOAD_DEPTH = 100
+
+/**
+ * A copy PostgreSQL's jsonb accepts: NUL and unpaired surrogates (valid in JSON text, refused by
+ * jsonb; a commit message may hold them) become U+FFFD, in keys and values alike. Nesting past
+ * {@link MAX_PAYLOAD_DEPTH} is refused with 400 INVALID_WEBHOOK rather than overflowing the stack.
+ */
+function storable(value: unknown, depth: number): unknown {
+  if (typeof value === 'string') return value.replace(UNSTORABLE, '\ufffd')
+  if (value === null || typeof value !== 'object') return value
+  if (depth >= MAX_PAYLOAD_DEPTH)
+    throw invalidWebhook(`the payload nests deeper than ${MAX_PAYLOAD_DEPTH} levels`)
+  if (Array.isArray(value)) return value.map((item) => storable(item, depth + 1))
+  const out: Record<string, unknown> = {}
+  for (const [key, item] of Object.entries(value))
+    out[storable(key, depth) as string] = storable(item, depth + 1)
+  return out
 }
 
 const idOf = (value: unknown): number | null => {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 // Connecting repositories through a GitHub App (issue 13), API side, against the simulator's
 // demo App `portico-dev` (id 424242, installation 5550001 on acme: infra-specs and sample-app).
 import { ConfigError, decrypt, encrypt, loadConfig } from '@portico/core'
@@ -347,6 +348,26 @@ t.test(
     const secondToken = decrypt(viaApp.config.keyring, after.githubToken)
     t.not(secondToken, firstToken, 'the session holds the new token')
     t.ok(after.githubTokenExpiresAt > Date.now() + 7 * 3600_000)
+
+    // Another process holds the refresh lock past this request's wait (it is slow, or died):
+    // 503 GITHUB_TOKEN_REFRESH_BUSY, and the session stands; the next request refreshes.
+    await viaApp.redis.set(
+      key,
+      JSON.stringify({ ...after, githubTokenExpiresAt: Date.now() - 1000 }),
+      'KEEPTTL',
+    )
+    const lockKey = `${viaApp.config.REDIS_PREFIX}:gh-refresh:lock:${createHash('sha256')
+      .update(decrypt(viaApp.config.keyring, after.githubRefreshToken))
+      .digest('hex')}`
+    await viaApp.redis.set(lockKey, 'another-process', 'PX', 60_000)
+    const busy = await viaApp.inject({ method: 'GET', url, headers: { cookie: who.cookie } })
+    t.equal(busy.statusCode, 503, busy.body)
+    t.equal(busy.json().code, 'GITHUB_TOKEN_REFRESH_BUSY')
+    t.equal(busy.headers['retry-after'], '5')
+    t.equal(await viaApp.redis.get(lockKey), 'another-process', "another process's lock is left alone")
+    await viaApp.redis.del(lockKey)
+    const resumed = await viaApp.inject({ method: 'GET', url, headers: { cookie: who.cookie } })
+    t.equal(resumed.statusCode, 200, 'the session survived the wait')
 
     // A refresh GitHub refuses ends the session: 401 TOKEN_EXPIRED, then signed out.
     await viaApp.redis.set(

@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
-import { createHash } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import { refreshToken as refreshUserToken } from '@octokit/oauth-methods'
 import {
   AppError,
@@ -81,6 +81,16 @@ const ACTOR_CACHE = { max: 1000, ttl: 10 * 60_000 }
 export const REFRESH_MARGIN_MS = 5 * 60_000
 /** How long one process holds the refresh lock of a session's refresh token. */
 const REFRESH_LOCK_MS = 15_000
+/** The exchange's own deadline, shorter than the lock. */
+const REFRESH_EXCHANGE_TIMEOUT_MS = 10_000
+const RELEASE_IF_OWNER = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`
+const refreshBusy = () =>
+  new AppError(
+    503,
+    'GITHUB_TOKEN_REFRESH_BUSY',
+    'Your GitHub authorization is being renewed by another request. Try again in a few seconds.',
+    { expose: true, headers: { 'retry-after': '5' } },
+  )
 /** How long a refresh's outcome stays readable by requests that carried the old refresh token. */
 const REFRESH_RESULT_TTL_S = 300
 
@@ -207,18 +217,16 @@ export default fp(
       if (pending) return pending
       pending = (async () => {
         const deadline = Date.now() + REFRESH_LOCK_MS
+        const lockKey = `${refreshPrefix}:lock:${key}`
+        const owner = randomUUID()
         for (;;) {
           const done = await storedRefresh(key)
           if (done) return done
-          const lock = await fastify.redis.set(
-            `${refreshPrefix}:lock:${key}`,
-            '1',
-            'PX',
-            REFRESH_LOCK_MS,
-            'NX',
-          )
+          const lock = await fastify.redis.set(lockKey, owner, 'PX', REFRESH_LOCK_MS, 'NX')
           if (lock === 'OK') break
-          if (Date.now() > deadline) throw tokenExpired()
+          // Another process is still exchanging (or died holding the lock): the session stands,
+          // this request is answered 503 and the next one tries again.
+          if (Date.now() > deadline) throw refreshBusy()
           await sleep(100)
         }
         try {
@@ -233,7 +241,12 @@ export default fp(
               clientSecret,
               refreshToken,
               // The OAuth endpoints live on GITHUB_URL (oauth-methods strips a GHES /api/v3).
-              request: createOctokit({ baseUrl: config.GITHUB_URL, retries: 0 }).request,
+              // Well inside the lock's lifetime, so no other process can take it over mid-exchange.
+              request: createOctokit({
+                baseUrl: config.GITHUB_URL,
+                retries: 0,
+                requestTimeoutMs: REFRESH_EXCHANGE_TIMEOUT_MS,
+              }).request,
             }))
           } catch (err) {
             const status = githubErrorStatus(err)
@@ -256,7 +269,8 @@ export default fp(
           )
           return tokens
         } finally {
-          await fastify.redis.del(`${refreshPrefix}:lock:${key}`).catch(() => {})
+          // Only our own lock: one that expired and was taken by another process stays theirs.
+          await fastify.redis.eval(RELEASE_IF_OWNER, 1, lockKey, owner).catch(() => {})
         }
       })().finally(() => refreshing.delete(key))
       refreshing.set(key, pending)

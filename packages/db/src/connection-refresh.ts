@@ -253,6 +253,9 @@ function findRow(db: Executor, id: string): Promise<ConnectionRow | undefined> {
 /** Default debounce of {@link refreshConnectionsOfRepository}: pushes within it make one refresh. */
 export const PUSH_REFRESH_DEBOUNCE_MS = 10_000
 
+/** At most this many connections are refreshed for one push (the most recently active first). */
+export const MAX_REFRESHES_PER_PUSH = 50
+
 /**
  * What a `push` webhook to a repository's default branch does: a debounced refresh of every
  * connection of that repository (by GitHub's repository id, so renames do not matter) that can be
@@ -275,6 +278,9 @@ export async function refreshConnectionsOfRepository(
     // A PAT connection needs its stored token; an App connection mints one per job.
     .where((eb) => eb.or([eb('encrypted_token', 'is not', null), eb('auth_method', '=', 'app')]))
     .where('token_invalid_at', 'is', null)
+    // One push must not queue unbounded work (a public repository connected by many projects).
+    .orderBy('updated_at', 'desc')
+    .limit(MAX_REFRESHES_PER_PUSH)
     .execute()
   const results: { connectionId: string; outcome: RefreshRequest['outcome'] }[] = []
   for (const { id } of rows) {

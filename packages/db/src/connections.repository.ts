@@ -293,6 +293,13 @@ export async function failAppConnections(
   githubRepoIds?: readonly number[],
 ): Promise<number> {
   if (githubRepoIds !== undefined && githubRepoIds.length === 0) return 0
+  // PostgreSQL binds at most 65,535 parameters: a long removal list goes in chunks.
+  if (githubRepoIds !== undefined && githubRepoIds.length > 1000) {
+    let failed = 0
+    for (let i = 0; i < githubRepoIds.length; i += 1000)
+      failed += await failAppConnections(db, installationId, error, githubRepoIds.slice(i, i + 1000))
+    return failed
+  }
   let query = db
     .updateTable('github_connections')
     .set({

@@ -115,6 +115,20 @@ t.test('refresh → 202 queued, previous analysis unchanged, one job with ids on
     t.equal(again.json().refresh_status, 'queued')
     t.equal(again.json().refresh_requested_at, body.refresh_requested_at, 'the same refresh')
     t.equal((await jobsOf(id)).length, 1)
+    // What a frontend's fetch sends for a body-less POST: a JSON content type and no body.
+    const bare = await app.inject({
+      method: 'POST',
+      url: `${github}/refresh`,
+      headers: { ...writeHeaders(app, owner.cookie), 'content-type': 'application/json' },
+    })
+    t.equal(bare.statusCode, 202, bare.body)
+    const broken = await app.inject({
+      method: 'POST',
+      url: `${github}/refresh`,
+      headers: { ...writeHeaders(app, owner.cookie), 'content-type': 'application/json' },
+      body: '{"pat":',
+    })
+    t.equal(broken.statusCode, 400, 'a body that is not JSON is still a 400')
     // Concurrent requests: still one job.
     const burst = await Promise.all(Array.from({ length: 10 }, () => refresh()))
     t.same(new Set(burst.map((r) => r.statusCode)), new Set([202]))

@@ -9,4 +9,11 @@ export const CONNECTION_ROLES = ['owner', 'admin', 'qa-automation'] as const
  */
 export default async function connectionHooks(fastify: FastifyInstance) {
   fastify.addHook('preHandler', fastify.requireProjectRole(...CONNECTION_ROLES))
+  // `fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' } })` sends no
+  // body: for `…/refresh` that means "no options", not 400. Non-empty bodies parse as usual.
+  const json = fastify.getDefaultJsonParser('error', 'error')
+  fastify.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body === '') done(null, undefined)
+    else json(request, String(body), done)
+  })
 }

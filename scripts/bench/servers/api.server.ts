@@ -14,7 +14,12 @@ const teardowns: (() => unknown)[] = []
 // Production-like: request logs at the configured level (info by default), the default pool size.
 const config = await testConfig(
   { teardown: (fn) => void teardowns.push(fn) },
-  { LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info', DATABASE_POOL_MAX: undefined },
+  // Production defaults for the pool and the pods revalidation window (tests pin their own).
+  {
+    LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
+    DATABASE_POOL_MAX: undefined,
+    PODS_REVALIDATE_SECONDS: undefined,
+  },
 )
 const api = Fastify(serverOptions(config, loggerOptions(config.LOG_LEVEL)))
 await api.register(app, { config })

@@ -2,93 +2,32 @@
 // simulator's git server, Postgres and Redis: push → refresh → new commit_sha and analysis with the
 // old one visible until then; one refresh in flight; PAT replacement; token_status; an expired
 // connection brought back to life.
-import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { createDb } from '@portico/db'
-import { freePort, startTestSimulator, testConfig } from '@portico/testing'
+import { startTestSimulator, testConfig } from '@portico/testing'
 import t from 'tap'
-
-const entry = (app: 'api' | 'worker') =>
-  fileURLToPath(new URL(`../../${app}/src/${app === 'api' ? 'server' : 'index'}.ts`, import.meta.url))
+import { httpClient, signInOverHttp, startPortico, until, watchGitCommandLines } from './e2e.js'
 
 const { sim, env, tokenOf } = await startTestSimulator(t)
-// Name what is still open and end the process if the harness leaks a handle (see connections-e2e).
-t.teardown(() => {
-  setTimeout(() => {
-    console.error('connection-life-e2e: still open 90 s after its tests:', process.getActiveResourcesInfo())
-    process.exit()
-  }, 90_000).unref()
-})
 const config = await testConfig(t, env)
 const db = createDb(config)
 t.teardown(() => db.destroy())
 
-const port = await freePort()
-const base = `http://127.0.0.1:${port}`
 const stamp = Date.now().toString(36)
 const pat = (name: string) => `ghp_${name}${stamp}`.padEnd(40, '0').slice(0, 40)
 const PAT = pat('life')
 sim.addToken('octocat', PAT, { scopes: ['repo'] })
 const allPats = [PAT]
 
-const processEnv = {
-  ...process.env,
-  ...env,
-  NODE_ENV: 'test',
-  LOG_LEVEL: 'debug',
-  DATABASE_URL: config.DATABASE_URL,
-  REDIS_URL: config.REDIS_URL,
-  REDIS_PREFIX: config.REDIS_PREFIX,
-  CLONE_ROOT: config.cloneRoot,
-  TOKEN_ENCRYPTION_KEYS: config.TOKEN_ENCRYPTION_KEYS,
-  SESSION_SECRET: config.SESSION_SECRET,
-  HOST: '127.0.0.1',
-  PORT: String(port),
-  PUBLIC_URL: base,
-  WORKER_QUEUES: 'clone,maintenance',
-}
-
-function start(app: 'api' | 'worker') {
-  const child = spawn(process.execPath, [...process.execArgv, entry(app)], {
-    env: processEnv,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  const logs = { text: '' }
-  child.stdout?.on('data', (d: Buffer) => {
-    logs.text += d.toString()
-  })
-  child.stderr?.on('data', (d: Buffer) => {
-    logs.text += d.toString()
-  })
-  t.teardown(() => stop(child))
-  return { child, logs }
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const done = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  child.kill('SIGTERM')
-  const killer = setTimeout(() => child.kill('SIGKILL'), 60_000)
-  await done
-  clearTimeout(killer)
-}
-
-async function until<T>(check: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await check().catch(() => undefined)
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}
-
-const api = start('api')
-const worker = start('worker')
+const { base, api, worker } = await startPortico(t, {
+  name: 'connection-life-e2e',
+  config,
+  env,
+  overrides: { WORKER_QUEUES: 'clone,maintenance' },
+})
 // The processes' logs, kept for a failure's post-mortem.
 t.teardown(() =>
   writeFile(
@@ -96,46 +35,9 @@ t.teardown(() =>
     `${api.logs.text}\n${worker.logs.text}`,
   ),
 )
-await until(async () => ((await fetch(`${base}/health`)).status > 0 ? true : undefined), 120_000, 'the API')
-await until(
-  async () => (worker.logs.text.includes('worker started') ? true : undefined),
-  120_000,
-  'the worker',
-)
-
-const responses: string[] = []
-let jar = ''
-function remember(res: Response) {
-  for (const c of res.headers.getSetCookie()) {
-    const [pair = ''] = c.split(';')
-    const name = pair.split('=')[0]
-    jar = [...jar.split('; ').filter((p) => p && !p.startsWith(`${name}=`)), pair].join('; ')
-  }
-}
-async function call(method: string, url: string, body?: unknown) {
-  const res = await fetch(`${base}${url}`, {
-    method,
-    redirect: 'manual',
-    headers: {
-      cookie: jar,
-      origin: base,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  })
-  remember(res)
-  const text = await res.text()
-  responses.push(text)
-  return { status: res.status, text, json: () => JSON.parse(text), location: res.headers.get('location') }
-}
-
-const login = await call('GET', '/auth/login')
-const authorize = new URL(String(login.location))
-authorize.searchParams.set('login', 'octocat')
-const approved = await fetch(authorize, { redirect: 'manual' })
-const callback = new URL(String(approved.headers.get('location')))
-const signedIn = await call('GET', `${callback.pathname}${callback.search}`)
-if (signedIn.status !== 302) throw new Error(`sign-in failed: ${signedIn.status} ${signedIn.text}`)
+const client = httpClient(base)
+const { call, responses } = client
+await signInOverHttp(client, 'octocat')
 const tenant = (await call('POST', '/api/v1/tenants', { slug: 'life-tenant', name: 'Life' })).json()
 const project = (
   await call('POST', `/api/v1/tenants/${tenant.id}/projects`, { name: 'App', slug: 'app' })
@@ -143,23 +45,7 @@ const project = (
 const github = `/api/v1/projects/${project.id}/github`
 
 // Every git command line seen during the run (the token must never be in one).
-const gitCommandLines = new Set<string>()
-let watching = true
-const watcher = (async () => {
-  while (watching) {
-    for (const name of await readdir('/proc').catch(() => [] as string[])) {
-      if (!/^\d+$/.test(name)) continue
-      const cmdline = await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '')
-      if (cmdline.includes(config.cloneRoot) || cmdline.includes(sim.url))
-        gitCommandLines.add(cmdline.replaceAll('\0', ' '))
-    }
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-})()
-t.teardown(async () => {
-  watching = false
-  await watcher
-})
+const gitCommandLines = watchGitCommandLines(t, config.cloneRoot, sim.url)
 
 /** Pushes one file to acme/sample-app's default branch through the contents API (a new commit). */
 async function push(file: string, content: string): Promise<string> {

@@ -186,10 +186,11 @@ export async function signInOverHttp(client: HttpClient, login: string): Promise
 }
 
 /**
- * Every command line of a process whose arguments mention `cloneRoot` (git clones and fetches),
- * read from /proc every 10 ms until teardown: what the secret scans check for tokens in argv.
+ * Every command line of a process whose arguments mention one of `needles` (the clone root, the
+ * simulator's URL: git clones and fetches), read from /proc every 10 ms until teardown: what the
+ * secret scans check for tokens in argv.
  */
-export function watchGitCommandLines(t: Teardown, cloneRoot: string): Set<string> {
+export function watchGitCommandLines(t: Teardown, ...needles: string[]): Set<string> {
   const lines = new Set<string>()
   let watching = true
   const watcher = (async () => {
@@ -197,7 +198,7 @@ export function watchGitCommandLines(t: Teardown, cloneRoot: string): Set<string
       for (const name of await readdir('/proc').catch(() => [] as string[])) {
         if (!/^\d+$/.test(name)) continue
         const cmdline = await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '')
-        if (cmdline.includes(cloneRoot)) lines.add(cmdline.replaceAll('\0', ' '))
+        if (needles.some((n) => cmdline.includes(n))) lines.add(cmdline.replaceAll('\0', ' '))
       }
       await new Promise((resolve) => setTimeout(resolve, 10))
     }

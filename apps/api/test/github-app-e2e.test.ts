@@ -1,41 +1,19 @@
 // End to end with real processes for the GitHub App method (issue 13): the API server and the
 // worker, the simulator's App, git server, Postgres and Redis, and no GH_TOKEN anywhere. Also the
 // secret scan: no installation token may appear anywhere it could leak.
-import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { readdir, readFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
+import { readFile } from 'node:fs/promises'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { createRedis, waitForRedis } from '@portico/core'
 import { createDb } from '@portico/db'
 import { startTestSimulator, testConfig } from '@portico/testing'
 import t from 'tap'
-
-const entry = (app: 'api' | 'worker') =>
-  fileURLToPath(new URL(`../../${app}/src/${app === 'api' ? 'server' : 'index'}.ts`, import.meta.url))
+import { dumpRedis, httpClient, signInOverHttp, startPortico, until, watchGitCommandLines } from './e2e.js'
 
 const { sim, env } = await startTestSimulator(t)
-// Under a full CI run this file has twice stayed alive after every assertion passed, until tap's
-// timeout. Until the handle is found, name what is still open and end the process, so a leak in
-// the harness reports itself instead of failing the run (90 s: longer than the children's SIGKILL grace).
-t.teardown(() => {
-  setTimeout(() => {
-    console.error('github-app-e2e: still open 90 s after its tests:', process.getActiveResourcesInfo())
-    process.exit()
-  }, 90_000).unref()
-})
 const config = await testConfig(t, env)
 const db = createDb(config)
 t.teardown(() => db.destroy())
 
-const port = await new Promise<number>((resolve) => {
-  const server = createServer().listen(0, '127.0.0.1', () => {
-    const { port } = server.address() as { port: number }
-    server.close(() => resolve(port))
-  })
-})
-const base = `http://127.0.0.1:${port}`
 const ghApp = sim.githubApp('portico-dev')
 const INSTALLATION = 5550001
 const SAMPLE_APP = 700002
@@ -44,110 +22,21 @@ const HELLO_WORLD = 1296269
 // The App is the only service identity: GH_TOKEN is not set for either process.
 delete env.GH_TOKEN
 
-const processEnv = {
-  ...process.env,
-  ...env,
-  NODE_ENV: 'test',
-  LOG_LEVEL: 'debug',
-  DATABASE_URL: config.DATABASE_URL,
-  REDIS_URL: config.REDIS_URL,
-  REDIS_PREFIX: config.REDIS_PREFIX,
-  CLONE_ROOT: config.cloneRoot,
-  TOKEN_ENCRYPTION_KEYS: config.TOKEN_ENCRYPTION_KEYS,
-  SESSION_SECRET: config.SESSION_SECRET,
-  HOST: '127.0.0.1',
-  PORT: String(port),
-  PUBLIC_URL: base,
-  WORKER_QUEUES: 'clone,maintenance',
-  GITHUB_APP_ID: String(ghApp.id),
-  GITHUB_APP_SLUG: ghApp.slug,
-  GITHUB_APP_PRIVATE_KEY: ghApp.privateKey,
-  GH_TOKEN: '',
-}
-
-function start(app: 'api' | 'worker') {
-  const child = spawn(process.execPath, [...process.execArgv, entry(app)], {
-    env: processEnv,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  const logs = { text: '' }
-  child.stdout?.on('data', (d: Buffer) => {
-    logs.text += d.toString()
-  })
-  child.stderr?.on('data', (d: Buffer) => {
-    logs.text += d.toString()
-  })
-  t.teardown(() => stop(child))
-  return { child, logs }
-}
-
-/**
- * SIGTERM, then SIGKILL if the process has not exited after a generous grace period, so a slow
- * shutdown on a loaded machine cannot hang the file (clean shutdown has tests of its own).
- */
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const done = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  child.kill('SIGTERM')
-  const killer = setTimeout(() => child.kill('SIGKILL'), 60_000)
-  await done
-  clearTimeout(killer)
-}
-
-async function until<T>(check: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await check().catch(() => undefined)
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}
-
-const api = start('api')
-const worker = start('worker')
-await until(async () => ((await fetch(`${base}/health`)).status > 0 ? true : undefined), 120_000, 'the API')
-await until(
-  async () => (worker.logs.text.includes('worker started') ? true : undefined),
-  120_000,
-  'the worker',
-)
-
-// Every API response body, for the secret scan.
-const responses: string[] = []
-let jar = ''
-function remember(res: Response) {
-  for (const c of res.headers.getSetCookie()) {
-    const [pair = ''] = c.split(';')
-    const name = pair.split('=')[0]
-    jar = [...jar.split('; ').filter((p) => p && !p.startsWith(`${name}=`)), pair].join('; ')
-  }
-}
-async function call(method: string, url: string, body?: unknown) {
-  const res = await fetch(`${base}${url}`, {
-    method,
-    redirect: 'manual',
-    headers: {
-      cookie: jar,
-      origin: base,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  })
-  remember(res)
-  const text = await res.text()
-  responses.push(text)
-  return { status: res.status, text, json: () => JSON.parse(text), location: res.headers.get('location') }
-}
-
-// Sign in through the real OAuth flow, over HTTP end to end.
-const login = await call('GET', '/auth/login')
-const authorize = new URL(String(login.location))
-authorize.searchParams.set('login', 'octocat')
-const approved = await fetch(authorize, { redirect: 'manual' })
-const callback = new URL(String(approved.headers.get('location')))
-const signedIn = await call('GET', `${callback.pathname}${callback.search}`)
-if (signedIn.status !== 302) throw new Error(`sign-in failed: ${signedIn.status} ${signedIn.text}`)
+const { base, api, worker } = await startPortico(t, {
+  name: 'github-app-e2e',
+  config,
+  env,
+  overrides: {
+    WORKER_QUEUES: 'clone,maintenance',
+    GITHUB_APP_ID: String(ghApp.id),
+    GITHUB_APP_SLUG: ghApp.slug,
+    GITHUB_APP_PRIVATE_KEY: ghApp.privateKey,
+    GH_TOKEN: '',
+  },
+})
+const client = httpClient(base)
+const { call, responses } = client
+await signInOverHttp(client, 'octocat')
 const tenant = (await call('POST', '/api/v1/tenants', { slug: 'e2e-app-tenant', name: 'E2E' })).json()
 const project = (
   await call('POST', `/api/v1/tenants/${tenant.id}/projects`, { name: 'App', slug: 'app' })
@@ -155,22 +44,7 @@ const project = (
 const github = `/api/v1/projects/${project.id}/github`
 
 // Every git command line seen while clones run.
-const gitCommandLines = new Set<string>()
-let watching = true
-const watcher = (async () => {
-  while (watching) {
-    for (const name of await readdir('/proc').catch(() => [] as string[])) {
-      if (!/^\d+$/.test(name)) continue
-      const cmdline = await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '')
-      if (cmdline.includes(config.cloneRoot)) gitCommandLines.add(cmdline.replaceAll('\0', ' '))
-    }
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-})()
-t.teardown(async () => {
-  watching = false
-  await watcher
-})
+const gitCommandLines = watchGitCommandLines(t, config.cloneRoot)
 
 /** Polls the connection until it is analysed or failed. */
 const settled = () =>
@@ -251,29 +125,7 @@ t.test('connect through the App: cloned and analysed with a down-scoped token', 
 
   t.test('secret scan: no installation token anywhere', async (t) => {
     const gitConfig = await readFile(path.join(dest, '.git/config'), 'utf8')
-    const redis = createRedis(config.REDIS_URL, 'producer')
-    t.teardown(() => redis.disconnect())
-    await waitForRedis(redis)
-    const dumps: string[] = []
-    let cursor = '0'
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${config.REDIS_PREFIX}*`, 'COUNT', 500)
-      cursor = next
-      for (const key of keys) {
-        const type = await redis.type(key)
-        const value =
-          type === 'hash'
-            ? await redis.hgetall(key)
-            : type === 'string'
-              ? await redis.get(key)
-              : type === 'list'
-                ? await redis.lrange(key, 0, -1)
-                : type === 'zset'
-                  ? await redis.zrange(key, 0, -1)
-                  : null
-        dumps.push(`${key} ${JSON.stringify(value)}`)
-      }
-    } while (cursor !== '0')
+    const dumps = await dumpRedis(config.REDIS_URL, config.REDIS_PREFIX)
     t.ok(
       dumps.some((d) => d.includes(`clone-${done.id}`)),
       'the clone job was found in Redis',

@@ -2,29 +2,14 @@
 // maintenance queues), the simulator, Postgres and Redis. The reconciler alone follows deploy pull
 // requests to merged → applied / closed, and the simulator's ledger shows what it costs: an
 // unchanged pull request costs 0 counted GitHub calls (304 Not Modified).
-import { type ChildProcess, spawn } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import { createOctokit } from '@portico/core'
 import { createDb } from '@portico/db'
 import { defaultSeed, type Seed } from '@portico/github-sim'
 import { freePort, startTestSimulator, testConfig } from '@portico/testing'
 import t from 'tap'
-
-const entry = (app: 'api' | 'worker') =>
-  fileURLToPath(new URL(`../../${app}/src/${app === 'api' ? 'server' : 'index'}.ts`, import.meta.url))
-
-t.teardown(() => {
-  setTimeout(() => {
-    console.error(
-      'webhooks-reconcile-e2e: still open 90 s after its tests:',
-      process.getActiveResourcesInfo(),
-    )
-    process.exit()
-  }, 90_000).unref()
-})
+import { httpClient, signInOverHttp, startPortico, until } from './e2e.js'
 
 const port = await freePort()
-const base = `http://127.0.0.1:${port}`
 // The simulator's App webhook points where nobody listens: no delivery reaches Portico.
 const seed = structuredClone(defaultSeed) as Seed
 const appSeed = seed.github_apps?.[0]
@@ -37,103 +22,23 @@ t.teardown(() => db.destroy())
 const octocat = createOctokit({ token: tokenOf('octocat'), baseUrl: sim.apiUrl, retries: 0 })
 const repo = { owner: 'acme', repo: 'infra-specs' }
 
-const processEnv = {
-  ...process.env,
-  ...env,
-  NODE_ENV: 'test',
-  LOG_LEVEL: 'info',
-  DATABASE_URL: config.DATABASE_URL,
-  REDIS_URL: config.REDIS_URL,
-  REDIS_PREFIX: config.REDIS_PREFIX,
-  CLONE_ROOT: config.cloneRoot,
-  TOKEN_ENCRYPTION_KEYS: config.TOKEN_ENCRYPTION_KEYS,
-  SESSION_SECRET: config.SESSION_SECRET,
-  HOST: '127.0.0.1',
-  PORT: String(port),
-  PUBLIC_URL: base,
-  GITHUB_WRITE_SPACING_MS: '20',
-  DEPLOY_WAIT_MS: '60000',
-  // No webhook secret and no webhooks queue: only the reconciler, every 10 s.
-  WORKER_QUEUES: 'deploy,maintenance',
-  RECONCILE_INTERVAL_SECONDS: '10',
-}
-
-function start(app: 'api' | 'worker') {
-  const child = spawn(process.execPath, [...process.execArgv, entry(app)], {
-    env: processEnv,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  const logs = { text: '' }
-  child.stdout?.on('data', (d: Buffer) => {
-    logs.text += d.toString()
-  })
-  child.stderr?.on('data', (d: Buffer) => {
-    logs.text += d.toString()
-  })
-  t.teardown(() => stop(child))
-  return { child, logs }
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const done = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  child.kill('SIGTERM')
-  const killer = setTimeout(() => child.kill('SIGKILL'), 60_000)
-  await done
-  clearTimeout(killer)
-}
-
-async function until<T>(check: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await check().catch(() => undefined)
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-}
-
-start('api')
-const worker = start('worker')
-await until(async () => ((await fetch(`${base}/health`)).status > 0 ? true : undefined), 120_000, 'the API')
-await until(
-  async () => (worker.logs.text.includes('worker started') ? true : undefined),
-  120_000,
-  'the worker',
-)
-
-let jar = ''
-function remember(res: Response) {
-  for (const c of res.headers.getSetCookie()) {
-    const [pair = ''] = c.split(';')
-    const name = pair.split('=')[0]
-    jar = [...jar.split('; ').filter((p) => p && !p.startsWith(`${name}=`)), pair].join('; ')
-  }
-}
-async function call(method: string, url: string, body?: unknown) {
-  const res = await fetch(`${base}${url}`, {
-    method,
-    redirect: 'manual',
-    headers: {
-      cookie: jar,
-      origin: base,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  })
-  remember(res)
-  const text = await res.text()
-  return { status: res.status, text, json: () => JSON.parse(text), location: res.headers.get('location') }
-}
-
-// Sign in through the real OAuth flow.
-const login = await call('GET', '/auth/login')
-const authorize = new URL(String(login.location))
-authorize.searchParams.set('login', 'octocat')
-const approved = await fetch(authorize, { redirect: 'manual' })
-const callback = new URL(String(approved.headers.get('location')))
-const signedIn = await call('GET', `${callback.pathname}${callback.search}`)
-if (signedIn.status !== 302) throw new Error(`sign-in failed: ${signedIn.status} ${signedIn.text}`)
+const { base } = await startPortico(t, {
+  name: 'webhooks-reconcile-e2e',
+  config,
+  env,
+  port,
+  overrides: {
+    LOG_LEVEL: 'info',
+    GITHUB_WRITE_SPACING_MS: '20',
+    DEPLOY_WAIT_MS: '60000',
+    // No webhook secret and no webhooks queue: only the reconciler, every 10 s.
+    WORKER_QUEUES: 'deploy,maintenance',
+    RECONCILE_INTERVAL_SECONDS: '10',
+  },
+})
+const client = httpClient(base)
+const { call } = client
+await signInOverHttp(client, 'octocat')
 
 interface DeploymentView {
   id: string

@@ -244,3 +244,43 @@ export async function dumpRedis(url: string, prefix: string): Promise<string[]> 
     redis.disconnect()
   }
 }
+
+/** `GET /api/deployments/{id}` as the deployment-stage tests read it. */
+export interface DeploymentView {
+  id: string
+  status: string
+  stage: string | null
+  pr_number: number | null
+  merged_at: string | null
+  merge_commit_sha: string | null
+  applied_at: string | null
+  checks: { name: string; conclusion: string | null; url: string | null }[]
+  superseded_by: string | null
+  updated_at: string
+}
+
+/** Deploys through the API and follows their stages (webhooks or the reconciler move them). */
+export function deployments(client: HttpClient) {
+  const view = async (id: string) =>
+    (await client.call('GET', `/api/deployments/${id}`)).json() as DeploymentView
+  const waitStage = (id: string, stages: string[], what: string) =>
+    until(
+      async () => {
+        const d = await view(id)
+        return d.stage !== null && stages.includes(d.stage) ? d : undefined
+      },
+      120_000,
+      what,
+    )
+  /** POST /api/pod, then the deployment with its pull request open. */
+  const deployPod = async (customer: string): Promise<DeploymentView> => {
+    const res = await client.call('POST', '/api/pod', {
+      customer,
+      env: 'dev',
+      spec: { instance_name: `${customer}-dev-01`, waf_enabled: true },
+    })
+    if (res.status !== 201 && res.status !== 202) throw new Error(`deploy: ${res.status} ${res.text}`)
+    return waitStage(res.json().deployment_id, ['pr_open'], `${customer}'s pull request`)
+  }
+  return { view, waitStage, deployPod }
+}

@@ -9,7 +9,7 @@ import { createDb } from '@portico/db'
 import { defaultSeed, type Seed } from '@portico/github-sim'
 import { freePort, startTestSimulator, testConfig } from '@portico/testing'
 import t from 'tap'
-import { httpClient, signInOverHttp, startPortico, until } from './e2e.js'
+import { type DeploymentView, deployments, httpClient, signInOverHttp, startPortico, until } from './e2e.js'
 
 /** `sha256=` HMAC of `body`, as GitHub signs deliveries (@octokit/webhooks). */
 const sign = (secret: string, body: string) => new Webhooks({ secret }).sign(body)
@@ -46,39 +46,7 @@ const client = httpClient(base)
 const { call } = client
 await signInOverHttp(client, 'octocat')
 
-interface DeploymentView {
-  id: string
-  status: string
-  stage: string | null
-  pr_number: number | null
-  merged_at: string | null
-  merge_commit_sha: string | null
-  applied_at: string | null
-  checks: { name: string; conclusion: string | null; url: string | null }[]
-  superseded_by: string | null
-  updated_at: string
-}
-const view = async (id: string) => (await call('GET', `/api/deployments/${id}`)).json() as DeploymentView
-const waitStage = (id: string, stages: string[], what: string) =>
-  until(
-    async () => {
-      const d = await view(id)
-      return d.stage !== null && stages.includes(d.stage) ? d : undefined
-    },
-    120_000,
-    what,
-  )
-
-/** POST /api/pod, then the deployment with its pull request open. */
-async function deployPod(customer: string): Promise<DeploymentView> {
-  const res = await call('POST', '/api/pod', {
-    customer,
-    env: 'dev',
-    spec: { instance_name: `${customer}-dev-01`, waf_enabled: true },
-  })
-  if (res.status !== 201 && res.status !== 202) throw new Error(`deploy: ${res.status} ${res.text}`)
-  return waitStage(res.json().deployment_id, ['pr_open'], `${customer}'s pull request`)
-}
+const { view, waitStage, deployPod } = deployments(client)
 
 const mergePr = async (n: number) => (await octocat.rest.pulls.merge({ ...repo, pull_number: n })).data.sha
 

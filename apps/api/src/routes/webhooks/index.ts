@@ -45,6 +45,7 @@ function parsePayload(request: FastifyRequest, raw: Buffer): Record<string, unkn
 }
 
 /** NUL, and UTF-16 surrogates without their pair. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is exactly what jsonb refuses
 const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g
 
 /** GitHub's payloads nest about ten levels; far deeper is not a delivery Portico can use. */

@@ -195,9 +195,12 @@ export function watchGitCommandLines(t: Teardown, ...needles: string[]): Set<str
   let watching = true
   const watcher = (async () => {
     while (watching) {
-      for (const name of await readdir('/proc').catch(() => [] as string[])) {
-        if (!/^\d+$/.test(name)) continue
-        const cmdline = await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '')
+      // All at once: a sweep must stay shorter than a clone, even on a loaded machine.
+      const pids = (await readdir('/proc').catch(() => [] as string[])).filter((n) => /^\d+$/.test(n))
+      const cmdlines = await Promise.all(
+        pids.map((pid) => readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')),
+      )
+      for (const cmdline of cmdlines) {
         if (needles.some((n) => cmdline.includes(n))) lines.add(cmdline.replaceAll('\0', ' '))
       }
       await new Promise((resolve) => setTimeout(resolve, 10))

@@ -86,7 +86,8 @@ t.test('installations listed; forged ids refused', async (t) => {
 let minted: string[] = []
 t.test('connect through the App: cloned and analysed with a down-scoped token', async (t) => {
   const before = new Set(sim.installationTokens(INSTALLATION))
-  sim.setLatency(200)
+  // Slow enough that the /proc watcher sees git's command line even on a loaded machine.
+  sim.setLatency(700)
   t.teardown(() => sim.setLatency(0))
   const created = await call('POST', github, REPO(SAMPLE_APP))
   t.equal(created.status, 201, created.text)

@@ -39,9 +39,7 @@ export async function setProjectMember(
     await trx
       .insertInto('project_members')
       .values({ project_id: projectId, user_id: userId, role })
-      .onConflict((oc) =>
-        oc.columns(['project_id', 'user_id']).doUpdateSet({ role, updated_at: sql<Date>`now()` }),
-      )
+      .onConflict((oc) => oc.columns(['project_id', 'user_id']).doUpdateSet({ role, updated_at: new Date() }))
       .execute()
     return true
   }

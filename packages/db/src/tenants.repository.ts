@@ -1,11 +1,11 @@
-import { sql } from 'kysely'
 import type { Executor } from './db.js'
 import type { TenantRole, TenantRow } from './schema.js'
 
 /** A tenant seen by one of its members. */
 export type TenantWithRole = TenantRow & { role: TenantRole }
 
-const now = () => sql<Date>`now()`
+/** The application's clock: every timestamp column is written with it (one clock source). */
+const now = () => new Date()
 
 /** Creates a tenant and makes `ownerId` its owner, atomically. */
 export async function createTenantWithOwner(

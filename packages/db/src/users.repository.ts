@@ -21,7 +21,7 @@ export async function upsertUserFromGithub(db: Executor, profile: GithubProfile)
   const run = async (trx: Executor) => {
     await trx
       .updateTable('users')
-      .set({ login_released_at: sql<Date>`now()` })
+      .set({ login_released_at: new Date() })
       .where(sql`lower(login)`, '=', profile.login.toLowerCase())
       .where('github_id', '<>', profile.id)
       .where('login_released_at', 'is', null)
@@ -33,7 +33,7 @@ export async function upsertUserFromGithub(db: Executor, profile: GithubProfile)
         login: profile.login,
         name: profile.name,
         avatar_url: profile.avatar_url,
-        last_login_at: sql<Date>`now()`,
+        last_login_at: new Date(),
       })
       .onConflict((oc) =>
         oc.column('github_id').doUpdateSet({
@@ -41,8 +41,8 @@ export async function upsertUserFromGithub(db: Executor, profile: GithubProfile)
           name: profile.name,
           avatar_url: profile.avatar_url,
           login_released_at: null,
-          last_login_at: sql<Date>`now()`,
-          updated_at: sql<Date>`now()`,
+          last_login_at: new Date(),
+          updated_at: new Date(),
         }),
       )
       .returningAll()

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { testConfig } from '@portico/testing'
 import t, { type Test } from 'tap'
+import { until } from './e2e.js'
 
 // Three full stacks on a loaded machine: more than the default per-file budget.
 t.setTimeout(300_000)
@@ -23,16 +24,6 @@ const freePort = () =>
       server.close(() => resolve(port))
     })
   })
-
-async function until<T>(check: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await check().catch(() => undefined)
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-}
 
 /** Every descendant of `pid` (children, grandchildren, …), from `ps`. */
 async function descendants(pid: number): Promise<number[]> {

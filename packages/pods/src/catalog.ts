@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { Octokit } from '@octokit/rest'
-import { AppError, githubErrorStatus, githubErrorToAppError } from '@portico/core'
+import { AppError, githubErrorStatus, githubErrorToAppError, mapLimit } from '@portico/core'
 import { LRUCache } from 'lru-cache'
-import pLimit from 'p-limit'
 import { parseSpecYaml, SPEC_MAX_BYTES } from './spec-yaml.js'
 import { type PodRef, sortPods } from './validation.js'
 
@@ -50,12 +49,6 @@ const WALK_CONCURRENCY = 6
  * plugin's limiter would otherwise also repeat 304s.
  */
 const READ = { retries: 0 }
-
-/** Runs `fn` over `items`, at most `limit` at a time, keeping the order of results. */
-async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const run = pLimit(limit)
-  return Promise.all(items.map((item) => run(() => fn(item))))
-}
 
 /**
  * Where cached responses are shared between API processes: Redis keys `{prefix}:pods-cache:…`

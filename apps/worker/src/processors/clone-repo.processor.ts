@@ -135,6 +135,22 @@ async function handBack(ctx: WorkerContext, id: string, dest: string): Promise<n
 const APP_CLONE_PERMISSIONS = { contents: 'read', metadata: 'read' } as const
 
 /**
+ * The token a clone or refresh reaches GitHub with: a freshly minted, down-scoped installation
+ * token for an App connection, the decrypted PAT otherwise; `ended()` is thrown when a PAT
+ * connection keeps no token any more.
+ */
+async function cloneToken(
+  ctx: WorkerContext,
+  app: GithubApp | null,
+  row: ConnectionRow,
+  ended: () => CloneError,
+): Promise<string> {
+  if (row.auth_method === 'app') return mintCloneToken(ctx, app, row)
+  if (row.encrypted_token === null) throw ended()
+  return decrypt(ctx.config.keyring, row.encrypted_token)
+}
+
+/**
  * Mints the clone token of an App connection: the installation's token down-scoped to the
  * connection's repository and to contents:read + metadata:read, never stored (a fresh one per
  * job; `refresh` skips auth-app's cache after GitHub refused the previous one). GitHub answers
@@ -233,17 +249,16 @@ async function runClone(
   const ticker = progressTicker(ctx, job, row.id, cancel)
   try {
     const viaApp = row.auth_method === 'app'
-    if (viaApp) {
-      token = await mintCloneToken(ctx, app, row)
-    } else {
-      if (row.encrypted_token === null) {
-        throw new CloneError(
+    token = await cloneToken(
+      ctx,
+      app,
+      row,
+      () =>
+        new CloneError(
           'auth',
           'The connection has no stored token (it ended). Connect the repository again.',
-        )
-      }
-      token = decrypt(ctx.config.keyring, row.encrypted_token)
-    }
+        ),
+    )
     const cloneStarted = performance.now()
     const cloneOnce = async (t: string) =>
       cloneRepository({
@@ -547,18 +562,18 @@ async function runRefresh(
   let stage: string | undefined
   let freshClone = false
   try {
-    if (row.auth_method === 'app') {
-      token = await mintCloneToken(ctx, app, row)
-    } else if (row.encrypted_token === null) {
-      throw new CloneError(
-        'auth',
-        'The connection has no stored token (it ended). Refresh it with a PAT, or connect again.',
-        undefined,
-        'TOKEN_REQUIRED',
-      )
-    } else {
-      token = decrypt(ctx.config.keyring, row.encrypted_token)
-    }
+    token = await cloneToken(
+      ctx,
+      app,
+      row,
+      () =>
+        new CloneError(
+          'auth',
+          'The connection has no stored token (it ended). Refresh it with a PAT, or connect again.',
+          undefined,
+          'TOKEN_REQUIRED',
+        ),
+    )
     const { url, defaultBranch } = await currentRepo(ctx, row, token, REFRESHABLE_STATUSES)
     const limits = {
       url,

@@ -6,6 +6,7 @@ import {
   githubAppNotConfigured,
   githubErrorStatus,
   githubErrorToAppError,
+  mapLimit,
   type Octokit,
   ServiceActor,
 } from '@portico/core'
@@ -119,20 +120,6 @@ async function listAll<T>(
     out.push(...(page.data as T[]))
     if (++pages >= MAX_PAGES) break
   }
-  return out
-}
-
-/** `items` mapped with at most `limit` calls in flight. */
-async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length)
-  let next = 0
-  const run = async () => {
-    while (next < items.length) {
-      const i = next++
-      out[i] = await fn(items[i] as T)
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, run))
   return out
 }
 

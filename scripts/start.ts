@@ -17,7 +17,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { constants } from 'node:os'
 import { ConfigError, loadConfig } from '@portico/core'
 import { createDb, ensureDatabase, migrateToLatest } from '@portico/db'
-import { type Simulator, startSimulator } from '@portico/github-sim'
+import { defaultSeed, type Seed, type Simulator, startSimulator } from '@portico/github-sim'
 
 if (existsSync('.env')) process.loadEnvFile('.env')
 
@@ -128,6 +128,12 @@ process.on('unhandledRejection', (err) => {
   void stop(1)
 })
 
+// `PORT=3300 npm start` is served at http://localhost:3300: the public URL (OAuth redirect, CSRF
+// origin, the App's webhook and Setup URL) follows the port unless PUBLIC_URL says otherwise.
+if (env.PUBLIC_URL === undefined && env.PORT !== undefined && env.PORT.trim() !== '') {
+  env.PUBLIC_URL = `http://localhost:${env.PORT.trim()}`
+}
+
 let config: ReturnType<typeof loadConfig>
 try {
   config = loadConfig(env)
@@ -139,8 +145,15 @@ try {
 graceMs = config.SHUTDOWN_TIMEOUT_MS + KILL_MARGIN_MS
 if (!config.oauthConfigured) {
   const port = Number(env.SIM_PORT ?? 4010)
-  sim = await startSimulator({ port, autoApprove: false }).catch(() =>
-    startSimulator({ port: 0, autoApprove: false }),
+  // The seeded App talks to this API wherever it listens: webhook, Setup URL and sign-in callback.
+  const seed = structuredClone(defaultSeed) as Seed
+  for (const ghApp of seed.github_apps ?? []) {
+    if (ghApp.webhook) ghApp.webhook.url = `${config.PUBLIC_URL}/webhooks/github`
+    ghApp.setup_url = `${config.PUBLIC_URL}/github/setup`
+    ghApp.callback_url = `${config.PUBLIC_URL}/auth/callback`
+  }
+  sim = await startSimulator({ port, seed, autoApprove: false }).catch(() =>
+    startSimulator({ port: 0, seed, autoApprove: false }),
   )
   const app = sim.seed.oauth?.apps?.[0]
   const bot = sim.seed.users.find((u) => u.login === 'portico-bot')?.tokens?.[0]?.token
@@ -152,7 +165,7 @@ if (!config.oauthConfigured) {
     GH_TOKEN: env.GH_TOKEN ?? bot,
     GH_REPO: env.GH_REPO ?? 'acme/infra-specs',
     OPERATOR_LOGINS: env.OPERATOR_LOGINS ?? 'octocat',
-    // The seeded App sends its webhook to http://localhost:3000/webhooks/github with this secret:
+    // The seeded App sends its webhook to PUBLIC_URL/webhooks/github with this secret:
     // deploy → merged → applied shows without any set-up (docs/webhooks.md).
     GITHUB_WEBHOOK_SECRET: env.GITHUB_WEBHOOK_SECRET ?? sim.seed.github_apps?.[0]?.webhook?.secret,
   })

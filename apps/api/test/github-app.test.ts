@@ -89,6 +89,7 @@ t.test('without an App configured, the App method answers 503 GITHUB_APP_NOT_CON
   })
   t.equal(list.statusCode, 503)
   t.equal(list.json().code, 'GITHUB_APP_NOT_CONFIGURED')
+  t.match(list.json().message, /GITHUB_APP_ID/, 'the sentence says what to set')
   const post = await plain.inject({
     method: 'POST',
     url: `/api/v1/projects/${project.id}/github`,

@@ -89,7 +89,7 @@ async function start(t: Test): Promise<Started> {
       SHUTDOWN_TIMEOUT_MS: '5000',
       HOST: '127.0.0.1',
       PORT: String(port),
-      PUBLIC_URL: base,
+      // No PUBLIC_URL: `npm start` derives it from PORT.
       SIM_PORT: '0',
       WORKER_HEALTH_PORT: '0',
     },
@@ -119,6 +119,7 @@ async function start(t: Test): Promise<Started> {
     throw err
   })
   await until(async () => (logs.text.includes('worker started') ? true : undefined), 120_000, 'the worker')
+  t.ok(logs.text.includes(`API on http://localhost:${port} `), 'the public URL follows PORT')
   started.tree = await descendants(pid)
   const lines = started.tree.map(cmdline)
   t.ok(

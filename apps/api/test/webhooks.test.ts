@@ -42,6 +42,7 @@ t.test('no secret configured → 503 WEBHOOKS_NOT_CONFIGURED, before anything is
   t.equal(res.statusCode, 503)
   t.equal(res.json().code, 'WEBHOOKS_NOT_CONFIGURED')
   t.equal(res.json().error, res.json().message)
+  t.match(res.json().message, /GITHUB_WEBHOOK_SECRET is not set/, 'the sentence says what to set')
 })
 
 t.test('with a secret', async (t) => {
@@ -183,6 +184,15 @@ t.test('with a secret', async (t) => {
       head_commit: { message: 'fix\ufffd \ufffd done' },
       'k\ufffd': 1,
     })
+    // A `__proto__` key is data, as JSON.parse read it: it neither vanishes nor becomes the prototype.
+    const proto = randomUUID()
+    t.equal(
+      (await delivery(app, { id: proto, body: '{"__proto__":{"action":"created"},"number":1}' })).statusCode,
+      202,
+    )
+    const stored = await findWebhookDelivery(app.db, proto)
+    t.equal(stored?.action, null, 'no action was read from the prototype')
+    t.same(Object.keys(stored?.payload ?? {}).sort(), ['__proto__', 'number'])
     for (const depth of [101, 5000, 100_000]) {
       const deep = `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`
       const nested = await delivery(app, { body: deep })

@@ -31,6 +31,7 @@ export const githubAppNotConfigured = () =>
     503,
     'GITHUB_APP_NOT_CONFIGURED',
     'Connecting through a GitHub App is not configured on this server (GITHUB_APP_ID, GITHUB_APP_SLUG, GITHUB_APP_PRIVATE_KEY).',
+    { expose: true },
   )
 
 /**

@@ -373,5 +373,6 @@ t.test('OAuth not configured → 503 OAUTH_NOT_CONFIGURED', async (t) => {
     const res = await app.inject({ url })
     t.equal(res.statusCode, 503)
     t.equal(res.json().code, 'OAUTH_NOT_CONFIGURED')
+    t.equal(res.json().message, 'Sign-in with GitHub is not configured on this server.')
   }
 })

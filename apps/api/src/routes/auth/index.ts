@@ -28,7 +28,9 @@ const githubUnavailable = (cause: unknown) =>
 function oauthClient(fastify: FastifyInstance) {
   const oauth = fastify.githubOAuth2
   if (!oauth) {
-    throw new AppError(503, 'OAUTH_NOT_CONFIGURED', 'Sign-in with GitHub is not configured on this server.')
+    throw new AppError(503, 'OAUTH_NOT_CONFIGURED', 'Sign-in with GitHub is not configured on this server.', {
+      expose: true,
+    })
   }
   return oauth
 }

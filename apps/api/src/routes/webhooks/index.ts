@@ -63,8 +63,15 @@ function storable(value: unknown, depth: number): unknown {
     throw invalidWebhook(`the payload nests deeper than ${MAX_PAYLOAD_DEPTH} levels`)
   if (Array.isArray(value)) return value.map((item) => storable(item, depth + 1))
   const out: Record<string, unknown> = {}
-  for (const [key, item] of Object.entries(value))
-    out[storable(key, depth) as string] = storable(item, depth + 1)
+  for (const [key, item] of Object.entries(value)) {
+    // defineProperty: a `__proto__` key stays a key, as JSON.parse made it, not a prototype.
+    Object.defineProperty(out, storable(key, depth) as string, {
+      value: storable(item, depth + 1),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    })
+  }
   return out
 }
 
@@ -118,6 +125,7 @@ export default async function webhooksRoutes(app: FastifyInstance) {
             503,
             'WEBHOOKS_NOT_CONFIGURED',
             'Webhooks are not configured on this server (GITHUB_WEBHOOK_SECRET is not set).',
+            { expose: true },
           )
         }
       },

@@ -88,9 +88,19 @@ export async function startDeployment(db: Executor, id: string): Promise<Deploym
 
 /**
  * Records the pull request (stage `pr_open`) and wipes the stored token; older deployments of the
- * same pod whose pull request is still open are marked superseded by this one.
+ * same pod whose pull request is still open are marked superseded by this one, in the same
+ * transaction: nobody sees the new deploy open while the older one is not yet superseded.
  */
 export async function completeDeployment(
+  db: Executor,
+  id: string,
+  result: { branch: string; pr_url: string; pr_number: number },
+): Promise<DeploymentRow | undefined> {
+  const run = (trx: Executor) => completeDeploymentIn(trx, id, result)
+  return db.isTransaction ? run(db) : db.transaction().execute(run)
+}
+
+async function completeDeploymentIn(
   db: Executor,
   id: string,
   result: { branch: string; pr_url: string; pr_number: number },

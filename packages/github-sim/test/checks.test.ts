@@ -100,16 +100,14 @@ t.test('commit statuses: create, combined status, refusals, status events', asyn
 
   await s.webhooksSettled()
   const statuses = rx.of('status').map((r) => r.payload as { state: string; context: string; sha: string })
-  t.same(
-    statuses.map((p) => [p.state, p.context]),
-    [
-      ['pending', 'ci/apply'],
-      ['success', 'ci/apply'],
-      ['success', 'default'],
-      ['failure', 'lint'],
-    ],
-  )
-  t.equal(statuses[0]?.sha, main)
+  // Deliveries are separate HTTP requests: GitHub does not promise their order, nor does the simulator.
+  t.same(statuses.map((p) => `${p.state} ${p.context}`).sort(), [
+    'failure lint',
+    'pending ci/apply',
+    'success ci/apply',
+    'success default',
+  ])
+  t.ok(statuses.every((p) => p.sha === main))
 })
 
 t.test('check runs: GitHub Apps only, created and completed, listed per ref, check_run events', async (t) => {

@@ -1,9 +1,10 @@
 /**
  * HTTP read path vs a bare Fastify hello-world, measured in the same run with autocannon.
  *
- * Two child processes: the bare baseline (servers/bare.server.ts) and the real API
- * (servers/api.server.ts, request logs on, its own database and Redis prefix), both against the
- * GitHub simulator started here. A user signs in through the real OAuth flow, creates a tenant,
+ * Two child processes under plain Node: the bare baseline (servers/bare.server.mjs) and the API
+ * as it ships (`npm run build`, then `node apps/api/dist/server.js` with NODE_ENV=production,
+ * request logs at info to a discarded stdout, the default pool size and pods revalidation window)
+ * on its own database and Redis prefix, against the GitHub simulator started here. A user signs in through the real OAuth flow, creates a tenant,
  * a project and a PAT connection over HTTP; then, for each round, baseline and targets alternate:
  *   - `GET /api/v1/projects/{id}/github` (session-authenticated connection status):
  *     ≥ 0.15× baseline req/s (stretch 0.30×), p99 ≤ 50 ms at 50 connections, zero non-2xx;
@@ -12,10 +13,13 @@
  * Env: BENCH_ROUNDS (default 2), BENCH_SECONDS per measurement (default 8), BENCH_LOG_LEVEL,
  * BENCH_CPU_PROF (a directory for a `--cpu-prof` profile of the API process).
  */
-import { type ChildProcess, spawn } from 'node:child_process'
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
+import { type AddressInfo, createServer } from 'node:net'
 import path from 'node:path'
 import { startSimulator } from '@portico/github-sim'
+import { testConfig } from '@portico/testing'
 import autocannon from 'autocannon'
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2)
@@ -24,19 +28,25 @@ const CONNECTIONS = 50
 const PUBLIC_URL = 'http://localhost:3000'
 const teardowns: (() => unknown)[] = []
 
-/** Starts a server script in its own Node process; resolves with its port and pid. */
+const root = path.join(import.meta.dirname, '..', '..')
+
+/**
+ * Starts `file` with plain Node (no TypeScript loader: what ships); resolves with its base URL and
+ * pid once it listens: on `env.PORT` when set (polled at /health/live), else on the port it prints
+ * as `port=<n>` on stderr.
+ */
 async function startServer(file: string, env: Record<string, string>) {
+  const port = Number(env.PORT ?? 0)
   const child: ChildProcess = spawn(
     process.execPath,
     [
-      ...process.execArgv,
       // BENCH_CPU_PROF=<dir>: write a V8 CPU profile of the API process there (open it in DevTools).
-      ...(process.env.BENCH_CPU_PROF && file === 'api.server.ts'
+      ...(process.env.BENCH_CPU_PROF && port !== 0
         ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
         : []),
-      path.join(import.meta.dirname, 'servers', file),
+      file,
     ],
-    { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] },
+    { cwd: root, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'ignore', 'pipe'] },
   )
   teardowns.push(
     () =>
@@ -46,16 +56,36 @@ async function startServer(file: string, env: Record<string, string>) {
         child.kill('SIGTERM')
       }),
   )
-  const port = await new Promise<number>((resolve, reject) => {
-    let err = ''
+  let err = ''
+  const exited = new Promise<never>((_, reject) =>
+    child.once('exit', (code) => reject(new Error(`${file} exited ${code}: ${err}`))),
+  )
+  const listening = new Promise<number>((resolve) => {
     child.stderr?.on('data', (chunk: Buffer) => {
       err += chunk.toString()
       const m = /port=(\d+)/.exec(err)
-      if (m) resolve(Number(m[1]))
+      if (port === 0 && m) resolve(Number(m[1]))
     })
-    child.once('exit', (code) => reject(new Error(`${file} exited ${code}: ${err}`)))
+    if (port !== 0) {
+      const poll = () =>
+        fetch(`http://127.0.0.1:${port}/health/live`).then(
+          (res) => (res.ok ? resolve(port) : setTimeout(poll, 100)),
+          () => setTimeout(poll, 100),
+        )
+      poll()
+    }
   })
-  return { port, pid: child.pid ?? 0, url: `http://127.0.0.1:${port}` }
+  const ready = await Promise.race([listening, exited])
+  return { port: ready, pid: child.pid ?? 0, url: `http://127.0.0.1:${ready}` }
+}
+
+/** A TCP port nothing listens on right now. */
+async function freePort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  await new Promise((resolve) => server.close(resolve))
+  return port
 }
 
 /** Cookie pairs from Set-Cookie headers merged into a jar. */
@@ -121,8 +151,23 @@ const verdict = (ok: boolean) => (ok ? 'ok' : 'MISSED')
 try {
   const sim = await startSimulator()
   teardowns.push(() => sim.close())
-  const bare = await startServer('bare.server.ts', {})
-  const api = await startServer('api.server.ts', {
+  // What ships: the compiled build under plain Node.
+  const build = spawnSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'inherit' })
+  if (build.status !== 0) throw new Error(`npm run build exited ${build.status}`)
+  // Its own database (migrated) and Redis prefix, dropped at the end.
+  const config = await testConfig({ teardown: (fn) => void teardowns.push(fn) })
+  const bare = await startServer(path.join(import.meta.dirname, 'servers', 'bare.server.mjs'), {})
+  const api = await startServer(path.join(root, 'apps', 'api', 'dist', 'server.js'), {
+    NODE_ENV: 'production',
+    HOST: '127.0.0.1',
+    PORT: String(await freePort()),
+    LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
+    DATABASE_URL: config.DATABASE_URL,
+    REDIS_URL: config.REDIS_URL,
+    REDIS_PREFIX: config.REDIS_PREFIX,
+    CLONE_ROOT: config.CLONE_ROOT,
+    SESSION_SECRET: randomBytes(32).toString('base64url'),
+    TOKEN_ENCRYPTION_KEYS: `bench:${randomBytes(32).toString('base64')}`,
     GITHUB_URL: sim.url,
     GITHUB_API_URL: sim.apiUrl,
     GH_TOKEN: 'ghp_porticobot00000000000000000000000001',

@@ -249,6 +249,12 @@ export const ConfigSchema = Type.Object({
     0,
     3600,
   ),
+  API_READ_CACHE_MS: Int(
+    'How long (ms) an API process may answer reads from its own memory: sessions, project access and connection status. An entry is dropped as soon as Redis (sessions) or Postgres (LISTEN/NOTIFY) reports a change to it; this bounds staleness if that notice is lost. 0: no cache.',
+    5000,
+    0,
+    60_000,
+  ),
   OTEL_EXPORTER_OTLP_ENDPOINT: Opt(
     Str('OTLP/HTTP collector base URL (traces go to {url}/v1/traces). Unset: no tracing code is loaded.', {
       pattern: URL_PATTERN,

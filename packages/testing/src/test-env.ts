@@ -61,6 +61,9 @@ export async function testConfig(t: Teardown, env: Record<string, string | undef
     // Every read revalidates with GitHub, so tests see each caller's access at once; the window
     // itself has its own test (apps/api/test/pods.test.ts).
     PODS_REVALIDATE_SECONDS: '0',
+    // Tests that write rows or Redis keys directly read them back at once; the read cache's own
+    // tests turn it on (apps/api/test/read-cache.test.ts, session-cache.test.ts).
+    API_READ_CACHE_MS: '0',
     ...env,
   })
 }

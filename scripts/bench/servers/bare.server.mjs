@@ -1,6 +1,7 @@
 /**
  * The baseline of the HTTP bench: a bare Fastify hello-world (no logger, no plugins) on an
- * ephemeral port. Prints `port=<n>` on stderr once listening; closes on SIGTERM.
+ * ephemeral port, run by plain Node like the API under test. Prints `port=<n>` on stderr once
+ * listening; closes on SIGTERM.
  */
 import Fastify from 'fastify'
 

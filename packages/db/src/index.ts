@@ -1,4 +1,5 @@
 export * from './admin.js'
+export * from './change-notifications.js'
 export * from './connection-refresh.js'
 export * from './connections.repository.js'
 export * from './db.js'

@@ -351,7 +351,11 @@ export default fp(
         if (!user) throw notAuthenticated()
         const projectId = (request.params as { projectId?: string }).projectId
         const access =
-          projectId && isUuid(projectId) ? await findProjectAccess(fastify.db, projectId, user.id) : undefined
+          projectId && isUuid(projectId)
+            ? await fastify.readCache.projectAccess(projectId, user.id, () =>
+                findProjectAccess(fastify.db, projectId, user.id),
+              )
+            : undefined
         const role = access && effectiveProjectRole(access.tenantRole, access.projectRole)
         if (!access || !role) throw new AppError(404, 'PROJECT_NOT_FOUND', 'Project not found.')
         if (roles.length > 0 && !roles.includes(role)) throw insufficientRole(roles)
@@ -420,5 +424,5 @@ export default fp(
       return config.operatorLogins.includes(user.login.toLowerCase())
     })
   },
-  { name: 'auth', dependencies: ['session', 'db', 'redis', 'github-app'] },
+  { name: 'auth', dependencies: ['session', 'db', 'redis', 'github-app', 'read-cache'] },
 )

@@ -415,7 +415,9 @@ export default async function connectionRoutes(app: FastifyInstance) {
     },
     async (request) => {
       const project = request.project!
-      const row = await findLatestConnectionViewForProject(fastify.db, project.tenant_id, project.id)
+      const row = await fastify.readCache.connectionView(project.id, () =>
+        findLatestConnectionViewForProject(fastify.db, project.tenant_id, project.id),
+      )
       if (!row) throw notFound()
       return toView(row)
     },

@@ -1,0 +1,140 @@
+import { type ConnectionView, listenForChanges, type ProjectAccess } from '@portico/db'
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { LRUCache } from 'lru-cache'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Project access and connection status, kept in memory while Postgres reports changes. */
+    readCache: ReadCache
+  }
+}
+
+/** Counters for tests and operators: reads answered from memory, reads that went to Postgres. */
+export interface ReadCacheStats {
+  hits: number
+  misses: number
+}
+
+/**
+ * Reads served from this process's memory for up to `API_READ_CACHE_MS`, each dropped as soon as
+ * Postgres reports a change to its rows (LISTEN/NOTIFY, migration 0010), and not used at all while
+ * that notice cannot arrive (the listening connection is down): a reader sees a committed change
+ * within the notice's delivery time (about a millisecond), whichever process or job made it.
+ * Values are shared between requests: callers must not mutate them.
+ */
+export interface ReadCache {
+  /** `load()` (findProjectAccess) unless a fresh answer for this project and user is in memory. */
+  projectAccess(
+    projectId: string,
+    userId: string,
+    load: () => Promise<ProjectAccess | undefined>,
+  ): Promise<ProjectAccess | undefined>
+  /** `load()` (the latest connection's view) unless a fresh one for this project is in memory. */
+  connectionView(
+    projectId: string,
+    load: () => Promise<ConnectionView | undefined>,
+  ): Promise<ConnectionView | undefined>
+  /** Drops everything (this process's own writes call it before answering). */
+  clear(): void
+  readonly stats: ReadCacheStats
+}
+
+const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
+/** Entries per kind; a connection view is a few KB (its analysis summary is bounded). */
+const MAX_ENTRIES = 10_000
+const MAX_VIEW_BYTES = 64 * 1024 * 1024
+
+/** `undefined` (absent, or no access) is worth remembering too: it is the 404 answer. */
+type Slot<T> = { value: T | undefined }
+
+/**
+ * The API's read cache (see {@link ReadCache}). With `API_READ_CACHE_MS=0` it only passes reads
+ * through and opens no listening connection.
+ */
+export default fp(
+  async (fastify: FastifyInstance) => {
+    const { config } = fastify
+    const stats: ReadCacheStats = { hits: 0, misses: 0 }
+    const ttl = config.API_READ_CACHE_MS
+    if (ttl === 0) {
+      fastify.decorate('readCache', {
+        projectAccess: (_p, _u, load) => load(),
+        connectionView: (_p, load) => load(),
+        clear: () => {},
+        stats,
+      } satisfies ReadCache)
+      return
+    }
+
+    const access = new LRUCache<string, Slot<ProjectAccess>>({ max: MAX_ENTRIES, ttl })
+    const views = new LRUCache<string, Slot<ConnectionView>>({
+      max: MAX_ENTRIES,
+      ttl,
+      maxSize: MAX_VIEW_BYTES,
+      sizeCalculation: (slot) => 2048 + (JSON.stringify(slot.value?.analysis_summary ?? null)?.length ?? 0),
+    })
+    // Bumped by every change notice: a read that started before a notice must not store what it
+    // read (it may predate the change the notice is about).
+    let generation = 0
+    let listening = false
+    const clear = () => {
+      generation += 1
+      access.clear()
+      views.clear()
+    }
+
+    const listener = listenForChanges(config.DATABASE_URL, {
+      onChange(payload) {
+        generation += 1
+        if (payload.startsWith('github_connections:'))
+          views.delete(payload.slice('github_connections:'.length))
+        else if (payload === 'access') access.clear()
+        else clear()
+      },
+      onState(up) {
+        // Whatever changed while nobody listened is unknown: start empty either way.
+        clear()
+        listening = up
+        if (!up) fastify.log.warn('read cache off until the change listener reconnects')
+      },
+      onError(err) {
+        fastify.log.warn({ err }, 'read cache change listener failed')
+      },
+    })
+    fastify.addHook('onClose', () => listener.close())
+
+    async function read<T>(
+      cache: LRUCache<string, Slot<T>>,
+      key: string,
+      load: () => Promise<T | undefined>,
+    ): Promise<T | undefined> {
+      if (!listening) return load()
+      const slot = cache.get(key)
+      if (slot) {
+        stats.hits += 1
+        return slot.value
+      }
+      stats.misses += 1
+      const started = generation
+      const value = await load()
+      if (listening && generation === started) cache.set(key, { value })
+      return value
+    }
+
+    fastify.decorate('readCache', {
+      projectAccess: (projectId, userId, load) => read(access, `${projectId}:${userId}`, load),
+      connectionView: (projectId, load) => read(views, projectId, load),
+      clear,
+      stats,
+    } satisfies ReadCache)
+
+    // Read-your-writes in this process: a write's own notice may arrive after its answer, so a
+    // write drops everything before it answers. Writes are rare next to reads; webhook deliveries
+    // change nothing cached themselves (their jobs' writes are noticed like any other).
+    fastify.addHook('onSend', async (request) => {
+      if (!READ_METHODS.has(request.method) && !request.url.startsWith('/webhooks/')) clear()
+    })
+  },
+  { name: 'read-cache', dependencies: ['db'] },
+)

@@ -1,0 +1,138 @@
+import { insertConnection } from '@portico/db'
+import { startTestSimulator } from '@portico/testing'
+import { sql } from 'kysely'
+import t from 'tap'
+import { build, createTenantWithProject, signIn } from './helper.js'
+
+// API_READ_CACHE_MS: project access and connection status answered from memory, dropped when
+// Postgres reports a change (LISTEN/NOTIFY). A TTL of a minute means only a notice can explain
+// a change seen within the test.
+const { sim, env } = await startTestSimulator(t)
+const app = await build(t, { ...env, API_READ_CACHE_MS: '60000' })
+const owner = await signIn(app, sim, 'octocat')
+const { tenant, project } = await createTenantWithProject(app, owner.cookie)
+const connection = await insertConnection(app.db, {
+  tenant_id: tenant.id,
+  project_id: project.id,
+  repo_url: `${sim.url}/acme/sample-app`,
+  owner: 'acme',
+  repo: 'sample-app',
+  encrypted_token: null,
+})
+const status = () =>
+  app.inject({
+    method: 'GET',
+    url: `/api/v1/projects/${project.id}/github`,
+    headers: { cookie: owner.cookie },
+  })
+
+/** Polls `check` (up to 5 s) until it holds; fails the test otherwise. */
+async function eventually(what: string, check: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if (await check()) return
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  t.fail(`never: ${what}`)
+}
+
+/** The backend that LISTENs for this app's database, if any. */
+const listenerPid = async () =>
+  (
+    await sql<{ pid: number }>`select pid from pg_stat_activity
+      where datname = current_database() and query = 'LISTEN portico_changes'`.execute(app.db)
+  ).rows[0]?.pid
+
+// The listener connects in the background after start-up; reads are cached once it is in place.
+await eventually('the change listener is in place', async () => (await listenerPid()) !== undefined)
+
+t.test('a repeated status read is answered from memory, with the same body', async (t) => {
+  const first = await status()
+  t.equal(first.statusCode, 200)
+  const hits = app.readCache.stats.hits
+  const second = await status()
+  t.equal(second.statusCode, 200)
+  t.same(second.json(), first.json())
+  // Both the project access and the connection view were hits.
+  t.equal(app.readCache.stats.hits, hits + 2)
+})
+
+t.test('a change written elsewhere (a job, another process) is seen once Postgres reports it', async (t) => {
+  await status()
+  await app.db
+    .updateTable('github_connections')
+    .set({ progress: 77 })
+    .where('id', '=', connection.id)
+    .execute()
+  await eventually('the new progress is read', async () => (await status()).json().progress === 77)
+  t.equal((await status()).json().progress, 77)
+})
+
+t.test('removed access ends at once: the project is no longer found', async (t) => {
+  const member = await signIn(app, sim, 'hubot')
+  await app.db
+    .insertInto('tenant_members')
+    .values({
+      tenant_id: tenant.id,
+      user_id: (
+        await app.db.selectFrom('users').select('id').where('login', '=', 'hubot').executeTakeFirstOrThrow()
+      ).id,
+      role: 'admin',
+    })
+    .execute()
+  const read = () =>
+    app.inject({
+      method: 'GET',
+      url: `/api/v1/projects/${project.id}/github`,
+      headers: { cookie: member.cookie },
+    })
+  await eventually('the new member reads the status', async () => (await read()).statusCode === 200)
+  await read()
+  await app.db
+    .deleteFrom('tenant_members')
+    .where('tenant_id', '=', tenant.id)
+    .where('role', '=', 'admin')
+    .execute()
+  await eventually('the removed member is refused', async () => (await read()).statusCode === 404)
+  t.equal((await read()).json().code, 'PROJECT_NOT_FOUND')
+})
+
+t.test('while the change listener is down, reads go to Postgres; then caching resumes', async (t) => {
+  await status()
+  const pid = await listenerPid()
+  t.ok(pid)
+  await sql`select pg_terminate_backend(${pid})`.execute(app.db)
+  // Until it is back, nothing is answered from memory: a change is seen on the next read.
+  await eventually('the listener is gone', async () => (await listenerPid()) !== pid)
+  await app.db
+    .updateTable('github_connections')
+    .set({ progress: 12 })
+    .where('id', '=', connection.id)
+    .execute()
+  if ((await listenerPid()) === undefined) t.equal((await status()).json().progress, 12)
+  await eventually('the listener is back', async () => (await listenerPid()) !== undefined)
+  await status()
+  const hits = app.readCache.stats.hits
+  await eventually('reads are answered from memory again', async () => {
+    await status()
+    return app.readCache.stats.hits > hits
+  })
+  t.equal((await status()).json().progress, 12)
+})
+
+t.test('API_READ_CACHE_MS=0: nothing is cached and nothing listens', async (t) => {
+  const plain = await build(t, { ...env, API_READ_CACHE_MS: '0' })
+  const user = await signIn(plain, sim, 'octocat')
+  const made = await createTenantWithProject(plain, user.cookie)
+  const read = () =>
+    plain.inject({
+      method: 'GET',
+      url: `/api/v1/projects/${made.project.id}/github`,
+      headers: { cookie: user.cookie },
+    })
+  t.equal((await read()).statusCode, 404)
+  t.equal((await read()).statusCode, 404)
+  t.same(plain.readCache.stats, { hits: 0, misses: 0 })
+  const listeners = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
+    where datname = current_database() and query = 'LISTEN portico_changes'`.execute(plain.db)
+  t.equal(listeners.rows[0]?.n, 0)
+})

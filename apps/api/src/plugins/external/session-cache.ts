@@ -42,7 +42,7 @@ export interface SessionCacheOptions {
 export interface SessionCache {
   /**
    * The raw JSON stored at `key` (a full Redis key, prefix included), or null when there is none
-   * (an empty string counts as none, as connect-redis does). From memory while tracking holds,
+   * (an empty string counts as none, as the store always had it). From memory while tracking holds,
    * else from Redis. Rejects with the Redis error when Redis is asked and fails.
    */
   get(key: string): Promise<string | null>

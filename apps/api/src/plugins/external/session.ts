@@ -101,7 +101,7 @@ export default fp(
         fastify.log.warn('session cache not tracking at start-up; sessions are read from Redis')
       }
     }
-    // An empty value counts as no session, as connect-redis (used before the cache) did.
+    // An empty value counts as no session (the rule of connect-redis, the store used before).
     const read = async (sid: string) => {
       const key = `${prefix}${sid}`
       const raw = cache ? await cache.get(key) : (await redis.get(key)) || null

@@ -1,8 +1,8 @@
 import session from '@fastify/session'
 import { AppError, sessionKeyPrefix } from '@portico/core'
-import { RedisStore } from 'connect-redis'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+import { createSessionCache, type SessionCache } from './session-cache.js'
 
 /** What a signed-in user's session holds. The GitHub token is encrypted with the keyring. */
 export interface SessionUser {
@@ -15,6 +15,10 @@ export interface SessionUser {
 }
 
 declare module 'fastify' {
+  interface FastifyInstance {
+    /** The in-process session cache; null with `API_READ_CACHE_MS=0`. */
+    sessionCache: SessionCache | null
+  }
   interface Session {
     user?: SessionUser
     /** The user's OAuth token, encrypted with `encrypt(config.keyring, …)`. */
@@ -68,16 +72,41 @@ const storeUnavailable = (cause: unknown) =>
   new AppError(503, 'SESSION_STORE_UNAVAILABLE', 'Sessions are unavailable. Try again shortly.', { cause })
 
 /**
- * Server-side sessions in Redis (connect-redis on the API's ioredis client), 30-day rolling
- * lifetime (renewed at most hourly, see {@link SESSION_TOUCH_INTERVAL_MS}). Keys live under `REDIS_PREFIX`, so several API processes share them and each test
- * file stays isolated. The cookie only carries the signed session id.
+ * Server-side sessions in Redis (JSON at `{prefix}{sid}` on the API's ioredis client), 30-day
+ * rolling lifetime (renewed at most hourly, see {@link SESSION_TOUCH_INTERVAL_MS}). Keys live
+ * under `REDIS_PREFIX`, so several API processes share them and each test file stays isolated.
+ * The cookie only carries the signed session id. With `API_READ_CACHE_MS` > 0, reads go through
+ * an in-process cache kept coherent by Redis client tracking (see session-cache.ts).
  */
 export default fp(
   async (fastify: FastifyInstance) => {
     const { config } = fastify
     const prefix = sessionKeyPrefix(config.REDIS_PREFIX)
-    const redisStore = new RedisStore({ client: fastify.redis, prefix, ttl: THIRTY_DAYS_MS / 1000 })
     const redis = fastify.redis
+    const cache =
+      config.API_READ_CACHE_MS > 0
+        ? createSessionCache({
+            redis,
+            redisUrl: config.REDIS_URL,
+            prefix,
+            ttlMs: config.API_READ_CACHE_MS,
+            log: fastify.log,
+          })
+        : null
+    fastify.decorate('sessionCache', cache)
+    if (cache) {
+      fastify.addHook('onClose', () => cache.close())
+      // Best effort, like the Redis connection itself: until tracking is on, reads go to Redis.
+      if (redis.status === 'ready' && !(await cache.whenTracking(3000))) {
+        fastify.log.warn('session cache not tracking at start-up; sessions are read from Redis')
+      }
+    }
+    // An empty value counts as no session (the rule of connect-redis, the store used before).
+    const read = async (sid: string) => {
+      const key = `${prefix}${sid}`
+      const raw = cache ? await cache.get(key) : (await redis.get(key)) || null
+      return raw === null ? null : (JSON.parse(raw) as unknown)
+    }
     // Ended sessions leave a tombstone, and writes skip tombstoned ids atomically: a request still
     // in flight when the user logs out (rolling sessions re-save on every response) cannot bring
     // the session back. The keys share the prefix's hash tag, so this also works on a cluster.
@@ -90,14 +119,25 @@ export default fp(
       // A session with no user holds only sign-ins in progress: it need not outlive them, and
       // anonymous visitors cannot fill Redis with month-long keys.
       const ttl = sess.user ? lifetime : Math.min(lifetime, STATE_ONLY_TTL_S)
-      await redis.eval(SAVE_UNLESS_ENDED, 2, `${prefix}${sid}`, tomb(sid), JSON.stringify(sess), ttl)
+      // Own writes are dropped here at once; other processes hear of them through tracking.
+      cache?.invalidate(`${prefix}${sid}`)
+      try {
+        await redis.eval(SAVE_UNLESS_ENDED, 2, `${prefix}${sid}`, tomb(sid), JSON.stringify(sess), ttl)
+      } finally {
+        cache?.invalidate(`${prefix}${sid}`)
+      }
     }
     const end = async (sid: string) => {
-      await redis
-        .multi()
-        .set(tomb(sid), '1', 'EX', THIRTY_DAYS_MS / 1000)
-        .del(`${prefix}${sid}`)
-        .exec()
+      cache?.invalidate(`${prefix}${sid}`)
+      try {
+        await redis
+          .multi()
+          .set(tomb(sid), '1', 'EX', THIRTY_DAYS_MS / 1000)
+          .del(`${prefix}${sid}`)
+          .exec()
+      } finally {
+        cache?.invalidate(`${prefix}${sid}`)
+      }
     }
     type Cb = (err?: unknown, data?: unknown) => void
     // Redis failures become a 503 with a stable code instead of a bare 500.
@@ -105,13 +145,13 @@ export default fp(
       (op: (...args: never[]) => Promise<unknown>) =>
       (...args: unknown[]) => {
         const cb = args.pop() as Cb
-        ;(op as (...a: unknown[]) => Promise<unknown>).apply(redisStore, args).then(
+        ;(op as (...a: unknown[]) => Promise<unknown>)(...args).then(
           (data) => cb(undefined, data ?? null),
           (err: unknown) => cb(storeUnavailable(err)),
         )
       }
     const store = {
-      get: wrap(redisStore.get),
+      get: wrap(read),
       set: wrap(saveUnlessEnded),
       destroy: wrap(end),
     }

@@ -71,16 +71,25 @@ redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 return 1`
 
 /**
- * The session cookie's signer (@fastify/cookie's HMAC-SHA256 `Signer`) remembering the cookies it
- * has verified: a cookie's verdict under one secret never changes, and its HMAC was several percent of a
- * cached read's time. Only valid cookies are remembered (at most 10,000), so forged ones cost their
- * HMAC every time and cannot push real ones out.
+ * The session cookie's signer (@fastify/cookie's HMAC-SHA256 `Signer`) remembering what it has
+ * signed and verified: a value's signature under one secret never changes, and @fastify/session
+ * signs the id again and verifies the cookie on every request (two HMACs, several percent of a
+ * cached read's time). Only valid cookies are remembered (at most 10,000 of each), so forged ones
+ * cost their HMAC every time and cannot push real ones out.
  */
 export function rememberingSigner(secret: string): Pick<Signer, 'sign' | 'unsign'> {
   const signer = new Signer(secret)
   const verified = new LRUCache<string, ReturnType<Signer['unsign']>>({ max: 10_000 })
+  const signed = new LRUCache<string, string>({ max: 10_000 })
   return {
-    sign: (value) => signer.sign(value),
+    sign(value) {
+      let signature = signed.get(value)
+      if (signature === undefined) {
+        signature = signer.sign(value)
+        signed.set(value, signature)
+      }
+      return signature
+    },
     unsign(input) {
       const known = verified.get(input)
       if (known) return known
@@ -187,10 +196,12 @@ export default fp(
     // and fails (503 SESSION_STORE_UNAVAILABLE) when that save fails.
     fastify.addHook('onSend', async (request) => {
       const sess = request.session
-      if (!sess?.sessionId || !sess.user || sess.isSaved() || sess.isModified()) return
+      if (!sess?.sessionId || !sess.user || sess.isSaved()) return
       // The expiry as stored (the plugin sets `cookie.expires` to now + maxAge on every load).
       const stored = (sess.cookie as { originalExpires?: Date }).originalExpires?.getTime()
       if (stored !== undefined && stored > Date.now() + THIRTY_DAYS_MS - SESSION_TOUCH_INTERVAL_MS) return
+      // Last: isModified() hashes the whole session, and a touch is due at most hourly.
+      if (sess.isModified()) return
       try {
         await sess.save()
       } catch (err) {

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { lstat, mkdir, readdir, rename, rm } from 'node:fs/promises'
+import { lstat, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { inheritedEnv, mapLimit, removeClone } from '@portico/core'
 
@@ -82,7 +82,10 @@ export interface CloneOptions {
 
 export interface CloneResult {
   commitSha: string
-  /** Bytes on disk (working tree and `.git`) as measured after checkout, by {@link directorySize}. */
+  /**
+   * Bytes on disk after checkout: the tree's blobs (written as committed) plus `.git` for a
+   * clone; the staged tree's blobs for a refresh.
+   */
   bytes: number
 }
 
@@ -317,10 +320,11 @@ export async function cloneRepository(opts: CloneOptions): Promise<CloneResult> 
       const empty = /cloned an empty repository/i.test(stderr)
       throw new CloneError(empty ? 'empty' : 'git', FAILURE_MESSAGES[empty ? 'empty' : 'git'])
     }
-    await checkTree(work, 'HEAD', opts)
+    const tree = await checkTree(work, 'HEAD', opts)
+    await checkOutAsCommitted(path.join(work, '.git'))
     await runGit(['reset', '--quiet', '--hard', 'HEAD'], work)
-    // Checkout conversions (.gitattributes eol, ident, encodings) can outgrow the blobs: measure.
-    const bytes = await directorySize(work)
+    // The files are the blobs as committed, so the tree's size is theirs: only .git is measured.
+    const bytes = tree.bytes + (await directorySize(path.join(work, '.git')))
     if (bytes > opts.maxBytes) throw new CloneError('too-large', FAILURE_MESSAGES['too-large'])
     await rename(work, opts.dest)
     return { commitSha, bytes }
@@ -330,13 +334,35 @@ export async function cloneRepository(opts: CloneOptions): Promise<CloneResult> 
   }
 }
 
-/** Refuses a tree over the file or size limits (from `git ls-tree`, before any checkout). */
-async function checkTree(repoDir: string, rev: string, opts: Pick<CloneOptions, 'maxBytes' | 'maxFiles'>) {
+/**
+ * Refuses a tree over the file or size limits (from `git ls-tree`, before any checkout).
+ * @returns the tree's entries and blob bytes.
+ */
+async function checkTree(
+  repoDir: string,
+  rev: string,
+  opts: Pick<CloneOptions, 'maxBytes' | 'maxFiles'>,
+): Promise<{ entries: number; bytes: number }> {
   const tree = await treeSize(repoDir, rev)
   if (opts.maxFiles !== undefined && tree.entries > opts.maxFiles) {
     throw new CloneError('too-many-files', FAILURE_MESSAGES['too-many-files'])
   }
   if (tree.bytes > opts.maxBytes) throw new CloneError('too-large', FAILURE_MESSAGES['too-large'])
+  return tree
+}
+
+/**
+ * Attributes that unset every checkout conversion (end of line, `ident`, `working-tree-encoding`,
+ * filters) for every path. `$GIT_DIR/info/attributes` outranks the repository's own
+ * `.gitattributes`, so the files written are the blobs byte for byte: no repository can make its
+ * checkout larger than its tree (`ident` alone grows `$Id$` twelvefold).
+ */
+const AS_COMMITTED_ATTRIBUTES = '* -text -eol -crlf -ident -filter -working-tree-encoding\n'
+
+/** Makes checkouts from the repository at `gitDir` write files exactly as committed. */
+async function checkOutAsCommitted(gitDir: string): Promise<void> {
+  await mkdir(path.join(gitDir, 'info'), { recursive: true })
+  await writeFile(path.join(gitDir, 'info', 'attributes'), AS_COMMITTED_ATTRIBUTES)
 }
 
 /**
@@ -458,16 +484,16 @@ export async function fetchLatest(opts: FetchOptions): Promise<CloneResult> {
       ['rev-parse', '--verify', '--quiet', `${REFRESH_REF}^{commit}`],
       opts.repoDir,
     )
-    await checkTree(opts.repoDir, commitSha, opts)
+    const tree = await checkTree(opts.repoDir, commitSha, opts)
+    // Clones made before the attributes existed get them too: the staged files are the blobs.
+    await checkOutAsCommitted(path.join(opts.repoDir, '.git'))
     await mkdir(opts.stageDir)
     const index = path.join(opts.repoDir, '.git', STAGE_INDEX)
     await rm(index, { force: true })
     const env = { GIT_INDEX_FILE: index }
     await runGit([`--work-tree=${opts.stageDir}`, 'read-tree', commitSha], opts.repoDir, env)
     await runGit([`--work-tree=${opts.stageDir}`, 'checkout-index', '--all', '--force'], opts.repoDir, env)
-    const bytes = await directorySize(opts.stageDir)
-    if (bytes > opts.maxBytes) throw new CloneError('too-large', FAILURE_MESSAGES['too-large'])
-    return { commitSha, bytes }
+    return { commitSha, bytes: tree.bytes }
   } catch (err) {
     await rm(opts.stageDir, { recursive: true, force: true, maxRetries: 3, retryDelay: 100 })
     throw err instanceof CloneError ? err : new CloneError('git', FAILURE_MESSAGES.git)

@@ -1,6 +1,6 @@
 /**
- * Clone job wall time vs a raw `git clone --depth 1` of the same simulator repository.
- * The job time is BullMQ's processedOn → finishedOn of a real clone job (clone, commit lookup,
+ * Clone job wall time vs a raw `git clone --depth 1 --single-branch --no-tags` (issue 12's baseline)
+ * of the same simulator repository. The job time is BullMQ's processedOn → finishedOn of a real clone job (clone, commit lookup,
  * status writes and analysis) run by the real processor; the raw clone gets the same
  * credentials the same way (an extra header through GIT_CONFIG_* variables). Target ratio ≤ 1.15; the
  * clone and analysis phases are reported separately (from the worker's own histograms).
@@ -84,10 +84,14 @@ try {
     }
     const started = performance.now()
     const code = await new Promise<number | null>((resolve) => {
-      const child = spawn('git', ['clone', '--depth', '1', '--', `${sim.url}/acme/bench.git`, dest], {
-        env,
-        stdio: 'ignore',
-      })
+      const child = spawn(
+        'git',
+        ['clone', '--depth', '1', '--single-branch', '--no-tags', '--', `${sim.url}/acme/bench.git`, dest],
+        {
+          env,
+          stdio: 'ignore',
+        },
+      )
       child.on('close', resolve)
     })
     if (code !== 0) throw new Error(`raw git clone exited ${code}`)
@@ -163,7 +167,7 @@ try {
   )
   console.log(`clone job wall time ms: ${jobMs.toFixed(0)}`)
   console.log(`clone job enqueue to completed ms: ${median(endToEnd).toFixed(0)}`)
-  console.log(`raw git clone --depth 1 ms: ${rawMs.toFixed(0)}`)
+  console.log(`raw git clone --depth 1 --single-branch --no-tags ms: ${rawMs.toFixed(0)}`)
   console.log(`clone job / raw git clone ratio: ${(jobMs / rawMs).toFixed(3)} (target <= 1.15)`)
 } finally {
   for (const fn of teardowns.reverse()) await fn()

@@ -10,6 +10,7 @@ import {
 import { createDb } from '@portico/db'
 import type { Worker } from 'bullmq'
 import type { Logger } from 'pino'
+import { retainAnalysisThreads } from './analysis/analyze-in-thread.js'
 import type { ProcessorFactory, ProcessorRegistry, WorkerContext } from './context.js'
 import { type HealthServer, startHealthServer } from './health/health-server.js'
 import { LOCAL_SWEEP_EVERY_MS, startLocalCloneSweep } from './processors/maintenance.processor.js'
@@ -57,9 +58,12 @@ export async function startWorker(
   }
   // Clones live on this host's disk: whoever consumes the clone queue sweeps its own CLONE_ROOT
   // (a local timer, since a scheduled job runs on one arbitrary worker, maybe on another host).
-  const stopLocalSweep = workers.some((w) => w.name === 'clone')
+  const consumesClones = workers.some((w) => w.name === 'clone')
+  const stopLocalSweep = consumesClones
     ? startLocalCloneSweep(ctx, runtimeOptions.localSweepEveryMs ?? LOCAL_SWEEP_EVERY_MS)
     : undefined
+  // Every clone ends in an analysis: a thread started now spares the first job its start-up.
+  const releaseAnalysisThreads = consumesClones ? retainAnalysisThreads() : undefined
   let health: HealthServer | undefined
   if (config.WORKER_HEALTH_PORT > 0) {
     health = await startHealthServer({
@@ -102,6 +106,7 @@ export async function startWorker(
       }
       await Promise.all(workers.map((w) => w.close(timedOut)))
       await stopLocalSweep?.()
+      await releaseAnalysisThreads?.()
       await health?.close()
       await closeQueues(queues)
       await Promise.all([

@@ -12,6 +12,7 @@ import { parseProgressLine } from '../src/clone/git-clone.js'
 import { createConnection, openDb, startTestWorker, waitFor } from './fixtures/connections.js'
 
 const BIG_REPO_BYTES = 3 * 1024 * 1024
+const IDENT_LINES = 100_000
 const seed = {
   ...defaultSeed,
   repos: [
@@ -24,6 +25,18 @@ const seed = {
       files: { 'README.md': '# big\n', 'blob.txt': randomBytes(BIG_REPO_BYTES).toString('base64') },
     },
     { owner: 'acme', name: 'empty', private: true, empty: true, files: {} },
+    {
+      owner: 'acme',
+      name: 'attributes',
+      private: true,
+      collaborators: [{ login: 'portico-bot', permission: 'read' as const }],
+      files: {
+        // Checked out with these attributes, each 5-byte line would become 48 bytes.
+        '.gitattributes': '* text eol=crlf ident\n',
+        'ids.txt': '$Id$\n'.repeat(IDENT_LINES),
+        'src/server.js': "const express = require('express')\napp.get('/health', h)\n",
+      },
+    },
   ],
 }
 const { sim, env, tokenOf } = await startTestSimulator(t, { seed })
@@ -206,6 +219,22 @@ t.test('CLONE_MAX_MB: a larger repository is stopped and cleaned up', async (t) 
   t.match(failed?.error_message, /larger than 1 MiB \(CLONE_MAX_MB\)/)
   const dir = path.dirname(clonePath(config.cloneRoot, row.tenant_id, row.id))
   t.same(await readdir(dir).catch(() => []), [], 'partial clone removed')
+})
+
+t.test('files are checked out as committed: .gitattributes cannot convert or grow them', async (t) => {
+  // 500 KB of `$Id$` lines is 4.8 MB once `ident` and CRLF expand them: over a 1 MiB limit.
+  const { config, db, queue } = await setup(t, { CLONE_MAX_MB: '1' })
+  const row = await createConnection(db, config, { repo: 'attributes', token: tokenOf('portico-bot') })
+  const job = await enqueue(queue, row.id)
+  const { state } = await finalState(queue, job.id!)
+  t.equal(state, 'completed')
+  const done = await findConnection(db, row.id)
+  t.equal(done?.status, 'analyzed')
+  t.equal(done?.routes_count, 1)
+  const dest = clonePath(config.cloneRoot, row.tenant_id, row.id)
+  const ids = await readFile(path.join(dest, 'ids.txt'), 'utf8')
+  t.equal(ids.length, IDENT_LINES * 5, 'not expanded')
+  t.ok(ids === '$Id$\n'.repeat(IDENT_LINES), 'byte for byte')
 })
 
 t.test('CLONE_MAX_FILES: a tree with more entries is refused before checkout', async (t) => {

@@ -1,8 +1,18 @@
-// Entry point of the analysis worker thread (see analyze-in-thread.ts): analyses one clone and
-// posts the result back. Nothing else runs here, so the main thread's event loop stays free.
-import { parentPort, workerData } from 'node:worker_threads'
-import { type AnalysisLimits, analyzeRepository } from './analyze.js'
+// Entry point of an analysis worker thread (see analyze-in-thread.ts): analyses one clone per
+// request and posts the result back, then waits for the next. Nothing else runs here, so the
+// main thread's event loop stays free.
+import { getHeapStatistics } from 'node:v8'
+import { parentPort } from 'node:worker_threads'
+import { analyzeRepository } from './analyze.js'
+import type { AnalysisReply, AnalysisRequest } from './analyze-in-thread.js'
 
-const { root, limits } = workerData as { root: string; limits: AnalysisLimits }
-const result = await analyzeRepository(root, limits)
-parentPort?.postMessage(result)
+parentPort?.on('message', ({ id, root, limits }: AnalysisRequest) => {
+  analyzeRepository(root, limits).then(
+    (result) => reply({ id, result, heapBytes: getHeapStatistics().used_heap_size }),
+    (err: unknown) => reply({ id, error: err instanceof Error ? err.message : String(err) }),
+  )
+})
+
+function reply(message: AnalysisReply): void {
+  parentPort?.postMessage(message)
+}

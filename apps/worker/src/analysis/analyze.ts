@@ -1,6 +1,7 @@
 import { constants } from 'node:fs'
-import { type FileHandle, open, opendir } from 'node:fs/promises'
+import { type FileHandle, open, readdir } from 'node:fs/promises'
 import path from 'node:path'
+import { mapLimit } from '@portico/core/map-limit'
 import type { AnalysisSummary } from '@portico/db'
 import { detectComponent, detectRoutes, isSourceFile } from './detectors.js'
 
@@ -26,6 +27,13 @@ export const DEFAULT_ANALYSIS_LIMITS: AnalysisLimits = {
   maxDepth: 32,
   maxListed: 2_000,
 }
+
+/**
+ * Folders listed, and files read, at a time: a serial walk waits out one thread-pool round trip
+ * per folder and per file (about 0.5 s for 2,000 folders). At most this many files past a limit
+ * are read and discarded.
+ */
+const IO_CONCURRENCY = 16
 
 /** The analysis of one clone: the stored summary and its three counts. */
 export interface AnalysisResult {
@@ -80,32 +88,54 @@ export async function analyzeRepository(
   let truncated = false
   let timedOut = false
 
-  const files = walk(root, limits.maxDepth)
-  for await (const rel of files) {
-    if (filesScanned >= limits.maxFiles || bytesRead >= limits.maxTotalBytes) {
-      truncated = true
-      break
-    }
-    if (limits.deadline !== undefined && Date.now() >= limits.deadline) {
+  const pastDeadline = () => limits.deadline !== undefined && Date.now() >= limits.deadline
+  let dirs = ['']
+  walk: for (let depth = 0; dirs.length > 0; depth++) {
+    if (pastDeadline()) {
       truncated = true
       timedOut = true
       break
     }
-    const source = await readBounded(path.join(root, rel), limits.maxFileBytes)
-    if (source === undefined) continue
-    filesScanned += 1
-    bytesRead += Buffer.byteLength(source)
-    for (const route of detectRoutes(rel, source)) {
-      frameworks.add(route.framework)
-      endpoints.add(`${route.method} ${route.path}`)
-      routesCount += 1
-      if (routes.length < limits.maxListed) routes.push({ method: route.method, path: route.path, file: rel })
-    }
-    const component = detectComponent(rel, source)
-    if (component) {
-      frameworks.add(component.framework)
-      componentsCount += 1
-      if (components.length < limits.maxListed) components.push({ name: component.name, file: rel })
+    const level = await listLevel(root, dirs, depth < limits.maxDepth)
+    dirs = level.subdirs
+    // Read a batch at a time, then take the files in order, so the limits and the deadline cut
+    // the walk at the same file as a one-by-one read would.
+    for (let start = 0; start < level.files.length; start += IO_CONCURRENCY) {
+      const batch = level.files.slice(start, start + IO_CONCURRENCY)
+      const sources =
+        filesScanned >= limits.maxFiles || bytesRead >= limits.maxTotalBytes || pastDeadline()
+          ? []
+          : await mapLimit(batch, IO_CONCURRENCY, (rel) =>
+              readBounded(path.join(root, rel), limits.maxFileBytes),
+            )
+      for (const [i, rel] of batch.entries()) {
+        if (filesScanned >= limits.maxFiles || bytesRead >= limits.maxTotalBytes) {
+          truncated = true
+          break walk
+        }
+        if (pastDeadline()) {
+          truncated = true
+          timedOut = true
+          break walk
+        }
+        const source = sources[i]
+        if (source === undefined) continue
+        filesScanned += 1
+        bytesRead += Buffer.byteLength(source)
+        for (const route of detectRoutes(rel, source)) {
+          frameworks.add(route.framework)
+          endpoints.add(`${route.method} ${route.path}`)
+          routesCount += 1
+          if (routes.length < limits.maxListed)
+            routes.push({ method: route.method, path: route.path, file: rel })
+        }
+        const component = detectComponent(rel, source)
+        if (component) {
+          frameworks.add(component.framework)
+          componentsCount += 1
+          if (components.length < limits.maxListed) components.push({ name: component.name, file: rel })
+        }
+      }
     }
   }
   return {
@@ -124,31 +154,33 @@ export async function analyzeRepository(
   }
 }
 
-/** Source files under `root` as sorted, `/`-separated relative paths; symlinks are never entered. */
-async function* walk(root: string, maxDepth: number): AsyncGenerator<string> {
-  const queue: { dir: string; depth: number }[] = [{ dir: '', depth: 0 }]
-  while (queue.length > 0) {
-    const { dir, depth } = queue.shift() as { dir: string; depth: number }
-    let entries: { name: string; isDir: boolean; isFile: boolean }[] = []
-    try {
-      const handle = await opendir(path.join(root, dir))
-      for await (const e of handle) entries.push({ name: e.name, isDir: e.isDirectory(), isFile: e.isFile() })
-    } catch {
-      continue
-    }
-    entries = entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+/**
+ * One breadth-first level of the walk: the source files and the folders to descend into (when
+ * `descend`) of `dirs`, as `/`-separated paths relative to `root`, each folder's entries sorted
+ * by name and folders kept in order. Symlinks are never entered; unreadable folders are empty.
+ */
+async function listLevel(
+  root: string,
+  dirs: string[],
+  descend: boolean,
+): Promise<{ files: string[]; subdirs: string[] }> {
+  const listed = await mapLimit(dirs, IO_CONCURRENCY, async (dir) => {
+    const entries = await readdir(path.join(root, dir), { withFileTypes: true }).catch(() => [])
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    const subdirs: string[] = []
+    const files: string[] = []
     for (const e of entries) {
       const rel = dir === '' ? e.name : `${dir}/${e.name}`
       // Dirent types come from lstat semantics: a symlink is neither a file nor a directory here.
-      if (e.isDir) {
-        if (depth < maxDepth && !e.name.startsWith('.') && !SKIPPED_DIRS.has(e.name)) {
-          queue.push({ dir: rel, depth: depth + 1 })
-        }
-      } else if (e.isFile && isSourceFile(e.name)) {
-        yield rel
+      if (e.isDirectory()) {
+        if (descend && !e.name.startsWith('.') && !SKIPPED_DIRS.has(e.name)) subdirs.push(rel)
+      } else if (e.isFile() && isSourceFile(e.name)) {
+        files.push(rel)
       }
     }
-  }
+    return { subdirs, files }
+  })
+  return { files: listed.flatMap((l) => l.files), subdirs: listed.flatMap((l) => l.subdirs) }
 }
 
 /** A regular file's text, or undefined when it is larger than `maxBytes` or not a regular file. */

@@ -1,8 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { lstat, mkdir, opendir, rename, rm } from 'node:fs/promises'
+import { lstat, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import { inheritedEnv, removeClone } from '@portico/core'
+import { inheritedEnv, mapLimit, removeClone } from '@portico/core'
 
 /** Why a clone failed; `permanent` failures are not worth retrying. */
 export type CloneFailure =
@@ -82,6 +82,11 @@ export interface CloneOptions {
 
 export interface CloneResult {
   commitSha: string
+  /**
+   * Bytes on disk after checkout: the tree's blobs (written as committed) plus `.git` for a
+   * clone; the staged tree's blobs for a refresh.
+   */
+  bytes: number
 }
 
 // Phase weights of `git clone --progress` output, mapped onto 0–100.
@@ -197,27 +202,34 @@ export function gitEnv(token?: string): NodeJS.ProcessEnv {
   return env
 }
 
-/** Total size in bytes of the files under `dir` (symlinks counted, never followed). */
+/** Directories listed (then entries measured) at a time by {@link directorySize}. */
+const SIZE_CONCURRENCY = 16
+
+/**
+ * Total size in bytes of the files under `dir` (symlinks counted, never followed); unreadable
+ * entries count 0. Breadth-first, `SIZE_CONCURRENCY` file-system calls in flight: a serial walk
+ * waits out one thread-pool round trip per entry (about 0.5 s for a 2,000-folder checkout).
+ */
 export async function directorySize(dir: string): Promise<number> {
   let total = 0
-  const stack = [dir]
-  while (stack.length > 0) {
-    const current = stack.pop() as string
-    let handle: Awaited<ReturnType<typeof opendir>>
-    try {
-      handle = await opendir(current)
-    } catch {
-      continue
-    }
-    for await (const entry of handle) {
-      const full = path.join(current, entry.name)
-      if (entry.isDirectory()) stack.push(full)
-      else
-        total += await lstat(full).then(
-          (s) => s.size,
-          () => 0,
-        )
-    }
+  let level = [dir]
+  while (level.length > 0) {
+    const listed = await mapLimit(level, SIZE_CONCURRENCY, async (current) => {
+      const dirs: string[] = []
+      const others: string[] = []
+      const entries = await readdir(current, { withFileTypes: true }).catch(() => [])
+      for (const entry of entries) (entry.isDirectory() ? dirs : others).push(path.join(current, entry.name))
+      return { dirs, others }
+    })
+    const others = listed.flatMap((l) => l.others)
+    const sizes = await mapLimit(others, SIZE_CONCURRENCY, (file) =>
+      lstat(file).then(
+        (s) => s.size,
+        () => 0,
+      ),
+    )
+    for (const size of sizes) total += size
+    level = listed.flatMap((l) => l.dirs)
   }
   return total
 }
@@ -308,25 +320,49 @@ export async function cloneRepository(opts: CloneOptions): Promise<CloneResult> 
       const empty = /cloned an empty repository/i.test(stderr)
       throw new CloneError(empty ? 'empty' : 'git', FAILURE_MESSAGES[empty ? 'empty' : 'git'])
     }
-    await checkTree(work, 'HEAD', opts)
+    const tree = await checkTree(work, 'HEAD', opts)
+    await checkOutAsCommitted(path.join(work, '.git'))
     await runGit(['reset', '--quiet', '--hard', 'HEAD'], work)
-    if ((await directorySize(work)) > opts.maxBytes)
-      throw new CloneError('too-large', FAILURE_MESSAGES['too-large'])
+    // The files are the blobs as committed, so the tree's size is theirs: only .git is measured.
+    const bytes = tree.bytes + (await directorySize(path.join(work, '.git')))
+    if (bytes > opts.maxBytes) throw new CloneError('too-large', FAILURE_MESSAGES['too-large'])
     await rename(work, opts.dest)
-    return { commitSha }
+    return { commitSha, bytes }
   } catch (err) {
     await rm(work, { recursive: true, force: true, maxRetries: 3, retryDelay: 100 })
     throw err instanceof CloneError ? err : new CloneError('git', FAILURE_MESSAGES.git)
   }
 }
 
-/** Refuses a tree over the file or size limits (from `git ls-tree`, before any checkout). */
-async function checkTree(repoDir: string, rev: string, opts: Pick<CloneOptions, 'maxBytes' | 'maxFiles'>) {
+/**
+ * Refuses a tree over the file or size limits (from `git ls-tree`, before any checkout).
+ * @returns the tree's entries and blob bytes.
+ */
+async function checkTree(
+  repoDir: string,
+  rev: string,
+  opts: Pick<CloneOptions, 'maxBytes' | 'maxFiles'>,
+): Promise<{ entries: number; bytes: number }> {
   const tree = await treeSize(repoDir, rev)
   if (opts.maxFiles !== undefined && tree.entries > opts.maxFiles) {
     throw new CloneError('too-many-files', FAILURE_MESSAGES['too-many-files'])
   }
   if (tree.bytes > opts.maxBytes) throw new CloneError('too-large', FAILURE_MESSAGES['too-large'])
+  return tree
+}
+
+/**
+ * Attributes that unset every checkout conversion (end of line, `ident`, `working-tree-encoding`,
+ * filters) for every path. `$GIT_DIR/info/attributes` outranks the repository's own
+ * `.gitattributes`, so the files written are the blobs byte for byte: no repository can make its
+ * checkout larger than its tree (`ident` alone grows `$Id$` twelvefold).
+ */
+const AS_COMMITTED_ATTRIBUTES = '* -text -eol -crlf -ident -filter -working-tree-encoding\n'
+
+/** Makes checkouts from the repository at `gitDir` write files exactly as committed. */
+async function checkOutAsCommitted(gitDir: string): Promise<void> {
+  await mkdir(path.join(gitDir, 'info'), { recursive: true })
+  await writeFile(path.join(gitDir, 'info', 'attributes'), AS_COMMITTED_ATTRIBUTES)
 }
 
 /**
@@ -448,16 +484,16 @@ export async function fetchLatest(opts: FetchOptions): Promise<CloneResult> {
       ['rev-parse', '--verify', '--quiet', `${REFRESH_REF}^{commit}`],
       opts.repoDir,
     )
-    await checkTree(opts.repoDir, commitSha, opts)
+    const tree = await checkTree(opts.repoDir, commitSha, opts)
+    // Clones made before the attributes existed get them too: the staged files are the blobs.
+    await checkOutAsCommitted(path.join(opts.repoDir, '.git'))
     await mkdir(opts.stageDir)
     const index = path.join(opts.repoDir, '.git', STAGE_INDEX)
     await rm(index, { force: true })
     const env = { GIT_INDEX_FILE: index }
     await runGit([`--work-tree=${opts.stageDir}`, 'read-tree', commitSha], opts.repoDir, env)
     await runGit([`--work-tree=${opts.stageDir}`, 'checkout-index', '--all', '--force'], opts.repoDir, env)
-    if ((await directorySize(opts.stageDir)) > opts.maxBytes)
-      throw new CloneError('too-large', FAILURE_MESSAGES['too-large'])
-    return { commitSha }
+    return { commitSha, bytes: tree.bytes }
   } catch (err) {
     await rm(opts.stageDir, { recursive: true, force: true, maxRetries: 3, retryDelay: 100 })
     throw err instanceof CloneError ? err : new CloneError('git', FAILURE_MESSAGES.git)

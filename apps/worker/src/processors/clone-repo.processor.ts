@@ -35,14 +35,7 @@ import { DelayedError, type Job, UnrecoverableError } from 'bullmq'
 import type { AnalysisResult } from '../analysis/analyze.js'
 import { analyzeInThread } from '../analysis/analyze-in-thread.js'
 import { APP_ACCESS_REVOKED, APP_ACCESS_REVOKED_MESSAGE } from '../clone/app-access-revoked.js'
-import {
-  CloneError,
-  cloneRepository,
-  directorySize,
-  fetchLatest,
-  hasClone,
-  promoteStaged,
-} from '../clone/git-clone.js'
+import { CloneError, cloneRepository, fetchLatest, hasClone, promoteStaged } from '../clone/git-clone.js'
 import type { ProcessorFactory, WorkerContext } from '../context.js'
 
 /** Progress is written at most this often; the same tick notices a deleted row (cancellation). */
@@ -272,8 +265,9 @@ async function runClone(
         onProgress: (percent) => ticker.set(Math.floor((percent * CLONE_SHARE) / 100)),
       })
     let commitSha: string
+    let bytes: number
     try {
-      ;({ commitSha } = await cloneOnce(token))
+      ;({ commitSha, bytes } = await cloneOnce(token))
     } catch (err) {
       // An installation token GitHub refused (expired, revoked mid-job) or that no longer reaches the
       // repository: mint a fresh one, once (GitHub then says whether access was revoked).
@@ -283,11 +277,11 @@ async function runClone(
       if (!viaApp || !refused) throw err
       log.info('GitHub refused the installation token; minting a new one')
       token = await mintCloneToken(ctx, app, row, true)
-      ;({ commitSha } = await cloneOnce(token))
+      ;({ commitSha, bytes } = await cloneOnce(token))
     }
     await ticker.stop()
     cloneDuration.observe((performance.now() - cloneStarted) / 1000)
-    cloneBytes.inc(await directorySize(dest).catch(() => 0))
+    cloneBytes.inc(bytes)
     const cloned = await updateConnectionIfStatus(ctx.db, row.id, ['cloning'], {
       status: 'cloned',
       progress: CLONE_SHARE,

@@ -11,7 +11,8 @@
  *   - warm `GET /api/pods` as the signed-in user: ≥ 0.15× baseline, zero counted GitHub calls;
  * and finally the API's RSS after 100 connections for 30 s (≤ 200 MB).
  * Env: BENCH_ROUNDS (default 2), BENCH_SECONDS per measurement (default 8), BENCH_LOG_LEVEL,
- * BENCH_CPU_PROF (a directory for a `--cpu-prof` profile of the API process).
+ * BENCH_CPU_PROF (a directory for a `--cpu-prof` profile of the API process), BENCH_NODE (the Node
+ * binary both servers run on; default the one running the bench).
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -23,6 +24,8 @@ import { testConfig } from '@portico/testing'
 import autocannon from 'autocannon'
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2)
+/** The Node both servers run on: BENCH_NODE (e.g. the Node 24 CI installs in .cache/node24), else this one. */
+const NODE = process.env.BENCH_NODE ?? process.execPath
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8)
 const CONNECTIONS = 50
 const PUBLIC_URL = 'http://localhost:3000'
@@ -38,7 +41,7 @@ const root = path.join(import.meta.dirname, '..', '..')
 async function startServer(file: string, env: Record<string, string>) {
   const port = Number(env.PORT ?? 0)
   const child: ChildProcess = spawn(
-    process.execPath,
+    NODE,
     [
       // BENCH_CPU_PROF=<dir>: write a V8 CPU profile of the API process there (open it in DevTools).
       ...(process.env.BENCH_CPU_PROF && port !== 0
@@ -177,6 +180,8 @@ try {
     GITHUB_OAUTH_CLIENT_SECRET: 'portico-dev-secret',
   })
 
+  const nodeVersion = spawnSync(NODE, ['--version'], { encoding: 'utf8' }).stdout.trim()
+  console.log(`servers: plain Node ${nodeVersion}, ${CONNECTIONS} connections, ${SECONDS} s per measurement`)
   const cookie = await signIn(api.url, 'octocat')
   const write = { cookie, origin: PUBLIC_URL, 'content-type': 'application/json' }
   const tenant = await json<{ id: string }>(

@@ -2,6 +2,17 @@ import { redactSecrets } from './tokens.js'
 
 /** Paths pino censors in every log line of both processes. */
 export const REDACT_PATHS = [
+  // Top level (`log.info({ token })`) and one level down (`log.info({ connection })`).
+  'token',
+  'pat',
+  'accessToken',
+  'access_token',
+  'encrypted_token',
+  'encryptedToken',
+  'password',
+  'secret',
+  'client_secret',
+  'privateKey',
   'req.headers.authorization',
   'req.headers.cookie',
   'req.headers["x-github-token"]',

@@ -1,0 +1,63 @@
+import { loggerOptions } from '@portico/core'
+import { testConfig } from '@portico/testing'
+import Fastify from 'fastify'
+import { pino } from 'pino'
+import t from 'tap'
+import app from '../src/app.js'
+import { serverOptions } from '../src/server-options.js'
+
+// One line per request, written when it ends, with what an operator searches by; secrets in the
+// query string are redacted even though that line skips path redaction.
+const config = await testConfig(t, { LOG_LEVEL: 'info' })
+const lines: Record<string, unknown>[] = []
+const server = Fastify(
+  serverOptions(config, {
+    ...loggerOptions('info'),
+    stream: { write: (line: string) => void lines.push(JSON.parse(line)) },
+  }),
+)
+await server.register(app, { config })
+server.get('/test/boom', async () => {
+  throw Object.assign(new Error('exploded with ghp_0123456789abcdefghijklmnopqrstuvwxyz'), { token: 'ghp_x' })
+})
+await server.ready()
+t.teardown(() => server.close())
+
+const forRequest = (id: string) => lines.filter((l) => l.reqId === id)
+
+t.test('a request writes one line when it ends: id, method, redacted URL, status, time', async (t) => {
+  const res = await server.inject({ url: '/health/live?code=oauth-code-123&x=1' })
+  const mine = forRequest(String(res.headers['x-request-id']))
+  t.equal(mine.length, 1, 'no "incoming request" line')
+  const [line] = mine
+  t.equal(line?.msg, 'request completed')
+  t.match(line, {
+    level: 30,
+    req: { method: 'GET', url: '/health/live?code=[REDACTED]&x=1' },
+    res: { statusCode: 200 },
+    responseTime: Number,
+  })
+  t.notOk(JSON.stringify(mine).includes('oauth-code-123'))
+})
+
+t.test('a failed request is logged through the redacting logger, with its error', async (t) => {
+  const res = await server.inject({ url: '/test/boom' })
+  t.equal(res.statusCode, 500)
+  const mine = forRequest(String(res.headers['x-request-id']))
+  t.ok(mine.some((l) => l.msg === 'request failed' || l.msg === 'request errored'))
+  t.notOk(JSON.stringify(mine).includes('ghp_0123456789abcdefghijklmnopqrstuvwxyz'))
+  t.ok(mine.some((l) => l.res && (l.res as { statusCode?: number }).statusCode === 500))
+})
+
+t.test('token-named fields are redacted at the top level and one level down', async (t) => {
+  const out: string[] = []
+  const log = pino(loggerOptions('info'), { write: (s: string) => void out.push(s) })
+  log.info(
+    { token: 'ghp_top', pat: 'ghp_pat', connection: { encrypted_token: 'v1.k.a.b.c', token: 'ghp_nested' } },
+    'm',
+  )
+  const text = out.join('')
+  for (const secret of ['ghp_top', 'ghp_pat', 'v1.k.a.b.c', 'ghp_nested'])
+    t.notOk(text.includes(secret), secret)
+  t.ok(text.includes('[REDACTED]'))
+})

@@ -1,8 +1,12 @@
 import { insertConnection } from '@portico/db'
-import { startTestSimulator } from '@portico/testing'
+import { startTestSimulator, testConfig } from '@portico/testing'
+import Fastify from 'fastify'
 import { sql } from 'kysely'
 import t from 'tap'
-import { build, createTenantWithProject, signIn } from './helper.js'
+import apiApp from '../src/app.js'
+import { serverOptions } from '../src/server-options.js'
+import { freezingProxy, throughProxy } from './freezing-proxy.js'
+import { build, createTenantWithProject, signIn, writeHeaders } from './helper.js'
 
 // API_READ_CACHE_MS: project access and connection status answered from memory, dropped when
 // Postgres reports a change (LISTEN/NOTIFY). A TTL of a minute means only a notice can explain
@@ -39,7 +43,7 @@ async function eventually(what: string, check: () => Promise<boolean>): Promise<
 const listenerPid = async () =>
   (
     await sql<{ pid: number }>`select pid from pg_stat_activity
-      where datname = current_database() and query = 'LISTEN portico_changes'`.execute(app.db)
+      where datname = current_database() and application_name = 'portico-change-listener'`.execute(app.db)
   ).rows[0]?.pid
 
 // The listener connects in the background after start-up; reads are cached once it is in place.
@@ -133,6 +137,64 @@ t.test('API_READ_CACHE_MS=0: nothing is cached and nothing listens', async (t) =
   t.equal((await read()).statusCode, 404)
   t.same(plain.readCache.stats, { hits: 0, misses: 0 })
   const listeners = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
-    where datname = current_database() and query = 'LISTEN portico_changes'`.execute(plain.db)
+    where datname = current_database() and application_name = 'portico-change-listener'`.execute(plain.db)
   t.equal(listeners.rows[0]?.n, 0)
+})
+
+t.test(
+  'writes: anonymous or refused ones keep the cache, a signed-in one that may have changed something empties it',
+  async (t) => {
+    await status()
+    await status()
+    let misses = app.readCache.stats.misses
+    t.equal((await app.inject({ method: 'POST', url: '/no/such/route' })).statusCode, 404)
+    await status()
+    t.equal(app.readCache.stats.misses, misses, 'an anonymous POST changes nothing cached')
+    const refused = await app.inject({
+      method: 'POST',
+      url: '/api/v1/tenants',
+      headers: writeHeaders(app, owner.cookie),
+      payload: { slug: '' },
+    })
+    t.equal(refused.statusCode, 400)
+    await status()
+    t.equal(app.readCache.stats.misses, misses, 'a refused write changes nothing cached')
+    const made = await app.inject({
+      method: 'POST',
+      url: '/api/v1/tenants',
+      headers: writeHeaders(app, owner.cookie),
+      payload: { slug: 'another', name: 'Another' },
+    })
+    t.equal(made.statusCode, 201)
+    misses = app.readCache.stats.misses
+    await status()
+    t.ok(app.readCache.stats.misses > misses, 'the next read goes to Postgres')
+  },
+)
+
+t.test('a listener whose path goes dark without closing stops the cache within seconds', async (t) => {
+  const base = await testConfig(t, { ...env, API_READ_CACHE_MS: '60000' })
+  const proxy = await freezingProxy(Number(new URL(base.DATABASE_URL).port || 5432), 'LISTEN portico_changes')
+  t.teardown(() => proxy.close())
+  const config = { ...base, DATABASE_URL: throughProxy(base.DATABASE_URL, proxy.port) }
+  const server = Fastify(serverOptions(config, false))
+  await server.register(apiApp, { config })
+  await server.ready()
+  t.teardown(() => server.close())
+  const user = await signIn(server, sim, 'octocat')
+  const made = await createTenantWithProject(server, user.cookie)
+  await eventually('the listener goes through the proxy', async () => proxy.marked() === 1)
+  const read = () =>
+    server.inject({ url: `/api/v1/projects/${made.project.id}/github`, headers: { cookie: user.cookie } })
+  await eventually('reads are answered from memory', async () => {
+    const hits = server.readCache.stats.hits
+    await read()
+    return server.readCache.stats.hits > hits
+  })
+  proxy.freeze()
+  // Revoked by someone else: the notice goes into the dark.
+  await server.db.deleteFrom('tenant_members').where('tenant_id', '=', made.tenant.id).execute()
+  const started = Date.now()
+  await eventually('the revoked member is refused', async () => (await read()).statusCode === 404)
+  t.ok(Date.now() - started < 5000, 'within seconds, not after the 60 s TTL')
 })

@@ -6,6 +6,7 @@ import t from 'tap'
 import app from '../src/app.js'
 import { serverOptions } from '../src/server-options.js'
 import { until } from './e2e.js'
+import { freezingProxy, throughProxy } from './freezing-proxy.js'
 import { build, signIn, writeHeaders } from './helper.js'
 
 // The in-process session cache (issue 12) and its coherence through Redis client tracking. The
@@ -172,4 +173,26 @@ t.test('API_READ_CACHE_MS=0: no cache, no tracking', async (t) => {
   const redis = plainRedis(t, server.config.REDIS_URL)
   await redis.del(sessionKey(server.config.REDIS_PREFIX, cookie))
   t.equal(await userStatus(server, cookie), 401, 'the very next read sees Redis')
+})
+
+t.test('a subscriber whose path goes dark without closing stops the cache within seconds', async (t) => {
+  const base = await testConfig(t, cached)
+  const proxy = await freezingProxy(Number(new URL(base.REDIS_URL).port || 6379), 'portico-session-cache')
+  t.teardown(() => proxy.close())
+  const server = Fastify(
+    serverOptions({ ...base, REDIS_URL: throughProxy(base.REDIS_URL, proxy.port) }, false),
+  )
+  await server.register(app, { config: { ...base, REDIS_URL: throughProxy(base.REDIS_URL, proxy.port) } })
+  await server.ready()
+  t.teardown(() => server.close())
+  const { cookie } = await signIn(server, sim, 'octocat')
+  t.equal(proxy.marked(), 1, 'the subscriber goes through the proxy')
+  t.equal(await userStatus(server, cookie), 200)
+  t.equal(await userStatus(server, cookie), 200)
+  proxy.freeze()
+  // Another process logs the user out: the invalidation is sent into the dark.
+  const other = plainRedis(t, base.REDIS_URL)
+  t.equal(await other.del(sessionKey(base.REDIS_PREFIX, cookie)), 1)
+  const took = await untilStatus(server, cookie, 401, 'the deleted session is refused')
+  t.ok(took < 5000, `refused after ${took} ms, not after the 60 s TTL`)
 })

@@ -3,6 +3,8 @@ import { ConfigSchema } from './config.js'
 interface Prop {
   description?: string
   default?: unknown
+  minimum?: number
+  maximum?: number
 }
 
 /** Markers around the generated configuration table in README.md. */
@@ -11,6 +13,13 @@ export const CONFIG_TABLE_MARKERS = { start: '<!-- config:start -->', end: '<!--
 const REQUIRED_IN_PRODUCTION = new Set(['SESSION_SECRET', 'TOKEN_ENCRYPTION_KEYS', 'DATABASE_URL'])
 const DEV_ONLY_DEFAULT = new Set(['SESSION_SECRET', 'TOKEN_ENCRYPTION_KEYS'])
 const entries = () => Object.entries(ConfigSchema.properties as Record<string, Prop>)
+
+/** The description, with an integer's accepted range when it has an upper bound. */
+function describe(prop: Prop): string {
+  const bounded =
+    prop.minimum !== undefined && prop.maximum !== undefined && prop.maximum < Number.MAX_SAFE_INTEGER
+  return `${prop.description ?? ''}${bounded ? ` Accepted: ${prop.minimum}–${prop.maximum}.` : ''}`
+}
 
 function defaultOf(name: string, prop: Prop): string {
   if (DEV_ONLY_DEFAULT.has(name)) return 'development value; none in production'
@@ -21,15 +30,14 @@ function defaultOf(name: string, prop: Prop): string {
 /** The text of `.env.example`, generated from the config schema. */
 export function envExample(): string {
   const lines = [
-    '# Portico configuration. Copy to .env for `npm start`; every variable is optional in development.',
+    '# Portico configuration. Copy to .env for `npm start` and uncomment what you set: every variable',
+    '# is optional in development, and a commented line shows the default (PUBLIC_URL then follows PORT).',
     '# Generated from packages/core/src/config.ts by `npm run env:docs`.',
     '',
   ]
   for (const [name, prop] of entries()) {
-    lines.push(
-      `# ${prop.description ?? ''}${REQUIRED_IN_PRODUCTION.has(name) ? ' Required in production.' : ''}`,
-    )
-    lines.push(prop.default === undefined ? `# ${name}=` : `${name}=${String(prop.default)}`)
+    lines.push(`# ${describe(prop)}${REQUIRED_IN_PRODUCTION.has(name) ? ' Required in production.' : ''}`)
+    lines.push(`# ${name}=${prop.default === undefined ? '' : String(prop.default)}`)
     lines.push('')
   }
   return lines.join('\n')
@@ -38,8 +46,7 @@ export function envExample(): string {
 /** The README's configuration table (Markdown), generated from the config schema. */
 export function configTable(): string {
   const rows = entries().map(
-    ([name, prop]) =>
-      `| \`${name}\` | ${defaultOf(name, prop)} | ${(prop.description ?? '').replace(/\|/g, '\\|')} |`,
+    ([name, prop]) => `| \`${name}\` | ${defaultOf(name, prop)} | ${describe(prop).replace(/\|/g, '\\|')} |`,
   )
   return ['| Variable | Default | Meaning |', '| --- | --- | --- |', ...rows].join('\n')
 }

@@ -1,4 +1,4 @@
-import { type ConnectionView, listenForChanges, type ProjectAccess } from '@portico/db'
+import { type ConnectionView, HEARTBEAT_MS, listenForChanges, type ProjectAccess } from '@portico/db'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { LRUCache } from 'lru-cache'
@@ -104,12 +104,15 @@ export default fp(
     })
     fastify.addHook('onClose', () => listener.close())
 
+    // Listening, and the connection answered a check recently: a dark path serves nothing.
+    const live = () => listening && Date.now() - listener.confirmedAt <= 2 * HEARTBEAT_MS
+
     async function read<T>(
       cache: LRUCache<string, Slot<T>>,
       key: string,
       load: () => Promise<T | undefined>,
     ): Promise<T | undefined> {
-      if (!listening) return load()
+      if (!live()) return load()
       const slot = cache.get(key)
       if (slot) {
         stats.hits += 1
@@ -118,7 +121,7 @@ export default fp(
       stats.misses += 1
       const started = generation
       const value = await load()
-      if (listening && generation === started) cache.set(key, { value })
+      if (live() && generation === started) cache.set(key, { value })
       return value
     }
 
@@ -130,10 +133,12 @@ export default fp(
     } satisfies ReadCache)
 
     // Read-your-writes in this process: a write's own notice may arrive after its answer, so a
-    // write drops everything before it answers. Writes are rare next to reads; webhook deliveries
-    // change nothing cached themselves (their jobs' writes are noticed like any other).
-    fastify.addHook('onSend', async (request) => {
-      if (!READ_METHODS.has(request.method) && !request.url.startsWith('/webhooks/')) clear()
+    // signed-in write drops everything before it answers. Anonymous requests write nothing cached
+    // (webhook deliveries' jobs are noticed like any other change), so they cannot empty it.
+    fastify.addHook('onSend', async (request, reply) => {
+      if (READ_METHODS.has(request.method) || !request.user) return
+      // A refused write (4xx) changed nothing; a failed one (5xx) may have changed part.
+      if (reply.statusCode < 400 || reply.statusCode >= 500) clear()
     })
   },
   { name: 'read-cache', dependencies: ['db'] },

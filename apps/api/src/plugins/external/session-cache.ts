@@ -6,6 +6,15 @@ import { LRUCache } from 'lru-cache'
 /** A helper of session.ts, not a plugin of its own (this folder is autoloaded). */
 export const autoload = false
 
+/**
+ * How often the subscriber is pinged (ms). A path that goes dark without closing (a NAT or
+ * firewall dropping idle connections, a failover without a reset) raises no event, so the cache
+ * serves only while the last PING it sent was answered and is at most twice this old: its PONG
+ * arrived after every invalidation Redis sent before it. A PING still unanswered at the next
+ * beat drops the subscriber (it reconnects) and the cache bypasses until tracking is back.
+ */
+export const HEARTBEAT_MS = 1000
+
 /** Pub/sub channel Redis sends tracking invalidations to in RESP2 (REDIRECT mode). */
 export const INVALIDATE_CHANNEL = '__redis__:invalidate'
 
@@ -94,6 +103,9 @@ export function createSessionCache(opts: SessionCacheOptions): SessionCache {
   let subscriberId: number | undefined
   let subscriberEpoch = 0
   let waiters: (() => void)[] = []
+  // When the last answered PING was sent (epoch ms); 0 while unconfirmed.
+  let confirmedAt = 0
+  let pingInFlight = false
 
   const subscriber = createRedis(opts.redisUrl, 'worker', {
     connectionName: 'portico-session-cache',
@@ -106,9 +118,13 @@ export function createSessionCache(opts: SessionCacheOptions): SessionCache {
     epoch += 1
     generation += 1
     lru.clear()
-    if (tracking) log.warn({ connection: what }, 'session cache off until Redis tracking is back')
+    // Closing the app is not news; a connection lost while serving is.
+    if (tracking && !closed) log.warn({ connection: what }, 'session cache off until Redis tracking is back')
     tracking = false
+    confirmedAt = 0
   }
+  /** Tracking holds and the subscriber answered recently: entries may be served and kept. */
+  const live = () => tracking && Date.now() - confirmedAt <= 2 * HEARTBEAT_MS
 
   // Serialized: TRACKING ON while already on (same prefix) is an error, so each set-up starts OFF.
   let chain: Promise<void> = Promise.resolve()
@@ -128,6 +144,7 @@ export function createSessionCache(opts: SessionCacheOptions): SessionCache {
       lru.clear()
       generation += 1
       tracking = true
+      confirmedAt = Date.now()
       for (const wake of waiters) wake()
       waiters = []
     })
@@ -171,6 +188,31 @@ export function createSessionCache(opts: SessionCacheOptions): SessionCache {
         log.warn({ err }, 'session cache subscriber could not subscribe')
     })
   })
+  const heartbeat = setInterval(() => {
+    if (closed || subscriberId === undefined) return
+    if (pingInFlight) {
+      pingInFlight = false
+      onSubscriberLost()
+      log.warn('session cache subscriber did not answer a PING in time; reconnecting it')
+      subscriber.disconnect(true)
+      return
+    }
+    const attempt = subscriberEpoch
+    const sentAt = Date.now()
+    pingInFlight = true
+    subscriber.ping().then(
+      () => {
+        if (attempt !== subscriberEpoch) return
+        pingInFlight = false
+        confirmedAt = sentAt
+      },
+      () => {
+        if (attempt === subscriberEpoch) pingInFlight = false
+      },
+    )
+  }, HEARTBEAT_MS)
+  heartbeat.unref()
+
   subscriber.on('messageBuffer', (channel: Buffer, message: Buffer[] | Buffer | null) => {
     if (channel.toString() !== INVALIDATE_CHANNEL) return
     stats.invalidations += 1
@@ -185,7 +227,7 @@ export function createSessionCache(opts: SessionCacheOptions): SessionCache {
 
   return {
     async get(key) {
-      if (!tracking) {
+      if (!live()) {
         stats.bypasses += 1
         return (await redis.get(key)) || null
       }
@@ -197,7 +239,7 @@ export function createSessionCache(opts: SessionCacheOptions): SessionCache {
       stats.misses += 1
       const seen = generation
       const raw = (await redis.get(key)) || null
-      if (tracking && seen === generation) lru.set(key, raw ?? ABSENT)
+      if (live() && seen === generation) lru.set(key, raw ?? ABSENT)
       return raw
     },
     invalidate(key) {
@@ -224,6 +266,7 @@ export function createSessionCache(opts: SessionCacheOptions): SessionCache {
     },
     async close() {
       closed = true
+      clearInterval(heartbeat)
       lose('closed')
       for (const wake of waiters) wake()
       waiters = []

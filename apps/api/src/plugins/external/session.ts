@@ -127,7 +127,8 @@ export default fp(
         : null
     fastify.decorate('sessionCache', cache)
     if (cache) {
-      fastify.addHook('onClose', () => cache.close())
+      // Before the Redis plugin's onClose quits the main connection: that loss is not news then.
+      fastify.addHook('preClose', () => cache.close())
       // Best effort, like the Redis connection itself: until tracking is on, reads go to Redis.
       if (redis.status === 'ready' && !(await cache.whenTracking(3000))) {
         fastify.log.warn('session cache not tracking at start-up; sessions are read from Redis')

@@ -1,0 +1,54 @@
+import net from 'node:net'
+
+/**
+ * A TCP proxy to `127.0.0.1:port` for tests. `freeze()` black-holes every connection whose client
+ * has sent `marker`: bytes are dropped both ways while both sockets stay open, as when a NAT or
+ * firewall drops an idle connection or a failover leaves no reset. Closed at `close()`.
+ */
+export async function freezingProxy(port: number, marker: string) {
+  const marked = new Set<net.Socket>()
+  const sockets = new Set<net.Socket>()
+  let frozen = false
+  const server = net.createServer((client) => {
+    const upstream = net.connect(port, '127.0.0.1')
+    sockets.add(client).add(upstream)
+    client.on('data', (d) => {
+      if (d.toString('latin1').includes(marker)) marked.add(client)
+      if (!(frozen && marked.has(client))) upstream.write(d)
+    })
+    upstream.on('data', (d) => {
+      if (!(frozen && marked.has(client))) client.write(d)
+    })
+    for (const [a, b] of [
+      [client, upstream],
+      [upstream, client],
+    ] as const) {
+      a.on('error', () => b.destroy())
+      a.on('close', () => {
+        b.destroy()
+        sockets.delete(a)
+      })
+    }
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    /** How many connections have sent the marker so far. */
+    marked: () => marked.size,
+    freeze: () => {
+      frozen = true
+    },
+    close: async () => {
+      for (const s of sockets) s.destroy()
+      await new Promise((resolve) => server.close(resolve))
+    },
+  }
+}
+
+/** `url` (postgres:// or redis://) with its host and port pointed at the proxy. */
+export function throughProxy(url: string, proxyPort: number): string {
+  const u = new URL(url)
+  u.hostname = '127.0.0.1'
+  u.port = String(proxyPort)
+  return u.toString()
+}

@@ -168,6 +168,25 @@ t.test('Redis down → 503 QUEUE_UNAVAILABLE and no refresh left claiming to be 
   t.equal(retry.json().refresh_error_code, null)
 })
 
+t.test('Redis down during a refresh with a PAT of an ended connection: the PAT is not kept', async (t) => {
+  const id = await analyzedConnection(t, {
+    status: 'failed',
+    encrypted_token: null,
+    error_code: 'CLONE_FAILED',
+  })
+  const res = await refresh({ pat: PAT }, owner.cookie, { 'x-test-redis': 'down' })
+  t.equal(res.statusCode, 503, res.body)
+  t.equal(res.json().code, 'QUEUE_UNAVAILABLE')
+  const row = await findConnection(app.db, id)
+  t.equal(row?.status, 'failed')
+  t.equal(row?.refresh_status, 'failed')
+  t.equal(row?.encrypted_token, null, 'no token kept on an ended connection')
+  await app.redis.connect().catch(() => {})
+  for (let i = 0; i < 100 && app.redis.status !== 'ready'; i++) await new Promise((r) => setTimeout(r, 50))
+  const again = await refresh({ pat: PAT })
+  t.equal(again.statusCode, 202, 'the same PAT can be sent again')
+})
+
 t.test('an ended connection keeps no token: refresh needs a PAT in the body', async (t) => {
   for (const status of ['failed', 'expired'] as const) {
     t.test(status, async (t) => {

@@ -217,16 +217,19 @@ export async function requestConnectionRefresh(
       try {
         await deps.enqueue(data, options)
       } catch (err) {
-        await deps.db
-          .updateTable('github_connections')
-          .set({
-            refresh_status: 'failed',
-            refresh_error_code: 'QUEUE_UNAVAILABLE',
-            refresh_error_message: 'The refresh could not be queued. Try again shortly.',
-          })
-          .where('id', '=', connectionId)
-          .where('refresh_status', '=', 'queued')
-          .execute()
+        // As any refresh that ends failed: an ended connection keeps no token (a PAT just sent
+        // with this refresh is not kept for a job that will never run).
+        await failRefresh(
+          deps.db,
+          connectionId,
+          {
+            code: 'QUEUE_UNAVAILABLE',
+            message: 'The refresh could not be queued. Try again shortly.',
+            retrying: false,
+            tokenRejected: false,
+          },
+          ['queued'],
+        )
         throw err
       }
       return { outcome: 'queued', row: queued }

@@ -17,10 +17,9 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { type AddressInfo, createServer } from 'node:net'
 import path from 'node:path'
 import { startSimulator } from '@portico/github-sim'
-import { testConfig } from '@portico/testing'
+import { freePort, testConfig } from '@portico/testing'
 import autocannon from 'autocannon'
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2)
@@ -80,15 +79,6 @@ async function startServer(file: string, env: Record<string, string>) {
   })
   const ready = await Promise.race([listening, exited])
   return { port: ready, pid: child.pid ?? 0, url: `http://127.0.0.1:${ready}` }
-}
-
-/** A TCP port nothing listens on right now. */
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise((resolve) => server.close(resolve))
-  return port
 }
 
 /** Cookie pairs from Set-Cookie headers merged into a jar. */

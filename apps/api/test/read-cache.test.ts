@@ -146,25 +146,22 @@ t.test(
   async (t) => {
     await status()
     await status()
+    const postTenant = (payload: Record<string, string>) =>
+      app.inject({
+        method: 'POST',
+        url: '/api/v1/tenants',
+        headers: writeHeaders(app, owner.cookie),
+        payload,
+      })
     let misses = app.readCache.stats.misses
     t.equal((await app.inject({ method: 'POST', url: '/no/such/route' })).statusCode, 404)
     await status()
     t.equal(app.readCache.stats.misses, misses, 'an anonymous POST changes nothing cached')
-    const refused = await app.inject({
-      method: 'POST',
-      url: '/api/v1/tenants',
-      headers: writeHeaders(app, owner.cookie),
-      payload: { slug: '' },
-    })
+    const refused = await postTenant({ slug: '' })
     t.equal(refused.statusCode, 400)
     await status()
     t.equal(app.readCache.stats.misses, misses, 'a refused write changes nothing cached')
-    const made = await app.inject({
-      method: 'POST',
-      url: '/api/v1/tenants',
-      headers: writeHeaders(app, owner.cookie),
-      payload: { slug: 'another', name: 'Another' },
-    })
+    const made = await postTenant({ slug: 'another', name: 'Another' })
     t.equal(made.statusCode, 201)
     misses = app.readCache.stats.misses
     await status()

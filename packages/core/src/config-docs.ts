@@ -14,11 +14,20 @@ const REQUIRED_IN_PRODUCTION = new Set(['SESSION_SECRET', 'TOKEN_ENCRYPTION_KEYS
 const DEV_ONLY_DEFAULT = new Set(['SESSION_SECRET', 'TOKEN_ENCRYPTION_KEYS'])
 const entries = () => Object.entries(ConfigSchema.properties as Record<string, Prop>)
 
-/** The description, with an integer's accepted range when it has an upper bound. */
-function describe(prop: Prop): string {
+/**
+ * The description, with an integer's accepted range when it has an upper bound and "Required in
+ * production." for the secrets production refuses to start without (once, if not already said).
+ */
+function describe(name: string, prop: Prop): string {
+  const text = prop.description ?? ''
   const bounded =
     prop.minimum !== undefined && prop.maximum !== undefined && prop.maximum < Number.MAX_SAFE_INTEGER
-  return `${prop.description ?? ''}${bounded ? ` Accepted: ${prop.minimum}–${prop.maximum}.` : ''}`
+  const range = bounded ? ` Accepted: ${prop.minimum}–${prop.maximum}.` : ''
+  const required =
+    REQUIRED_IN_PRODUCTION.has(name) && !text.includes('Required in production')
+      ? ' Required in production.'
+      : ''
+  return `${text}${range}${required}`
 }
 
 function defaultOf(name: string, prop: Prop): string {
@@ -36,7 +45,7 @@ export function envExample(): string {
     '',
   ]
   for (const [name, prop] of entries()) {
-    lines.push(`# ${describe(prop)}${REQUIRED_IN_PRODUCTION.has(name) ? ' Required in production.' : ''}`)
+    lines.push(`# ${describe(name, prop)}`)
     lines.push(`# ${name}=${prop.default === undefined ? '' : String(prop.default)}`)
     lines.push('')
   }
@@ -46,7 +55,8 @@ export function envExample(): string {
 /** The README's configuration table (Markdown), generated from the config schema. */
 export function configTable(): string {
   const rows = entries().map(
-    ([name, prop]) => `| \`${name}\` | ${defaultOf(name, prop)} | ${describe(prop).replace(/\|/g, '\\|')} |`,
+    ([name, prop]) =>
+      `| \`${name}\` | ${defaultOf(name, prop)} | ${describe(name, prop).replace(/\|/g, '\\|')} |`,
   )
   return ['| Variable | Default | Meaning |', '| --- | --- | --- |', ...rows].join('\n')
 }

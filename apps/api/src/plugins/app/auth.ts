@@ -69,7 +69,7 @@ declare module 'fastify' {
 }
 
 /** Methods that only read; every other method is a write and never acts as the service token. */
-const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
+export const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
 const ORG_CACHE_MS = 60_000
 /**
  * Users' Octokit instances, by session token envelope: building one (plugins, rate-limit

@@ -2,6 +2,7 @@ import { type ConnectionView, HEARTBEAT_MS, listenForChanges, type ProjectAccess
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { LRUCache } from 'lru-cache'
+import { READ_METHODS } from './auth.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -20,7 +21,8 @@ export interface ReadCacheStats {
  * Reads served from this process's memory for up to `API_READ_CACHE_MS`, each dropped as soon as
  * Postgres reports a change to its rows (LISTEN/NOTIFY, migration 0010), and not used at all while
  * that notice cannot arrive (the listening connection is down): a reader sees a committed change
- * within the notice's delivery time (about a millisecond), whichever process or job made it.
+ * within the notice's delivery time (milliseconds; measured up to ~50 ms on a loaded 2-core
+ * machine), whichever process or job made it.
  * Values are shared between requests: callers must not mutate them.
  */
 export interface ReadCache {
@@ -40,7 +42,6 @@ export interface ReadCache {
   readonly stats: ReadCacheStats
 }
 
-const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
 /** Entries per kind; a connection view is a few KB (its analysis summary is bounded). */
 const MAX_ENTRIES = 10_000
 const MAX_VIEW_BYTES = 64 * 1024 * 1024
@@ -77,7 +78,6 @@ export default fp(
     // Bumped by every change notice: a read that started before a notice must not store what it
     // read (it may predate the change the notice is about).
     let generation = 0
-    let listening = false
     const clear = () => {
       generation += 1
       access.clear()
@@ -95,7 +95,6 @@ export default fp(
       onState(up) {
         // Whatever changed while nobody listened is unknown: start empty either way.
         clear()
-        listening = up
         if (!up) fastify.log.warn('read cache off until the change listener reconnects')
       },
       onError(err) {
@@ -104,8 +103,9 @@ export default fp(
     })
     fastify.addHook('onClose', () => listener.close())
 
-    // Listening, and the connection answered a check recently: a dark path serves nothing.
-    const live = () => listening && Date.now() - listener.confirmedAt <= 2 * HEARTBEAT_MS
+    // The listener answered a check recently (confirmedAt is 0 while it does not listen): a dark
+    // or lost connection serves nothing.
+    const live = () => Date.now() - listener.confirmedAt <= 2 * HEARTBEAT_MS
 
     async function read<T>(
       cache: LRUCache<string, Slot<T>>,

@@ -144,7 +144,15 @@ export function listenForChanges(databaseUrl: string, handlers: ChangeHandlers):
       if (last) {
         last.removeAllListeners()
         last.on('error', () => {})
-        await last.end().catch(() => {})
+        // Bounded: on a connection whose path went dark the goodbye is never answered.
+        let timer: NodeJS.Timeout | undefined
+        await Promise.race([
+          last.end().catch(() => {}),
+          new Promise((resolve) => {
+            timer = setTimeout(resolve, 1000)
+          }),
+        ])
+        clearTimeout(timer)
       }
     },
   }

@@ -273,9 +273,9 @@ export function createSessionCache(opts: SessionCacheOptions): SessionCache {
       for (const [event, listener] of mainEvents) redis.off(event, listener)
       // Best effort: the main connection usually closes next, which ends tracking anyway.
       if (redis.status === 'ready') await redis.client('TRACKING', 'OFF').catch(() => undefined)
-      // quit() needs a live connection; disconnect() works in every state.
-      if (subscriber.status === 'ready') await subscriber.quit().catch(() => subscriber.disconnect())
-      else subscriber.disconnect()
+      // disconnect(), not quit(): the subscriber only receives, and a QUIT sent into a dark
+      // connection would hold the app's shutdown until it times out.
+      subscriber.disconnect()
     },
   }
 }

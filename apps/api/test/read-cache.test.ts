@@ -52,12 +52,16 @@ await eventually('the change listener is in place', async () => (await listenerP
 t.test('a repeated status read is answered from memory, with the same body', async (t) => {
   const first = await status()
   t.equal(first.statusCode, 200)
-  const hits = app.readCache.stats.hits
-  const second = await status()
+  // A notice still in flight from the setup (the connection's insert) may discard the first fill;
+  // once the entries are kept, a read is two hits: the project access and the connection view.
+  let second = first
+  await eventually('a read answered from memory', async () => {
+    const hits = app.readCache.stats.hits
+    second = await status()
+    return app.readCache.stats.hits === hits + 2
+  })
   t.equal(second.statusCode, 200)
   t.same(second.json(), first.json())
-  // Both the project access and the connection view were hits.
-  t.equal(app.readCache.stats.hits, hits + 2)
 })
 
 t.test('a change written elsewhere (a job, another process) is seen once Postgres reports it', async (t) => {

@@ -12,7 +12,9 @@
  * and finally the API's RSS after 100 connections for 30 s (≤ 200 MB).
  * Env: BENCH_ROUNDS (default 2), BENCH_SECONDS per measurement (default 8), BENCH_LOG_LEVEL,
  * BENCH_CPU_PROF (a directory for a `--cpu-prof` profile of the API process), BENCH_NODE (the Node
- * binary both servers run on; default the one running the bench).
+ * binary both servers run on; default the one running the bench), BENCH_NODE_OPTIONS (NODE_OPTIONS for
+ * both servers, e.g. `--trace-gc` or a heap setting to try), BENCH_API_STDOUT=1 (show the servers' stdout, where request
+ * logs and `--trace-gc` go; pair it with BENCH_LOG_LEVEL=warn).
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -48,7 +50,15 @@ async function startServer(file: string, env: Record<string, string>) {
         : []),
       file,
     ],
-    { cwd: root, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'ignore', 'pipe'] },
+    {
+      cwd: root,
+      env: {
+        PATH: process.env.PATH ?? '',
+        ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}),
+        ...env,
+      },
+      stdio: ['ignore', process.env.BENCH_API_STDOUT ? 'inherit' : 'ignore', 'pipe'],
+    },
   )
   teardowns.push(
     () =>
@@ -139,6 +149,18 @@ const rssMb = (pid: number) => {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
   return m ? Number(m[1]) / 1024 : Number.NaN
 }
+/** CPU time (user + system) a process has used, in ms: /proc/<pid>/stat fields 14 and 15, in clock ticks of 10 ms. */
+const cpuMs = (pid: number) => {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
+  return (Number(fields[11]) + Number(fields[12])) * 10
+}
+/** `load()` plus the server's CPU time per request (µs): steadier than req/s when the load generator shares the cores. */
+async function measure(pid: number, url: string, cookie?: string) {
+  const before = cpuMs(pid)
+  const result = await load(url, cookie)
+  const cpuPerRequest = ((cpuMs(pid) - before) * 1000) / (result.rps * SECONDS)
+  return { ...result, cpuPerRequest }
+}
 const verdict = (ok: boolean) => (ok ? 'ok' : 'MISSED')
 
 try {
@@ -216,11 +238,11 @@ try {
   const statusRatios: number[] = []
   const podsRatios: number[] = []
   for (let round = 1; round <= ROUNDS; round++) {
-    const base1 = await load(`${bare.url}/`)
-    const status = await load(statusUrl, cookie)
-    const base2 = await load(`${bare.url}/`)
+    const base1 = await measure(bare.pid, `${bare.url}/`)
+    const status = await measure(api.pid, statusUrl, cookie)
+    const base2 = await measure(bare.pid, `${bare.url}/`)
     sim.ledger.clear()
-    const pods = await load(podsUrl, cookie)
+    const pods = await measure(api.pid, podsUrl, cookie)
     const podsCalls = sim.ledger.count({ counted: true, kind: 'api' })
     const statusRatio = status.rps / base1.rps
     const podsRatio = pods.rps / base2.rps
@@ -228,13 +250,13 @@ try {
     podsRatios.push(podsRatio)
     console.log(`round ${round}:`)
     console.log(
-      `  bare fastify: ${base1.rps.toFixed(0)} req/s, p99 ${base1.p99} ms; ${base2.rps.toFixed(0)} req/s, p99 ${base2.p99} ms`,
+      `  bare fastify: ${base1.rps.toFixed(0)} req/s, p99 ${base1.p99} ms, ${base1.cpuPerRequest.toFixed(0)} µs CPU/request; ${base2.rps.toFixed(0)} req/s, p99 ${base2.p99} ms, ${base2.cpuPerRequest.toFixed(0)} µs CPU/request`,
     )
     console.log(
-      `  GET /api/v1/projects/{id}/github: ${status.rps.toFixed(0)} req/s, ratio ${statusRatio.toFixed(3)} (target >= 0.15, stretch 0.30) ${verdict(statusRatio >= 0.15)}; p99 ${status.p99} ms (target <= 50) ${verdict(status.p99 <= 50)}; non-2xx ${status.non2xx + status.errors} (target 0) ${verdict(status.non2xx + status.errors === 0)}`,
+      `  GET /api/v1/projects/{id}/github: ${status.rps.toFixed(0)} req/s, ratio ${statusRatio.toFixed(3)} (target >= 0.15, stretch 0.30) ${verdict(statusRatio >= 0.15)}; ${status.cpuPerRequest.toFixed(0)} µs CPU/request; p99 ${status.p99} ms (target <= 50) ${verdict(status.p99 <= 50)}; non-2xx ${status.non2xx + status.errors} (target 0) ${verdict(status.non2xx + status.errors === 0)}`,
     )
     console.log(
-      `  warm GET /api/pods: ${pods.rps.toFixed(0)} req/s, ratio ${podsRatio.toFixed(3)} (target >= 0.15) ${verdict(podsRatio >= 0.15)}; p99 ${pods.p99} ms; non-2xx ${pods.non2xx + pods.errors} (target 0) ${verdict(pods.non2xx + pods.errors === 0)}; counted GitHub calls ${podsCalls} (target 0) ${verdict(podsCalls === 0)}`,
+      `  warm GET /api/pods: ${pods.rps.toFixed(0)} req/s, ratio ${podsRatio.toFixed(3)} (target >= 0.15) ${verdict(podsRatio >= 0.15)}; ${pods.cpuPerRequest.toFixed(0)} µs CPU/request; p99 ${pods.p99} ms; non-2xx ${pods.non2xx + pods.errors} (target 0) ${verdict(pods.non2xx + pods.errors === 0)}; counted GitHub calls ${podsCalls} (target 0) ${verdict(podsCalls === 0)}`,
     )
   }
 

@@ -152,8 +152,8 @@ t.test('a signed-in deploy: 201 with the pull request, opened as the user', asyn
   const job = await worker.ctx.queues.deploy.getJob(deployJobId(created.deployment_id))
   t.equal(job?.data.deploymentId, created.deployment_id)
   t.same(
-    Object.keys(job?.data ?? {}).sort(),
-    ['deploymentId', 'requestId'],
+    job?.data,
+    { deploymentId: created.deployment_id, requestId: res.headers['x-request-id'] },
     'job data holds ids only (the deployment and the request that enqueued it)',
   )
 

@@ -27,23 +27,3 @@ t.test('behind a trusted proxy its id is kept when bounded and safe', async (t) 
     t.match(res.headers['x-request-id'], UUID, `replaced: ${JSON.stringify(bad.slice(0, 20))}`)
   }
 })
-
-t.test('jobs enqueued by a request carry its id; jobs enqueued elsewhere do not', async (t) => {
-  const app = await build(t, {}, (server) => {
-    server.get('/test/enqueue', async (request) => {
-      const jobId = await server.enqueue(
-        'clone',
-        { connectionId: 'c-1' },
-        { jobId: 'clone-c-1', delay: 60_000 },
-      )
-      return { jobId, requestId: request.id }
-    })
-  })
-  const res = await app.inject({ url: '/test/enqueue' })
-  const { jobId, requestId } = res.json()
-  t.equal(requestId, res.headers['x-request-id'])
-  const job = await app.queues.clone.getJob(jobId)
-  t.same(job?.data, { connectionId: 'c-1', requestId })
-  const outside = await app.enqueue('clone', { connectionId: 'c-2' }, { jobId: 'clone-c-2', delay: 60_000 })
-  t.same((await app.queues.clone.getJob(outside))?.data, { connectionId: 'c-2' })
-})

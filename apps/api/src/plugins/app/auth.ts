@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from 'node:async_hooks'
 import { createHash, randomUUID } from 'node:crypto'
 import { refreshToken as refreshUserToken } from '@octokit/oauth-methods'
 import {
@@ -151,12 +150,15 @@ export default fp(
       request.user = user && request.session.get('githubToken') ? { ...user } : null
     })
 
-    // The request a cached Octokit is working for (its 401 hook ends THAT request's session).
-    const current = new AsyncLocalStorage<FastifyRequest>()
-    fastify.addHook('onRequest', (request, _reply, done) => current.run(request, done))
     const users = new LRUCache<string, { token: string; octokit: Octokit }>(ACTOR_CACHE)
 
-    const userActor = (user: SessionUser, envelope: string): GithubActor => {
+    /**
+     * The actor for a session's token envelope. An envelope is sealed with a random IV for one
+     * session, so the cached Octokit belongs to `sessionId` alone: GitHub refusing its token
+     * ends that session by id (no per-request AsyncLocalStorage, which costs every promise a
+     * hook on Node 20).
+     */
+    const userActor = (user: SessionUser, sessionId: string, envelope: string): GithubActor => {
       let entry = users.get(envelope)
       if (!entry) {
         let token: string
@@ -171,12 +173,10 @@ export default fp(
         octokit.hook.error('request', async (error) => {
           if (githubErrorStatus(error) === 401) {
             users.delete(envelope)
-            const request = current.getStore()
-            if (request) {
-              request.log.info({ userId: user.id }, 'GitHub rejected the user token; ending the session')
-              request.user = null
-              await request.session?.destroy().catch(() => {})
-            }
+            fastify.log.info({ userId: user.id }, 'GitHub rejected the user token; ending the session')
+            await fastify.endSession(sessionId).catch((err: unknown) => {
+              fastify.log.warn({ err, userId: user.id }, 'could not end the session of a rejected token')
+            })
             throw tokenExpired()
           }
           throw error
@@ -320,7 +320,9 @@ export default fp(
         const resolve = async (): Promise<GithubActor> => {
           const user = this.user
           const envelope = this.session?.get('githubToken')
-          if (user && envelope) return userActor(user, await currentEnvelope(this, envelope))
+          if (user && envelope) {
+            return userActor(user, this.session.sessionId, await currentEnvelope(this, envelope))
+          }
           // No anonymous write, ever: only reads may act as the service account.
           if (
             opts.requireUser ||

@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from 'node:async_hooks'
 import {
   AppError,
   closeQueues,
@@ -18,8 +17,9 @@ declare module 'fastify' {
     queues: Queues
     /**
      * Adds a job, failing fast with 503 QUEUE_UNAVAILABLE when Redis is away or slow: BullMQ
-     * itself would wait for the connection indefinitely. Inside a request, the payload gains the
-     * request's id (`requestId`) unless it names one, so the worker logs it with the job.
+     * itself would wait for the connection indefinitely. Producers inside a request put its id in
+     * the payload (`requestId`), so the worker logs it with the job: passed explicitly, since an
+     * AsyncLocalStorage per request turns on promise hooks for every promise on Node 20.
      */
     enqueue<Q extends QueueName>(queue: Q, data: JobDataByQueue[Q], opts?: JobsOptions): Promise<string>
     /**
@@ -43,11 +43,6 @@ export default fp(
       queue.on('error', (err) => fastify.log.warn({ err, queue: queue.name }, 'queue error'))
     }
     fastify.decorate('queues', queues)
-    // The request a job is enqueued from, without threading it through every route.
-    const current = new AsyncLocalStorage<{ requestId: string }>()
-    fastify.addHook('onRequest', (request, _reply, done) => {
-      current.run({ requestId: request.id }, done)
-    })
     fastify.decorate('enqueue', async function enqueue<
       Q extends QueueName,
     >(name: Q, data: JobDataByQueue[Q], opts?: JobsOptions): Promise<string> {
@@ -58,9 +53,7 @@ export default fp(
       })
       try {
         const queue = queues[name] as unknown as Queues['clone']
-        const requestId = current.getStore()?.requestId
-        const payload = requestId && !('requestId' in data) ? { ...data, requestId } : data
-        const job = await Promise.race([queue.add(name, payload as never, opts), timeout])
+        const job = await Promise.race([queue.add(name, data as never, opts), timeout])
         return job.id as string
       } catch (err) {
         throw (err as { statusCode?: number }).statusCode === 503 ? err : unavailable(err)

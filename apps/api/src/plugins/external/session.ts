@@ -18,6 +18,11 @@ export interface SessionUser {
 
 declare module 'fastify' {
   interface FastifyInstance {
+    /**
+     * Ends a session by id for every API process: a tombstone (so no request in flight can save
+     * it back) and the key deleted. Rejects (503 SESSION_STORE_UNAVAILABLE) when Redis fails.
+     */
+    endSession(sessionId: string): Promise<void>
     /** The in-process session cache; null with `API_READ_CACHE_MS=0`. */
     sessionCache: SessionCache | null
   }
@@ -172,6 +177,13 @@ export default fp(
         cache?.invalidate(`${prefix}${sid}`)
       }
     }
+    fastify.decorate('endSession', async (sid: string) => {
+      try {
+        await end(sid)
+      } catch (err) {
+        throw storeUnavailable(err)
+      }
+    })
     type Cb = (err?: unknown, data?: unknown) => void
     // Redis failures become a 503 with a stable code instead of a bare 500.
     const wrap =

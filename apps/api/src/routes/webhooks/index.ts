@@ -171,7 +171,11 @@ export default async function webhooksRoutes(app: FastifyInstance) {
       // A redelivery of a delivery still waiting is queued again: the job id dedupes it while
       // the first job lives, and brings it back if the first enqueue failed.
       if (!duplicate || row.processed_at === null) {
-        await fastify.enqueue('webhooks', { deliveryId }, webhookJobOptions(webhookJobId(deliveryId)))
+        await fastify.enqueue(
+          'webhooks',
+          { deliveryId, requestId: request.id },
+          webhookJobOptions(webhookJobId(deliveryId)),
+        )
       }
       request.log.info({ deliveryId, event, action, duplicate }, 'webhook delivery received')
       return { delivery_id: deliveryId, status: duplicate ? ('duplicate' as const) : ('queued' as const) }

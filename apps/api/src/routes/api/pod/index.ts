@@ -77,7 +77,7 @@ export default async function podRoutes(app: FastifyInstance) {
           throw new AppError(409, 'POD_EXISTS', `Pod already exists: ${input.customer}/${input.env}`)
         }
       }
-      const answer = await fastify.requestDeploy(actor, input)
+      const answer = await fastify.requestDeploy(actor, input, request.id)
       return reply.code(answer.statusCode).send(answer.body)
     },
   )

@@ -377,7 +377,11 @@ export default async function connectionRoutes(app: FastifyInstance) {
         throw err
       }
       try {
-        await fastify.enqueue('clone', { connectionId: row.id }, cloneJobOptions(cloneJobId(row.id)))
+        await fastify.enqueue(
+          'clone',
+          { connectionId: row.id, requestId: request.id },
+          cloneJobOptions(cloneJobId(row.id)),
+        )
       } catch (err) {
         // No job, no connection: a pending row nobody will clone must not block the project.
         await deleteConnection(fastify.db, row.id, row.tenant_id)
@@ -473,7 +477,7 @@ export default async function connectionRoutes(app: FastifyInstance) {
       const result = await requestConnectionRefresh(
         {
           db: fastify.db,
-          enqueue: (data, opts) => fastify.enqueue('clone', data, opts),
+          enqueue: (data, opts) => fastify.enqueue('clone', { ...data, requestId: request.id }, opts),
           deduplicatedJobId: (id) => fastify.queues.clone.getDeduplicationJobId(id),
         },
         row.id,

@@ -2,19 +2,23 @@
  * HTTP read path vs a bare Fastify hello-world, measured in the same run with autocannon.
  *
  * Two child processes under plain Node: the bare baseline (servers/bare.server.mjs) and the API
- * as it ships (`npm run build`, then `node apps/api/dist/server.js` with NODE_ENV=production,
- * request logs at info to a discarded stdout, the default pool size and pods revalidation window)
- * on its own database and Redis prefix, against the GitHub simulator started here. A user signs in through the real OAuth flow, creates a tenant,
- * a project and a PAT connection over HTTP; then, for each round, baseline and targets alternate:
+ * as it ships (`npm run build`, then `node apps/api/dist/server.js` with the Dockerfile's Node
+ * flags, NODE_ENV=production, request logs at info to a discarded stdout, the default pool size
+ * and pods revalidation window) on its own database and Redis prefix, against the GitHub
+ * simulator started here. A user signs in through the real OAuth flow, creates a tenant, a
+ * project and a PAT connection over HTTP; then, for each round, baseline and targets alternate:
  *   - `GET /api/v1/projects/{id}/github` (session-authenticated connection status):
  *     ≥ 0.15× baseline req/s (stretch 0.30×), p99 ≤ 50 ms at 50 connections, zero non-2xx;
  *   - warm `GET /api/pods` as the signed-in user: ≥ 0.15× baseline, zero counted GitHub calls;
- * and finally the API's RSS after 100 connections for 30 s (≤ 200 MB).
+ * and finally the API's RSS after 100 connections for 30 s (≤ 200 MB), with its split (heap,
+ * rest, code) from /proc and /metrics. Each measurement also prints the server's CPU time per
+ * request, steadier than req/s on a machine whose speed varies between runs.
  * Env: BENCH_ROUNDS (default 2), BENCH_SECONDS per measurement (default 8), BENCH_LOG_LEVEL,
- * BENCH_CPU_PROF (a directory for a `--cpu-prof` profile of the API process), BENCH_NODE (the Node
- * binary both servers run on; default the one running the bench), BENCH_NODE_OPTIONS (NODE_OPTIONS for
- * both servers, e.g. `--trace-gc` or a heap setting to try), BENCH_API_STDOUT=1 (show the servers' stdout, where request
- * logs and `--trace-gc` go; pair it with BENCH_LOG_LEVEL=warn).
+ * BENCH_CPU_PROF (a directory for a `--cpu-prof` profile of the API process), BENCH_NODE (the
+ * Node binary both servers run on; default the one running the bench), BENCH_NODE_ARGS (more Node
+ * options for both servers, space-separated, e.g. `--trace-gc`), BENCH_API_STDOUT=1 (show the
+ * servers' stdout, where request logs and `--trace-gc` go; pair it with BENCH_LOG_LEVEL=warn),
+ * MALLOC_ARENA_MAX (passed on when set).
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -35,11 +39,25 @@ const teardowns: (() => unknown)[] = []
 const root = path.join(import.meta.dirname, '..', '..')
 
 /**
+ * The Node flags the image runs the API with: those of the Dockerfile's `CMD ["node", …flags,
+ * "apps/api/dist/server.js"]`, so the bench measures what ships. Throws when that line is missing.
+ */
+function shippedApiFlags(): string[] {
+  const dockerfile = readFileSync(path.join(root, 'Dockerfile'), 'utf8')
+  const cmd = /^CMD (\[.*\])\s*$/m.exec(dockerfile)?.[1]
+  const argv = cmd ? (JSON.parse(cmd) as string[]) : []
+  const script = argv.indexOf('apps/api/dist/server.js')
+  if (argv[0] !== 'node' || script < 1)
+    throw new Error(`Dockerfile: no CMD ["node", …, "apps/api/dist/server.js"]`)
+  return argv.slice(1, script)
+}
+
+/**
  * Starts `file` with plain Node (no TypeScript loader: what ships); resolves with its base URL and
  * pid once it listens: on `env.PORT` when set (polled at /health/live), else on the port it prints
  * as `port=<n>` on stderr.
  */
-async function startServer(file: string, env: Record<string, string>) {
+async function startServer(file: string, env: Record<string, string>, nodeFlags: string[] = []) {
   const port = Number(env.PORT ?? 0)
   const child: ChildProcess = spawn(
     NODE,
@@ -48,13 +66,15 @@ async function startServer(file: string, env: Record<string, string>) {
       ...(process.env.BENCH_CPU_PROF && port !== 0
         ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
         : []),
+      ...nodeFlags,
+      ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
       file,
     ],
     {
       cwd: root,
       env: {
         PATH: process.env.PATH ?? '',
-        ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}),
+        ...(process.env.MALLOC_ARENA_MAX ? { MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX } : {}),
         ...env,
       },
       stdio: ['ignore', process.env.BENCH_API_STDOUT ? 'inherit' : 'ignore', 'pipe'],
@@ -161,6 +181,28 @@ async function measure(pid: number, url: string, cookie?: string) {
   const cpuPerRequest = ((cpuMs(pid) - before) * 1000) / (result.rps * SECONDS)
   return { ...result, cpuPerRequest }
 }
+/** Resident memory split by kind (MB), from /proc/<pid>/smaps_rollup: anonymous (heaps, malloc) and file-backed (code). */
+const residentKinds = (pid: number) => {
+  const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8')
+  const kb = (field: string) =>
+    Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? Number.NaN)
+  return { anonymous: kb('Anonymous') / 1024, file: (kb('Rss') - kb('Anonymous')) / 1024 }
+}
+/** The V8 heap as prom-client reports it on /metrics (MB): committed, used, external, and per space. */
+async function heapOf(api: string, token: string) {
+  const text = await (await fetch(`${api}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text()
+  const mb = (re: RegExp) => Number(re.exec(text)?.[1] ?? Number.NaN) / 2 ** 20
+  const space = (name: string) =>
+    mb(new RegExp(`nodejs_heap_space_size_total_bytes\\{space="${name}"\\} (\\d+)`))
+  return {
+    total: mb(/^nodejs_heap_size_total_bytes (\d+)/m),
+    used: mb(/^nodejs_heap_size_used_bytes (\d+)/m),
+    external: mb(/^nodejs_external_memory_bytes (\d+)/m),
+    young: space('new'),
+    old: space('old'),
+    code: space('code'),
+  }
+}
 const verdict = (ok: boolean) => (ok ? 'ok' : 'MISSED')
 
 try {
@@ -171,29 +213,38 @@ try {
   if (build.status !== 0) throw new Error(`npm run build exited ${build.status}`)
   // Its own database (migrated) and Redis prefix, dropped at the end.
   const config = await testConfig({ teardown: (fn) => void teardowns.push(fn) })
+  const metricsToken = randomBytes(16).toString('hex')
   const bare = await startServer(path.join(import.meta.dirname, 'servers', 'bare.server.mjs'), {})
-  const api = await startServer(path.join(root, 'apps', 'api', 'dist', 'server.js'), {
-    NODE_ENV: 'production',
-    HOST: '127.0.0.1',
-    PORT: String(await freePort()),
-    LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
-    DATABASE_URL: config.DATABASE_URL,
-    REDIS_URL: config.REDIS_URL,
-    REDIS_PREFIX: config.REDIS_PREFIX,
-    CLONE_ROOT: config.CLONE_ROOT,
-    SESSION_SECRET: randomBytes(32).toString('base64url'),
-    TOKEN_ENCRYPTION_KEYS: `bench:${randomBytes(32).toString('base64')}`,
-    GITHUB_URL: sim.url,
-    GITHUB_API_URL: sim.apiUrl,
-    GH_TOKEN: 'ghp_porticobot00000000000000000000000001',
-    GH_REPO: 'acme/infra-specs',
-    PUBLIC_URL,
-    GITHUB_OAUTH_CLIENT_ID: 'Iv1.portico-dev',
-    GITHUB_OAUTH_CLIENT_SECRET: 'portico-dev-secret',
-  })
+  const apiFlags = shippedApiFlags()
+  const api = await startServer(
+    path.join(root, 'apps', 'api', 'dist', 'server.js'),
+    {
+      NODE_ENV: 'production',
+      HOST: '127.0.0.1',
+      PORT: String(await freePort()),
+      LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
+      DATABASE_URL: config.DATABASE_URL,
+      REDIS_URL: config.REDIS_URL,
+      REDIS_PREFIX: config.REDIS_PREFIX,
+      CLONE_ROOT: config.CLONE_ROOT,
+      SESSION_SECRET: randomBytes(32).toString('base64url'),
+      TOKEN_ENCRYPTION_KEYS: `bench:${randomBytes(32).toString('base64')}`,
+      GITHUB_URL: sim.url,
+      GITHUB_API_URL: sim.apiUrl,
+      GH_TOKEN: 'ghp_porticobot00000000000000000000000001',
+      GH_REPO: 'acme/infra-specs',
+      PUBLIC_URL,
+      GITHUB_OAUTH_CLIENT_ID: 'Iv1.portico-dev',
+      GITHUB_OAUTH_CLIENT_SECRET: 'portico-dev-secret',
+      METRICS_TOKEN: metricsToken,
+    },
+    apiFlags,
+  )
 
   const nodeVersion = spawnSync(NODE, ['--version'], { encoding: 'utf8' }).stdout.trim()
-  console.log(`servers: plain Node ${nodeVersion}, ${CONNECTIONS} connections, ${SECONDS} s per measurement`)
+  console.log(
+    `servers: plain Node ${nodeVersion} (API flags from the Dockerfile: ${apiFlags.join(' ') || 'none'}), ${CONNECTIONS} connections, ${SECONDS} s per measurement`,
+  )
   const cookie = await signIn(api.url, 'octocat')
   const write = { cookie, origin: PUBLIC_URL, 'content-type': 'application/json' }
   const tenant = await json<{ id: string }>(
@@ -262,8 +313,14 @@ try {
 
   const soak = await load(statusUrl, cookie, 100, 30)
   const rss = rssMb(api.pid)
+  const kinds = residentKinds(api.pid)
+  const heap = await heapOf(api.url, metricsToken)
   console.log(
     `API RSS after 100 connections for 30 s: ${rss.toFixed(0)} MB (target <= 200) ${verdict(rss <= 200)} (${soak.rps.toFixed(0)} req/s, p99 ${soak.p99} ms, non-2xx ${soak.non2xx + soak.errors})`,
+  )
+  const f = (mb: number) => mb.toFixed(0)
+  console.log(
+    `  resident: ${f(kinds.anonymous)} MB anonymous, ${f(kinds.file)} MB file-backed; V8 heap ${f(heap.total)} MB committed (young ${f(heap.young)}, old ${f(heap.old)}, code ${f(heap.code)}), ${f(heap.used)} MB used, external ${f(heap.external)} MB`,
   )
   const min = (xs: number[]) => Math.min(...xs)
   console.log(

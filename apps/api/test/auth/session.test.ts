@@ -299,3 +299,21 @@ t.test('a request in flight during logout cannot bring the session back', async 
   const replay = await server.inject({ url: '/api/auth/user', headers: { cookie } })
   t.equal(replay.statusCode, 401, 'still logged out')
 })
+
+t.test('a loaded session is shared read-only: mutating it in place fails that request only', async (t) => {
+  const server = await build(t, env, (s) => {
+    s.get('/test/rename-in-place', async (request) => {
+      const user = request.session.get('user') as { login: string }
+      user.login = 'mallory'
+      return { login: user.login }
+    })
+  })
+  const { cookie } = await signIn(server, sim, 'octocat')
+  const before = await server.inject({ url: '/api/auth/user', headers: { cookie } })
+  t.equal(before.json().login, 'octocat')
+  const mutate = await server.inject({ url: '/test/rename-in-place', headers: { cookie } })
+  t.equal(mutate.statusCode, 500, 'the frozen session refuses the write')
+  t.notMatch(mutate.body, /mallory|frozen|read only/i, 'no internals in the answer')
+  const after = await server.inject({ url: '/api/auth/user', headers: { cookie } })
+  t.equal(after.json().login, 'octocat', 'what the next request loads is unchanged')
+})

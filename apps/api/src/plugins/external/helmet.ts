@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import helmet from 'helmet'
@@ -21,18 +22,46 @@ const isRelaxed = (url: string) =>
   RELAXED.some((p) => url === p || url.startsWith(`${p}/`) || url.startsWith(`${p}?`))
 
 /**
+ * The headers helmet's middleware sets on a response, recorded once. With static options (no
+ * function directives such as per-request nonces, which Portico does not use) helmet sets the
+ * same headers on every response, so each request gets the recorded set through `reply.headers`
+ * instead of a chain of a dozen middlewares calling `setHeader` on the raw response (which also
+ * pushed Node off its fast path for the rest of the headers: about 5% of a cached read).
+ * Throws when helmet does not finish synchronously or fails.
+ */
+export function helmetHeaders(options?: Parameters<typeof helmet>[0]): Record<string, string> {
+  const headers: Record<string, string> = {}
+  const res = {
+    setHeader(name: string, value: unknown) {
+      headers[name.toLowerCase()] = String(value)
+    },
+    removeHeader(name: string) {
+      delete headers[name.toLowerCase()]
+    },
+  }
+  let finished = false
+  helmet(options)({} as IncomingMessage, res as unknown as ServerResponse, (err?: unknown) => {
+    if (err) throw err
+    finished = true
+  })
+  if (!finished) throw new Error('helmet did not finish synchronously')
+  return Object.freeze(headers) as Record<string, string>
+}
+
+/**
  * Security headers on every response (helmet's defaults: a strict content security policy, HSTS,
  * nosniff, frame and referrer policies). The policy is relaxed only under {@link RELAXED}, whose
  * pages run their own inline code. helmet itself rather than @fastify/helmet: that plugin builds
- * helmet's middleware (parsing the whole policy) again on every request; here each is built once.
+ * helmet's middleware (parsing the whole policy) again on every request; here helmet runs once
+ * per policy ({@link helmetHeaders}).
  */
 export default fp(
   async (fastify: FastifyInstance) => {
-    const strict = helmet()
-    const relaxed = helmet({ contentSecurityPolicy: { useDefaults: false, directives: RELAXED_CSP } })
+    const strict = helmetHeaders()
+    const relaxed = helmetHeaders({ contentSecurityPolicy: { useDefaults: false, directives: RELAXED_CSP } })
     fastify.addHook('onRequest', (request, reply, done) => {
-      const headers = isRelaxed(request.url) ? relaxed : strict
-      headers(request.raw, reply.raw, (err?: unknown) => done(err as Error | undefined))
+      reply.headers(isRelaxed(request.url) ? relaxed : strict)
+      done()
     })
   },
   { name: 'helmet' },

@@ -1,0 +1,45 @@
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import helmet from 'helmet'
+import t, { type Test } from 'tap'
+import { helmetHeaders } from '../src/plugins/external/helmet.js'
+import { build } from './helper.js'
+
+/** What helmet's middleware really puts on a response of a running server. */
+async function realHelmetHeaders(t: Test, options?: Parameters<typeof helmet>[0]) {
+  const middleware = helmet(options)
+  const server = createServer((req, res) => {
+    res.setHeader('x-powered-by', 'something')
+    middleware(req, res, () => res.end('ok'))
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
+  const res = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`)
+  await res.text()
+  const skip = new Set(['date', 'connection', 'keep-alive', 'content-length', 'transfer-encoding'])
+  return Object.fromEntries([...res.headers].filter(([k]) => !skip.has(k)))
+}
+
+t.test('the recorded headers are exactly what helmet sets on a real response', async (t) => {
+  const strict = await realHelmetHeaders(t)
+  t.ok(strict['content-security-policy'], 'a policy was set')
+  t.notOk('x-powered-by' in strict, 'helmet removes X-Powered-By')
+  t.same(helmetHeaders(), strict, 'default policy')
+  const options = { contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'self'"] } } }
+  t.same(helmetHeaders(options), await realHelmetHeaders(t, options), 'custom policy')
+})
+
+t.test('every kind of answer carries them: a read, a refusal, a missing route, a crash', async (t) => {
+  const app = await build(t, {}, (server) => {
+    server.get('/test/crash', async () => {
+      throw new Error('internal detail')
+    })
+  })
+  const expected = helmetHeaders()
+  for (const url of ['/health/live', '/api/v1/tenants', '/no/such/route', '/test/crash']) {
+    const res = await app.inject({ url })
+    for (const [name, value] of Object.entries(expected)) {
+      t.equal(res.headers[name], value, `${url} (${res.statusCode}): ${name}`)
+    }
+  }
+})

@@ -3,6 +3,7 @@ import { startTestSimulator, testConfig } from '@portico/testing'
 import Fastify from 'fastify'
 import t from 'tap'
 import app from '../../src/app.js'
+import { sessionParser } from '../../src/plugins/external/session.js'
 import { serverOptions } from '../../src/server-options.js'
 import { build, signIn, writeHeaders } from '../helper.js'
 
@@ -316,4 +317,19 @@ t.test('a loaded session is shared read-only: mutating it in place fails that re
   t.notMatch(mutate.body, /mallory|frozen|read only/i, 'no internals in the answer')
   const after = await server.inject({ url: '/api/auth/user', headers: { cookie } })
   t.equal(after.json().login, 'octocat', 'what the next request loads is unchanged')
+})
+
+t.test('parsed sessions are remembered only when signed in, and within bounds', async (t) => {
+  const parse = sessionParser({ max: 100, maxSize: 4000, maxEntrySize: 1000 })
+  const signedIn = JSON.stringify({ user: { id: 'u1', login: 'octocat' }, githubToken: 'sealed' })
+  t.equal(parse(signedIn), parse(signedIn), 'the same object for the same text')
+  t.ok(Object.isFrozen((parse(signedIn) as { user: object }).user), 'deep-frozen')
+  const anonymous = JSON.stringify({ oauthPending: [{ state: 's', verifier: 'v', expiresAt: 1 }] })
+  t.not(parse(anonymous), parse(anonymous), 'state-only sessions are parsed each time')
+  const big = JSON.stringify({ user: { id: 'u2', login: 'x'.repeat(2000) } })
+  t.not(parse(big), parse(big), 'an entry over maxEntrySize is not kept')
+  const first = JSON.stringify({ user: { id: 'u3', login: 'first' } })
+  const kept = parse(first)
+  for (let i = 0; i < 200; i++) parse(JSON.stringify({ user: { id: `u${i}`, login: 'y'.repeat(100) } }))
+  t.not(parse(first), kept, 'older entries leave once the total size is reached')
 })

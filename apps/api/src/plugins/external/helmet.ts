@@ -53,7 +53,8 @@ export function helmetHeaders(options?: Parameters<typeof helmet>[0]): Record<st
  * nosniff, frame and referrer policies). The policy is relaxed only under {@link RELAXED}, whose
  * pages run their own inline code. helmet itself rather than @fastify/helmet: that plugin builds
  * helmet's middleware (parsing the whole policy) again on every request; here helmet runs once
- * per policy ({@link helmetHeaders}).
+ * per policy ({@link helmetHeaders}). The headers go on the reply, so a route that hijacks it
+ * and writes `reply.raw` itself (none does today) must copy them onto the raw response.
  */
 export default fp(
   async (fastify: FastifyInstance) => {

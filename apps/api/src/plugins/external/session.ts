@@ -114,21 +114,25 @@ function deepFreeze<T>(value: T): T {
   return value
 }
 
+/** Bounds of {@link sessionParser}'s memo: entries, total and per-entry JSON size (characters). */
+export const PARSED_SESSIONS = { max: 10_000, maxSize: 4 * 2 ** 20, maxEntrySize: 16 * 1024 }
+
 /**
- * Session JSON → the parsed session, by the stored text (at most 10,000): a signed-in user's
- * reads load the same JSON again and again, and parsing it was about 3% of a cached read.
+ * Session JSON → the parsed session, remembered by the stored text for signed-in sessions: their
+ * reads load the same JSON again and again, and parsing it was about 3% of a cached read. Only
+ * sessions with a user are kept (anonymous visitors can make as many state-only sessions as they
+ * like), within {@link PARSED_SESSIONS} (about 4 Mi characters of JSON plus their parsed copies).
  * Values are deep-frozen because they are shared: @fastify/session copies a loaded session's
  * fields onto each request's session by reference, so a request mutating one in place (instead
  * of `session.set`) throws rather than changing what other requests see.
  */
-export function sessionParser(max = 10_000): (raw: string) => unknown {
-  const parsed = new LRUCache<string, object>({ max })
+export function sessionParser(bounds = PARSED_SESSIONS): (raw: string) => unknown {
+  const parsed = new LRUCache<string, object>({ ...bounds, sizeCalculation: (_value, raw) => raw.length })
   return (raw) => {
-    let value = parsed.get(raw)
-    if (value === undefined) {
-      value = deepFreeze(JSON.parse(raw) as object)
-      // Only objects are kept (sessions are objects); anything else is returned as parsed.
-      if (value === null || typeof value !== 'object') return value
+    const known = parsed.get(raw)
+    if (known !== undefined) return known
+    const value = deepFreeze(JSON.parse(raw) as unknown)
+    if (value !== null && typeof value === 'object' && 'user' in value && raw.length <= bounds.maxEntrySize) {
       parsed.set(raw, value)
     }
     return value

@@ -161,6 +161,13 @@ t.test('push → refresh: the old analysis stays visible until the new one lands
     'never a mix of old and new',
   )
   t.ok(existsSync(path.join(dest(), 'src/routes/orders.js')), 'the clone has the new file')
+  // The worker logs the refresh after it lands (and after a Redis round trip): the row can be
+  // read before the line arrives through the pipe.
+  await until(
+    async () => (worker.logs.text.includes('connection refreshed') ? true : undefined),
+    30_000,
+    'the worker to log the landed refresh',
+  )
   t.equal(
     worker.logs.text.split('\n').filter((l) => l.includes('connection refreshed')).length,
     1,

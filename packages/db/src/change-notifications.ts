@@ -1,3 +1,4 @@
+import { waitAtMost } from '@portico/core'
 import pg from 'pg'
 
 /**
@@ -145,14 +146,7 @@ export function listenForChanges(databaseUrl: string, handlers: ChangeHandlers):
         last.removeAllListeners()
         last.on('error', () => {})
         // Bounded: on a connection whose path went dark the goodbye is never answered.
-        let timer: NodeJS.Timeout | undefined
-        await Promise.race([
-          last.end().catch(() => {}),
-          new Promise((resolve) => {
-            timer = setTimeout(resolve, 1000)
-          }),
-        ])
-        clearTimeout(timer)
+        await waitAtMost(last.end(), 1000)
       }
     },
   }

@@ -6,6 +6,7 @@ import {
   type JobDataByQueue,
   type QueueName,
   type Queues,
+  waitAtMost,
 } from '@portico/core'
 import { type JobsOptions, QueueEvents } from 'bullmq'
 import type { FastifyInstance } from 'fastify'
@@ -81,14 +82,7 @@ export default fp(
       if (events) {
         const { queueEvents, connection } = events
         // close() first awaits a ready connection: bounded, then the connection is ended regardless.
-        let timer: NodeJS.Timeout | undefined
-        await Promise.race([
-          queueEvents.close().catch(() => {}),
-          new Promise((resolve) => {
-            timer = setTimeout(resolve, 1000)
-          }),
-        ])
-        clearTimeout(timer)
+        await waitAtMost(queueEvents.close(), 1000)
         connection.disconnect()
       }
       // Queues wait for their connection to become ready before closing; end it first if it never will.

@@ -85,8 +85,16 @@ t.test('a rate-limited mint is transient: back to pending, retried by BullMQ', a
     'the retried clone',
   )
   t.equal(done.status, 'analyzed', 'the second attempt succeeded')
-  const job = await s.queue.getJob(cloneJobId(row.id))
-  t.equal(job?.attemptsMade, 2, 'the first attempt failed on the rate limit')
+  // The row lands before BullMQ records the attempt as finished: wait for the job's own end.
+  const job = await waitFor(
+    async () => {
+      const j = await s.queue.getJob(cloneJobId(row.id))
+      return j?.finishedOn ? j : undefined
+    },
+    30_000,
+    'the job to be recorded as completed',
+  )
+  t.equal(job.attemptsMade, 2, 'the first attempt failed on the rate limit')
 })
 
 t.test('a worker without the App fails App connections with GITHUB_APP_NOT_CONFIGURED', async (t) => {

@@ -31,6 +31,24 @@ const redirectId = async (server: FastifyInstance) => {
   const info = (await server.redis.call('CLIENT', 'TRACKINGINFO')) as unknown[]
   return Number(info[info.indexOf('redirect') + 1])
 }
+/**
+ * Reads until one is answered from memory. An invalidation still in flight from the sign-in's own
+ * write discards a fill that raced it (by design), so the first read after sign-in may not stick.
+ */
+const untilHit = async (server: FastifyInstance, cookie: string, what: string) => {
+  const cache = server.sessionCache
+  if (!cache) throw new Error('no session cache')
+  await until(
+    async () => {
+      const hits = cache.stats.hits
+      const status = await userStatus(server, cookie)
+      if (status !== 200) throw new Error(`read answered ${status}`)
+      return cache.stats.hits === hits + 1 ? true : undefined
+    },
+    5000,
+    what,
+  )
+}
 const plainRedis = (t: Teardown, url: string): Redis => {
   const redis = createRedis(url, 'worker')
   t.teardown(() => redis.quit())
@@ -45,6 +63,7 @@ t.test('a signed-in read is answered from memory after the first one', async (t)
   t.not(await redirectId(server), -1)
   const { cookie } = await signIn(server, sim, 'octocat')
   t.equal(await userStatus(server, cookie), 200)
+  await untilHit(server, cookie, 'the session kept in memory')
   const before = { ...cache.stats }
   for (let i = 0; i < 5; i++) {
     const res = await server.inject({ url: '/api/auth/user', headers: { cookie } })
@@ -67,8 +86,7 @@ t.test('logout on one API process ends the session on another at once', async (t
   const [a, b] = await Promise.all([start(), start()])
   const { cookie } = await signIn(a, sim, 'octocat')
   t.equal(await userStatus(b, cookie), 200)
-  t.equal(await userStatus(b, cookie), 200)
-  t.ok((b.sessionCache?.stats.hits ?? 0) >= 1, 'b serves the session from memory')
+  await untilHit(b, cookie, 'b to serve the session from memory')
 
   const out = await a.inject({ method: 'POST', url: '/auth/logout', headers: writeHeaders(a, cookie) })
   t.equal(out.statusCode, 200)
@@ -134,9 +152,7 @@ t.test('losing the subscriber empties and bypasses the cache until tracking is b
   t.not(now, -1)
   const again = await signIn(server, sim, 'octocat')
   t.equal(await userStatus(server, again.cookie), 200)
-  const hits = cache.stats.hits
-  t.equal(await userStatus(server, again.cookie), 200)
-  t.equal(cache.stats.hits, hits + 1, 'cached again')
+  await untilHit(server, again.cookie, 'the session cached again')
   await redis.del(sessionKey(server.config.REDIS_PREFIX, again.cookie))
   await untilStatus(server, again.cookie, 401, 'invalidations to flow again')
 })
@@ -158,9 +174,7 @@ t.test('with Redis away a cached session is not served: 503 as without the cache
   await server.redis.connect()
   await until(async () => (cache.tracking ? true : undefined), 5000, 'tracking after the reconnect')
   t.equal(await userStatus(server, cookie), 200)
-  const hits = cache.stats.hits
-  t.equal(await userStatus(server, cookie), 200)
-  t.equal(cache.stats.hits, hits + 1, 'cached again')
+  await untilHit(server, cookie, 'the session cached again after the reconnect')
 })
 
 t.test('API_READ_CACHE_MS=0: no cache, no tracking', async (t) => {

@@ -43,12 +43,22 @@ declare module 'fastify' {
     github(opts?: { requireUser?: boolean }): Promise<GithubActor>
   }
   interface FastifyInstance {
-    /** 401 NOT_AUTHENTICATED without a signed-in user. */
+    /**
+     * 401 NOT_AUTHENTICATED without a signed-in user. A route using it, or a role check below, as
+     * a `preHandler` also gets it as an `onRequest` hook (see {@link requiresUser}).
+     */
     requireUser: preHandlerAsyncHookHandler
     /**
+     * For reads that may act as the service account: 401 NOT_AUTHENTICATED for an anonymous
+     * caller unless `ALLOW_SERVICE_TOKEN_FALLBACK` is on and a service identity (GH_TOKEN or the
+     * GitHub App) is configured. Used as `onRequest`, so the refusal comes before validation.
+     */
+    requireReader: preHandlerAsyncHookHandler
+    /**
      * Loads `params.projectId` through the caller's tenant membership and sets `request.project`.
-     * 401 NOT_AUTHENTICATED; 404 PROJECT_NOT_FOUND (absent, or another tenant's); 403
-     * INSUFFICIENT_ROLE when `roles` is non-empty and the effective role is not among them.
+     * 401 NOT_AUTHENTICATED (before the body is read or anything validated); 404
+     * PROJECT_NOT_FOUND (absent, or another tenant's); 403 INSUFFICIENT_ROLE when `roles` is
+     * non-empty and the effective role is not among them.
      */
     requireProjectRole(...roles: ProjectRole[]): preHandlerAsyncHookHandler
     /** Same for `params.tenantId` and tenant roles; sets `request.tenant`. 404 TENANT_NOT_FOUND. */
@@ -118,6 +128,22 @@ export function effectiveProjectRole(
   if (tenantRole === 'owner' || projectRole === 'owner') return 'owner'
   if (tenantRole === 'admin') return 'admin'
   return projectRole
+}
+
+/** Marks the pre-handlers that refuse anonymous callers (requireUser and the role checks). */
+const REQUIRES_USER = Symbol('requiresUser')
+const markRequiresUser = <T extends object>(handler: T): T =>
+  Object.assign(handler, { [REQUIRES_USER]: true })
+
+/**
+ * Whether a route's `preHandler` option (one handler or a list) includes a check that refuses
+ * anonymous callers: such a route answers them 401 in `onRequest`, before its body is parsed or
+ * its params, query or body validated, so an anonymous caller learns nothing of the route's
+ * schema and no 400 comes before the 401.
+ */
+export function requiresUser(preHandler: unknown): boolean {
+  const handlers = Array.isArray(preHandler) ? preHandler : [preHandler]
+  return handlers.some((h) => typeof h === 'function' && REQUIRES_USER in h)
 }
 
 /**
@@ -343,12 +369,27 @@ export default fp(
       },
     )
 
-    fastify.decorate('requireUser', async function requireUser(request: FastifyRequest) {
+    const requireUser = markRequiresUser(async function requireUser(request: FastifyRequest) {
       if (!request.user) throw notAuthenticated()
+    })
+    fastify.decorate('requireUser', requireUser)
+    fastify.decorate('requireReader', async function requireReader(request: FastifyRequest) {
+      if (request.user) return
+      if (!config.ALLOW_SERVICE_TOKEN_FALLBACK || fastify.serviceActor.kind === null) throw notAuthenticated()
+    })
+    // Routes registered after this plugin (all of routes/) whose pre-handlers refuse anonymous
+    // callers refuse them first; a folder-wide preHandler hook adds its own (see autohooks.ts).
+    fastify.addHook('onRoute', (route) => {
+      if (!requiresUser(route.preHandler)) return
+      const onRequest = route.onRequest === undefined ? [] : [route.onRequest].flat()
+      if (!onRequest.includes(requireUser)) route.onRequest = [...onRequest, requireUser]
     })
 
     fastify.decorate('requireProjectRole', (...roles: ProjectRole[]): preHandlerAsyncHookHandler => {
-      return async function requireProjectRole(request: FastifyRequest, _reply: FastifyReply) {
+      return markRequiresUser(async function requireProjectRole(
+        request: FastifyRequest,
+        _reply: FastifyReply,
+      ) {
         const user = request.user
         if (!user) throw notAuthenticated()
         const projectId = (request.params as { projectId?: string }).projectId
@@ -363,11 +404,14 @@ export default fp(
         if (roles.length > 0 && !roles.includes(role)) throw insufficientRole(roles)
         const { id, tenant_id, name, slug } = access.project
         request.project = { id, tenant_id, name, slug, role }
-      }
+      })
     })
 
     fastify.decorate('requireTenantRole', (...roles: TenantRole[]): preHandlerAsyncHookHandler => {
-      return async function requireTenantRole(request: FastifyRequest, _reply: FastifyReply) {
+      return markRequiresUser(async function requireTenantRole(
+        request: FastifyRequest,
+        _reply: FastifyReply,
+      ) {
         const user = request.user
         if (!user) throw notAuthenticated()
         const tenantId = (request.params as { tenantId?: string }).tenantId
@@ -376,7 +420,7 @@ export default fp(
         if (!tenant) throw new AppError(404, 'TENANT_NOT_FOUND', 'Tenant not found.')
         if (roles.length > 0 && !roles.includes(tenant.role)) throw insufficientRole(roles)
         request.tenant = { id: tenant.id, slug: tenant.slug, name: tenant.name, role: tenant.role }
-      }
+      })
     })
 
     fastify.decorate(

@@ -38,6 +38,8 @@ export default async function podRoutes(app: FastifyInstance) {
   fastify.get(
     '/:customer/:env',
     {
+      // Anonymous callers without the service fallback: 401 before anything is validated.
+      onRequest: fastify.requireReader,
       schema: {
         tags,
         summary: 'One pod: the parsed spec document itself (all of its keys)',

@@ -14,6 +14,8 @@ export default async function podsRoutes(app: FastifyInstance) {
   fastify.get(
     '/',
     {
+      // Anonymous callers without the service fallback: 401 before anything is validated.
+      onRequest: fastify.requireReader,
       schema: {
         tags,
         summary: 'Every pod of the specs repository, sorted (customer, then dev, stg, prd)',
@@ -29,6 +31,8 @@ export default async function podsRoutes(app: FastifyInstance) {
   fastify.get(
     '/:customer/:env',
     {
+      // Anonymous callers without the service fallback: 401 before anything is validated.
+      onRequest: fastify.requireReader,
       schema: {
         tags,
         summary: 'One pod: the parsed spec document itself (alias of GET /api/pod/{customer}/{env})',

@@ -12,6 +12,8 @@ export default async function podsV1Routes(app: FastifyInstance) {
   fastify.get(
     '/:customer/:env',
     {
+      // Anonymous callers without the service fallback: 401 before anything is validated.
+      onRequest: fastify.requireReader,
       schema: {
         tags: ['pods'],
         summary: 'One pod with where its spec lives and which version was read',

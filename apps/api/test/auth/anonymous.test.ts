@@ -1,0 +1,68 @@
+import { randomUUID } from 'node:crypto'
+import { testConfig } from '@portico/testing'
+import Fastify, { type RouteOptions } from 'fastify'
+import t from 'tap'
+import app from '../../src/app.js'
+import { requiresUser } from '../../src/plugins/app/auth.js'
+import { serverOptions } from '../../src/server-options.js'
+
+// Every route that refuses anonymous callers refuses them first: 401 NOT_AUTHENTICATED before
+// the body is parsed and before params, query or body are validated, so an anonymous caller
+// learns nothing of a route's schema (found by a review: an anonymous `POST /api/v1/tenants`
+// with an invalid body was answered 400).
+const routes: RouteOptions[] = []
+const config = await testConfig(t, { GH_REPO: 'acme/infra-specs' })
+const server = Fastify(serverOptions(config, false))
+server.addHook('onRoute', (route) => void routes.push(route))
+await server.register(app, { config })
+await server.ready()
+t.teardown(() => server.close())
+
+const endpoints = routes.flatMap((r) =>
+  (Array.isArray(r.method) ? r.method : [r.method])
+    .filter((m) => m !== 'HEAD' && m !== 'OPTIONS')
+    .map((method) => ({ method, url: r.url, preHandler: r.preHandler })),
+)
+const withParams = (url: string, value: () => string) => url.replace(/:([A-Za-z0-9_]+)/g, () => value())
+const isWrite = (method: string) => !['GET', 'HEAD', 'OPTIONS'].includes(method)
+
+/** An anonymous request with well-formed params and no body. */
+const plain = (method: string, url: string) =>
+  server.inject({ method: method as 'GET', url: withParams(url, randomUUID) })
+/** The same request with params, query and body that fail validation, and a body that is not JSON. */
+const malformed = (method: string, url: string) =>
+  server.inject({
+    method: method as 'GET',
+    url: `${withParams(url, () => 'not%20a%20valid%20id%00')}?limit=-1&page=x&${'q'.repeat(50)}=1`,
+    ...(isWrite(method) ? { headers: { 'content-type': 'application/json' }, payload: '{"name": ' } : {}),
+  })
+
+t.test('routes that refuse anonymous callers do so before validating anything', async (t) => {
+  const refusing: string[] = []
+  for (const { method, url } of endpoints) {
+    if ((await plain(method, url)).statusCode !== 401) continue
+    refusing.push(`${method} ${url.replace(/\/$/, '')}`)
+    const res = await malformed(method, url)
+    t.equal(res.statusCode, 401, `${method} ${url}: 401 before validation`)
+    // /metrics and webhooks refuse with their own codes (a bearer token, a signature).
+    if (url.startsWith('/api/')) t.equal(res.json().code, 'NOT_AUTHENTICATED', `${method} ${url}`)
+  }
+  // The example from the review, a project route, a tenant route and the connection folder.
+  for (const route of [
+    'POST /api/v1/tenants',
+    'POST /api/v1/tenants/:tenantId/projects',
+    'PUT /api/v1/projects/:projectId/members/:login',
+    'POST /api/v1/projects/:projectId/github',
+    'POST /api/pod',
+  ]) {
+    t.ok(refusing.includes(route), `${route} is among them`)
+  }
+})
+
+t.test('every route marked as refusing anonymous callers answers them 401 first', async (t) => {
+  const marked = endpoints.filter((e) => requiresUser(e.preHandler))
+  t.ok(marked.length >= 10, `${marked.length} routes`)
+  for (const { method, url } of marked) {
+    t.equal((await malformed(method, url)).statusCode, 401, `${method} ${url}`)
+  }
+})

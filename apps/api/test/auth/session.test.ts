@@ -270,6 +270,40 @@ t.test('Redis away: a clear 503, never a 500', async (t) => {
   t.equal(lookup.json().code, 'SESSION_STORE_UNAVAILABLE')
 })
 
+t.test('a stored value that is not a session this API wrote is no session: 401, not 5xx', async (t) => {
+  const server = await build(t, env)
+  const { cookie } = await signIn(server, sim, 'octocat')
+  const value = decodeURIComponent(cookie.split('=').slice(1).join('='))
+  const key = `${server.config.REDIS_PREFIX}:sess:${value.replace(/^s:/, '').replace(/\.[^.]*$/, '')}`
+  const good = JSON.parse(String(await server.redis.get(key)))
+  t.equal((await server.inject({ url: '/api/auth/user', headers: { cookie } })).statusCode, 200)
+  const corrupt: [string, string][] = [
+    ['not JSON', '{"user":'],
+    ['JSON null', 'null'],
+    ['an array', '[]'],
+    ['a string user', JSON.stringify({ ...good, user: 'octocat' })],
+    ['a user without a login', JSON.stringify({ ...good, user: { ...good.user, login: undefined } })],
+    ['a numeric login', JSON.stringify({ ...good, user: { ...good.user, login: 42 } })],
+    ['an object name', JSON.stringify({ ...good, user: { ...good.user, name: { first: 'x' } } })],
+    ['a fractional github_id', JSON.stringify({ ...good, user: { ...good.user, github_id: 1.5 } })],
+    ['an object token', JSON.stringify({ ...good, githubToken: { iv: 'x' } })],
+  ]
+  for (const [what, raw] of corrupt) {
+    await server.redis.set(key, raw, 'KEEPTTL')
+    for (const url of ['/api/auth/user', '/api/v1/tenants']) {
+      const res = await server.inject({ url, headers: { cookie } })
+      t.equal(res.statusCode, 401, `${what}: ${url}`)
+      t.equal(res.json().code, 'NOT_AUTHENTICATED', what)
+    }
+  }
+  await server.redis.set(key, JSON.stringify(good), 'KEEPTTL')
+  t.equal(
+    (await server.inject({ url: '/api/auth/user', headers: { cookie } })).statusCode,
+    200,
+    'a good value works',
+  )
+})
+
 t.test('a request in flight during logout cannot bring the session back', async (t) => {
   let entered!: () => void
   let release!: () => void

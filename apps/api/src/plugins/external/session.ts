@@ -139,6 +139,28 @@ export function sessionParser(bounds = PARSED_SESSIONS): (raw: string) => unknow
   }
 }
 
+const isStringOrNull = (v: unknown) => v === undefined || v === null || typeof v === 'string'
+
+/**
+ * Whether a stored session has the shape this API writes: an object whose `user`, when present,
+ * is a {@link SessionUser} and whose token fields are strings. Anything else in Redis (a bad
+ * write, a key changed by hand, another application sharing the prefix) counts as no session.
+ */
+export function isStoredSession(value: unknown): boolean {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false
+  const { user, githubToken, githubRefreshToken, githubTokenExpiresAt } = value as Record<string, unknown>
+  if (user !== undefined) {
+    if (user === null || typeof user !== 'object') return false
+    const u = user as Record<string, unknown>
+    if (typeof u.id !== 'string' || typeof u.login !== 'string' || !u.login) return false
+    if (!isStringOrNull(u.name) || !isStringOrNull(u.avatar_url)) return false
+    if (u.github_id !== undefined && !Number.isSafeInteger(u.github_id)) return false
+  }
+  if (githubToken !== undefined && typeof githubToken !== 'string') return false
+  if (githubRefreshToken !== undefined && typeof githubRefreshToken !== 'string') return false
+  return githubTokenExpiresAt === undefined || Number.isFinite(githubTokenExpiresAt)
+}
+
 const storeUnavailable = (cause: unknown) =>
   new AppError(503, 'SESSION_STORE_UNAVAILABLE', 'Sessions are unavailable. Try again shortly.', { cause })
 
@@ -175,10 +197,21 @@ export default fp(
     }
     // An empty value counts as no session (the rule of connect-redis, the store used before).
     const parse = sessionParser()
+    // A value that is not a session this API wrote is no session (the caller is anonymous), not
+    // a 5xx: Redis answered, and what it holds cannot be used.
     const read = async (sid: string) => {
       const key = `${prefix}${sid}`
       const raw = cache ? await cache.get(key) : (await redis.get(key)) || null
-      return raw === null ? null : parse(raw)
+      if (raw === null) return null
+      let value: unknown
+      try {
+        value = parse(raw)
+      } catch {
+        value = undefined
+      }
+      if (isStoredSession(value)) return value
+      fastify.log.warn({ bytes: raw.length }, 'ignoring a stored session that is not one this API wrote')
+      return null
     }
     // Ended sessions leave a tombstone, and writes skip tombstoned ids atomically: a request still
     // in flight when the user logs out (rolling sessions re-save on every response) cannot bring

@@ -96,3 +96,29 @@ t.test(
     t.match(String(docs.headers['content-security-policy']), /script-src 'self' 'unsafe-inline'/)
   },
 )
+
+t.test('cache lookups are counted: portico_cache_lookups_total by cache and result', async (t) => {
+  const cached = await build(t, { ...env, METRICS_TOKEN: TOKEN, API_READ_CACHE_MS: '60000' })
+  const sessionCache = cached.sessionCache
+  if (!sessionCache) throw new Error('no session cache')
+  const { cookie } = await signIn(cached, sim, 'octocat')
+  const lookups = async (cache: string, result: string) => {
+    const text = (await cached.inject({ url: '/metrics', headers: { authorization: `Bearer ${TOKEN}` } }))
+      .body
+    const m = new RegExp(
+      `^portico_cache_lookups_total\\{cache="${cache}",result="${result}"\\} (\\d+)$`,
+      'm',
+    ).exec(text)
+    return m ? Number(m[1]) : Number.NaN
+  }
+  t.equal((await cached.inject({ url: '/api/auth/user', headers: { cookie } })).statusCode, 200)
+  t.ok((await lookups('session', 'miss')) >= 1, 'the first read of the session missed')
+  const hits = await lookups('session', 'hit')
+  const statsBefore = sessionCache.stats.hits
+  for (let i = 0; i < 3; i++) await cached.inject({ url: '/api/auth/user', headers: { cookie } })
+  const served = sessionCache.stats.hits - statsBefore
+  t.ok(served > 0, 'reads were served from memory')
+  t.equal(await lookups('session', 'hit'), hits + served, 'each hit is counted')
+  t.ok(Number.isFinite(await lookups('session', 'bypass')), 'bypasses are reported')
+  t.ok(Number.isFinite(await lookups('read', 'miss')), 'the read cache is reported too')
+})

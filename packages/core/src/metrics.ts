@@ -110,6 +110,45 @@ export function observeQueueDepth(queues: CountableQueue[]): () => void {
   return () => void observedQueues.delete(queues)
 }
 
+/** Lookup counts of an in-process cache (monotonic, owned by the cache). */
+export interface CacheStats {
+  readonly hits: number
+  readonly misses: number
+  /** Reads that skipped the cache (the session cache while Redis tracking is down). */
+  readonly bypasses?: number
+}
+const observedCaches = new Set<{ cache: string; stats: CacheStats }>()
+new client.Counter({
+  name: 'portico_cache_lookups_total',
+  help: 'In-process cache lookups by cache (session, read) and result (hit, miss, bypass), read at scrape time.',
+  labelNames: ['cache', 'result'] as const,
+  collect() {
+    // Summed per cache name and set at scrape time: the hot path only bumps plain numbers.
+    const totals = new Map<string, { hit: number; miss: number; bypass: number }>()
+    for (const { cache, stats } of observedCaches) {
+      const sum = totals.get(cache) ?? { hit: 0, miss: 0, bypass: 0 }
+      sum.hit += stats.hits
+      sum.miss += stats.misses
+      sum.bypass += stats.bypasses ?? 0
+      totals.set(cache, sum)
+    }
+    this.reset()
+    for (const [cache, sum] of totals) {
+      for (const [result, value] of Object.entries(sum)) this.inc({ cache, result }, value)
+    }
+  },
+})
+
+/**
+ * Reports `portico_cache_lookups_total{cache,result}` from `stats` (read at each scrape).
+ * Returns the function that stops reporting it (call it when the cache closes).
+ */
+export function observeCache(cache: string, stats: CacheStats): () => void {
+  const entry = { cache, stats }
+  observedCaches.add(entry)
+  return () => void observedCaches.delete(entry)
+}
+
 /** Prometheus text of the default registry. */
 export async function metricsText(): Promise<{ contentType: string; body: string }> {
   return { contentType: metricsRegistry.contentType, body: await metricsRegistry.metrics() }

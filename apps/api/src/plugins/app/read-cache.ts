@@ -1,3 +1,4 @@
+import { observeCache } from '@portico/core'
 import { type ConnectionView, HEARTBEAT_MS, listenForChanges, type ProjectAccess } from '@portico/db'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
@@ -125,6 +126,8 @@ export default fp(
       return value
     }
 
+    const stopObserving = observeCache('read', stats)
+    fastify.addHook('onClose', async () => stopObserving())
     fastify.decorate('readCache', {
       projectAccess: (projectId, userId, load) => read(access, `${projectId}:${userId}`, load),
       connectionView: (projectId, load) => read(views, projectId, load),

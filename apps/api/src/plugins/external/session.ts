@@ -1,6 +1,6 @@
 import { Signer } from '@fastify/cookie'
 import session from '@fastify/session'
-import { AppError, sessionKeyPrefix } from '@portico/core'
+import { AppError, observeCache, sessionKeyPrefix } from '@portico/core'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { LRUCache } from 'lru-cache'
@@ -188,6 +188,8 @@ export default fp(
         : null
     fastify.decorate('sessionCache', cache)
     if (cache) {
+      const stopObserving = observeCache('session', cache.stats)
+      fastify.addHook('onClose', async () => stopObserving())
       // Before the Redis plugin's onClose quits the main connection: that loss is not news then.
       fastify.addHook('preClose', () => cache.close())
       // Best effort, like the Redis connection itself: until tracking is on, reads go to Redis.

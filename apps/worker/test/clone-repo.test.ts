@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import { cloneJobId, clonePath } from '@portico/core'
+import { cloneJobId, clonePath, encrypt } from '@portico/core'
 import { deleteConnection, findConnection } from '@portico/db'
 import { defaultSeed } from '@portico/github-sim'
 import { startTestSimulator, type Teardown, testConfig } from '@portico/testing'
@@ -172,6 +172,35 @@ t.test('a revoked token fails permanently, without retries, with a redacted mess
   t.notOk(finished.failedReason.includes(token))
   t.notOk(existsSync(clonePath(config.cloneRoot, row.tenant_id, row.id)), 'nothing left on disk')
 })
+
+t.test(
+  'a PAT replaced during the clone is not marked invalid by the old one’s 401: the retry uses it',
+  async (t) => {
+    const { config, db, queue } = await setup(t)
+    const old = `ghp_${randomBytes(18).toString('hex')}`
+    sim.addToken('octocat', old, { scopes: ['repo'] })
+    const row = await createConnection(db, config, { token: old })
+    sim.revokeToken(old)
+    // GitHub answers slowly, so the replacement lands while the first attempt waits for its 401.
+    sim.setLatency(1500)
+    t.teardown(() => sim.setLatency(0))
+    const job = await enqueue(queue, row.id, { attempts: 2, backoff: { type: 'fixed', delay: 10 } })
+    await waitFor(async () => ((await findConnection(db, row.id))?.status === 'cloning' ? true : undefined))
+    const replacement = encrypt(config.keyring, PAT)
+    await db
+      .updateTable('github_connections')
+      .set({ encrypted_token: replacement, token_invalid_at: null })
+      .where('id', '=', row.id)
+      .execute()
+    sim.setLatency(0)
+    const { state } = await finalState(queue, job.id!)
+    t.equal(state, 'completed', 'the old token’s 401 did not end the connection')
+    const done = await findConnection(db, row.id)
+    t.equal(done?.status, 'analyzed')
+    t.equal(done?.token_invalid_at, null, 'the replacement is not marked invalid')
+    t.equal(done?.encrypted_token, replacement, 'the replacement is kept')
+  },
+)
 
 t.test('a token without access to the repository fails as not found', async (t) => {
   const { config, db, queue } = await setup(t)

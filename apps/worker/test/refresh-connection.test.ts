@@ -107,6 +107,38 @@ t.test('a burst of debounced requests makes one refresh', async (t) => {
   t.equal(done.refresh_status, null)
 })
 
+t.test('a PAT replaced during the refresh is not marked invalid by the old one’s 401', async (t) => {
+  const { config, db, deps, row } = await setup(t)
+  const old = `ghp_replaced${Date.now().toString(36)}`.padEnd(40, '0')
+  sim.addToken('octocat', old, { scopes: ['repo'] })
+  await db
+    .updateTable('github_connections')
+    .set({ encrypted_token: encrypt(config.keyring, old) })
+    .where('id', '=', row.id)
+    .execute()
+  sim.revokeToken(old)
+  const sha = await push()
+  // GitHub answers slowly, so the replacement lands while the first attempt waits for its 401.
+  sim.setLatency(1500)
+  t.teardown(() => sim.setLatency(0))
+  await requestConnectionRefresh(deps, row.id)
+  await waitFor(async () =>
+    (await findConnection(db, row.id))?.refresh_status === 'running' ? true : undefined,
+  )
+  const replacement = encrypt(config.keyring, PAT)
+  await db
+    .updateTable('github_connections')
+    .set({ encrypted_token: replacement, token_invalid_at: null })
+    .where('id', '=', row.id)
+    .execute()
+  sim.setLatency(0)
+  const done = await landed(db, row.id)
+  t.equal(done.refresh_status, null, 'the retry with the replacement landed')
+  t.equal(done.commit_sha, sha)
+  t.equal(done.token_invalid_at, null, 'the replacement is not marked invalid')
+  t.equal(done.encrypted_token, replacement)
+})
+
 t.test('a revoked token: the refresh fails with TOKEN_EXPIRED, the analysis stays', async (t) => {
   const { config, db, deps, row } = await setup(t)
   const token = `ghp_revoked${Date.now().toString(36)}`.padEnd(40, '0')

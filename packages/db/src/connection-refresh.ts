@@ -114,13 +114,15 @@ export async function landRefresh(
 /**
  * Records a refresh that did not land; the connection's status and analysis are left as they
  * were. `retrying` puts it back to `queued` (BullMQ's backoff runs it again); otherwise `failed`.
- * `tokenRejected` (GitHub's 401) sets `token_invalid_at`. An ended connection's token is wiped
- * again (it was only stored for this refresh).
+ * `rejectedToken` (the envelope GitHub answered 401 to, or null) sets `token_invalid_at` only
+ * while the row still holds that envelope: a PAT replaced during the refresh is not marked invalid
+ * by the old one's refusal. An ended connection's token is wiped again (it was only stored for
+ * this refresh).
  */
 export async function failRefresh(
   db: Executor,
   id: string,
-  failure: { code: string; message: string; retrying: boolean; tokenRejected: boolean },
+  failure: { code: string; message: string; retrying: boolean; rejectedToken: string | null },
   from: readonly RefreshStatus[] = ['running'],
 ): Promise<ConnectionRow | undefined> {
   const now = new Date()
@@ -130,7 +132,16 @@ export async function failRefresh(
       refresh_status: failure.retrying ? 'queued' : 'failed',
       refresh_error_code: failure.code,
       refresh_error_message: failure.message,
-      ...(failure.tokenRejected ? { token_invalid_at: now } : {}),
+      ...(failure.rejectedToken !== null
+        ? {
+            token_invalid_at: eb
+              .case()
+              .when('encrypted_token', '=', failure.rejectedToken)
+              .then(now)
+              .else(eb.ref('token_invalid_at'))
+              .end(),
+          }
+        : {}),
       ...(failure.retrying
         ? {}
         : {
@@ -226,7 +237,7 @@ export async function requestConnectionRefresh(
             code: 'QUEUE_UNAVAILABLE',
             message: 'The refresh could not be queued. Try again shortly.',
             retrying: false,
-            tokenRejected: false,
+            rejectedToken: null,
           },
           ['queued'],
         )

@@ -170,6 +170,25 @@ export async function updateConnectionIfStatus(
 }
 
 /**
+ * Records GitHub's 401 for the token envelope an attempt used: sets `token_invalid_at` only while
+ * the row still holds `envelope`. False when the PAT was replaced meanwhile (`PATCH`, or a refresh
+ * with a new PAT; those clear `token_invalid_at`): the refusal was of the old token, and the
+ * replacement is not marked invalid by it.
+ */
+export async function markTokenRejected(db: Executor, id: string, envelope: string | null): Promise<boolean> {
+  if (envelope === null) return false
+  const now = new Date()
+  const row = await db
+    .updateTable('github_connections')
+    .set({ token_invalid_at: now, updated_at: now })
+    .where('id', '=', id)
+    .where('encrypted_token', '=', envelope)
+    .returning('id')
+    .executeTakeFirst()
+  return row !== undefined
+}
+
+/**
  * Connections holding a clone (`cloned`/`analyzed`) whose `expires_at` is at or before `now`,
  * except those with a refresh in flight: it works in the clone directory and lands a new
  * `expires_at` (a refresh no job holds is failed by the repair task, so none waits forever).

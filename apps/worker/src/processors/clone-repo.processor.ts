@@ -24,6 +24,7 @@ import {
   type ConnectionStatus,
   failRefresh,
   findConnection,
+  markTokenRejected,
   isUniqueViolation,
   landRefresh,
   markRefreshRunning,
@@ -429,6 +430,10 @@ async function analyze(
   return { outcome: 'analyzed', commitSha }
 }
 
+/** GitHub refused a PAT connection's stored token (401); App tokens are minted per attempt. */
+const rejectedPat = (err: unknown, row: ConnectionRow) =>
+  err instanceof CloneError && err.kind === 'unauthorized' && row.auth_method === 'pat'
+
 /**
  * Records a failed attempt. Permanent failures (auth, not found, limits) and the last attempt
  * mark the row `failed`; earlier transient ones put it back to `pending` for BullMQ's backoff.
@@ -446,10 +451,16 @@ async function recordFailure(
   if (err instanceof CloneError && err.detail) {
     ctx.logger.warn({ connectionId: row.id, code, detail: safeMessage(err.detail, token) }, 'clone failed')
   }
+  // GitHub's 401 on a PAT: token_status "invalid" until the PAT is replaced (App tokens are
+  // minted). Marked only while the row holds the token this attempt used: a PAT replaced during
+  // the clone was not the one refused, and the next attempt clones with it.
+  const replaced =
+    rejectedPat(err, row) && !(await markTokenRejected(ctx.db, row.id, row.encrypted_token))
   // Unknown errors (a database hiccup) are retried; a bad stored URL or key is not.
   const status = (err as { statusCode?: unknown }).statusCode
   const permanent =
-    err instanceof CloneError ? err.permanent : typeof status === 'number' && status >= 400 && status < 500
+    !replaced &&
+    (err instanceof CloneError ? err.permanent : typeof status === 'number' && status >= 400 && status < 500)
   const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1)
   if (permanent || lastAttempt) {
     await updateConnectionIfStatus(ctx.db, row.id, ['cloning'], {
@@ -458,10 +469,6 @@ async function recordFailure(
       clone_path: null,
       error_message: message,
       error_code: code,
-      // GitHub's 401 on a PAT: token_status "invalid" until the PAT is replaced (App tokens are minted).
-      ...(err instanceof CloneError && err.kind === 'unauthorized' && row.auth_method === 'pat'
-        ? { token_invalid_at: new Date() }
-        : {}),
     })
     if (permanent) throw new UnrecoverableError(message)
     throw new Error(message)
@@ -657,15 +664,19 @@ async function runRefresh(
     if (err instanceof CloneError && err.detail) {
       log.warn({ code, detail: safeMessage(err.detail, token) }, 'refresh failed')
     }
+    // A PAT replaced during the refresh was not the one refused: the next attempt uses it.
+    const rejected = rejectedPat(err, row)
+    const replaced = rejected && current.encrypted_token !== row.encrypted_token
     const permanent =
-      (err instanceof CloneError && err.permanent) || (isAppError(err) && err.statusCode < 500)
+      !replaced &&
+      ((err instanceof CloneError && err.permanent) || (isAppError(err) && err.statusCode < 500))
     const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1)
     const retrying = !permanent && !lastAttempt
     await failRefresh(ctx.db, row.id, {
       code,
       message: retrying ? safeMessage(`${message} Retrying.`, token) : message,
       retrying,
-      tokenRejected: err instanceof CloneError && err.kind === 'unauthorized' && row.auth_method === 'pat',
+      rejectedToken: rejected ? row.encrypted_token : null,
     })
     if (permanent) throw new UnrecoverableError(message)
     throw new Error(message)

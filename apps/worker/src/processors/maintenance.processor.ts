@@ -221,7 +221,7 @@ export async function repairStuckRefreshes(ctx: WorkerContext, now: Date = new D
         code: 'REFRESH_JOB_LOST',
         message: 'The refresh job was lost before it finished. Refresh again.',
         retrying: false,
-        tokenRejected: false,
+        rejectedToken: null,
       },
       ['queued', 'running'],
     )

@@ -24,10 +24,10 @@ import {
   type ConnectionStatus,
   failRefresh,
   findConnection,
-  markTokenRejected,
   isUniqueViolation,
   landRefresh,
   markRefreshRunning,
+  markTokenRejected,
   REFRESHABLE_STATUSES,
   requeueRefresh,
   updateConnectionIfStatus,
@@ -454,8 +454,7 @@ async function recordFailure(
   // GitHub's 401 on a PAT: token_status "invalid" until the PAT is replaced (App tokens are
   // minted). Marked only while the row holds the token this attempt used: a PAT replaced during
   // the clone was not the one refused, and the next attempt clones with it.
-  const replaced =
-    rejectedPat(err, row) && !(await markTokenRejected(ctx.db, row.id, row.encrypted_token))
+  const replaced = rejectedPat(err, row) && !(await markTokenRejected(ctx.db, row.id, row.encrypted_token))
   // Unknown errors (a database hiccup) are retried; a bad stored URL or key is not.
   const status = (err as { statusCode?: unknown }).statusCode
   const permanent =
@@ -668,8 +667,7 @@ async function runRefresh(
     const rejected = rejectedPat(err, row)
     const replaced = rejected && current.encrypted_token !== row.encrypted_token
     const permanent =
-      !replaced &&
-      ((err instanceof CloneError && err.permanent) || (isAppError(err) && err.statusCode < 500))
+      !replaced && ((err instanceof CloneError && err.permanent) || (isAppError(err) && err.statusCode < 500))
     const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1)
     const retrying = !permanent && !lastAttempt
     await failRefresh(ctx.db, row.id, {

@@ -21,7 +21,7 @@ t.teardown(() => server.close())
 const endpoints = routes.flatMap((r) =>
   (Array.isArray(r.method) ? r.method : [r.method])
     .filter((m) => m !== 'HEAD' && m !== 'OPTIONS')
-    .map((method) => ({ method, url: r.url, preHandler: r.preHandler })),
+    .map((method) => ({ method, url: r.url, preHandler: r.preHandler, auth: r.config?.auth })),
 )
 const withParams = (url: string, value: () => string) => url.replace(/:([A-Za-z0-9_]+)/g, () => value())
 const isWrite = (method: string) => !['GET', 'HEAD', 'OPTIONS'].includes(method)
@@ -60,9 +60,33 @@ t.test('routes that refuse anonymous callers do so before validating anything', 
 })
 
 t.test('every route marked as refusing anonymous callers answers them 401 first', async (t) => {
-  const marked = endpoints.filter((e) => requiresUser(e.preHandler))
+  const marked = endpoints.filter((e) => requiresUser(e.preHandler) || e.auth !== undefined)
   t.ok(marked.length >= 10, `${marked.length} routes`)
   for (const { method, url } of marked) {
     t.equal((await malformed(method, url)).statusCode, 401, `${method} ${url}`)
   }
+})
+
+t.test('reads that may act as the service account: validated first when the fallback is on', async (t) => {
+  const fallback = await testConfig(t, {
+    GH_REPO: 'acme/infra-specs',
+    GH_TOKEN: 'ghp_porticobot00000000000000000000000001',
+    ALLOW_SERVICE_TOKEN_FALLBACK: 'true',
+  })
+  const reader = Fastify(serverOptions(fallback, false))
+  await reader.register(app, { config: fallback })
+  await reader.ready()
+  t.teardown(() => reader.close())
+  for (const url of ['/api/pod/Bad%20Name/dev', '/api/pods/Bad%20Name/dev', '/api/v1/pods/Bad%20Name/dev']) {
+    const res = await reader.inject({ url })
+    t.equal(res.statusCode, 400, `${url}: the anonymous read is allowed, so its input is checked`)
+    t.equal((await server.inject({ url })).statusCode, 401, `${url}: without the fallback, 401 first`)
+  }
+  const write = await reader.inject({
+    method: 'POST',
+    url: '/api/pod',
+    headers: { 'content-type': 'application/json' },
+    payload: '{"customer": ',
+  })
+  t.equal(write.statusCode, 401, 'no anonymous write, even with the fallback on')
 })

@@ -19,6 +19,16 @@ import type { SessionUser } from '../external/session.js'
 export type { ProjectRole, TenantRole }
 
 declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * Who may call the route, checked in `onRequest` (before the body is read or anything is
+     * validated, so an anonymous caller learns nothing of the route and gets no 400 before the
+     * 401): `user` answers anonymous callers 401 NOT_AUTHENTICATED; `reader` too, unless
+     * anonymous reads may act as the service account (`ALLOW_SERVICE_TOKEN_FALLBACK` with GH_TOKEN
+     * or the GitHub App). Routes whose `preHandler` is requireUser or a role check get `user`.
+     */
+    auth?: 'user' | 'reader'
+  }
   interface FastifyRequest {
     /** Signed-in user from the session (no GitHub call), or null. */
     user: {
@@ -45,15 +55,9 @@ declare module 'fastify' {
   interface FastifyInstance {
     /**
      * 401 NOT_AUTHENTICATED without a signed-in user. A route using it, or a role check below, as
-     * a `preHandler` also gets it as an `onRequest` hook (see {@link requiresUser}).
+     * a `preHandler` gets `config.auth = 'user'` (see {@link requiresUser}).
      */
     requireUser: preHandlerAsyncHookHandler
-    /**
-     * For reads that may act as the service account: 401 NOT_AUTHENTICATED for an anonymous
-     * caller unless `ALLOW_SERVICE_TOKEN_FALLBACK` is on and a service identity (GH_TOKEN or the
-     * GitHub App) is configured. Used as `onRequest`, so the refusal comes before validation.
-     */
-    requireReader: preHandlerAsyncHookHandler
     /**
      * Loads `params.projectId` through the caller's tenant membership and sets `request.project`.
      * 401 NOT_AUTHENTICATED (before the body is read or anything validated); 404
@@ -137,9 +141,8 @@ const markRequiresUser = <T extends object>(handler: T): T =>
 
 /**
  * Whether a route's `preHandler` option (one handler or a list) includes a check that refuses
- * anonymous callers: such a route answers them 401 in `onRequest`, before its body is parsed or
- * its params, query or body validated, so an anonymous caller learns nothing of the route's
- * schema and no 400 comes before the 401.
+ * anonymous callers: such a route gets `config.auth = 'user'`, so it answers them 401 in
+ * `onRequest`, before its body is parsed or its params, query or body validated.
  */
 export function requiresUser(preHandler: unknown): boolean {
   const handlers = Array.isArray(preHandler) ? preHandler : [preHandler]
@@ -171,9 +174,16 @@ export default fp(
     fastify.decorateRequest('project', undefined)
     fastify.decorateRequest('tenant', undefined)
 
+    const serviceReads = () => config.ALLOW_SERVICE_TOKEN_FALLBACK && fastify.serviceActor.kind !== null
+    // Who the caller is, and the route's `config.auth` enforced in the same hook: a cached read
+    // pays for no extra hook.
     fastify.addHook('onRequest', async (request) => {
       const user = request.session?.get('user')
       request.user = user && request.session.get('githubToken') ? { ...user } : null
+      if (request.user === null) {
+        const auth = request.routeOptions.config?.auth
+        if (auth === 'user' || (auth === 'reader' && !serviceReads())) throw notAuthenticated()
+      }
     })
 
     const users = new LRUCache<string, { token: string; octokit: Octokit }>(ACTOR_CACHE)
@@ -373,16 +383,12 @@ export default fp(
       if (!request.user) throw notAuthenticated()
     })
     fastify.decorate('requireUser', requireUser)
-    fastify.decorate('requireReader', async function requireReader(request: FastifyRequest) {
-      if (request.user) return
-      if (!config.ALLOW_SERVICE_TOKEN_FALLBACK || fastify.serviceActor.kind === null) throw notAuthenticated()
-    })
     // Routes registered after this plugin (all of routes/) whose pre-handlers refuse anonymous
-    // callers refuse them first; a folder-wide preHandler hook adds its own (see autohooks.ts).
+    // callers refuse them first; a folder-wide preHandler hook sets `auth` itself (autohooks.ts).
     fastify.addHook('onRoute', (route) => {
-      if (!requiresUser(route.preHandler)) return
-      const onRequest = route.onRequest === undefined ? [] : [route.onRequest].flat()
-      if (!onRequest.includes(requireUser)) route.onRequest = [...onRequest, requireUser]
+      if (route.config?.auth === undefined && requiresUser(route.preHandler)) {
+        route.config = { ...route.config, auth: 'user' }
+      }
     })
 
     fastify.decorate('requireProjectRole', (...roles: ProjectRole[]): preHandlerAsyncHookHandler => {

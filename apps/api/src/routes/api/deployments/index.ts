@@ -50,7 +50,10 @@ function deploymentView(row: DeploymentRow) {
  */
 export default async function deploymentsRoutes(app: FastifyInstance) {
   const fastify = app.withTypeProvider<TypeBoxTypeProvider>()
-  fastify.addHook('onRequest', fastify.requireUser)
+  // Anonymous callers get 401 before anything is validated (see FastifyContextConfig.auth).
+  fastify.addHook('onRoute', (route) => {
+    route.config = { ...route.config, auth: 'user' }
+  })
 
   fastify.get(
     '/:id',

@@ -39,7 +39,7 @@ export default async function podRoutes(app: FastifyInstance) {
     '/:customer/:env',
     {
       // Anonymous callers without the service fallback: 401 before anything is validated.
-      onRequest: fastify.requireReader,
+      config: { auth: 'reader' },
       schema: {
         tags,
         summary: 'One pod: the parsed spec document itself (all of its keys)',
@@ -55,7 +55,7 @@ export default async function podRoutes(app: FastifyInstance) {
     '/',
     {
       // Before the body is read: an anonymous caller learns nothing but 401.
-      onRequest: fastify.requireUser,
+      config: { auth: 'user' },
       preHandler: idempotency.preHandler,
       onSend: idempotency.onSend,
       schema: {

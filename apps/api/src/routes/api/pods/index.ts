@@ -15,7 +15,7 @@ export default async function podsRoutes(app: FastifyInstance) {
     '/',
     {
       // Anonymous callers without the service fallback: 401 before anything is validated.
-      onRequest: fastify.requireReader,
+      config: { auth: 'reader' },
       schema: {
         tags,
         summary: 'Every pod of the specs repository, sorted (customer, then dev, stg, prd)',
@@ -32,7 +32,7 @@ export default async function podsRoutes(app: FastifyInstance) {
     '/:customer/:env',
     {
       // Anonymous callers without the service fallback: 401 before anything is validated.
-      onRequest: fastify.requireReader,
+      config: { auth: 'reader' },
       schema: {
         tags,
         summary: 'One pod: the parsed spec document itself (alias of GET /api/pod/{customer}/{env})',

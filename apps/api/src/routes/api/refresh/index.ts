@@ -9,7 +9,7 @@ export default async function refreshRoutes(app: FastifyInstance) {
   fastify.post(
     '/',
     {
-      onRequest: fastify.requireUser,
+      config: { auth: 'user' },
       schema: {
         tags: ['pods'],
         summary: 'Clear the pods cache',

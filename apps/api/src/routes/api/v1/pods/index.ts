@@ -13,7 +13,7 @@ export default async function podsV1Routes(app: FastifyInstance) {
     '/:customer/:env',
     {
       // Anonymous callers without the service fallback: 401 before anything is validated.
-      onRequest: fastify.requireReader,
+      config: { auth: 'reader' },
       schema: {
         tags: ['pods'],
         summary: 'One pod with where its spec lives and which version was read',

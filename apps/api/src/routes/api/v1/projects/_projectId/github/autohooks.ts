@@ -9,7 +9,9 @@ export const CONNECTION_ROLES = ['owner', 'admin', 'qa-automation'] as const
  */
 export default async function connectionHooks(fastify: FastifyInstance) {
   // Anonymous callers get 401 before their body is parsed or validated (as routes/ elsewhere).
-  fastify.addHook('onRequest', fastify.requireUser)
+  fastify.addHook('onRoute', (route) => {
+    route.config = { ...route.config, auth: 'user' }
+  })
   fastify.addHook('preHandler', fastify.requireProjectRole(...CONNECTION_ROLES))
   // `fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' } })` sends no
   // body: for `…/refresh` that means "no options", not 400. Non-empty bodies parse as usual.

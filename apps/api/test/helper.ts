@@ -1,6 +1,6 @@
 import type { Simulator } from '@portico/github-sim'
 import { type Teardown, testConfig } from '@portico/testing'
-import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
+import Fastify, { type FastifyInstance, type LightMyRequestResponse, type RouteOptions } from 'fastify'
 import app from '../src/app.js'
 import { serverOptions } from '../src/server-options.js'
 
@@ -13,15 +13,30 @@ export async function build(
   t: Teardown,
   env: Record<string, string | undefined> = {},
   setup?: (app: FastifyInstance) => void | Promise<void>,
+  routes?: RouteOptions[],
 ): Promise<FastifyInstance> {
   const config = await testConfig(t, env)
   // Loading every plugin's modules can take longer than avvio's 10 s on a loaded machine.
   const fastify = Fastify({ ...serverOptions(config, false), pluginTimeout: 120_000 })
+  if (routes) fastify.addHook('onRoute', (route) => void routes.push(route))
   await fastify.register(app, { config })
   await setup?.(fastify)
   await fastify.ready()
   t.teardown(() => fastify.close())
   return fastify
+}
+
+/**
+ * {@link build}, with Fastify's own route table: every route's options as registered, seen
+ * through an onRoute hook added before the app registers any (including later onRoute changes).
+ */
+export async function buildWithRoutes(
+  t: Teardown,
+  env: Record<string, string | undefined> = {},
+): Promise<{ server: FastifyInstance; routes: RouteOptions[] }> {
+  const routes: RouteOptions[] = []
+  const server = await build(t, env, undefined, routes)
+  return { server, routes }
 }
 
 /** Cookie header value (`name=value; …`) from a response's Set-Cookie headers, merged into `jar`. */

@@ -1,10 +1,7 @@
 import { readFile } from 'node:fs/promises'
-import { testConfig } from '@portico/testing'
 import { Validator } from '@seriousme/openapi-schema-validator'
-import Fastify, { type RouteOptions } from 'fastify'
 import t from 'tap'
-import app from '../src/app.js'
-import { serverOptions } from '../src/server-options.js'
+import { buildWithRoutes } from './helper.js'
 
 /**
  * Routes being rewritten with full schemas on another branch (issue 9/15: pods, pod,
@@ -13,13 +10,7 @@ import { serverOptions } from '../src/server-options.js'
  */
 
 // Fastify's own route table, seen through onRoute before any route is registered.
-const routes: RouteOptions[] = []
-const config = await testConfig(t, { GH_REPO: 'acme/infra-specs' })
-const server = Fastify(serverOptions(config, false))
-server.addHook('onRoute', (route) => void routes.push(route))
-await server.register(app, { config })
-await server.ready()
-t.teardown(() => server.close())
+const { server, routes } = await buildWithRoutes(t, { GH_REPO: 'acme/infra-specs' })
 
 /** Routes the document is about: not HEAD twins, not the reference itself, not Bull Board. */
 const documented = routes.flatMap((r) =>

@@ -2,14 +2,14 @@ import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import { cloneJobId, clonePath, encrypt } from '@portico/core'
+import { cloneJobId, clonePath } from '@portico/core'
 import { deleteConnection, findConnection } from '@portico/db'
 import { defaultSeed } from '@portico/github-sim'
 import { startTestSimulator, type Teardown, testConfig } from '@portico/testing'
 import type { JobsOptions } from 'bullmq'
 import t from 'tap'
 import { parseProgressLine } from '../src/clone/git-clone.js'
-import { createConnection, openDb, startTestWorker, waitFor } from './fixtures/connections.js'
+import { createConnection, openDb, startTestWorker, storeToken, waitFor } from './fixtures/connections.js'
 
 const BIG_REPO_BYTES = 3 * 1024 * 1024
 const IDENT_LINES = 100_000
@@ -186,12 +186,7 @@ t.test(
     t.teardown(() => sim.setLatency(0))
     const job = await enqueue(queue, row.id, { attempts: 2, backoff: { type: 'fixed', delay: 10 } })
     await waitFor(async () => ((await findConnection(db, row.id))?.status === 'cloning' ? true : undefined))
-    const replacement = encrypt(config.keyring, PAT)
-    await db
-      .updateTable('github_connections')
-      .set({ encrypted_token: replacement, token_invalid_at: null })
-      .where('id', '=', row.id)
-      .execute()
+    const replacement = await storeToken(db, config, row.id, PAT)
     sim.setLatency(0)
     const { state } = await finalState(queue, job.id!)
     t.equal(state, 'completed', 'the old token’s 401 did not end the connection')

@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs'
 import { readdir } from 'node:fs/promises'
 import path from 'node:path'
 import { promisify } from 'node:util'
-import { cloneJobId, clonePath, encrypt, refreshDedupId } from '@portico/core'
+import { cloneJobId, clonePath, refreshDedupId } from '@portico/core'
 import {
   failAppConnections,
   failConnectionsByRepoId,
@@ -18,7 +18,7 @@ import {
 } from '@portico/db'
 import { startTestSimulator, testConfig } from '@portico/testing'
 import t, { type Test } from 'tap'
-import { createConnection, openDb, startTestWorker, waitFor } from './fixtures/connections.js'
+import { createConnection, openDb, startTestWorker, storeToken, waitFor } from './fixtures/connections.js'
 
 const run = promisify(execFile)
 const { sim, env, tokenOf } = await startTestSimulator(t)
@@ -111,11 +111,7 @@ t.test('a PAT replaced during the refresh is not marked invalid by the old oneâ€
   const { config, db, deps, row } = await setup(t)
   const old = `ghp_replaced${Date.now().toString(36)}`.padEnd(40, '0')
   sim.addToken('octocat', old, { scopes: ['repo'] })
-  await db
-    .updateTable('github_connections')
-    .set({ encrypted_token: encrypt(config.keyring, old) })
-    .where('id', '=', row.id)
-    .execute()
+  await storeToken(db, config, row.id, old)
   sim.revokeToken(old)
   const sha = await push()
   // GitHub answers slowly, so the replacement lands while the first attempt waits for its 401.
@@ -125,12 +121,7 @@ t.test('a PAT replaced during the refresh is not marked invalid by the old oneâ€
   await waitFor(async () =>
     (await findConnection(db, row.id))?.refresh_status === 'running' ? true : undefined,
   )
-  const replacement = encrypt(config.keyring, PAT)
-  await db
-    .updateTable('github_connections')
-    .set({ encrypted_token: replacement, token_invalid_at: null })
-    .where('id', '=', row.id)
-    .execute()
+  const replacement = await storeToken(db, config, row.id, PAT)
   sim.setLatency(0)
   const done = await landed(db, row.id)
   t.equal(done.refresh_status, null, 'the retry with the replacement landed')
@@ -143,11 +134,7 @@ t.test('a revoked token: the refresh fails with TOKEN_EXPIRED, the analysis stay
   const { config, db, deps, row } = await setup(t)
   const token = `ghp_revoked${Date.now().toString(36)}`.padEnd(40, '0')
   sim.addToken('octocat', token, { scopes: ['repo'] })
-  await db
-    .updateTable('github_connections')
-    .set({ encrypted_token: encrypt(config.keyring, token) })
-    .where('id', '=', row.id)
-    .execute()
+  await storeToken(db, config, row.id, token)
   sim.revokeToken(token)
   await push()
   await requestConnectionRefresh(deps, row.id)

@@ -1,22 +1,13 @@
 import { randomUUID } from 'node:crypto'
-import { testConfig } from '@portico/testing'
-import Fastify, { type RouteOptions } from 'fastify'
 import t from 'tap'
-import app from '../../src/app.js'
 import { requiresUser } from '../../src/plugins/app/auth.js'
-import { serverOptions } from '../../src/server-options.js'
+import { build, buildWithRoutes } from '../helper.js'
 
 // Every route that refuses anonymous callers refuses them first: 401 NOT_AUTHENTICATED before
 // the body is parsed and before params, query or body are validated, so an anonymous caller
 // learns nothing of a route's schema (found by a review: an anonymous `POST /api/v1/tenants`
 // with an invalid body was answered 400).
-const routes: RouteOptions[] = []
-const config = await testConfig(t, { GH_REPO: 'acme/infra-specs' })
-const server = Fastify(serverOptions(config, false))
-server.addHook('onRoute', (route) => void routes.push(route))
-await server.register(app, { config })
-await server.ready()
-t.teardown(() => server.close())
+const { server, routes } = await buildWithRoutes(t, { GH_REPO: 'acme/infra-specs' })
 
 const endpoints = routes.flatMap((r) =>
   (Array.isArray(r.method) ? r.method : [r.method])
@@ -68,15 +59,11 @@ t.test('every route marked as refusing anonymous callers answers them 401 first'
 })
 
 t.test('reads that may act as the service account: validated first when the fallback is on', async (t) => {
-  const fallback = await testConfig(t, {
+  const reader = await build(t, {
     GH_REPO: 'acme/infra-specs',
     GH_TOKEN: 'ghp_porticobot00000000000000000000000001',
     ALLOW_SERVICE_TOKEN_FALLBACK: 'true',
   })
-  const reader = Fastify(serverOptions(fallback, false))
-  await reader.register(app, { config: fallback })
-  await reader.ready()
-  t.teardown(() => reader.close())
   for (const url of ['/api/pod/Bad%20Name/dev', '/api/pods/Bad%20Name/dev', '/api/v1/pods/Bad%20Name/dev']) {
     const res = await reader.inject({ url })
     t.equal(res.statusCode, 400, `${url}: the anonymous read is allowed, so its input is checked`)

@@ -8,6 +8,7 @@ import {
   type FastifyServerOptions,
   LogController,
 } from 'fastify'
+import { frameworkErrors } from './plugins/app/errors.js'
 
 /** A client-chosen request id must look like one: bounded, no spaces, quotes or control bytes. */
 const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/
@@ -65,6 +66,23 @@ export class RequestLogController extends LogController {
   }
 }
 
+/**
+ * The origin-form (`/path?query`) of an absolute-form request target (`GET http://host/path`,
+ * which HTTP/1.1 servers must accept: RFC 9112 §3.2.2), so routing, the session cookie's path
+ * check and everything after see the same path; other targets are left as they are.
+ */
+export function originForm(url: string): string {
+  if (url.startsWith('/')) return url
+  try {
+    const parsed = new URL(url)
+    return parsed.protocol === 'http:' || parsed.protocol === 'https:'
+      ? `${parsed.pathname}${parsed.search}`
+      : url
+  } catch {
+    return url
+  }
+}
+
 /** Fastify's own options, shared by the server and the tests' `build` helper. */
 export function serverOptions(
   config: Config,
@@ -78,6 +96,11 @@ export function serverOptions(
     // Ids come from genReqId alone, which decides whether the client's header is trusted.
     requestIdHeader: false as const,
     genReqId: requestIdGenerator(config),
+    rewriteUrl: (req: IncomingMessage) => originForm(req.url ?? '/'),
+    frameworkErrors,
+    // Longer path parameters reach the route (its schema bounds them, after the 401 for anonymous
+    // callers); beyond this the router refuses with 414 URI_TOO_LONG.
+    routerOptions: { maxParamLength: 1024 },
     bodyLimit: 1024 * 1024,
     // Start-up registers many plugins; a loaded machine (CI running two suites) needs more than 10 s.
     pluginTimeout: 60_000,

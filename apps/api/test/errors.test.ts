@@ -61,3 +61,69 @@ t.test('every error path carries the human sentence in `error`; 5xx stays generi
   t.equal(badJson.json().error, badJson.json().message)
   t.notOk(['Bad Request', 'Not Found', 'Conflict'].includes(badJson.json().error), 'never the reason phrase')
 })
+
+/** Sends `head` (request line and headers) on a raw socket to a listening server; the answer's status and body. */
+async function rawRequest(port: number, head: string): Promise<{ status: number; body: string }> {
+  const { connect } = await import('node:net')
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () =>
+      socket.end(`${head}\r\nHost: x\r\nConnection: close\r\n\r\n`),
+    )
+    let text = ''
+    socket.on('data', (chunk) => {
+      text += chunk.toString()
+    })
+    socket.on('error', reject)
+    socket.on('close', () => {
+      const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1])
+      resolve({ status, body: text.slice(text.indexOf('\r\n\r\n') + 4) })
+    })
+  })
+}
+
+t.test('request targets the router refuses, or that are not origin-form, get the common shape', async (t) => {
+  const app = await build(t)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as { port: number }).port
+
+  await t.test('a malformed percent-encoding: 400 INVALID_URL, with the usual headers', async (t) => {
+    const res = await app.inject({ url: '/api/v1/tenants/%E0%A4%A/projects' })
+    t.equal(res.statusCode, 400)
+    t.same(res.json(), {
+      statusCode: 400,
+      code: 'INVALID_URL',
+      error: 'The URL is not valid: it holds a malformed percent-encoding.',
+      message: 'The URL is not valid: it holds a malformed percent-encoding.',
+    })
+    t.ok(res.headers['x-request-id'], 'a request id')
+    t.equal(res.headers['x-content-type-options'], 'nosniff', 'the security headers')
+  })
+
+  await t.test('a long path parameter reaches the route: 401 first, then its schema', async (t) => {
+    const long = 'a'.repeat(200)
+    const anonymous = await app.inject({ method: 'POST', url: `/api/v1/projects/${long}/github` })
+    t.equal(anonymous.statusCode, 401, 'anonymous: 401, not 414')
+    t.equal(anonymous.json().code, 'NOT_AUTHENTICATED')
+    const huge = await app.inject({ url: `/api/v1/projects/${'a'.repeat(2000)}/github` })
+    t.equal(huge.statusCode, 414)
+    t.same(huge.json(), {
+      statusCode: 414,
+      code: 'URI_TOO_LONG',
+      error: 'A path segment of this URL is too long.',
+      message: 'A path segment of this URL is too long.',
+    })
+  })
+
+  await t.test('absolute-form targets are routed by their path (RFC 9112 §3.2.2), never a 500', async (t) => {
+    for (const method of ['GET', 'POST']) {
+      const res = await rawRequest(port, `${method} http://x/api/v1/tenants HTTP/1.1`)
+      t.equal(res.status, 401, `${method} http://x/api/v1/tenants`)
+      t.equal(JSON.parse(res.body).code, 'NOT_AUTHENTICATED')
+    }
+    const health = await rawRequest(port, 'GET http://x/health/live HTTP/1.1')
+    t.equal(health.status, 200, 'a public route answers as usual')
+    const star = await rawRequest(port, 'OPTIONS * HTTP/1.1')
+    t.equal(star.status, 404, 'asterisk-form: not found, not a 500')
+    t.equal(JSON.parse(star.body).code, 'NOT_FOUND')
+  })
+})

@@ -287,6 +287,25 @@ t.test('a stored value that is not a session this API wrote is no session: 401, 
     ['an object name', JSON.stringify({ ...good, user: { ...good.user, name: { first: 'x' } } })],
     ['a fractional github_id', JSON.stringify({ ...good, user: { ...good.user, github_id: 1.5 } })],
     ['an object token', JSON.stringify({ ...good, githubToken: { iv: 'x' } })],
+    // Keys @fastify/session would copy onto the Session (found by an adversarial review:
+    // `__proto__` made the process exit, deep nesting overflowed the stack, `get` gave 500).
+    ['a __proto__ key', `{"__proto__":{},${JSON.stringify(good).slice(1)}`],
+    ['a get key', JSON.stringify({ ...good, get: 1 })],
+    ['an isModified key', JSON.stringify({ ...good, isModified: 1 })],
+    [
+      'a deeply nested extra key',
+      JSON.stringify({ ...good, x: 0 }).replace('0', `${'['.repeat(6000)}${']'.repeat(6000)}`),
+    ],
+    ['a user id that is not a UUID', JSON.stringify({ ...good, user: { ...good.user, id: 'nope' } })],
+    ['an extra user key', JSON.stringify({ ...good, user: { ...good.user, admin: true } })],
+    ['a bad cookie maxAge', JSON.stringify({ ...good, cookie: { ...good.cookie, originalMaxAge: 'abc' } })],
+    ['a bad cookie sameSite', JSON.stringify({ ...good, cookie: { ...good.cookie, sameSite: 'bogus' } })],
+    ['a string oauthPending', JSON.stringify({ ...good, oauthPending: 'x' })],
+    ['a null pending sign-in', JSON.stringify({ ...good, oauthPending: [null] })],
+    [
+      'a numeric state',
+      JSON.stringify({ ...good, oauthPending: [{ state: 1, verifier: 'v', expiresAt: 1 }] }),
+    ],
   ]
   for (const [what, raw] of corrupt) {
     await server.redis.set(key, raw, 'KEEPTTL')
@@ -295,6 +314,19 @@ t.test('a stored value that is not a session this API wrote is no session: 401, 
       t.equal(res.statusCode, 401, `${what}: ${url}`)
       t.equal(res.json().code, 'NOT_AUTHENTICATED', what)
     }
+    const write = await server.inject({
+      method: 'POST',
+      url: '/api/v1/tenants',
+      headers: { ...writeHeaders(server, cookie), 'content-type': 'application/json' },
+      payload: JSON.stringify({ name: 'x', slug: 'x' }),
+    })
+    t.equal(write.statusCode, 401, `${what}: a write`)
+    // A browser stuck with such a session can still sign in again.
+    t.equal(
+      (await server.inject({ url: '/auth/login', headers: { cookie } })).statusCode,
+      302,
+      `${what}: sign-in`,
+    )
   }
   await server.redis.set(key, JSON.stringify(good), 'KEEPTTL')
   t.equal(

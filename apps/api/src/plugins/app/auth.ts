@@ -178,8 +178,11 @@ export default fp(
     // Who the caller is, and the route's `config.auth` enforced in the same hook: a cached read
     // pays for no extra hook.
     fastify.addHook('onRequest', async (request) => {
-      const user = request.session?.get('user')
-      request.user = user && request.session.get('githubToken') ? { ...user } : null
+      // @fastify/session leaves a plain `{}` for a request target outside its cookie path (an
+      // asterisk-form `OPTIONS *`): no session, not a TypeError.
+      const session = typeof request.session?.get === 'function' ? request.session : undefined
+      const user = session?.get('user')
+      request.user = user && session?.get('githubToken') ? { ...user } : null
       if (request.user === null) {
         const auth = request.routeOptions.config?.auth
         if (auth === 'user' || (auth === 'reader' && !serviceReads())) throw notAuthenticated()

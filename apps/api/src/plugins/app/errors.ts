@@ -1,6 +1,7 @@
 import { errorBody, reasonPhrase } from '@portico/core'
-import type { FastifyError, FastifyInstance } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { helmetHeaders } from '../external/helmet.js'
 
 interface HttpErrorLike {
   statusCode?: unknown
@@ -39,6 +40,31 @@ function validationMessage(err: HttpErrorLike): string {
   return `${where.join('.')} ${first.message ?? 'is invalid'}`
 }
 
+let securityHeaders: Record<string, string> | undefined
+
+/**
+ * Fastify's `frameworkErrors` option (set in server-options.ts): requests the router cannot take
+ * (a malformed percent-encoding, a path parameter longer than `maxParamLength`) get the same
+ * body as every other error instead of Fastify's default one. They are refused before routing,
+ * so before any route's `config.auth`.
+ */
+export function frameworkErrors(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  const tooLong = error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+  const statusCode = tooLong ? 414 : 400
+  const code = tooLong ? 'URI_TOO_LONG' : 'INVALID_URL'
+  const message = tooLong
+    ? 'A path segment of this URL is too long.'
+    : 'The URL is not valid: it holds a malformed percent-encoding.'
+  request.log.info({ statusCode, code, reason: message }, 'request rejected')
+  // No hook runs for these: the headers every other answer gets are set here.
+  securityHeaders ??= helmetHeaders()
+  return reply
+    .headers(securityHeaders)
+    .header('x-request-id', request.id)
+    .code(statusCode)
+    .send(errorBody(statusCode, code, message))
+}
+
 /**
  * One error body shape for every failure: `{ statusCode, code, error, message }`. Errors are
  * mapped by their own `statusCode` and `code`; 5xx bodies stay generic and are logged with the
@@ -52,7 +78,6 @@ export default fp(
       const statusCode = rawStatus >= 400 && rawStatus <= 599 ? rawStatus : 500
       const isValidation = Array.isArray(err.validation)
       if (statusCode >= 500) request.log.error({ err: error }, 'request failed')
-      else request.log.info({ err: { message: error.message, code: err.code } }, 'request rejected')
 
       if (err.headers && typeof err.headers === 'object') reply.headers(err.headers as Record<string, string>)
       const appCode =
@@ -68,6 +93,9 @@ export default fp(
         : expose
           ? String(err.message || reasonPhrase(statusCode))
           : 'An internal error occurred. Try again later; the request id identifies it in the logs.'
+      // What the caller was told, as plain fields (an object under `err` would be serialized as an
+      // Error and print "[object Object]").
+      if (statusCode < 500) request.log.info({ statusCode, code, reason: message }, 'request rejected')
       const details =
         expose && err.details && typeof err.details === 'object' ? (err.details as object) : undefined
       return reply.code(statusCode).send(

@@ -4,6 +4,7 @@ import { AppError, observeCache, sessionKeyPrefix } from '@portico/core'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { LRUCache } from 'lru-cache'
+import { MAX_PENDING_SIGN_INS } from './oauth2.js'
 import { createSessionCache, type SessionCache } from './session-cache.js'
 
 /** What a signed-in user's session holds. The GitHub token is encrypted with the keyring. */
@@ -139,26 +140,96 @@ export function sessionParser(bounds = PARSED_SESSIONS): (raw: string) => unknow
   }
 }
 
-const isStringOrNull = (v: unknown) => v === undefined || v === null || typeof v === 'string'
+type Fields = Record<string, unknown>
+const isObject = (v: unknown): v is Fields => v !== null && typeof v === 'object' && !Array.isArray(v)
+/** `v`'s own keys are all in `allowed` (so no `__proto__`, `get` or other key that would shadow a Session member). */
+const onlyKeys = (v: Fields, allowed: ReadonlySet<string>) => Object.keys(v).every((k) => allowed.has(k))
+const isText = (v: unknown, max: number) => typeof v === 'string' && v.length <= max
+const isOptional = (v: unknown, check: (v: unknown) => boolean) => v === undefined || check(v)
+const isNullable = (v: unknown, check: (v: unknown) => boolean) => v === null || isOptional(v, check)
+const isDate = (v: unknown) => isText(v, 64) && Number.isFinite(Date.parse(v as string))
+const isUuid = (v: unknown) =>
+  typeof v === 'string' && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(v)
+
+const SESSION_KEYS = new Set([
+  'cookie',
+  'user',
+  'githubToken',
+  'githubRefreshToken',
+  'githubTokenExpiresAt',
+  'oauthPending',
+])
+const USER_KEYS = new Set(['id', 'login', 'name', 'avatar_url', 'github_id'])
+// What @fastify/session's Cookie#toJSON writes.
+const COOKIE_KEYS = new Set([
+  'expires',
+  'originalMaxAge',
+  'originalExpires',
+  'sameSite',
+  'secure',
+  'path',
+  'httpOnly',
+  'domain',
+  'partitioned',
+])
+const PENDING_KEYS = new Set(['state', 'verifier', 'returnTo', 'expiresAt'])
+/** Token envelopes and OAuth values are far shorter; a bound keeps hashing and parsing cheap. */
+const MAX_TEXT = 4096
+
+const isUser = (u: unknown) =>
+  isObject(u) &&
+  onlyKeys(u, USER_KEYS) &&
+  isUuid(u.id) &&
+  isText(u.login, 100) &&
+  u.login !== '' &&
+  isNullable(u.name, (v) => isText(v, MAX_TEXT)) &&
+  isNullable(u.avatar_url, (v) => isText(v, MAX_TEXT)) &&
+  isOptional(u.github_id, (v) => Number.isSafeInteger(v))
+
+const isCookie = (c: unknown) =>
+  isObject(c) &&
+  onlyKeys(c, COOKIE_KEYS) &&
+  isNullable(c.expires, isDate) &&
+  isNullable(c.originalExpires, isDate) &&
+  isNullable(c.originalMaxAge, (v) => typeof v === 'number' && Number.isFinite(v) && v >= 0) &&
+  isNullable(c.sameSite, (v) => v === 'lax' || v === 'strict' || v === 'none' || typeof v === 'boolean') &&
+  isNullable(c.secure, (v) => typeof v === 'boolean' || v === 'auto') &&
+  isNullable(c.path, (v) => isText(v, 1024)) &&
+  isNullable(c.httpOnly, (v) => typeof v === 'boolean') &&
+  isNullable(c.domain, (v) => isText(v, 255)) &&
+  isNullable(c.partitioned, (v) => typeof v === 'boolean')
+
+const isPendingSignIn = (p: unknown) =>
+  isObject(p) &&
+  onlyKeys(p, PENDING_KEYS) &&
+  isText(p.state, 256) &&
+  isText(p.verifier, 256) &&
+  Number.isFinite(p.expiresAt) &&
+  isOptional(p.returnTo, (v) => isText(v, MAX_TEXT))
 
 /**
- * Whether a stored session has the shape this API writes: an object whose `user`, when present,
- * is a {@link SessionUser} and whose token fields are strings. Anything else in Redis (a bad
- * write, a key changed by hand, another application sharing the prefix) counts as no session.
+ * Whether a stored session has exactly the shape this API and @fastify/session write: only the
+ * keys of {@link SESSION_KEYS}, each with its type (a {@link SessionUser} with a UUID id, string
+ * token envelopes, the cookie as `Cookie#toJSON` writes it, pending sign-ins), strings bounded.
+ * Anything else in Redis (a bad write, a key changed by hand, another application sharing the
+ * prefix) counts as no session: @fastify/session copies every stored key onto the request's
+ * Session, so a key such as `__proto__` or `get`, or a deeply nested value, would otherwise break
+ * the request (found by an adversarial review: `__proto__` made the process exit).
  */
 export function isStoredSession(value: unknown): boolean {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false
-  const { user, githubToken, githubRefreshToken, githubTokenExpiresAt } = value as Record<string, unknown>
-  if (user !== undefined) {
-    if (user === null || typeof user !== 'object') return false
-    const u = user as Record<string, unknown>
-    if (typeof u.id !== 'string' || typeof u.login !== 'string' || !u.login) return false
-    if (!isStringOrNull(u.name) || !isStringOrNull(u.avatar_url)) return false
-    if (u.github_id !== undefined && !Number.isSafeInteger(u.github_id)) return false
-  }
-  if (githubToken !== undefined && typeof githubToken !== 'string') return false
-  if (githubRefreshToken !== undefined && typeof githubRefreshToken !== 'string') return false
-  return githubTokenExpiresAt === undefined || Number.isFinite(githubTokenExpiresAt)
+  return (
+    isObject(value) &&
+    onlyKeys(value, SESSION_KEYS) &&
+    isOptional(value.cookie, isCookie) &&
+    isOptional(value.user, isUser) &&
+    isOptional(value.githubToken, (v) => isText(v, MAX_TEXT)) &&
+    isOptional(value.githubRefreshToken, (v) => isText(v, MAX_TEXT)) &&
+    isOptional(value.githubTokenExpiresAt, (v) => Number.isFinite(v)) &&
+    isOptional(
+      value.oauthPending,
+      (v) => Array.isArray(v) && v.length <= MAX_PENDING_SIGN_INS && v.every(isPendingSignIn),
+    )
+  )
 }
 
 const storeUnavailable = (cause: unknown) =>
@@ -256,13 +327,24 @@ export default fp(
     })
     type Cb = (err?: unknown, data?: unknown) => void
     // Redis failures become a 503 with a stable code instead of a bare 500.
+    // The callback runs outside the promise chain: a throw in @fastify/session's continuation
+    // would otherwise become an unhandled rejection (fatal under close-with-grace) and leave the
+    // request unanswered. It is answered as a 500 instead, and logged.
     const wrap =
       (op: (...args: never[]) => Promise<unknown>) =>
       (...args: unknown[]) => {
         const cb = args.pop() as Cb
+        const settle = (err: unknown, data?: unknown) => {
+          try {
+            cb(err, data)
+          } catch (thrown) {
+            fastify.log.error({ err: thrown }, 'the session plugin failed on a stored session')
+            if (err === undefined) cb(thrown)
+          }
+        }
         ;(op as (...a: unknown[]) => Promise<unknown>)(...args).then(
-          (data) => cb(undefined, data ?? null),
-          (err: unknown) => cb(storeUnavailable(err)),
+          (data) => settle(undefined, data ?? null),
+          (err: unknown) => settle(storeUnavailable(err)),
         )
       }
     const store = {

@@ -94,7 +94,7 @@ t.test(
 
     child.kill('SIGTERM')
     t.equal(await exited, 0, 'the worker exits cleanly')
-    t.match(out, /clone handed back on shutdown/)
+    t.match(out, /clone handed back: the worker is shutting down/)
     t.notMatch(out, /in-flight jobs did not finish in time/, 'the clone was cancelled, not waited for')
     const job = await queues.clone.getJob(cloneJobId(row.id))
     t.ok(

@@ -114,10 +114,10 @@ export async function landRefresh(
 /**
  * Records a refresh that did not land; the connection's status and analysis are left as they
  * were. `retrying` puts it back to `queued` (BullMQ's backoff runs it again); otherwise `failed`.
- * `rejectedToken` (the envelope GitHub answered 401 to, or null) sets `token_invalid_at` only
- * while the row still holds that envelope: a PAT replaced during the refresh is not marked invalid
- * by the old one's refusal. An ended connection's token is wiped again (it was only stored for
- * this refresh).
+ * `rejectedToken` (the envelope GitHub answered 401 to, or null) also sets `token_invalid_at`, and
+ * then the whole update applies only while the row still holds that envelope: undefined when the
+ * PAT was replaced during the refresh (the refusal was of the old token; see requeueRefresh). An
+ * ended connection's token is wiped again (it was only stored for this refresh).
  */
 export async function failRefresh(
   db: Executor,
@@ -132,16 +132,7 @@ export async function failRefresh(
       refresh_status: failure.retrying ? 'queued' : 'failed',
       refresh_error_code: failure.code,
       refresh_error_message: failure.message,
-      ...(failure.rejectedToken !== null
-        ? {
-            token_invalid_at: eb
-              .case()
-              .when('encrypted_token', '=', failure.rejectedToken)
-              .then(now)
-              .else(eb.ref('token_invalid_at'))
-              .end(),
-          }
-        : {}),
+      ...(failure.rejectedToken !== null ? { token_invalid_at: now } : {}),
       ...(failure.retrying
         ? {}
         : {
@@ -156,6 +147,7 @@ export async function failRefresh(
     }))
     .where('id', '=', id)
     .where('refresh_status', 'in', [...from])
+    .$if(failure.rejectedToken !== null, (qb) => qb.where('encrypted_token', '=', failure.rejectedToken))
     .returningAll()
     .executeTakeFirst()
 }
@@ -172,14 +164,19 @@ export async function listStaleRefreshes(db: Executor, before: Date, limit = 500
     .execute()
 }
 
-/** Puts an interrupted refresh (worker shutdown) back to `queued` for another worker. */
-export async function requeueRefresh(db: Executor, id: string): Promise<void> {
-  await db
+/**
+ * Puts an interrupted refresh (worker shutdown, a PAT replaced during it) back to `queued` for
+ * the job's next run. False when the row is gone or no longer refreshing.
+ */
+export async function requeueRefresh(db: Executor, id: string): Promise<boolean> {
+  const row = await db
     .updateTable('github_connections')
     .set({ refresh_status: 'queued', updated_at: new Date() })
     .where('id', '=', id)
     .where('refresh_status', '=', 'running')
-    .execute()
+    .returning('id')
+    .executeTakeFirst()
+  return row !== undefined
 }
 
 /** What {@link requestConnectionRefresh} needs: the database and the `clone` queue. */

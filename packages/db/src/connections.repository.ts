@@ -170,18 +170,32 @@ export async function updateConnectionIfStatus(
 }
 
 /**
- * Records GitHub's 401 for the token envelope an attempt used: sets `token_invalid_at` only while
- * the row still holds `envelope`. False when the PAT was replaced meanwhile (`PATCH`, or a refresh
- * with a new PAT; those clear `token_invalid_at`): the refusal was of the old token, and the
- * replacement is not marked invalid by it.
+ * Ends a clone that GitHub refused the token of (401): `failed` with `changes`, token_status
+ * `invalid` (`token_invalid_at`) and the token wiped, in one statement that applies only while the
+ * row is `cloning` and still holds `envelope`, the token the attempt used. False when it did not
+ * apply: the PAT was replaced meanwhile (`PATCH`), and the refusal was not of the current token.
  */
-export async function markTokenRejected(db: Executor, id: string, envelope: string | null): Promise<boolean> {
+export async function failCloneOfRejectedToken(
+  db: Executor,
+  id: string,
+  envelope: string | null,
+  changes: Pick<ConnectionUpdate, 'error_message' | 'error_code'>,
+): Promise<boolean> {
   if (envelope === null) return false
   const now = new Date()
   const row = await db
     .updateTable('github_connections')
-    .set({ token_invalid_at: now, updated_at: now })
+    .set({
+      ...changes,
+      status: 'failed',
+      progress: 0,
+      clone_path: null,
+      encrypted_token: null,
+      token_invalid_at: now,
+      updated_at: now,
+    })
     .where('id', '=', id)
+    .where('status', '=', 'cloning')
     .where('encrypted_token', '=', envelope)
     .returning('id')
     .executeTakeFirst()

@@ -22,12 +22,12 @@ import {
 import {
   type ConnectionRow,
   type ConnectionStatus,
+  failCloneOfRejectedToken,
   failRefresh,
   findConnection,
   isUniqueViolation,
   landRefresh,
   markRefreshRunning,
-  markTokenRejected,
   REFRESHABLE_STATUSES,
   requeueRefresh,
   updateConnectionIfStatus,
@@ -102,16 +102,24 @@ async function processClone(
   try {
     return await runClone(ctx, app, job, signal)
   } catch (err) {
-    if (!(err instanceof ShutdownHandback)) throw err
-    // Back to the queue for another worker, without using an attempt.
-    ctx.logger.info({ connectionId: job.data.connectionId, jobId: job.id }, 'clone handed back on shutdown')
+    if (!(err instanceof HandBack)) throw err
+    // Back to the queue (for another worker on shutdown), without using an attempt.
+    ctx.logger.info(
+      { connectionId: job.data.connectionId, jobId: job.id },
+      `clone handed back: ${err.message}`,
+    )
     await job.moveToDelayed(Date.now(), token)
     throw new DelayedError()
   }
 }
 
-/** The worker is shutting down (BullMQ aborted the processor's signal): hand the job back. */
-class ShutdownHandback extends Error {}
+/**
+ * Run the job again without using an attempt: the worker is shutting down (BullMQ aborted the
+ * processor's signal), or the PAT was replaced while GitHub refused the old one.
+ */
+class HandBack extends Error {}
+const shutdownHandBack = () => new HandBack('the worker is shutting down')
+const replacedHandBack = () => new HandBack('the PAT was replaced during the attempt; again with the new one')
 
 /** Puts a clone interrupted by shutdown back to `pending` and signals the hand-back. */
 async function handBack(ctx: WorkerContext, id: string, dest: string): Promise<never> {
@@ -122,7 +130,7 @@ async function handBack(ctx: WorkerContext, id: string, dest: string): Promise<n
     clone_path: null,
     error_message: null,
   })
-  throw new ShutdownHandback()
+  throw shutdownHandBack()
 }
 
 /** What an App connection's clone token may do: read this one repository, nothing else. */
@@ -300,7 +308,7 @@ async function runClone(
     return await analyze(ctx, job, cloned, dest, commitSha, shutdown)
   } catch (err) {
     await ticker.stop()
-    if (err instanceof ShutdownHandback) throw err
+    if (err instanceof HandBack) throw err
     if (shutdown?.aborted) return await handBack(ctx, row.id, dest)
     await removeClone(dest)
     // A DELETE removes the directory under git's feet: that failure is a cancellation too.
@@ -451,15 +459,28 @@ async function recordFailure(
   if (err instanceof CloneError && err.detail) {
     ctx.logger.warn({ connectionId: row.id, code, detail: safeMessage(err.detail, token) }, 'clone failed')
   }
-  // GitHub's 401 on a PAT: token_status "invalid" until the PAT is replaced (App tokens are
-  // minted). Marked only while the row holds the token this attempt used: a PAT replaced during
-  // the clone was not the one refused, and the next attempt clones with it.
-  const replaced = rejectedPat(err, row) && !(await markTokenRejected(ctx.db, row.id, row.encrypted_token))
+  if (rejectedPat(err, row)) {
+    // GitHub's 401 on a PAT: failed, token_status "invalid" until the PAT is replaced (App tokens
+    // are minted), in one statement that applies only while the row holds the token this
+    // attempt used. A PAT replaced during the clone was not the one refused: clone again with it.
+    const changes = { error_message: message, error_code: code }
+    if (await failCloneOfRejectedToken(ctx.db, row.id, row.encrypted_token, changes)) {
+      throw new UnrecoverableError(message)
+    }
+    const back = await updateConnectionIfStatus(ctx.db, row.id, ['cloning'], {
+      status: 'pending',
+      progress: 0,
+      clone_path: null,
+      error_message: null,
+      error_code: null,
+    })
+    if (back) throw replacedHandBack()
+    throw new UnrecoverableError(message)
+  }
   // Unknown errors (a database hiccup) are retried; a bad stored URL or key is not.
   const status = (err as { statusCode?: unknown }).statusCode
   const permanent =
-    !replaced &&
-    (err instanceof CloneError ? err.permanent : typeof status === 'number' && status >= 400 && status < 500)
+    err instanceof CloneError ? err.permanent : typeof status === 'number' && status >= 400 && status < 500
   const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1)
   if (permanent || lastAttempt) {
     await updateConnectionIfStatus(ctx.db, row.id, ['cloning'], {
@@ -652,7 +673,7 @@ async function runRefresh(
     if (freshClone && (!current || current.refresh_status === 'running')) await removeClone(dest)
     if (shutdown?.aborted) {
       await requeueRefresh(ctx.db, row.id)
-      throw new ShutdownHandback()
+      throw shutdownHandBack()
     }
     if (!current || (err instanceof CloneError && err.kind === 'cancelled')) {
       return { outcome: 'skipped', reason: 'connection deleted during the refresh' }
@@ -663,19 +684,20 @@ async function runRefresh(
     if (err instanceof CloneError && err.detail) {
       log.warn({ code, detail: safeMessage(err.detail, token) }, 'refresh failed')
     }
-    // A PAT replaced during the refresh was not the one refused: the next attempt uses it.
     const rejected = rejectedPat(err, row)
-    const replaced = rejected && current.encrypted_token !== row.encrypted_token
     const permanent =
-      !replaced && ((err instanceof CloneError && err.permanent) || (isAppError(err) && err.statusCode < 500))
+      (err instanceof CloneError && err.permanent) || (isAppError(err) && err.statusCode < 500)
     const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1)
     const retrying = !permanent && !lastAttempt
-    await failRefresh(ctx.db, row.id, {
+    const failed = await failRefresh(ctx.db, row.id, {
       code,
       message: retrying ? safeMessage(`${message} Retrying.`, token) : message,
       retrying,
+      // Applies only while the row holds the refused token: a PAT replaced during the refresh
+      // was not the one refused, and the refresh runs again with it.
       rejectedToken: rejected ? row.encrypted_token : null,
     })
+    if (!failed && rejected && (await requeueRefresh(ctx.db, row.id))) throw replacedHandBack()
     if (permanent) throw new UnrecoverableError(message)
     throw new Error(message)
   } finally {

@@ -15,6 +15,8 @@ t.test('/metrics refuses without the token, and with a wrong one', async (t) => 
   t.match(none.json(), { statusCode: 401, code: 'METRICS_TOKEN_REQUIRED' })
   t.equal((await scrape('Bearer nope')).statusCode, 401)
   t.equal((await scrape(TOKEN)).statusCode, 401, 'the Bearer scheme is required')
+  t.equal((await scrape(`bearer ${TOKEN}`)).statusCode, 200, 'the scheme is case-insensitive (RFC 9110)')
+  t.equal((await scrape(`Basic ${TOKEN}`)).statusCode, 401, 'another scheme is refused')
   const unconfigured = await build(t, env)
   const off = await unconfigured.inject({ url: '/metrics', headers: { authorization: `Bearer ${TOKEN}` } })
   t.equal(off.statusCode, 403, 'no METRICS_TOKEN: refused')

@@ -139,7 +139,7 @@ t.test('API_READ_CACHE_MS=0: nothing is cached and nothing listens', async (t) =
     })
   t.equal((await read()).statusCode, 404)
   t.equal((await read()).statusCode, 404)
-  t.same(plain.readCache.stats, { hits: 0, misses: 0 })
+  t.same(plain.readCache.stats, { hits: 0, misses: 0, bypasses: 0 })
   const listeners = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
     where datname = current_database() and application_name = 'portico-change-listener'`.execute(plain.db)
   t.equal(listeners.rows[0]?.n, 0)
@@ -187,15 +187,24 @@ t.test('a listener whose path goes dark without closing stops the cache within s
   await eventually('the listener goes through the proxy', async () => proxy.marked() === 1)
   const read = () =>
     server.inject({ url: `/api/v1/projects/${made.project.id}/github`, headers: { cookie: user.cookie } })
+  // The project has no connection yet: a member is answered CONNECTION_NOT_FOUND, a non-member
+  // PROJECT_NOT_FOUND (the access check comes first).
+  const code = async () => (await read()).json().code as string
   await eventually('reads are answered from memory', async () => {
     const hits = server.readCache.stats.hits
-    await read()
-    return server.readCache.stats.hits > hits
+    const answer = await code()
+    return server.readCache.stats.hits > hits && answer === 'CONNECTION_NOT_FOUND'
   })
   proxy.freeze()
   // Revoked by someone else: the notice goes into the dark.
   await server.db.deleteFrom('tenant_members').where('tenant_id', '=', made.tenant.id).execute()
   const started = Date.now()
-  await eventually('the revoked member is refused', async () => (await read()).statusCode === 404)
+  await eventually('the revoked member is refused', async () => (await code()) === 'PROJECT_NOT_FOUND')
   t.ok(Date.now() - started < 5000, 'within seconds, not after the 60 s TTL')
+  // Until the listener is back, reads go to Postgres, and are counted as such.
+  const bypasses = server.readCache.stats.bypasses
+  const hits = server.readCache.stats.hits
+  t.equal(await code(), 'PROJECT_NOT_FOUND')
+  t.ok(server.readCache.stats.bypasses > bypasses, 'counted as a bypass')
+  t.equal(server.readCache.stats.hits, hits, 'not a hit')
 })

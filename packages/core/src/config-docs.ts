@@ -1,10 +1,12 @@
 import { ConfigSchema } from './config.js'
 
 interface Prop {
+  type?: string
   description?: string
   default?: unknown
   minimum?: number
   maximum?: number
+  minLength?: number
 }
 
 /** Markers around the generated configuration table in README.md. */
@@ -15,14 +17,19 @@ const DEV_ONLY_DEFAULT = new Set(['SESSION_SECRET', 'TOKEN_ENCRYPTION_KEYS'])
 const entries = () => Object.entries(ConfigSchema.properties as Record<string, Prop>)
 
 /**
- * The description, with an integer's accepted range when it has an upper bound and "Required in
- * production." for the secrets production refuses to start without (once, if not already said).
+ * The description, with what is accepted (an integer's range or minimum, a string's minimum
+ * length, unless the description says it already) and "Required in production." for the secrets
+ * production refuses to start without (once, if not already said).
  */
 function describe(name: string, prop: Prop): string {
   const text = prop.description ?? ''
-  const bounded =
-    prop.minimum !== undefined && prop.maximum !== undefined && prop.maximum < Number.MAX_SAFE_INTEGER
-  const range = bounded ? ` Accepted: ${prop.minimum}–${prop.maximum}.` : ''
+  const upper = prop.maximum !== undefined && prop.maximum < Number.MAX_SAFE_INTEGER
+  let range = ''
+  if (prop.type === 'integer' && upper) range = ` Accepted: ${prop.minimum ?? 0}–${prop.maximum}.`
+  else if (prop.type === 'integer' && (prop.minimum ?? 0) > 0)
+    range = ` Accepted: an integer ≥ ${prop.minimum}.`
+  else if (prop.type === 'integer') range = ' Accepted: a whole number.'
+  else if ((prop.minLength ?? 0) > 1 && !text.includes('≥')) range = ` At least ${prop.minLength} characters.`
   const required =
     REQUIRED_IN_PRODUCTION.has(name) && !text.includes('Required in production')
       ? ' Required in production.'

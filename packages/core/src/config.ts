@@ -1,5 +1,6 @@
 import { createPrivateKey } from 'node:crypto'
 import { readFileSync } from 'node:fs'
+import { isIP } from 'node:net'
 import { resolve } from 'node:path'
 import { type Static, type TSchema, Type } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
@@ -365,6 +366,20 @@ const list = (value: string): string[] =>
     .map((s) => s.trim())
     .filter(Boolean)
 
+/**
+ * What @fastify/proxy-addr accepts in a trusted list: an IPv4 or IPv6 address, a CIDR (`10.0.0.0/8`,
+ * `fd00::/8`), an address with a netmask (`10.0.0.0/255.0.0.0`), or one of its named ranges.
+ */
+function isProxyAddress(entry: string): boolean {
+  if (['loopback', 'linklocal', 'uniquelocal'].includes(entry)) return true
+  const [address = '', mask, ...rest] = entry.split('/')
+  const family = isIP(address)
+  if (family === 0 || rest.length > 0) return false
+  if (mask === undefined) return true
+  if (/^\d{1,3}$/.test(mask)) return Number(mask) <= (family === 4 ? 32 : 128)
+  return family === 4 && isIP(mask) === 4
+}
+
 function parseTrustProxy(value: string): boolean | number | string[] {
   const v = value.trim().toLowerCase()
   if (v === 'true') return true
@@ -404,6 +419,21 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (production && raw.DATABASE_URL === undefined)
     problems.push('DATABASE_URL: required when NODE_ENV=production')
 
+  // TypeBox's conversion truncates "1.5" to 1: an integer setting must be written as one.
+  for (const [key, prop] of Object.entries(ConfigSchema.properties as Record<string, { type?: string }>)) {
+    if (prop.type === 'integer' && typeof raw[key] === 'string' && !/^-?\d+$/.test(raw[key] as string)) {
+      problems.push(`${key}: expected a whole number (got ${describe(key, raw[key])})`)
+      delete raw[key]
+    }
+  }
+  const trustProxy = parseTrustProxy(String(raw.TRUST_PROXY ?? 'false'))
+  if (Array.isArray(trustProxy)) {
+    for (const entry of trustProxy.filter((e) => !isProxyAddress(e))) {
+      problems.push(
+        `TRUST_PROXY: ${JSON.stringify(entry)} is not true, false, a hop count, an IP address or a CIDR`,
+      )
+    }
+  }
   const value = Value.Convert(ConfigSchema, Value.Default(ConfigSchema, raw))
   for (const error of Value.Errors(ConfigSchema, value)) {
     const key = error.path.replace(/^\//, '') || '(root)'

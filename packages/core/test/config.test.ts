@@ -52,6 +52,32 @@ t.test('values are converted and parsed', async (t) => {
   t.equal(loadConfig({ TRUST_PROXY: 'true' }).trustProxy, true)
 })
 
+t.test('TRUST_PROXY lists only addresses @fastify/proxy-addr accepts; integers are whole', async (t) => {
+  t.same(loadConfig({ TRUST_PROXY: '10.0.0.0/8, fd00::/8, loopback' }).trustProxy, [
+    '10.0.0.0/8',
+    'fd00::/8',
+    'loopback',
+  ])
+  t.same(loadConfig({ TRUST_PROXY: '10.0.0.0/255.0.0.0' }).trustProxy, ['10.0.0.0/255.0.0.0'])
+  for (const bad of ['banana', '10.0.0.1/33', '10.0.0.1/8/8', '10.0.0.1, nope', '::1/129']) {
+    t.throws(() => loadConfig({ TRUST_PROXY: bad }), /TRUST_PROXY: .* is not true, false, a hop count/, bad)
+  }
+  // The example of the review: TRUST_PROXY=banana passed validation and crashed the API at start.
+  t.throws(() => loadConfig({ TRUST_PROXY: 'banana' }), /TRUST_PROXY: "banana"/)
+  for (const [key, value] of [
+    ['CLONE_MAX_MB', '1.5'],
+    ['PORT', '3e3'],
+    ['WORKER_LOCK_MS', '1000.0'],
+  ] as const) {
+    t.throws(
+      () => loadConfig({ [key]: value }),
+      new RegExp(`${key}: expected a whole number`),
+      `${key}=${value}`,
+    )
+  }
+  t.equal(loadConfig({ CLONE_MAX_MB: '2' }).CLONE_MAX_MB, 2)
+})
+
 t.test('one error names every bad variable', async (t) => {
   const err = t.throws(() =>
     loadConfig({

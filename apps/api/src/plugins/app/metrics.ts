@@ -58,7 +58,8 @@ export default fp(
           throw new AppError(403, 'METRICS_DISABLED', 'Metrics need METRICS_TOKEN (or METRICS_PORT).')
         }
         const auth = request.headers.authorization ?? ''
-        const token = auth.startsWith('Bearer ') ? auth.slice(7) : ''
+        // The scheme is case-insensitive (RFC 9110 §11.1).
+        const token = /^bearer +/i.test(auth) ? auth.replace(/^bearer +/i, '') : ''
         if (!sameSecret(token, config.METRICS_TOKEN)) {
           throw new AppError(401, 'METRICS_TOKEN_REQUIRED', 'Send Authorization: Bearer METRICS_TOKEN.')
         }

@@ -16,6 +16,8 @@ declare module 'fastify' {
 export interface ReadCacheStats {
   hits: number
   misses: number
+  /** Reads that went to Postgres because the change listener was not live. */
+  bypasses: number
 }
 
 /**
@@ -57,7 +59,7 @@ type Slot<T> = { value: T | undefined }
 export default fp(
   async (fastify: FastifyInstance) => {
     const { config } = fastify
-    const stats: ReadCacheStats = { hits: 0, misses: 0 }
+    const stats: ReadCacheStats = { hits: 0, misses: 0, bypasses: 0 }
     const ttl = config.API_READ_CACHE_MS
     if (ttl === 0) {
       fastify.decorate('readCache', {
@@ -113,7 +115,10 @@ export default fp(
       key: string,
       load: () => Promise<T | undefined>,
     ): Promise<T | undefined> {
-      if (!live()) return load()
+      if (!live()) {
+        stats.bypasses += 1
+        return load()
+      }
       const slot = cache.get(key)
       if (slot) {
         stats.hits += 1

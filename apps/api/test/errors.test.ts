@@ -127,3 +127,19 @@ t.test('request targets the router refuses, or that are not origin-form, get the
     t.equal(JSON.parse(star.body).code, 'NOT_FOUND')
   })
 })
+
+t.test('a value outside a union of literals names the allowed ones', async (t) => {
+  const { SetTenantMemberBody } = await import('../src/schemas/tenants.js')
+  const app = await build(t, {}, (app) => {
+    app.put('/boom/role', { schema: { body: SetTenantMemberBody } }, async () => ({ ok: true }))
+  })
+  // The example of a first-time user: `{"role":"boss"}` was "body.role must be equal to constant".
+  const res = await app.inject({ method: 'PUT', url: '/boom/role', payload: { role: 'boss' } })
+  t.equal(res.statusCode, 400)
+  t.equal(res.json().code, 'VALIDATION_ERROR')
+  t.equal(res.json().message, 'body.role must be one of: owner, admin, member')
+  t.equal(
+    (await app.inject({ method: 'PUT', url: '/boom/role', payload: { role: 'admin' } })).statusCode,
+    200,
+  )
+})

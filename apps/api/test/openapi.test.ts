@@ -54,6 +54,10 @@ t.test('every route Fastify registers is in the document, with tags and error an
   const mine = doc.paths['/api/v1/projects/{projectId}/github/'].get
   t.same(mine.security, [{ session: [] }], 'session-authenticated routes name the cookie scheme')
   t.notOk(doc.paths['/health/live'].get.security, 'probes are public')
+  t.notOk(doc.paths['/webhooks/github'].post.security, 'deliveries prove themselves with their signature')
+  t.notOk(doc.paths['/'].get.security, 'the landing page is public')
+  t.same(doc.paths['/metrics'].get.security, [{ metricsToken: [] }], '/metrics takes the bearer token')
+  t.match(doc.components.securitySchemes.metricsToken, { type: 'http', scheme: 'bearer' })
 })
 
 t.test('every route has request and response schemas (a new route without one fails here)', async (t) => {

@@ -11,7 +11,12 @@ interface HttpErrorLike {
   expose?: unknown
   details?: unknown
   headers?: unknown
-  validation?: { instancePath?: string; params?: Record<string, unknown>; message?: string }[]
+  validation?: {
+    keyword?: string
+    instancePath?: string
+    params?: Record<string, unknown>
+    message?: string
+  }[]
   validationContext?: string
 }
 
@@ -37,6 +42,12 @@ function validationMessage(err: HttpErrorLike): string {
   const missing = first.params?.missingProperty
   const where = [err.validationContext ?? 'request', ...(first.instancePath ?? '').split('/').filter(Boolean)]
   if (typeof missing === 'string') return `${[...where, missing].join('.')} is required`
+  // A union of literals (TypeBox's Type.Union of Type.Literal): one error per branch; name them all.
+  const allowed = (err.validation ?? [])
+    .filter((e) => e.keyword === 'const' && e.instancePath === first.instancePath)
+    .map((e) => e.params?.allowedValue)
+  if (first.keyword === 'const' && allowed.length > 1)
+    return `${where.join('.')} must be one of: ${allowed.join(', ')}`
   return `${where.join('.')} ${first.message ?? 'is invalid'}`
 }
 

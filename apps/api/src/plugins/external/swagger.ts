@@ -33,8 +33,11 @@ const TAG_LIST = [
 ]
 TAG_LIST.find((t) => t.name === 'auth')!.description = 'GitHub sign-in, sign-out and the signed-in user.'
 
-/** Routes anyone may call: no security requirement in the document. */
-const PUBLIC = [/^\/health/, /^\/auth\/(login|callback)$/, /^\/metrics$/]
+/**
+ * Routes anyone may call: no security requirement in the document (webhook deliveries prove
+ * themselves with their signature header, described on the operation).
+ */
+const PUBLIC = [/^\/$/, /^\/health/, /^\/auth\/(login|callback)$/, /^\/webhooks\//]
 
 /**
  * OpenAPI 3.1 generated from the route schemas (`GET /docs/json`, browsable at `GET /docs`):
@@ -61,6 +64,11 @@ export default fp(
               name: SESSION_COOKIE,
               description: 'The session cookie set by GET /auth/callback after a GitHub sign-in.',
             },
+            metricsToken: {
+              type: 'http',
+              scheme: 'bearer',
+              description: 'METRICS_TOKEN (or scrape the separate METRICS_PORT, which takes none).',
+            },
           },
           schemas: { ErrorBody: ErrorBody as never },
         },
@@ -71,6 +79,7 @@ export default fp(
         if (url.startsWith('/admin') || url.startsWith('/docs')) return { schema: { ...s, hide: true }, url }
         const tag = TAGS.find((t) => url === t.prefix || url.startsWith(`${t.prefix}/`))
         if (!s.tags && tag) s.tags = [tag.name]
+        if (!s.security && url === '/metrics') s.security = [{ metricsToken: [] }]
         if (!s.security && !PUBLIC.some((re) => re.test(url))) s.security = [{ session: [] }]
         const error = {
           description: 'Error: `{ statusCode, code, error, message }`.',

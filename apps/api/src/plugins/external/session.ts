@@ -119,22 +119,31 @@ function deepFreeze<T>(value: T): T {
 export const PARSED_SESSIONS = { max: 10_000, maxSize: 4 * 2 ** 20, maxEntrySize: 16 * 1024 }
 
 /**
- * Session JSON → the parsed session, remembered by the stored text for signed-in sessions: their
- * reads load the same JSON again and again, and parsing it was about 3% of a cached read. Only
- * sessions with a user are kept (anonymous visitors can make as many state-only sessions as they
- * like), within {@link PARSED_SESSIONS} (about 4 Mi characters of JSON plus their parsed copies).
- * Values are deep-frozen because they are shared: @fastify/session copies a loaded session's
- * fields onto each request's session by reference, so a request mutating one in place (instead
- * of `session.set`) throws rather than changing what other requests see.
+ * Session JSON → the parsed session, or undefined when it is not JSON or not a session this API
+ * wrote ({@link isStoredSession}). Valid signed-in sessions are remembered by their stored text:
+ * their reads load the same JSON again and again, and parsing and checking it on every request
+ * was several percent of a cached read. Only sessions with a user are kept (anonymous visitors
+ * can make as many state-only sessions as they like), within {@link PARSED_SESSIONS} (about 4 Mi
+ * characters of JSON plus their parsed copies). Values are deep-frozen because they are shared:
+ * @fastify/session copies a loaded session's fields onto each request's session by reference, so
+ * a request mutating one in place (instead of `session.set`) throws rather than changing what
+ * other requests see.
  */
 export function sessionParser(bounds = PARSED_SESSIONS): (raw: string) => unknown {
   const parsed = new LRUCache<string, object>({ ...bounds, sizeCalculation: (_value, raw) => raw.length })
   return (raw) => {
     const known = parsed.get(raw)
     if (known !== undefined) return known
-    const value = deepFreeze(JSON.parse(raw) as unknown)
-    if (value !== null && typeof value === 'object' && 'user' in value && raw.length <= bounds.maxEntrySize) {
-      parsed.set(raw, value)
+    let value: unknown
+    try {
+      value = JSON.parse(raw)
+    } catch {
+      return undefined
+    }
+    if (!isStoredSession(value)) return undefined
+    deepFreeze(value)
+    if ((value as { user?: unknown }).user !== undefined && raw.length <= bounds.maxEntrySize) {
+      parsed.set(raw, value as object)
     }
     return value
   }
@@ -276,13 +285,8 @@ export default fp(
       const key = `${prefix}${sid}`
       const raw = cache ? await cache.get(key) : (await redis.get(key)) || null
       if (raw === null) return null
-      let value: unknown
-      try {
-        value = parse(raw)
-      } catch {
-        value = undefined
-      }
-      if (isStoredSession(value)) return value
+      const value = parse(raw)
+      if (value !== undefined) return value
       fastify.log.warn({ bytes: raw.length }, 'ignoring a stored session that is not one this API wrote')
       return null
     }

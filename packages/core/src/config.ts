@@ -1,7 +1,7 @@
 import { createPrivateKey } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { isIP } from 'node:net'
 import { resolve } from 'node:path'
+import proxyAddr from '@fastify/proxy-addr'
 import { type Static, type TSchema, Type } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { type Keyring, parseKeyring } from './crypto.js'
@@ -9,6 +9,9 @@ import { QUEUE_NAMES, type QueueName } from './queues.js'
 
 const Str = (description: string, options: { default?: string; pattern?: string; minLength?: number } = {}) =>
   Type.String({ description, ...options })
+/** Node's timers take at most 2³¹−1 ms (a longer delay fires after 1 ms, with a warning). */
+const MAX_TIMER_MS = 2_147_483_647
+const MAX_TIMER_S = Math.floor(MAX_TIMER_MS / 1000)
 const Int = (description: string, defaultValue: number, minimum = 0, maximum = Number.MAX_SAFE_INTEGER) =>
   Type.Integer({ description, default: defaultValue, minimum, maximum })
 const Bool = (description: string, defaultValue: boolean) =>
@@ -173,15 +176,17 @@ export const ConfigSchema = Type.Object({
     'Hours after a deploy pull request is merged during which Portico waits for checks on its merge commit; with none by then it stays merged.',
     24,
     1,
+    87_600,
   ),
   RECONCILE_INTERVAL_SECONDS: Int(
     'How often the reconciler checks deployments whose pull request is open or merged (conditional requests: unchanged ones cost no counted GitHub call).',
     300,
     10,
+    MAX_TIMER_S,
   ),
   CLONE_ROOT: Str('Directory holding repository clones.', { default: './tmp' }),
-  CLONE_TTL_HOURS: Int('Hours a clone is kept before the expiry sweep removes it.', 168, 1),
-  CLONE_TIMEOUT_SECONDS: Int('Wall-clock limit of one clone.', 300, 1),
+  CLONE_TTL_HOURS: Int('Hours a clone is kept before the expiry sweep removes it.', 168, 1, 87_600),
+  CLONE_TIMEOUT_SECONDS: Int('Wall-clock limit of one clone.', 300, 1, MAX_TIMER_S),
   CLONE_MAX_MB: Int('Size limit of one clone on disk, in MiB.', 500, 1),
   CLONE_MAX_FILES: Int(
     'Limit on the entries of one clone’s tree (git ls-tree), checked before checkout.',
@@ -192,6 +197,7 @@ export const ConfigSchema = Type.Object({
     'Wall-clock budget of one repository analysis (run off the main thread); past it the summary is marked timed_out.',
     120,
     1,
+    MAX_TIMER_S,
   ),
   WORKER_HEALTH_PORT: Int(
     'Port of the worker’s health listener (/live, /ready, /metrics); 0 turns it off.',
@@ -204,6 +210,7 @@ export const ConfigSchema = Type.Object({
     'The worker’s /live fails when its event loop was blocked longer than this, in ms.',
     10000,
     100,
+    MAX_TIMER_MS,
   ),
   WORKER_QUEUES: Str(
     'Queues this worker consumes: all, or a comma-separated subset of clone,deploy,maintenance,webhooks.',
@@ -216,14 +223,26 @@ export const ConfigSchema = Type.Object({
     'How long a worker holds a job’s lock between renewals; a crashed worker’s job is redelivered after it lapses.',
     30000,
     1000,
+    MAX_TIMER_MS,
   ),
   WORKER_STALLED_INTERVAL_MS: Int(
     'How often a worker looks for jobs whose lock lapsed (stalled jobs) and returns them to the queue.',
     30000,
     500,
+    MAX_TIMER_MS,
   ),
-  SHUTDOWN_TIMEOUT_MS: Int('How long a stopping process waits for in-flight work before closing.', 25000, 0),
-  DEPLOY_WAIT_MS: Int('How long POST /api/pod waits for its deploy job before answering 202.', 10000, 0),
+  SHUTDOWN_TIMEOUT_MS: Int(
+    'How long a stopping process waits for in-flight work before closing.',
+    25000,
+    0,
+    MAX_TIMER_MS,
+  ),
+  DEPLOY_WAIT_MS: Int(
+    'How long POST /api/pod waits for its deploy job before answering 202.',
+    10000,
+    0,
+    MAX_TIMER_MS,
+  ),
   GITHUB_WRITE_SPACING_MS: Int(
     'Minimum gap between GitHub write calls made with one token (GitHub asks for ≥ 1 s).',
     1000,
@@ -367,17 +386,17 @@ const list = (value: string): string[] =>
     .filter(Boolean)
 
 /**
- * What @fastify/proxy-addr accepts in a trusted list: an IPv4 or IPv6 address, a CIDR (`10.0.0.0/8`,
- * `fd00::/8`), an address with a netmask (`10.0.0.0/255.0.0.0`), or one of its named ranges.
+ * Whether @fastify/proxy-addr (what Fastify's `trustProxy` compiles a list with) accepts `entry`:
+ * an IP address, a CIDR, an address with a contiguous netmask, or one of its named ranges. Asking
+ * the library itself keeps start-up from crashing on a value this check let through.
  */
 function isProxyAddress(entry: string): boolean {
-  if (['loopback', 'linklocal', 'uniquelocal'].includes(entry)) return true
-  const [address = '', mask, ...rest] = entry.split('/')
-  const family = isIP(address)
-  if (family === 0 || rest.length > 0) return false
-  if (mask === undefined) return true
-  if (/^\d{1,3}$/.test(mask)) return Number(mask) <= (family === 4 ? 32 : 128)
-  return family === 4 && isIP(mask) === 4
+  try {
+    proxyAddr.compile([entry])
+    return true
+  } catch {
+    return false
+  }
 }
 
 function parseTrustProxy(value: string): boolean | number | string[] {

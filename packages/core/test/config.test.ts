@@ -59,7 +59,15 @@ t.test('TRUST_PROXY lists only addresses @fastify/proxy-addr accepts; integers a
     'loopback',
   ])
   t.same(loadConfig({ TRUST_PROXY: '10.0.0.0/255.0.0.0' }).trustProxy, ['10.0.0.0/255.0.0.0'])
-  for (const bad of ['banana', '10.0.0.1/33', '10.0.0.1/8/8', '10.0.0.1, nope', '::1/129']) {
+  // The second review: netmasks proxy-addr refuses passed a hand-written check and crashed start-up.
+  for (const bad of [
+    'banana',
+    '10.0.0.1/33',
+    '10.0.0.1/8/8',
+    '10.0.0.1, nope',
+    '::1/129',
+    '10.0.0.0/255.0.255.0',
+  ]) {
     t.throws(() => loadConfig({ TRUST_PROXY: bad }), /TRUST_PROXY: .* is not true, false, a hop count/, bad)
   }
   // The example of the review: TRUST_PROXY=banana passed validation and crashed the API at start.
@@ -76,6 +84,16 @@ t.test('TRUST_PROXY lists only addresses @fastify/proxy-addr accepts; integers a
     )
   }
   t.equal(loadConfig({ CLONE_MAX_MB: '2' }).CLONE_MAX_MB, 2)
+  // Values that feed timers or dates are bounded (a timer over 2³¹−1 ms fires at once).
+  for (const [key, value] of [
+    ['CLONE_TIMEOUT_SECONDS', '3000000'],
+    ['SHUTDOWN_TIMEOUT_MS', '2147483648'],
+    ['DEPLOY_WAIT_MS', '9999999999'],
+    ['CLONE_TTL_HOURS', '100000'],
+  ] as const) {
+    t.throws(() => loadConfig({ [key]: value }), new RegExp(key), `${key}=${value}`)
+  }
+  t.equal(loadConfig({ SHUTDOWN_TIMEOUT_MS: '2147483647' }).SHUTDOWN_TIMEOUT_MS, 2147483647)
 })
 
 t.test('one error names every bad variable', async (t) => {

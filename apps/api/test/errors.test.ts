@@ -122,9 +122,15 @@ t.test('request targets the router refuses, or that are not origin-form, get the
     }
     const health = await rawRequest(port, 'GET http://x/health/live HTTP/1.1')
     t.equal(health.status, 200, 'a public route answers as usual')
-    const star = await rawRequest(port, 'OPTIONS * HTTP/1.1')
-    t.equal(star.status, 404, 'asterisk-form: not found, not a 500')
-    t.equal(JSON.parse(star.body).code, 'NOT_FOUND')
+    // The router matched these from their second character (found by a second review):
+    // `GET *` served the landing page, `GET *auth/login` answered 500.
+    for (const target of ['*', '*auth/login', '*auth/logout', '*health/live', '*api/v1/tenants']) {
+      for (const method of ['GET', 'POST', 'OPTIONS']) {
+        const res = await rawRequest(port, `${method} ${target} HTTP/1.1`)
+        t.equal(res.status, 400, `${method} ${target}`)
+        t.equal(JSON.parse(res.body).code, 'INVALID_URL', `${method} ${target}`)
+      }
+    }
   })
 })
 

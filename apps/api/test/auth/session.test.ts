@@ -306,6 +306,18 @@ t.test('a stored value that is not a session this API wrote is no session: 401, 
       'a numeric state',
       JSON.stringify({ ...good, oauthPending: [{ state: 1, verifier: 'v', expiresAt: 1 }] }),
     ],
+    // A second review: stored cookie attributes are sent back in Set-Cookie (500 on every request,
+    // or a weaker cookie), and a stored returnTo was redirected to as it stood (an open redirect).
+    ['a cookie domain', JSON.stringify({ ...good, cookie: { ...good.cookie, domain: 'a;b' } })],
+    ['a cookie path', JSON.stringify({ ...good, cookie: { ...good.cookie, path: '/;x' } })],
+    ['a huge cookie maxAge', JSON.stringify({ ...good, cookie: { ...good.cookie, originalMaxAge: 1e300 } })],
+    ['a script-readable cookie', JSON.stringify({ ...good, cookie: { ...good.cookie, httpOnly: false } })],
+    ...['https://evil.example/', '//evil.example', '/日本', '/a\r\nX-Injected: 1'].map(
+      (returnTo): [string, string] => [
+        `a returnTo of ${JSON.stringify(returnTo)}`,
+        JSON.stringify({ ...good, oauthPending: [{ state: 's', verifier: 'v', expiresAt: 1e15, returnTo }] }),
+      ],
+    ),
   ]
   for (const [what, raw] of corrupt) {
     await server.redis.set(key, raw, 'KEEPTTL')
@@ -403,4 +415,28 @@ t.test('parsed sessions are remembered only when signed in, and within bounds', 
   const kept = parse(first)
   for (let i = 0; i < 200; i++) parse(JSON.stringify({ user: { id: id(10 + i), login: 'y'.repeat(100) } }))
   t.not(parse(first), kept, 'older entries leave once the total size is reached')
+})
+
+t.test('a session whose user row is gone (a restored database) gets 401 on writes, not 500', async (t) => {
+  const server = await build(t, env)
+  const { cookie } = await signIn(server, sim, 'octocat')
+  await server.db.deleteFrom('users').where('login', '=', 'octocat').execute()
+  const create = () =>
+    server.inject({
+      method: 'POST',
+      url: '/api/v1/tenants',
+      headers: { ...writeHeaders(server, cookie), 'content-type': 'application/json' },
+      payload: JSON.stringify({ name: 'Acme', slug: 'acme' }),
+    })
+  const res = await create()
+  t.equal(res.statusCode, 401)
+  t.match(res.json(), { code: 'NOT_AUTHENTICATED', message: /Sign in again/ })
+  const again = await signIn(server, sim, 'octocat')
+  const created = await server.inject({
+    method: 'POST',
+    url: '/api/v1/tenants',
+    headers: { ...writeHeaders(server, again.cookie), 'content-type': 'application/json' },
+    payload: JSON.stringify({ name: 'Acme', slug: 'acme' }),
+  })
+  t.equal(created.statusCode, 201, 'signing in again makes the user anew')
 })

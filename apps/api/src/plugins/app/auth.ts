@@ -479,5 +479,5 @@ export default fp(
       return config.operatorLogins.includes(user.login.toLowerCase())
     })
   },
-  { name: 'auth', dependencies: ['session', 'db', 'redis', 'github-app', 'read-cache'] },
+  { name: 'auth', dependencies: ['session', 'db', 'redis', 'github-app', 'read-cache', 'request-target'] },
 )

@@ -1,4 +1,4 @@
-import { errorBody, reasonPhrase } from '@portico/core'
+import { AppError, errorBody, reasonPhrase } from '@portico/core'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { helmetHeaders } from '../external/helmet.js'
@@ -51,6 +51,20 @@ function validationMessage(err: HttpErrorLike): string {
   return `${where.join('.')} ${first.message ?? 'is invalid'}`
 }
 
+/** Foreign keys to `users` (the initial migration's default names). */
+const USER_REFERENCE = /_(user_id|created_by|requested_by)_fkey$/
+/**
+ * A write that names the signed-in user broke a foreign key to `users`: the session outlived its
+ * user row (a database restored or recreated while Redis kept the sessions). Signing in again
+ * makes the row anew; a second review found this answered 500.
+ */
+const isUnknownUserReference = (err: unknown) => {
+  const e = err as { code?: unknown; constraint?: unknown } | null
+  return e?.code === '23503' && typeof e.constraint === 'string' && USER_REFERENCE.test(e.constraint)
+}
+const unknownUser = () =>
+  new AppError(401, 'NOT_AUTHENTICATED', 'Your account is no longer known to Portico. Sign in again.')
+
 let securityHeaders: Record<string, string> | undefined
 
 /**
@@ -84,7 +98,7 @@ export function frameworkErrors(error: FastifyError, request: FastifyRequest, re
 export default fp(
   async (fastify: FastifyInstance) => {
     fastify.setErrorHandler((error: FastifyError, request, reply) => {
-      const err = error as unknown as HttpErrorLike
+      const err = (isUnknownUserReference(error) ? unknownUser() : error) as unknown as HttpErrorLike
       const rawStatus = Number(err.statusCode ?? err.status ?? 500)
       const statusCode = rawStatus >= 400 && rawStatus <= 599 ? rawStatus : 500
       const isValidation = Array.isArray(err.validation)

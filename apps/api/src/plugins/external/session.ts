@@ -195,18 +195,32 @@ const isUser = (u: unknown) =>
   isNullable(u.avatar_url, (v) => isText(v, MAX_TEXT)) &&
   isOptional(u.github_id, (v) => Number.isSafeInteger(v))
 
+/** Longer than any cookie lifetime the API sets (30 days), short enough for a valid Date. */
+const MAX_COOKIE_AGE_MS = 10 * 365 * 24 * 60 * 60 * 1000
+// Exactly the attributes the API gives its cookie (sessionCookieOptions): the stored values are
+// sent back in Set-Cookie, so a stored `domain: "a;b"` or a huge maxAge would fail every request
+// and a stored `httpOnly: false` would weaken the cookie.
 const isCookie = (c: unknown) =>
   isObject(c) &&
   onlyKeys(c, COOKIE_KEYS) &&
   isNullable(c.expires, isDate) &&
   isNullable(c.originalExpires, isDate) &&
-  isNullable(c.originalMaxAge, (v) => typeof v === 'number' && Number.isFinite(v) && v >= 0) &&
-  isNullable(c.sameSite, (v) => v === 'lax' || v === 'strict' || v === 'none' || typeof v === 'boolean') &&
-  isNullable(c.secure, (v) => typeof v === 'boolean' || v === 'auto') &&
-  isNullable(c.path, (v) => isText(v, 1024)) &&
-  isNullable(c.httpOnly, (v) => typeof v === 'boolean') &&
-  isNullable(c.domain, (v) => isText(v, 255)) &&
-  isNullable(c.partitioned, (v) => typeof v === 'boolean')
+  isNullable(
+    c.originalMaxAge,
+    (v) => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= MAX_COOKIE_AGE_MS,
+  ) &&
+  isNullable(c.sameSite, (v) => v === 'lax') &&
+  isNullable(c.secure, (v) => typeof v === 'boolean') &&
+  isNullable(c.path, (v) => v === '/') &&
+  isNullable(c.httpOnly, (v) => v === true) &&
+  isNullable(c.domain, () => false) &&
+  isNullable(c.partitioned, (v) => v === false)
+
+/**
+ * Where a sign-in returns to, as `safeReturnTo` stores it: a normalised same-origin path, so
+ * printable ASCII, starting with one `/` (no `//` or `/\\`: another host).
+ */
+const isReturnPath = (v: unknown) => isText(v, 2048) && /^\/(?![/\\])[\x21-\x7e]*$/.test(v as string)
 
 const isPendingSignIn = (p: unknown) =>
   isObject(p) &&
@@ -214,7 +228,7 @@ const isPendingSignIn = (p: unknown) =>
   isText(p.state, 256) &&
   isText(p.verifier, 256) &&
   Number.isFinite(p.expiresAt) &&
-  isOptional(p.returnTo, (v) => isText(v, MAX_TEXT))
+  isOptional(p.returnTo, isReturnPath)
 
 /**
  * Whether a stored session has exactly the shape this API and @fastify/session write: only the

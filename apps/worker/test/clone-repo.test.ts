@@ -173,29 +173,40 @@ t.test('a revoked token fails permanently, without retries, with a redacted mess
   t.notOk(existsSync(clonePath(config.cloneRoot, row.tenant_id, row.id)), 'nothing left on disk')
 })
 
-t.test(
-  'a PAT replaced during the clone is not marked invalid by the old one’s 401: the job runs again with it, even on its last attempt',
-  async (t) => {
-    const { config, db, queue } = await setup(t)
-    const old = `ghp_${randomBytes(18).toString('hex')}`
-    sim.addToken('octocat', old, { scopes: ['repo'] })
-    const row = await createConnection(db, config, { token: old })
-    sim.revokeToken(old)
-    // GitHub answers slowly, so the replacement lands while the first attempt waits for its 401.
-    sim.setLatency(1500)
-    t.teardown(() => sim.setLatency(0))
-    const job = await enqueue(queue, row.id, { attempts: 1 })
-    await waitFor(async () => ((await findConnection(db, row.id))?.status === 'cloning' ? true : undefined))
-    const replacement = await storeToken(db, config, row.id, PAT)
-    sim.setLatency(0)
-    const { state } = await finalState(queue, job.id!)
-    t.equal(state, 'completed', 'the old token’s 401 did not end the connection')
-    const done = await findConnection(db, row.id)
-    t.equal(done?.status, 'analyzed')
-    t.equal(done?.token_invalid_at, null, 'the replacement is not marked invalid')
-    t.equal(done?.encrypted_token, replacement, 'the replacement is kept')
-  },
-)
+t.test('a PAT replaced during the clone: the old token’s failure does not end the connection', async (t) => {
+  // GitHub refuses the old token (401), or it cannot see the repository (404: the second review).
+  const oldTokens: [string, () => string][] = [
+    [
+      'revoked (401)',
+      () => {
+        const old = `ghp_${randomBytes(18).toString('hex')}`
+        sim.addToken('octocat', old, { scopes: ['repo'] })
+        sim.revokeToken(old)
+        return old
+      },
+    ],
+    ['without access (404)', () => tokenOf('hubot')],
+  ]
+  for (const [what, oldToken] of oldTokens) {
+    await t.test(`${what}: the job runs again with the replacement, even on its last attempt`, async (t) => {
+      const { config, db, queue } = await setup(t)
+      const row = await createConnection(db, config, { token: oldToken() })
+      // GitHub answers slowly, so the replacement lands while the first attempt waits for its answer.
+      sim.setLatency(1500)
+      t.teardown(() => sim.setLatency(0))
+      const job = await enqueue(queue, row.id, { attempts: 1 })
+      await waitFor(async () => ((await findConnection(db, row.id))?.status === 'cloning' ? true : undefined))
+      const replacement = await storeToken(db, config, row.id, PAT)
+      sim.setLatency(0)
+      const { state } = await finalState(queue, job.id!)
+      t.equal(state, 'completed', 'the old token’s failure did not end the connection')
+      const done = await findConnection(db, row.id)
+      t.equal(done?.status, 'analyzed')
+      t.equal(done?.token_invalid_at, null, 'the replacement is not marked invalid')
+      t.equal(done?.encrypted_token, replacement, 'the replacement is kept')
+    })
+  }
+})
 
 t.test('a token without access to the repository fails as not found', async (t) => {
   const { config, db, queue } = await setup(t)

@@ -114,15 +114,22 @@ export async function landRefresh(
 /**
  * Records a refresh that did not land; the connection's status and analysis are left as they
  * were. `retrying` puts it back to `queued` (BullMQ's backoff runs it again); otherwise `failed`.
- * `rejectedToken` (the envelope GitHub answered 401 to, or null) also sets `token_invalid_at`, and
- * then the whole update applies only while the row still holds that envelope: undefined when the
- * PAT was replaced during the refresh (the refusal was of the old token; see requeueRefresh). An
- * ended connection's token is wiped again (it was only stored for this refresh).
+ * `usedToken` (a PAT connection's envelope the refresh ran with) guards the whole update: it applies
+ * only while the row still holds that token, and is undefined when the PAT was replaced during the
+ * refresh (the failure may not be the new token's; see requeueRefresh). `tokenRejected` (GitHub's
+ * 401) also sets `token_invalid_at`. An ended connection's token is wiped again (it was only
+ * stored for this refresh).
  */
 export async function failRefresh(
   db: Executor,
   id: string,
-  failure: { code: string; message: string; retrying: boolean; rejectedToken: string | null },
+  failure: {
+    code: string
+    message: string
+    retrying: boolean
+    usedToken?: string | null
+    tokenRejected?: boolean
+  },
   from: readonly RefreshStatus[] = ['running'],
 ): Promise<ConnectionRow | undefined> {
   const now = new Date()
@@ -132,7 +139,7 @@ export async function failRefresh(
       refresh_status: failure.retrying ? 'queued' : 'failed',
       refresh_error_code: failure.code,
       refresh_error_message: failure.message,
-      ...(failure.rejectedToken !== null ? { token_invalid_at: now } : {}),
+      ...(failure.tokenRejected ? { token_invalid_at: now } : {}),
       ...(failure.retrying
         ? {}
         : {
@@ -147,7 +154,9 @@ export async function failRefresh(
     }))
     .where('id', '=', id)
     .where('refresh_status', 'in', [...from])
-    .$if(failure.rejectedToken !== null, (qb) => qb.where('encrypted_token', '=', failure.rejectedToken))
+    .$if(typeof failure.usedToken === 'string', (qb) =>
+      qb.where('encrypted_token', '=', failure.usedToken ?? null),
+    )
     .returningAll()
     .executeTakeFirst()
 }
@@ -234,7 +243,6 @@ export async function requestConnectionRefresh(
             code: 'QUEUE_UNAVAILABLE',
             message: 'The refresh could not be queued. Try again shortly.',
             retrying: false,
-            rejectedToken: null,
           },
           ['queued'],
         )

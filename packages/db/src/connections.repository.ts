@@ -170,16 +170,18 @@ export async function updateConnectionIfStatus(
 }
 
 /**
- * Ends a clone that GitHub refused the token of (401): `failed` with `changes`, token_status
- * `invalid` (`token_invalid_at`) and the token wiped, in one statement that applies only while the
- * row is `cloning` and still holds `envelope`, the token the attempt used. False when it did not
- * apply: the PAT was replaced meanwhile (`PATCH`), and the refusal was not of the current token.
+ * Ends a PAT connection's clone: `failed` with `changes` and the token wiped (with
+ * `tokenRejected`, GitHub's 401, also token_status `invalid` via `token_invalid_at`), in one
+ * statement that applies only while the row is `cloning` and still holds `envelope`, the token
+ * the attempt used. False when it did not apply: the PAT was replaced meanwhile (`PATCH`), and
+ * the failure (a 401, a 404 or 403 for that token's access) may not be the new token's.
  */
-export async function failCloneOfRejectedToken(
+export async function failCloneForToken(
   db: Executor,
   id: string,
   envelope: string | null,
   changes: Pick<ConnectionUpdate, 'error_message' | 'error_code'>,
+  tokenRejected: boolean,
 ): Promise<boolean> {
   if (envelope === null) return false
   const now = new Date()
@@ -191,7 +193,7 @@ export async function failCloneOfRejectedToken(
       progress: 0,
       clone_path: null,
       encrypted_token: null,
-      token_invalid_at: now,
+      ...(tokenRejected ? { token_invalid_at: now } : {}),
       updated_at: now,
     })
     .where('id', '=', id)

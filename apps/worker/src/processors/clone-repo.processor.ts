@@ -22,7 +22,7 @@ import {
 import {
   type ConnectionRow,
   type ConnectionStatus,
-  failCloneOfRejectedToken,
+  failCloneForToken,
   failRefresh,
   findConnection,
   isUniqueViolation,
@@ -459,39 +459,37 @@ async function recordFailure(
   if (err instanceof CloneError && err.detail) {
     ctx.logger.warn({ connectionId: row.id, code, detail: safeMessage(err.detail, token) }, 'clone failed')
   }
-  if (rejectedPat(err, row)) {
-    // GitHub's 401 on a PAT: failed, token_status "invalid" until the PAT is replaced (App tokens
-    // are minted), in one statement that applies only while the row holds the token this
-    // attempt used. A PAT replaced during the clone was not the one refused: clone again with it.
-    const changes = { error_message: message, error_code: code }
-    if (await failCloneOfRejectedToken(ctx.db, row.id, row.encrypted_token, changes)) {
-      throw new UnrecoverableError(message)
-    }
-    const back = await updateConnectionIfStatus(ctx.db, row.id, ['cloning'], {
-      status: 'pending',
-      progress: 0,
-      clone_path: null,
-      error_message: null,
-      error_code: null,
-    })
-    if (back) throw replacedHandBack()
-    throw new UnrecoverableError(message)
-  }
   // Unknown errors (a database hiccup) are retried; a bad stored URL or key is not.
   const status = (err as { statusCode?: unknown }).statusCode
   const permanent =
     err instanceof CloneError ? err.permanent : typeof status === 'number' && status >= 400 && status < 500
   const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1)
   if (permanent || lastAttempt) {
+    const end = () => (permanent ? new UnrecoverableError(message) : new Error(message))
+    const changes = { error_message: message, error_code: code }
+    if (row.auth_method === 'pat') {
+      // Written only while the row holds the token this attempt used (GitHub's 401 also marks it
+      // "invalid" until the PAT is replaced). A PAT replaced during the clone was not the one
+      // that failed: clone again with it, without using an attempt.
+      if (await failCloneForToken(ctx.db, row.id, row.encrypted_token, changes, rejectedPat(err, row)))
+        throw end()
+      const back = await updateConnectionIfStatus(ctx.db, row.id, ['cloning'], {
+        status: 'pending',
+        progress: 0,
+        clone_path: null,
+        error_message: null,
+        error_code: null,
+      })
+      if (back) throw replacedHandBack()
+      throw end()
+    }
     await updateConnectionIfStatus(ctx.db, row.id, ['cloning'], {
       status: 'failed',
       progress: 0,
       clone_path: null,
-      error_message: message,
-      error_code: code,
+      ...changes,
     })
-    if (permanent) throw new UnrecoverableError(message)
-    throw new Error(message)
+    throw end()
   }
   await updateConnectionIfStatus(ctx.db, row.id, ['cloning'], {
     status: 'pending',
@@ -684,20 +682,21 @@ async function runRefresh(
     if (err instanceof CloneError && err.detail) {
       log.warn({ code, detail: safeMessage(err.detail, token) }, 'refresh failed')
     }
-    const rejected = rejectedPat(err, row)
     const permanent =
       (err instanceof CloneError && err.permanent) || (isAppError(err) && err.statusCode < 500)
     const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1)
     const retrying = !permanent && !lastAttempt
+    const pat = row.auth_method === 'pat'
     const failed = await failRefresh(ctx.db, row.id, {
       code,
       message: retrying ? safeMessage(`${message} Retrying.`, token) : message,
       retrying,
-      // Applies only while the row holds the refused token: a PAT replaced during the refresh
-      // was not the one refused, and the refresh runs again with it.
-      rejectedToken: rejected ? row.encrypted_token : null,
+      // Applies only while the row holds the token this refresh used: a PAT replaced during the
+      // refresh was not the one that failed, and the refresh runs again with it.
+      usedToken: pat ? row.encrypted_token : null,
+      tokenRejected: rejectedPat(err, row),
     })
-    if (!failed && rejected && (await requeueRefresh(ctx.db, row.id))) throw replacedHandBack()
+    if (!failed && pat && (await requeueRefresh(ctx.db, row.id))) throw replacedHandBack()
     if (permanent) throw new UnrecoverableError(message)
     throw new Error(message)
   } finally {

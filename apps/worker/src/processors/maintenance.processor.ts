@@ -221,7 +221,6 @@ export async function repairStuckRefreshes(ctx: WorkerContext, now: Date = new D
         code: 'REFRESH_JOB_LOST',
         message: 'The refresh job was lost before it finished. Refresh again.',
         retrying: false,
-        rejectedToken: null,
       },
       ['queued', 'running'],
     )

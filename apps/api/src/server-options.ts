@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
-import type { IncomingMessage } from 'node:http'
-import { type Config, loggerOptions } from '@portico/core'
+import { type IncomingMessage, STATUS_CODES } from 'node:http'
+import type { Duplex } from 'node:stream'
+import { type Config, errorBody, loggerOptions } from '@portico/core'
 import {
   type FastifyBaseLogger,
   type FastifyReply,
@@ -83,6 +84,39 @@ export function originForm(url: string): string {
   }
 }
 
+/** Answers to requests Node's HTTP parser refuses before Fastify sees them. */
+const CLIENT_ERRORS: Record<string, { status: number; code: string; message: string }> = {
+  ERR_HTTP_REQUEST_TIMEOUT: {
+    status: 408,
+    code: 'REQUEST_TIMEOUT',
+    message: 'The request took too long to arrive.',
+  },
+  HPE_HEADER_OVERFLOW: {
+    status: 431,
+    code: 'HEADERS_TOO_LARGE',
+    message: 'The request line or headers are too large.',
+  },
+}
+const MALFORMED = { status: 400, code: 'MALFORMED_REQUEST', message: 'The request is not valid HTTP.' }
+
+/**
+ * Fastify's `clientErrorHandler`: Fastify's default, with the common error body (`{ statusCode,
+ * code, error, message }`) instead of its own `{"message":"Client Error"}`. The connection is
+ * closed after the answer, as Node does.
+ */
+export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Duplex): void {
+  // A reset connection has nobody to answer (https://nodejs.org/api/http.html#event-clienterror).
+  if (err.code === 'ECONNRESET' || socket.destroyed) return
+  const { status, code, message } = (err.code && CLIENT_ERRORS[err.code]) || MALFORMED
+  if (socket.writable) {
+    const body = JSON.stringify(errorBody(status, code, message))
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`,
+    )
+  }
+  socket.destroy(err)
+}
+
 /** Fastify's own options, shared by the server and the tests' `build` helper. */
 export function serverOptions(
   config: Config,
@@ -98,6 +132,7 @@ export function serverOptions(
     genReqId: requestIdGenerator(config),
     rewriteUrl: (req: IncomingMessage) => originForm(req.url ?? '/'),
     frameworkErrors,
+    clientErrorHandler,
     // Longer path parameters reach the route (its schema bounds them, after the 401 for anonymous
     // callers); beyond this the router refuses with 414 URI_TOO_LONG.
     routerOptions: { maxParamLength: 1024 },

@@ -114,6 +114,20 @@ t.test('request targets the router refuses, or that are not origin-form, get the
     })
   })
 
+  await t.test('requests Node refuses before routing get the common body too', async (t) => {
+    const malformed = await rawRequest(port, 'GET x:443 HTTP/1.1')
+    t.equal(malformed.status, 400)
+    t.same(JSON.parse(malformed.body), {
+      statusCode: 400,
+      code: 'MALFORMED_REQUEST',
+      error: 'The request is not valid HTTP.',
+      message: 'The request is not valid HTTP.',
+    })
+    const huge = await rawRequest(port, `GET /${'a'.repeat(20_000)} HTTP/1.1`)
+    t.equal(huge.status, 431)
+    t.equal(JSON.parse(huge.body).code, 'HEADERS_TOO_LARGE')
+  })
+
   await t.test('absolute-form targets are routed by their path (RFC 9112 §3.2.2), never a 500', async (t) => {
     for (const method of ['GET', 'POST']) {
       const res = await rawRequest(port, `${method} http://x/api/v1/tenants HTTP/1.1`)

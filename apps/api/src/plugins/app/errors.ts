@@ -1,7 +1,7 @@
 import { AppError, errorBody, reasonPhrase } from '@portico/core'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { helmetHeaders } from '../external/helmet.js'
+import { strictSecurityHeaders } from '../external/helmet.js'
 
 interface HttpErrorLike {
   statusCode?: unknown
@@ -65,8 +65,6 @@ const isUnknownUserReference = (err: unknown) => {
 const unknownUser = () =>
   new AppError(401, 'NOT_AUTHENTICATED', 'Your account is no longer known to Portico. Sign in again.')
 
-let securityHeaders: Record<string, string> | undefined
-
 /**
  * Fastify's `frameworkErrors` option (set in server-options.ts): requests the router cannot take
  * (a malformed percent-encoding, a path parameter longer than `maxParamLength`) get the same
@@ -82,9 +80,8 @@ export function frameworkErrors(error: FastifyError, request: FastifyRequest, re
     : 'The URL is not valid: it holds a malformed percent-encoding.'
   request.log.info({ statusCode, code, reason: message }, 'request rejected')
   // No hook runs for these: the headers every other answer gets are set here.
-  securityHeaders ??= helmetHeaders()
   return reply
-    .headers(securityHeaders)
+    .headers(strictSecurityHeaders())
     .header('x-request-id', request.id)
     .code(statusCode)
     .send(errorBody(statusCode, code, message))

@@ -48,6 +48,13 @@ export function helmetHeaders(options?: Parameters<typeof helmet>[0]): Record<st
   return Object.freeze(headers) as Record<string, string>
 }
 
+let strictHeaders: Record<string, string> | undefined
+/** helmet's default (strict) headers, recorded once per process. */
+export function strictSecurityHeaders(): Record<string, string> {
+  strictHeaders ??= helmetHeaders()
+  return strictHeaders
+}
+
 /**
  * Security headers on every response (helmet's defaults: a strict content security policy, HSTS,
  * nosniff, frame and referrer policies). The policy is relaxed only under {@link RELAXED}, whose
@@ -58,7 +65,7 @@ export function helmetHeaders(options?: Parameters<typeof helmet>[0]): Record<st
  */
 export default fp(
   async (fastify: FastifyInstance) => {
-    const strict = helmetHeaders()
+    const strict = strictSecurityHeaders()
     const relaxed = helmetHeaders({ contentSecurityPolicy: { useDefaults: false, directives: RELAXED_CSP } })
     fastify.addHook('onRequest', (request, reply, done) => {
       reply.headers(isRelaxed(request.url) ? relaxed : strict)

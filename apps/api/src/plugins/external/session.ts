@@ -1,6 +1,6 @@
 import { Signer } from '@fastify/cookie'
 import session from '@fastify/session'
-import { AppError, observeCache, sessionKeyPrefix } from '@portico/core'
+import { AppError, isUuid, observeCache, sessionKeyPrefix } from '@portico/core'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { LRUCache } from 'lru-cache'
@@ -157,8 +157,7 @@ const isText = (v: unknown, max: number) => typeof v === 'string' && v.length <=
 const isOptional = (v: unknown, check: (v: unknown) => boolean) => v === undefined || check(v)
 const isNullable = (v: unknown, check: (v: unknown) => boolean) => v === null || isOptional(v, check)
 const isDate = (v: unknown) => isText(v, 64) && Number.isFinite(Date.parse(v as string))
-const isUuid = (v: unknown) =>
-  typeof v === 'string' && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(v)
+const isUuidText = (v: unknown) => typeof v === 'string' && isUuid(v)
 
 const SESSION_KEYS = new Set([
   'cookie',
@@ -188,7 +187,7 @@ const MAX_TEXT = 4096
 const isUser = (u: unknown) =>
   isObject(u) &&
   onlyKeys(u, USER_KEYS) &&
-  isUuid(u.id) &&
+  isUuidText(u.id) &&
   isText(u.login, 100) &&
   u.login !== '' &&
   isNullable(u.name, (v) => isText(v, MAX_TEXT)) &&

@@ -115,7 +115,7 @@ async function processClone(
 
 /**
  * Run the job again without using an attempt: the worker is shutting down (BullMQ aborted the
- * processor's signal), or the PAT was replaced while GitHub refused the old one.
+ * processor's signal), or the PAT was replaced while the attempt with the old one failed.
  */
 class HandBack extends Error {}
 const shutdownHandBack = () => new HandBack('the worker is shutting down')

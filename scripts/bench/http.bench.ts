@@ -33,6 +33,7 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2)
 const NODE = process.env.BENCH_NODE ?? process.execPath
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8)
 const CONNECTIONS = 50
+const WARMUP_SECONDS = 5
 const PUBLIC_URL = 'http://localhost:3000'
 const teardowns: (() => unknown)[] = []
 
@@ -281,10 +282,11 @@ try {
   const podsUrl = `${api.url}/api/pods`
   await json(await fetch(podsUrl, { headers: { cookie } }), 200, 'GET /api/pods (cold)')
 
-  // Warm-up: JIT and connection pools, then measure.
-  await load(`${bare.url}/`, undefined, CONNECTIONS, 2)
-  await load(statusUrl, cookie, CONNECTIONS, 2)
-  await load(podsUrl, cookie, CONNECTIONS, 2)
+  // Warm-up: JIT and connection pools, then measure. Node 24's optimising tiers take a few
+  // seconds under load; with 2 s the first round still ran partly unoptimised code.
+  await load(`${bare.url}/`, undefined, CONNECTIONS, WARMUP_SECONDS)
+  await load(statusUrl, cookie, CONNECTIONS, WARMUP_SECONDS)
+  await load(podsUrl, cookie, CONNECTIONS, WARMUP_SECONDS)
 
   const statusRatios: number[] = []
   const podsRatios: number[] = []

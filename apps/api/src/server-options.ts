@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { type IncomingMessage, STATUS_CODES } from 'node:http'
 import type { Duplex } from 'node:stream'
+import AjvCompiler from '@fastify/ajv-compiler'
 import { type Config, errorBody, loggerOptions } from '@portico/core'
 import {
   type FastifyBaseLogger,
@@ -117,6 +118,27 @@ export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Duplex): 
   socket.destroy(err)
 }
 
+/**
+ * Fastify's Ajv validators, one per kind of input: the querystring, params and headers arrive as
+ * text, so their values are coerced to the schema's types (`?limit=5`, a repeated `?role=`); a
+ * JSON body already has types, so it is validated as sent: `{"role":["member"]}` or `{"name":5}`
+ * is a 400, not a string the client never sent. `options` are the server's `ajv` option.
+ */
+export function validatorByPart(): AjvCompiler.ValidatorFactory {
+  // One pool of each per server, as Fastify's default: every plugin scope reuses its compilers.
+  const coercingPool = AjvCompiler()
+  const asSentPool = AjvCompiler()
+  return (externalSchemas, options) => {
+    const coercing = coercingPool(externalSchemas, options)
+    const asSent = asSentPool(externalSchemas, {
+      ...options,
+      mode: undefined,
+      customOptions: { ...(options?.customOptions as AjvCompiler.Options), coerceTypes: false },
+    })
+    return (route) => (route.httpPart === 'body' ? asSent : coercing)(route)
+  }
+}
+
 /** Fastify's own options, shared by the server and the tests' `build` helper. */
 export function serverOptions(
   config: Config,
@@ -140,5 +162,6 @@ export function serverOptions(
     // Start-up registers many plugins; a loaded machine (CI running two suites) needs more than 10 s.
     pluginTimeout: 60_000,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array' as const, allErrors: false } },
+    schemaController: { compilersFactory: { buildValidator: validatorByPart() } },
   } satisfies FastifyServerOptions
 }

@@ -11,15 +11,23 @@ try {
 // Before anything imports pg or ioredis: their tracing hooks module loading.
 const tracing = await startTracing(config, 'portico-api')
 
-const [{ default: closeWithGrace }, { default: Fastify }, { default: app }, { serverOptions }] =
-  await Promise.all([
-    import('close-with-grace'),
-    import('fastify'),
-    import('./app.js'),
-    import('./server-options.js'),
-  ])
+const [
+  { default: closeWithGrace },
+  { default: Fastify },
+  { default: app },
+  { serverOptions },
+  { loggerOptions, logDestination },
+] = await Promise.all([
+  import('close-with-grace'),
+  import('fastify'),
+  import('./app.js'),
+  import('./server-options.js'),
+  import('@portico/core'),
+])
 
-const server = Fastify(serverOptions(config))
+// Blocking, batched writes to stdout: pino's default queues lines in memory under load.
+const stream = logDestination()
+const server = Fastify(serverOptions(config, { ...loggerOptions(config.LOG_LEVEL), stream }))
 await server.register(app, { config })
 
 closeWithGrace({ delay: config.SHUTDOWN_TIMEOUT_MS }, async ({ signal, err }) => {

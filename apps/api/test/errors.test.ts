@@ -163,3 +163,41 @@ t.test('a value outside a union of literals names the allowed ones', async (t) =
     200,
   )
 })
+
+t.test('a JSON body is validated as sent; the query string is still coerced from text', async (t) => {
+  const { CreateTenantBody, SetTenantMemberBody } = await import('../src/schemas/tenants.js')
+  const { DeploymentQuery } = await import('../src/schemas/pods.js')
+  const seen: unknown[] = []
+  const app = await build(t, {}, (app) => {
+    app.put('/boom/role', { schema: { body: SetTenantMemberBody } }, async (req) => {
+      seen.push(req.body)
+      return { ok: true }
+    })
+    app.post('/boom/tenant', { schema: { body: CreateTenantBody } }, async (req) => {
+      seen.push(req.body)
+      return { ok: true }
+    })
+    app.get('/boom/query', { schema: { querystring: DeploymentQuery } }, async (req) => req.query)
+  })
+  // The reviewer's examples: an array where a string belongs, and a number stored as its text.
+  for (const [url, method, payload] of [
+    ['/boom/role', 'PUT', { role: ['member'] }],
+    ['/boom/tenant', 'POST', { slug: 'acme', name: 5 }],
+    ['/boom/tenant', 'POST', { slug: ['acme'], name: 'Acme' }],
+    ['/boom/tenant', 'POST', { slug: 'acme', name: true }],
+  ] as const) {
+    const res = await app.inject({ method, url, payload })
+    t.equal(res.statusCode, 400, JSON.stringify(payload))
+    t.equal(res.json().code, 'VALIDATION_ERROR', JSON.stringify(payload))
+  }
+  t.same(seen, [], 'no handler saw a coerced body')
+  t.equal(
+    (await app.inject({ method: 'PUT', url: '/boom/role', payload: { role: 'member' } })).statusCode,
+    200,
+  )
+
+  const query = await app.inject({ url: '/boom/query?limit=5&customer=acme' })
+  t.equal(query.statusCode, 200)
+  t.same(query.json(), { limit: 5, customer: 'acme' }, 'query text coerced to the schema types')
+  t.equal((await app.inject({ url: '/boom/query?limit=five' })).statusCode, 400)
+})

@@ -11,14 +11,18 @@ try {
 // Before anything imports pg or ioredis: their tracing hooks module loading.
 await startTracing(config, 'portico-worker')
 
-const [{ loggerOptions }, { pino }, { processors }, { installSignalHandlers, startWorker }] =
+const [{ logDestination, loggerOptions }, { pino }, { processors }, { installSignalHandlers, startWorker }] =
   await Promise.all([
     import('@portico/core'),
     import('pino'),
     import('./processors/index.js'),
     import('./runtime.js'),
   ])
-const logger = pino({ ...loggerOptions(config.LOG_LEVEL), base: { process: 'worker', pid: process.pid } })
+// Blocking, batched writes to stdout: pino's default queues lines in memory under load.
+const logger = pino(
+  { ...loggerOptions(config.LOG_LEVEL), base: { process: 'worker', pid: process.pid } },
+  logDestination(),
+)
 process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection'))
 for (const deprecation of config.deprecations) logger.warn(deprecation)
 const runtime = await startWorker(config, processors, logger)

@@ -1,3 +1,5 @@
+import { type DestinationStream, destination } from 'pino'
+import { logLinesDropped } from './metrics.js'
 import { redactSecrets } from './tokens.js'
 
 /** Paths pino censors in every log line of both processes. */
@@ -127,4 +129,33 @@ export function serializeError(err: unknown, depth = 0): SerializedError {
   }
   if (e.cause !== undefined && depth < 4) out.cause = serializeError(e.cause, depth + 1)
   return out
+}
+
+/** Most bytes of log lines one write to stdout carries (sonic-boom's default is 16 KB). */
+export const LOG_WRITE_BYTES = 1024 * 1024
+/** Most bytes of log lines waiting for stdout; lines beyond it are dropped and counted. */
+export const LOG_QUEUE_BYTES = 16 * 1024 * 1024
+
+/**
+ * The stdout destination both processes log to: pino's asynchronous sonic-boom, writing whatever
+ * has queued (up to {@link LOG_WRITE_BYTES}) in each write, holding at most
+ * {@link LOG_QUEUE_BYTES}; a line that would exceed it is dropped and counted in
+ * `portico_log_lines_dropped_total`. pino flushes the queue when the process exits.
+ *
+ * Why not pino's default: it writes 16 KB per trip through the event loop, and a busy loop makes
+ * few trips, so lines queued faster than they left (32 MB after 30 s at 100 connections in
+ * `npm run bench`), and without bound behind a stalled log reader. Blocking writes are no answer:
+ * a stalled reader would stop the process (lock renewals, health checks), and stdout is often a
+ * non-blocking pipe (the worker's analysis threads share it), where sonic-boom's synchronous mode
+ * sleeps 100 ms per retry (docs/performance.md, "Memory").
+ */
+export function logDestination(): DestinationStream {
+  const stream = destination({
+    dest: 1,
+    sync: false,
+    maxWrite: LOG_WRITE_BYTES,
+    maxLength: LOG_QUEUE_BYTES,
+  })
+  stream.on('drop', () => logLinesDropped.inc())
+  return stream
 }

@@ -72,6 +72,12 @@ export const analysisTruncations = new client.Counter({
 })
 
 /** Something with BullMQ's `getJobCounts` (a Queue). */
+/** Log lines dropped because stdout did not keep up (see `logDestination`). */
+export const logLinesDropped = new client.Counter({
+  name: 'portico_log_lines_dropped_total',
+  help: 'Log lines dropped because more than LOG_QUEUE_BYTES were waiting for stdout.',
+})
+
 export interface CountableQueue {
   name: string
   getJobCounts(...states: string[]): Promise<Record<string, number>>

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import t from 'tap'
 import { parse } from 'yaml'
@@ -40,3 +41,19 @@ t.test('the Dockerfile installs every workspace', async (t) => {
     )
   }
 })
+
+t.test(
+  "the Dockerfile's Node flags are ones this Node accepts (Node exits on an unknown flag)",
+  async (t) => {
+    const cmd = /^CMD (\[.*\])\s*$/m.exec(read('Dockerfile'))?.[1]
+    const argv = JSON.parse(cmd ?? '[]') as string[]
+    t.equal(argv[0], 'node')
+    const flags = argv.slice(1, -1)
+    t.ok(flags.length > 0, flags.join(' '))
+    const run = spawnSync(process.execPath, [...flags, '-e', 'process.stdout.write("ok")'], {
+      encoding: 'utf8',
+    })
+    t.equal(run.stderr, '')
+    t.equal(run.stdout, 'ok')
+  },
+)

@@ -95,7 +95,6 @@ export async function findLatestConnectionForProject(
     .executeTakeFirst()
 }
 
-/** Applies `changes` and bumps `updated_at`; returns the updated row, or undefined if it is gone. */
 /** Statuses that end a connection: its token is no longer needed and is wiped with the change. */
 const ENDED_STATUSES: ReadonlySet<string> = new Set(['failed', 'expired'])
 
@@ -105,6 +104,7 @@ function withTokenWiped(changes: ConnectionUpdate): ConnectionUpdate {
     : changes
 }
 
+/** Applies `changes` and bumps `updated_at`; returns the updated row, or undefined if it is gone. */
 export async function updateConnection(
   db: Executor,
   id: string,
@@ -188,12 +188,13 @@ export async function failCloneForToken(
   const row = await db
     .updateTable('github_connections')
     .set({
-      ...changes,
-      status: 'failed',
-      progress: 0,
-      clone_path: null,
-      encrypted_token: null,
-      ...(tokenRejected ? { token_invalid_at: now } : {}),
+      ...withTokenWiped({
+        ...changes,
+        status: 'failed',
+        progress: 0,
+        clone_path: null,
+        ...(tokenRejected ? { token_invalid_at: now } : {}),
+      }),
       updated_at: now,
     })
     .where('id', '=', id)

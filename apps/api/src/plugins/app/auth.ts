@@ -153,6 +153,18 @@ export function requiresUser(preHandler: unknown): boolean {
  * Who the request is (from the session), which GitHub token it acts with, and the role checks
  * routes use as pre-handlers.
  */
+/**
+ * Marks every route registered later in `fastify`'s scope (a route folder's plugin or autohooks)
+ * as needing a signed-in user, so anonymous callers get 401 before their body is parsed or
+ * validated; for folders whose role check is a scope-wide preHandler hook, which the route's own
+ * options do not show (see FastifyContextConfig.auth).
+ */
+export function signedInOnly(fastify: FastifyInstance): void {
+  fastify.addHook('onRoute', (route) => {
+    route.config = { ...route.config, auth: 'user' }
+  })
+}
+
 export default fp(
   async (fastify: FastifyInstance) => {
     const { config } = fastify
@@ -387,7 +399,7 @@ export default fp(
     })
     fastify.decorate('requireUser', requireUser)
     // Routes registered after this plugin (all of routes/) whose pre-handlers refuse anonymous
-    // callers refuse them first; a folder-wide preHandler hook sets `auth` itself (autohooks.ts).
+    // callers refuse them first; a folder whose role check is a preHandler hook uses signedInOnly.
     fastify.addHook('onRoute', (route) => {
       if (route.config?.auth === undefined && requiresUser(route.preHandler)) {
         route.config = { ...route.config, auth: 'user' }

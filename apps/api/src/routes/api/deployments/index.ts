@@ -3,6 +3,7 @@ import { AppError, isUuid } from '@portico/core'
 import { type DeploymentRow, findDeployment, listDeployments } from '@portico/db'
 import { validateName } from '@portico/pods'
 import type { FastifyInstance } from 'fastify'
+import { signedInOnly } from '../../../plugins/app/auth.js'
 import { errorResponses } from '../../../schemas/common.js'
 import { Deployment, DeploymentList, DeploymentParams, DeploymentQuery } from '../../../schemas/pods.js'
 
@@ -50,10 +51,7 @@ function deploymentView(row: DeploymentRow) {
  */
 export default async function deploymentsRoutes(app: FastifyInstance) {
   const fastify = app.withTypeProvider<TypeBoxTypeProvider>()
-  // Anonymous callers get 401 before anything is validated (see FastifyContextConfig.auth).
-  fastify.addHook('onRoute', (route) => {
-    route.config = { ...route.config, auth: 'user' }
-  })
+  signedInOnly(fastify)
 
   fastify.get(
     '/:id',

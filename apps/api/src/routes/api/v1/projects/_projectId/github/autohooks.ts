@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify'
+import { signedInOnly } from '../../../../../../plugins/app/auth.js'
 
 /** Who may manage a project's repository connection: project owners, admins and QA automation. */
 export const CONNECTION_ROLES = ['owner', 'admin', 'qa-automation'] as const
@@ -8,10 +9,7 @@ export const CONNECTION_ROLES = ['owner', 'admin', 'qa-automation'] as const
  * project (sets `request.project`); loaded by @fastify/autoload for this folder only.
  */
 export default async function connectionHooks(fastify: FastifyInstance) {
-  // Anonymous callers get 401 before their body is parsed or validated (as routes/ elsewhere).
-  fastify.addHook('onRoute', (route) => {
-    route.config = { ...route.config, auth: 'user' }
-  })
+  signedInOnly(fastify)
   fastify.addHook('preHandler', fastify.requireProjectRole(...CONNECTION_ROLES))
   // `fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' } })` sends no
   // body: for `…/refresh` that means "no options", not 400. Non-empty bodies parse as usual.

@@ -25,7 +25,7 @@ const [
   import('@portico/core'),
 ])
 
-// Blocking, batched writes to stdout: pino's default queues lines in memory under load.
+// Bounded log queue (logDestination): pino's default let lines pile up in memory under load.
 const stream = logDestination()
 const server = Fastify(serverOptions(config, { ...loggerOptions(config.LOG_LEVEL), stream }))
 await server.register(app, { config })

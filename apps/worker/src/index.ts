@@ -18,7 +18,7 @@ const [{ logDestination, loggerOptions }, { pino }, { processors }, { installSig
     import('./processors/index.js'),
     import('./runtime.js'),
   ])
-// Blocking, batched writes to stdout: pino's default queues lines in memory under load.
+// Bounded log queue (logDestination): pino's default let lines pile up in memory under load.
 const logger = pino(
   { ...loggerOptions(config.LOG_LEVEL), base: { process: 'worker', pid: process.pid } },
   logDestination(),

@@ -138,8 +138,8 @@ export const LOG_QUEUE_BYTES = 16 * 1024 * 1024
 
 /**
  * The stdout destination both processes log to: pino's asynchronous sonic-boom, writing whatever
- * has queued (up to {@link LOG_WRITE_BYTES}) in each write, holding at most
- * {@link LOG_QUEUE_BYTES}; a line that would exceed it is dropped and counted in
+ * has queued (up to {@link LOG_WRITE_BYTES}) in each write, holding at most `maxQueueBytes`
+ * (default {@link LOG_QUEUE_BYTES}); a line that would exceed it is dropped and counted in
  * `portico_log_lines_dropped_total`. pino flushes the queue when the process exits.
  *
  * Why not pino's default: it writes 16 KB per trip through the event loop, and a busy loop makes
@@ -149,12 +149,12 @@ export const LOG_QUEUE_BYTES = 16 * 1024 * 1024
  * non-blocking pipe (the worker's analysis threads share it), where sonic-boom's synchronous mode
  * sleeps 100 ms per retry (docs/performance.md, "Memory").
  */
-export function logDestination(): DestinationStream {
+export function logDestination(maxQueueBytes = LOG_QUEUE_BYTES): DestinationStream {
   const stream = destination({
     dest: 1,
     sync: false,
     maxWrite: LOG_WRITE_BYTES,
-    maxLength: LOG_QUEUE_BYTES,
+    maxLength: maxQueueBytes,
   })
   stream.on('drop', () => logLinesDropped.inc())
   return stream

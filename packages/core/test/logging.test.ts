@@ -1,7 +1,7 @@
-import { spawn, spawnSync } from 'node:child_process'
+import { type ChildProcessByStdio, spawn } from 'node:child_process'
+import type { Readable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
-import { LOG_QUEUE_BYTES } from '@portico/core'
-import t from 'tap'
+import t, { type Test } from 'tap'
 
 const fixture = fileURLToPath(new URL('./fixtures/log-lines.fixture.ts', import.meta.url))
 const indexes = (stdout: string) =>
@@ -10,67 +10,80 @@ const indexes = (stdout: string) =>
     .filter(Boolean)
     .map((line) => (JSON.parse(line) as { i: number }).i)
 
-t.test('every line logged before process.exit() reaches stdout, in order', async (t) => {
-  // Far more than one buffer's worth, and a last partial buffer that only the exit flush writes.
-  const count = 20_001
-  const result = spawnSync(process.execPath, [...process.execArgv, fixture, String(count), 'exit'], {
-    encoding: 'utf8',
-    timeout: 60_000,
-    maxBuffer: 64 * 1024 * 1024,
+/** The fixture with `args`; killed (SIGKILL: the loader may hold SIGTERM) when the test ends. */
+function start(t: Test, args: string[]): ChildProcessByStdio<null, Readable, Readable> {
+  const child = spawn(process.execPath, [...process.execArgv, fixture, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
   })
-  t.equal(result.status, 0, result.stderr)
+  t.teardown(() => void child.kill('SIGKILL'))
+  return child
+}
+
+/** Everything `stream` gives from now on, as text. */
+function collect(stream: Readable): () => string {
+  let text = ''
+  stream.on('data', (chunk: Buffer) => {
+    text += chunk.toString()
+  })
+  return () => text
+}
+
+const exited = (child: ChildProcessByStdio<null, Readable, Readable>) =>
+  new Promise<number | null>((resolve) => {
+    if (child.exitCode !== null) resolve(child.exitCode)
+    else child.once('exit', (code) => resolve(code))
+  })
+
+t.test('every line logged before process.exit() reaches stdout, in order', async (t) => {
+  // More than a pipe's buffer, so the last lines are still queued when process.exit() runs.
+  const count = 3001
+  const child = start(t, [String(count), 'exit'])
+  const stdout = collect(child.stdout)
+  const stderr = collect(child.stderr)
+  t.equal(await exited(child), 0, stderr())
   t.same(
-    indexes(result.stdout),
+    indexes(stdout()),
     Array.from({ length: count }, (_, i) => i),
   )
 })
 
 t.test('a line is written while the process runs, not held for a later write', async (t) => {
-  const child = spawn(process.execPath, [...process.execArgv, fixture, '1', 'stay'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-  t.teardown(() => void child.kill('SIGKILL'))
+  const child = start(t, ['1', 'stay'])
+  const stderr = collect(child.stderr)
   let stdout = ''
   const line = await new Promise<string>((resolve, reject) => {
     child.stdout.on('data', (chunk: Buffer) => {
       stdout += chunk.toString()
       if (stdout.endsWith('\n')) resolve(stdout)
     })
-    child.once('exit', (code) => reject(new Error(`exited ${code} before writing: ${stdout}`)))
+    child.once('exit', (code) => reject(new Error(`exited ${code} before writing: ${stdout} ${stderr()}`)))
   })
   t.equal(child.exitCode, null, 'still running')
   t.same(indexes(line), [0])
 })
 
 t.test(
-  'behind a reader that does not read, the queue stops at LOG_QUEUE_BYTES and counts what it drops',
+  'behind a reader that does not read, the queue stops at its bound and counts what it drops',
   async (t) => {
-    // 40 MB of lines, logged without yielding while nobody reads the pipe.
-    const count = 40_000
-    const child = spawn(process.execPath, [...process.execArgv, fixture, String(count), 'count'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    t.teardown(() => void child.kill('SIGKILL'))
-    let stderr = ''
+    // 2 MB of lines against a 256 KB bound, logged without yielding while nobody reads the pipe.
+    const count = 2000
+    const bound = 256 * 1024
+    const child = start(t, [String(count), 'count', String(bound)])
+    const stderr = collect(child.stderr)
     const dropped = await new Promise<number>((resolve, reject) => {
-      child.stderr.on('data', (chunk: Buffer) => {
-        stderr += chunk.toString()
-        const m = /dropped=(\d+)/.exec(stderr)
+      child.stderr.on('data', () => {
+        const m = /dropped=(\d+)/.exec(stderr())
         if (m) resolve(Number(m[1]))
       })
-      child.once('exit', (code) => reject(new Error(`exited ${code}: ${stderr}`)))
+      child.once('exit', (code) => reject(new Error(`exited ${code}: ${stderr()}`)))
     })
     // Only now does the reader start: what was kept arrives, in order, then the process exits.
-    let stdout = ''
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString()
-    })
-    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
-    t.equal(code, 0, stderr)
-    const kept = indexes(stdout)
+    const stdout = collect(child.stdout)
+    t.equal(await exited(child), 0, stderr())
+    const kept = indexes(stdout())
     t.ok(dropped > 0, `dropped ${dropped}`)
     t.equal(kept.length + dropped, count, 'every line was either written or counted as dropped')
-    t.ok(stdout.length <= LOG_QUEUE_BYTES + 1024 * 1024, `kept ${stdout.length} bytes`)
+    t.ok(stdout().length <= bound, `kept ${stdout().length} bytes`)
     t.same(
       kept,
       [...kept].sort((a, b) => a - b),

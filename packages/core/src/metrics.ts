@@ -71,13 +71,13 @@ export const analysisTruncations = new client.Counter({
   help: 'Analyses that stopped at a file, size or time budget (summary.truncated).',
 })
 
-/** Something with BullMQ's `getJobCounts` (a Queue). */
 /** Log lines dropped because stdout did not keep up (see `logDestination`). */
 export const logLinesDropped = new client.Counter({
   name: 'portico_log_lines_dropped_total',
   help: 'Log lines dropped because more than LOG_QUEUE_BYTES were waiting for stdout.',
 })
 
+/** Something with BullMQ's `getJobCounts` (a Queue). */
 export interface CountableQueue {
   name: string
   getJobCounts(...states: string[]): Promise<Record<string, number>>

@@ -150,10 +150,6 @@ export function requiresUser(preHandler: unknown): boolean {
 }
 
 /**
- * Who the request is (from the session), which GitHub token it acts with, and the role checks
- * routes use as pre-handlers.
- */
-/**
  * Marks every route registered later in `fastify`'s scope (a route folder's plugin or autohooks)
  * as needing a signed-in user, so anonymous callers get 401 before their body is parsed or
  * validated; for folders whose role check is a scope-wide preHandler hook, which the route's own
@@ -165,6 +161,10 @@ export function signedInOnly(fastify: FastifyInstance): void {
   })
 }
 
+/**
+ * Who the request is (from the session), which GitHub token it acts with, and the role checks
+ * routes use as pre-handlers.
+ */
 export default fp(
   async (fastify: FastifyInstance) => {
     const { config } = fastify

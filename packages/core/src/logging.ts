@@ -132,7 +132,7 @@ export function serializeError(err: unknown, depth = 0): SerializedError {
 }
 
 /** Most bytes of log lines one write to stdout carries (sonic-boom's default is 16 KB). */
-export const LOG_WRITE_BYTES = 256 * 1024
+export const LOG_WRITE_BYTES = 64 * 1024
 /** Most bytes of log lines waiting for stdout; lines beyond it are dropped and counted. */
 export const LOG_QUEUE_BYTES = 16 * 1024 * 1024
 

@@ -93,6 +93,8 @@ t.test('POST /api/pod validation: every message, nothing queued', async (t) => {
     { 'content-type': 'text/plain', payload: 'customer=alpha' },
     { 'content-type': 'application/x-www-form-urlencoded', payload: 'customer=alpha&env=dev' },
     { 'content-type': 'application/json', payload: '' },
+    { 'content-type': 'application/json; charset=utf-16', payload: '{"customer":"alpha"}' },
+    { 'content-type': 'application/json', payload: '{"customer":"\\udc00"}' },
   ]
   for (const { payload, ...headers } of raw) {
     const res = await app.inject({
@@ -103,6 +105,22 @@ t.test('POST /api/pod validation: every message, nothing queued', async (t) => {
     })
     t.equal(res.statusCode, 400, headers['content-type'])
     t.match(res.json(), { code: 'INVALID_JSON', message: 'Request body must be JSON' })
+  }
+  // Prototype poisoning: JSON, but refused with its own code (Fastify's default parser refuses it too).
+  const spec = '"spec":{"instance_name":"edge","waf_enabled":false}'
+  for (const payload of [
+    `{"customer":"alpha","env":"dev",${spec},"__proto__":{"mode":"new"}}`,
+    `{"customer":"alpha","env":"dev","spec":{"instance_name":"edge","__proto__":{"waf_enabled":true}}}`,
+    `{"customer":"alpha","env":"dev",${spec},"constructor":{"prototype":{"mode":"new"}}}`,
+  ]) {
+    const res = await app.inject({
+      method: 'POST',
+      url: '/api/pod',
+      payload,
+      headers: { 'content-type': 'application/json', ...writeHeaders(app, octocat.cookie) },
+    })
+    t.equal(res.statusCode, 400, payload)
+    t.match(res.json(), { code: 'UNSAFE_JSON_KEY' }, payload)
   }
   t.equal(await worker.ctx.queues.deploy.count(), 0, 'nothing queued')
   t.same(await app.db.selectFrom('deployments').selectAll().execute(), [], 'no rows')

@@ -57,7 +57,8 @@ t.test('every error path carries the human sentence in `error`; 5xx stays generi
     headers: { 'content-type': 'application/json' },
   })
   t.equal(badJson.statusCode, 400)
-  t.equal(badJson.json().code, 'BAD_REQUEST')
+  t.equal(badJson.json().code, 'INVALID_JSON')
+  t.equal(badJson.json().message, 'The request body is not valid JSON.')
   t.equal(badJson.json().error, badJson.json().message)
   t.notOk(['Bad Request', 'Not Found', 'Conflict'].includes(badJson.json().error), 'never the reason phrase')
 })
@@ -201,3 +202,118 @@ t.test('a JSON body is validated as sent; the query string is still coerced from
   t.same(query.json(), { limit: 5, customer: 'acme' }, 'query text coerced to the schema types')
   t.equal((await app.inject({ url: '/boom/query?limit=five' })).statusCode, 400)
 })
+
+t.test(
+  'JSON bodies: each refusal has its own code and sentence; nothing is changed or poisoned',
+  async (t) => {
+    const seen: unknown[] = []
+    const app = await build(t, {}, (app) => {
+      app.post(
+        '/boom/json',
+        {
+          schema: { body: { type: 'object', required: ['name'], properties: { name: { type: 'string' } } } },
+        },
+        async (req) => {
+          seen.push(req.body)
+          return { ok: true }
+        },
+      )
+    })
+    const send = (payload: string | Buffer, contentType = 'application/json') =>
+      app.inject({ method: 'POST', url: '/boom/json', payload, headers: { 'content-type': contentType } })
+    const refused: [string, string | Buffer, string, number, string, string][] = [
+      [
+        'malformed',
+        '{"name":',
+        'application/json',
+        400,
+        'INVALID_JSON',
+        'The request body is not valid JSON.',
+      ],
+      [
+        'empty',
+        '',
+        'application/json',
+        400,
+        'INVALID_JSON',
+        'The request body is empty, but its content-type is application/json.',
+      ],
+      [
+        'not UTF-8 (a Latin-1 é)',
+        Buffer.from([0x7b, 0x22, 0x6e, 0x61, 0x6d, 0x65, 0x22, 0x3a, 0x22, 0xe9, 0x22, 0x7d]),
+        'application/json',
+        400,
+        'INVALID_JSON',
+        'The request body is not valid UTF-8.',
+      ],
+      [
+        'a lone surrogate in a value',
+        '{"name":"a\\ud800b"}',
+        'application/json',
+        400,
+        'INVALID_JSON',
+        'The request body holds an escaped lone surrogate (such as "\\ud800"), which is not text.',
+      ],
+      [
+        'a lone surrogate in a key',
+        '{"name":"x","\\udc00":1}',
+        'application/json',
+        400,
+        'INVALID_JSON',
+        'The request body holds an escaped lone surrogate (such as "\\ud800"), which is not text.',
+      ],
+      ...[
+        '{"__proto__":{"admin":true},"name":"x"}',
+        '{"name":"x","deep":[{"__proto__":{"admin":true}}]}',
+        '{"\\u005f_proto__":{"admin":true},"name":"x"}',
+        '{"name":"x","constructor":{"prototype":{"admin":true}}}',
+      ].map((body): [string, string, string, number, string, string] => [
+        body,
+        body,
+        'application/json',
+        400,
+        'UNSAFE_JSON_KEY',
+        'The request body uses "__proto__" or "constructor.prototype" as a key, which is refused.',
+      ]),
+      [
+        'charset=utf-16',
+        '{"name":"x"}',
+        'application/json; charset=utf-16',
+        415,
+        'UNSUPPORTED_MEDIA_TYPE',
+        'Request bodies must be UTF-8 JSON; charset=utf-16 is not supported.',
+      ],
+      ['text/plain', 'name=x', 'text/plain', 415, 'UNSUPPORTED_MEDIA_TYPE', undefined as unknown as string],
+    ]
+    for (const [name, payload, contentType, statusCode, code, message] of refused) {
+      const res = await send(payload, contentType)
+      t.equal(res.statusCode, statusCode, name)
+      t.equal(res.json().code, code, name)
+      if (message) t.same(res.json(), { statusCode, code, error: message, message }, name)
+    }
+    t.same(seen, [], 'no handler saw a refused body')
+    t.equal(({} as Record<string, unknown>).admin, undefined, 'no prototype was touched')
+
+    const accepted: [string, string, string, unknown][] = [
+      ['a surrogate pair', '{"name":"\\ud83d\\ude00"}', 'application/json', { name: '😀' }],
+      ['charset=UTF-8', '{"name":"x"}', 'application/json; charset=UTF-8', { name: 'x' }],
+      ['a quoted charset', '{"name":"x"}', 'application/json;charset="utf-8"', { name: 'x' }],
+      ['a byte order mark', '\ufeff{"name":"x"}', 'application/json', { name: 'x' }],
+      [
+        '"constructor" as data',
+        '{"name":"x","constructor":"c"}',
+        'application/json',
+        { name: 'x', constructor: 'c' },
+      ],
+    ]
+    for (const [name, payload, contentType] of accepted) {
+      const res = await send(payload, contentType)
+      t.equal(res.statusCode, 200, `${name}: ${res.body}`)
+    }
+    t.same(
+      seen,
+      accepted.map(([, , , body]) => body),
+      'accepted bodies arrive as sent',
+    )
+  },
+)

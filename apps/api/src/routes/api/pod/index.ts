@@ -2,6 +2,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { AppError } from '@portico/core'
 import { validateDeployRequest } from '@portico/pods'
 import type { FastifyInstance } from 'fastify'
+import { parseJsonBody } from '../../../plugins/app/json-body.js'
 import { withGithubErrors } from '../../../plugins/app/specs-access.js'
 import { errorResponses } from '../../../schemas/common.js'
 import {
@@ -24,13 +25,14 @@ export default async function podRoutes(app: FastifyInstance) {
   const fastify = app.withTypeProvider<TypeBoxTypeProvider>()
 
   // The frontend's contract: anything that is not a JSON object is "Request body must be JSON".
+  // Prototype-poisoning keys keep their own refusal (UNSAFE_JSON_KEY): the body is JSON.
   fastify.removeContentTypeParser('application/json')
-  fastify.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
-    if (body === '') return done(null, undefined)
+  fastify.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    if ((body as Buffer).length === 0) return done(null, undefined)
     try {
-      done(null, JSON.parse(body as string))
-    } catch {
-      done(notJson(), undefined)
+      done(null, parseJsonBody(body as Buffer, request.headers['content-type']))
+    } catch (err) {
+      done((err as AppError).code === 'UNSAFE_JSON_KEY' ? (err as AppError) : notJson(), undefined)
     }
   })
   fastify.addContentTypeParser('*', { parseAs: 'string' }, (_req, _body, done) => done(null, undefined))

@@ -1,0 +1,102 @@
+import { AppError } from '@portico/core'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import sjson from 'secure-json-parse'
+
+/** RFC 8259 §8.1: JSON exchanged between systems is UTF-8; `fatal` refuses bytes that are not. */
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+/** `"\ud800"`: the only way a lone surrogate gets into text that decoded as UTF-8. */
+const SURROGATE_ESCAPE = /\\u[dD][89a-fA-F]/
+/** A code unit of a surrogate pair standing alone (the `u` flag reads well-formed pairs whole). */
+const LONE_SURROGATE = /\p{Surrogate}/u
+/** `__proto__` keys and `constructor.prototype` chains (Fastify's own default, `onProtoPoisoning: 'error'`). */
+const POISONING = { protoAction: 'error', constructorAction: 'error' } as const
+const CHARSET = /;\s*charset\s*=\s*"?([^";\s]*)/i
+
+const invalidJson = (reason: string) => new AppError(400, 'INVALID_JSON', reason)
+
+/**
+ * Parses a request body sent as `application/json`: UTF-8 JSON text, as Fastify's default parser
+ * does, but every refusal has its own code and sentence, and nothing is silently changed.
+ *
+ * @param body the raw body bytes (at most the route's `bodyLimit`).
+ * @param contentType the request's `content-type` header; a `charset` other than UTF-8 is refused.
+ * @returns the parsed value: any JSON value, not only objects (schemas decide what a route takes).
+ * @throws AppError 415 `UNSUPPORTED_MEDIA_TYPE` for another charset; 400 `INVALID_JSON` for an
+ *   empty body, bytes that are not UTF-8, a syntax error or an escaped lone surrogate (`"\ud800"`,
+ *   which Postgres and UTF-8 cannot hold: it would be stored as U+FFFD); 400 `UNSAFE_JSON_KEY` for
+ *   a `__proto__` key or a `constructor` key holding `prototype` (prototype poisoning).
+ */
+export function parseJsonBody(body: Buffer, contentType: string | undefined): unknown {
+  const charset = CHARSET.exec(contentType ?? '')?.[1]?.toLowerCase()
+  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+    throw new AppError(
+      415,
+      'UNSUPPORTED_MEDIA_TYPE',
+      `Request bodies must be UTF-8 JSON; charset=${charset.slice(0, 40)} is not supported.`,
+    )
+  }
+  if (body.length === 0)
+    throw invalidJson('The request body is empty, but its content-type is application/json.')
+  let text: string
+  try {
+    text = utf8.decode(body)
+  } catch {
+    throw invalidJson('The request body is not valid UTF-8.')
+  }
+  let lone = false
+  let value: unknown
+  try {
+    value = SURROGATE_ESCAPE.test(text)
+      ? JSON.parse(text, (key, v) => {
+          if (LONE_SURROGATE.test(key) || (typeof v === 'string' && LONE_SURROGATE.test(v))) lone = true
+          return v
+        })
+      : JSON.parse(text)
+  } catch {
+    throw invalidJson('The request body is not valid JSON.')
+  }
+  if (lone) {
+    throw invalidJson(
+      'The request body holds an escaped lone surrogate (such as "\\ud800"), which is not text.',
+    )
+  }
+  if (value !== null && typeof value === 'object') {
+    try {
+      sjson.scan(value, POISONING)
+    } catch {
+      throw new AppError(
+        400,
+        'UNSAFE_JSON_KEY',
+        'The request body uses "__proto__" or "constructor.prototype" as a key, which is refused.',
+      )
+    }
+  }
+  return value
+}
+
+/** A content-type parser for `application/json` built on {@link parseJsonBody}. */
+export function jsonBodyParser(
+  request: FastifyRequest,
+  body: Buffer,
+  done: (err: Error | null, value?: unknown) => void,
+) {
+  try {
+    done(null, parseJsonBody(body, request.headers['content-type']))
+  } catch (err) {
+    done(err as Error, undefined)
+  }
+}
+
+/**
+ * Request bodies for every route: `application/json` through {@link parseJsonBody}; no
+ * `text/plain` parser, so a text body is 415 like any other type a route does not take. Routes
+ * with their own contract (`POST /api/pod`, webhooks) replace these in their own context.
+ */
+export default fp(
+  async (fastify: FastifyInstance) => {
+    fastify.removeContentTypeParser(['application/json', 'text/plain'])
+    fastify.addContentTypeParser('application/json', { parseAs: 'buffer' }, jsonBodyParser)
+  },
+  { name: 'json-body' },
+)

@@ -16,7 +16,7 @@ const [
   { default: Fastify },
   { default: app },
   { serverOptions },
-  { loggerOptions, logDestination },
+  { flushLogs, loggerOptions, logDestination },
 ] = await Promise.all([
   import('close-with-grace'),
   import('fastify'),
@@ -27,7 +27,7 @@ const [
 
 // Bounded log queue (logDestination): pino's default let lines pile up in memory under load.
 const stream = logDestination()
-const server = Fastify(serverOptions(config, { ...loggerOptions(config.LOG_LEVEL), stream }))
+const server = Fastify(serverOptions(config, { ...loggerOptions(config.LOG_LEVEL, 'api'), stream }))
 await server.register(app, { config })
 
 closeWithGrace({ delay: config.SHUTDOWN_TIMEOUT_MS }, async ({ signal, err }) => {
@@ -37,6 +37,7 @@ closeWithGrace({ delay: config.SHUTDOWN_TIMEOUT_MS }, async ({ signal, err }) =>
   await tracing
     ?.shutdown()
     .catch((flushErr: unknown) => server.log.warn({ err: flushErr }, 'could not flush traces'))
+  await flushLogs(stream)
 })
 
 try {

@@ -11,19 +11,21 @@ try {
 // Before anything imports pg or ioredis: their tracing hooks module loading.
 await startTracing(config, 'portico-worker')
 
-const [{ logDestination, loggerOptions }, { pino }, { processors }, { installSignalHandlers, startWorker }] =
-  await Promise.all([
-    import('@portico/core'),
-    import('pino'),
-    import('./processors/index.js'),
-    import('./runtime.js'),
-  ])
+const [
+  { flushLogs, logDestination, loggerOptions },
+  { pino },
+  { processors },
+  { installSignalHandlers, startWorker },
+] = await Promise.all([
+  import('@portico/core'),
+  import('pino'),
+  import('./processors/index.js'),
+  import('./runtime.js'),
+])
 // Bounded log queue (logDestination): pino's default let lines pile up in memory under load.
-const logger = pino(
-  { ...loggerOptions(config.LOG_LEVEL), base: { process: 'worker', pid: process.pid } },
-  logDestination(),
-)
+const stream = logDestination()
+const logger = pino(loggerOptions(config.LOG_LEVEL, 'worker'), stream)
 process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection'))
 for (const deprecation of config.deprecations) logger.warn(deprecation)
 const runtime = await startWorker(config, processors, logger)
-installSignalHandlers(runtime, logger)
+installSignalHandlers(runtime, logger, () => flushLogs(stream))

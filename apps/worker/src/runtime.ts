@@ -126,10 +126,14 @@ export async function startWorker(
 }
 
 /**
- * Closes the runtime on SIGTERM/SIGINT and exits 0 (1 if shutdown fails); a second signal
- * exits at once.
+ * Closes the runtime on SIGTERM/SIGINT, waits for `flushLogs` (the log lines still queued; see
+ * `flushLogs` in @portico/core), then exits 0 (1 if shutdown fails); a second signal exits at once.
  */
-export function installSignalHandlers(runtime: WorkerRuntime, logger: Logger): void {
+export function installSignalHandlers(
+  runtime: WorkerRuntime,
+  logger: Logger,
+  flushLogs: () => Promise<unknown> = async () => {},
+): void {
   let signals = 0
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.on(signal, () => {
@@ -139,13 +143,19 @@ export function installSignalHandlers(runtime: WorkerRuntime, logger: Logger): v
         process.exit(1)
       }
       logger.info({ signal }, 'shutting down')
-      runtime.close().then(
-        () => process.exit(0),
-        (err: unknown) => {
-          logger.error({ err }, 'shutdown failed')
-          process.exit(1)
-        },
-      )
+      runtime
+        .close()
+        .then(
+          () => 0,
+          (err: unknown) => {
+            logger.error({ err }, 'shutdown failed')
+            return 1
+          },
+        )
+        .then(async (code) => {
+          await flushLogs()
+          process.exit(code)
+        })
     })
   }
 }

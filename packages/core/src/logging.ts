@@ -1,3 +1,4 @@
+import { hostname } from 'node:os'
 import { type DestinationStream, destination } from 'pino'
 import { logLinesDropped } from './metrics.js'
 import { redactSecrets } from './tokens.js'
@@ -83,12 +84,14 @@ interface LoggedRequest {
 }
 
 /**
- * pino options shared by the API and the worker: the level, path-based redaction, and a
- * last-resort scrub of token-looking strings inside error messages and stacks.
+ * pino options shared by the API and the worker: the level, path-based redaction, a last-resort
+ * scrub of token-looking strings inside error messages and stacks, and the same fields on every
+ * line of both processes: `process` (`api` or `worker`; absent when not given), `pid`, `hostname`.
  */
-export function loggerOptions(level: string) {
+export function loggerOptions(level: string, processName?: 'api' | 'worker') {
   return {
     level,
+    base: { ...(processName ? { process: processName } : {}), pid: process.pid, hostname: hostname() },
     redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
     serializers: {
       req: (req: LoggedRequest) => ({
@@ -158,4 +161,46 @@ export function logDestination(maxQueueBytes = LOG_QUEUE_BYTES): DestinationStre
   })
   stream.on('drop', () => logLinesDropped.inc())
   return stream
+}
+
+/** How long {@link flushLogs} waits for the log reader at exit before dropping what is left. */
+export const LOG_FLUSH_TIMEOUT_MS = 2000
+
+/**
+ * Waits until every queued line of `stream` (a {@link logDestination}) is written, for at most
+ * `timeoutMs` milliseconds; call it last before `process.exit()`. Resolves `true` once written,
+ * `false` when the reader did not read in time: the lines left are then dropped, so that pino's
+ * own exit-time flush, which retries a full pipe forever, has nothing to write and the process
+ * exits. Never rejects.
+ */
+export function flushLogs(stream: DestinationStream, timeoutMs = LOG_FLUSH_TIMEOUT_MS): Promise<boolean> {
+  // sonic-boom's `flush(cb)` calls back at once when `minLength` is 0 (ours), so the test is its
+  // own state: `_len` bytes are queued or being written until it emits 'drain' (no public getter).
+  const boom = stream as DestinationStream & SonicBoomState
+  if (!(boom._len > 0)) return Promise.resolve(true)
+  return new Promise((resolve) => {
+    const drained = () => {
+      if (boom._len > 0) return
+      boom.off('drain', drained)
+      clearTimeout(timer)
+      resolve(true)
+    }
+    const timer = setTimeout(() => {
+      boom.off('drain', drained)
+      try {
+        boom.destroy()
+      } catch {}
+      resolve(false)
+    }, timeoutMs)
+    boom.on('drain', drained)
+  })
+}
+
+/** The parts of sonic-boom (pino's destination) that {@link flushLogs} reads. */
+interface SonicBoomState {
+  /** Bytes queued or being written. */
+  _len: number
+  on(event: 'drain', listener: () => void): unknown
+  off(event: 'drain', listener: () => void): unknown
+  destroy(): void
 }

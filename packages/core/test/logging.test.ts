@@ -92,3 +92,30 @@ t.test(
     )
   },
 )
+
+t.test('flushLogs: every line is written before it resolves true', async (t) => {
+  const count = 3000
+  const child = start(t, [String(count), 'flush'])
+  const stdout = collect(child.stdout)
+  const stderr = collect(child.stderr)
+  t.equal(await closed(child), 0, stderr())
+  t.match(stderr(), /flushed=true/)
+  t.same(
+    indexes(stdout()),
+    Array.from({ length: count }, (_, i) => i),
+  )
+})
+
+t.test('flushLogs: behind a reader that does not read, it gives up and the process exits', async (t) => {
+  // 3 MB of lines, far more than a pipe holds; stdout is never read, so nothing can drain.
+  const child = start(t, ['3000', 'flush'])
+  const stderr = collect(child.stderr)
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  // Without the drop, pino's exit-time flushSync retries the full pipe and the process never exits.
+  const outcome = await Promise.race([
+    exited,
+    new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), 60_000).unref()),
+  ])
+  t.equal(outcome, 0, stderr())
+  t.match(stderr(), /flushed=false/)
+})

@@ -152,9 +152,17 @@ if (!config.oauthConfigured) {
     ghApp.setup_url = `${config.PUBLIC_URL}/github/setup`
     ghApp.callback_url = `${config.PUBLIC_URL}/auth/callback`
   }
-  sim = await startSimulator({ port, seed, autoApprove: false }).catch(() =>
-    startSimulator({ port: 0, seed, autoApprove: false }),
-  )
+  try {
+    sim = await startSimulator({ port, seed, autoApprove: false })
+  } catch (err) {
+    // A port the user chose is kept or refused; only the default moves when it is taken.
+    if (env.SIM_PORT !== undefined || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') {
+      console.error(`[start] the GitHub simulator cannot listen on port ${port}: ${(err as Error).message}`)
+      process.exit(1)
+    }
+    sim = await startSimulator({ port: 0, seed, autoApprove: false })
+    say(`port ${port} is in use: the simulator listens on ${new URL(sim.url).port} (SIM_PORT chooses)`)
+  }
   const app = sim.seed.oauth?.apps?.[0]
   const bot = sim.seed.users.find((u) => u.login === 'portico-bot')?.tokens?.[0]?.token
   Object.assign(env, {

@@ -61,3 +61,16 @@ t.test('token-named fields are redacted at the top level and one level down', as
     t.notOk(text.includes(secret), secret)
   t.ok(text.includes('[REDACTED]'))
 })
+
+t.test('lines of both processes carry the same fields: process, pid and hostname', async (t) => {
+  const { hostname } = await import('node:os')
+  for (const name of ['api', 'worker'] as const) {
+    const out: string[] = []
+    pino(loggerOptions('info', name), { write: (s: string) => void out.push(s) }).info('m')
+    t.match(
+      JSON.parse(out.join('')),
+      { process: name, pid: process.pid, hostname: hostname(), msg: 'm' },
+      name,
+    )
+  }
+})

@@ -64,10 +64,8 @@ interface Started {
   tree: number[]
 }
 
-/** Runs `npm start` in a process group of its own and waits until the API and the worker are up. */
-async function start(t: Test): Promise<Started> {
-  const port = await freePort()
-  const base = `http://127.0.0.1:${port}`
+/** `npm start` in a process group of its own (killed when the test ends), with its output. */
+function spawnStart(t: Test, port: number, simPort: number) {
   // Nothing GitHub-related from the outside: start.ts then runs the bundled simulator.
   const inherited = Object.fromEntries(
     Object.entries(process.env).filter(([key]) => !/^(GITHUB_|GH_|OPERATOR_)/.test(key)),
@@ -90,7 +88,7 @@ async function start(t: Test): Promise<Started> {
       HOST: '127.0.0.1',
       PORT: String(port),
       // No PUBLIC_URL: `npm start` derives it from PORT.
-      SIM_PORT: '0',
+      SIM_PORT: String(simPort),
       WORKER_HEALTH_PORT: '0',
     },
   })
@@ -104,12 +102,21 @@ async function start(t: Test): Promise<Started> {
   const started: Started = { npm, pid, logs, exited, tree: [] }
   t.teardown(async () => {
     // Whatever the outcome, leave nothing behind for the next test.
-    for (const p of [pid, ...started.tree]) {
+    for (const p of [-pid, pid, ...started.tree]) {
       try {
         process.kill(p, 'SIGKILL')
       } catch {}
     }
   })
+  return started
+}
+
+/** Runs `npm start` in a process group of its own and waits until the API and the worker are up. */
+async function start(t: Test): Promise<Started> {
+  const port = await freePort()
+  const base = `http://127.0.0.1:${port}`
+  const started = spawnStart(t, port, 0)
+  const { pid, logs } = started
   await until(
     async () => ((await fetch(`${base}/health/live`)).status === 200 ? true : undefined),
     120_000,
@@ -191,4 +198,19 @@ t.test('a crashed child stops the others', async (t) => {
   const result = await assertAllGone(t, started)
   t.not(result?.code, 0, 'npm start fails when a child crashed')
   t.match(started.logs.text, /api exited \(SIGKILL\)/)
+})
+
+t.test('a SIM_PORT that is taken is refused, not moved to another port', async (t) => {
+  const taken = createServer().listen(0, '127.0.0.1')
+  await new Promise((resolve) => taken.once('listening', resolve))
+  t.teardown(() => void taken.close())
+  const simPort = (taken.address() as { port: number }).port
+  const started = spawnStart(t, await freePort(), simPort)
+  const result = await Promise.race([
+    started.exited,
+    new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), 120_000).unref()),
+  ])
+  t.match(result, { code: 1 }, started.logs.text)
+  t.match(started.logs.text, `the GitHub simulator cannot listen on port ${simPort}`)
+  t.notMatch(started.logs.text, /API on http/, 'nothing else was started')
 })

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto'
-import { type IncomingMessage, STATUS_CODES } from 'node:http'
+import { type IncomingMessage, type Server, STATUS_CODES } from 'node:http'
 import type { Duplex } from 'node:stream'
 import AjvCompiler from '@fastify/ajv-compiler'
 import { type Config, errorBody, loggerOptions } from '@portico/core'
 import {
   type FastifyBaseLogger,
+  type FastifyHttpOptions,
   type FastifyReply,
   type FastifyRequest,
   type FastifyServerOptions,
@@ -155,6 +156,9 @@ export function serverOptions(
     rewriteUrl: (req: IncomingMessage) => originForm(req.url ?? '/'),
     frameworkErrors,
     clientErrorHandler,
+    // Node's own refusal of an HTTP/1.1 request without Host is an empty 400; the request-target
+    // plugin refuses it with the common body instead.
+    http: { requireHostHeader: false },
     // Longer path parameters reach the route (its schema bounds them, after the 401 for anonymous
     // callers); beyond this the router refuses with 414 URI_TOO_LONG.
     routerOptions: { maxParamLength: 1024 },
@@ -163,5 +167,5 @@ export function serverOptions(
     pluginTimeout: 60_000,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array' as const, allErrors: false } },
     schemaController: { compilersFactory: { buildValidator: validatorByPart() } },
-  } satisfies FastifyServerOptions
+  } satisfies FastifyHttpOptions<Server>
 }

@@ -63,13 +63,18 @@ t.test('every error path carries the human sentence in `error`; 5xx stays generi
   t.notOk(['Bad Request', 'Not Found', 'Conflict'].includes(badJson.json().error), 'never the reason phrase')
 })
 
-/** Sends `head` (request line and headers) on a raw socket to a listening server; the answer's status and body. */
-async function rawRequest(port: number, head: string): Promise<{ status: number; body: string }> {
+/**
+ * Sends `head` (request line and headers) on a raw socket to a listening server, with `Host: x`
+ * unless `host` says otherwise; the answer's status and body (status NaN: no answer).
+ */
+async function rawRequest(
+  port: number,
+  head: string,
+  host = 'Host: x\r\n',
+): Promise<{ status: number; body: string }> {
   const { connect } = await import('node:net')
   return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1', () =>
-      socket.end(`${head}\r\nHost: x\r\nConnection: close\r\n\r\n`),
-    )
+    const socket = connect(port, '127.0.0.1', () => socket.end(`${head}\r\n${host}Connection: close\r\n\r\n`))
     let text = ''
     socket.on('data', (chunk) => {
       text += chunk.toString()
@@ -127,6 +132,38 @@ t.test('request targets the router refuses, or that are not origin-form, get the
     const huge = await rawRequest(port, `GET /${'a'.repeat(20_000)} HTTP/1.1`)
     t.equal(huge.status, 431)
     t.equal(JSON.parse(huge.body).code, 'HEADERS_TOO_LARGE')
+  })
+
+  await t.test('Host: none or several on HTTP/1.1 is 400 INVALID_HOST (RFC 9112 §3.2)', async (t) => {
+    const none = await rawRequest(port, 'GET /health/live HTTP/1.1', '')
+    t.equal(none.status, 400)
+    t.same(JSON.parse(none.body), {
+      statusCode: 400,
+      code: 'INVALID_HOST',
+      error: 'An HTTP/1.1 request must carry a Host header.',
+      message: 'An HTTP/1.1 request must carry a Host header.',
+    })
+    for (const hosts of ['Host: x\r\nHost: y\r\n', 'Host: x\r\nhOsT: x\r\n']) {
+      const two = await rawRequest(port, 'GET /health/live HTTP/1.1', hosts)
+      t.equal(two.status, 400, JSON.stringify(hosts))
+      t.equal(JSON.parse(two.body).message, 'A request must carry one Host header, not several.')
+    }
+    // Before the 401: a write without a Host is refused for its Host, not its session.
+    const write = await rawRequest(port, 'POST /api/v1/tenants HTTP/1.1', '')
+    t.equal(JSON.parse(write.body).code, 'INVALID_HOST')
+    t.equal((await rawRequest(port, 'GET /health/live HTTP/1.0', '')).status, 200, 'HTTP/1.0 needs none')
+    t.equal((await rawRequest(port, 'GET /health/live HTTP/1.1')).status, 200, 'one Host: answered')
+  })
+
+  await t.test('CONNECT is 405 with the common body, not a closed connection', async (t) => {
+    const res = await rawRequest(port, 'CONNECT example.com:443 HTTP/1.1', 'Host: example.com:443\r\n')
+    t.equal(res.status, 405)
+    t.same(JSON.parse(res.body), {
+      statusCode: 405,
+      code: 'METHOD_NOT_ALLOWED',
+      error: 'CONNECT is not supported: Portico is not a proxy.',
+      message: 'CONNECT is not supported: Portico is not a proxy.',
+    })
   })
 
   await t.test('absolute-form targets are routed by their path (RFC 9112 §3.2.2), never a 500', async (t) => {

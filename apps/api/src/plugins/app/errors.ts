@@ -68,23 +68,56 @@ const unknownUser = () =>
 /**
  * Fastify's `frameworkErrors` option (set in server-options.ts): requests the router cannot take
  * (a malformed percent-encoding, a path parameter longer than `maxParamLength`) get the same
- * body as every other error instead of Fastify's default one. They are refused before routing,
- * so before any route's `config.auth`.
+ * answer as every other error, through {@link sendError}. They are refused before routing, so
+ * before any route's `config.auth`.
  */
 export function frameworkErrors(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
-  const tooLong = error.code === 'FST_ERR_MAX_PARAM_LENGTH'
-  const statusCode = tooLong ? 414 : 400
-  const code = tooLong ? 'URI_TOO_LONG' : 'INVALID_URL'
-  const message = tooLong
-    ? 'A path segment of this URL is too long.'
-    : 'The URL is not valid: it holds a malformed percent-encoding.'
-  request.log.info({ statusCode, code, reason: message }, 'request rejected')
+  const refusal =
+    error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+      ? new AppError(414, 'URI_TOO_LONG', 'A path segment of this URL is too long.')
+      : new AppError(400, 'INVALID_URL', 'The URL is not valid: it holds a malformed percent-encoding.')
   // No hook runs for these: the headers every other answer gets are set here.
-  return reply
-    .headers(strictSecurityHeaders())
-    .header('x-request-id', request.id)
-    .code(statusCode)
-    .send(errorBody(statusCode, code, message))
+  reply.headers(strictSecurityHeaders()).header('x-request-id', request.id)
+  return sendError(refusal, request, reply)
+}
+
+/**
+ * Answers `error` with the common body `{ statusCode, code, error, message }`: mapped by the
+ * error's own `statusCode` and `code` (Fastify's validation errors are 400 `VALIDATION_ERROR`
+ * naming the field); 5xx bodies stay generic, carry the request id and are logged with it.
+ */
+function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply) {
+  const err = (isUnknownUserReference(error) ? unknownUser() : error) as unknown as HttpErrorLike
+  const rawStatus = Number(err.statusCode ?? err.status ?? 500)
+  const statusCode = rawStatus >= 400 && rawStatus <= 599 ? rawStatus : 500
+  const isValidation = Array.isArray(err.validation)
+  if (statusCode >= 500) request.log.error({ err: error }, 'request failed')
+
+  if (err.headers && typeof err.headers === 'object') reply.headers(err.headers as Record<string, string>)
+  const appCode =
+    typeof err.code === 'string' && /^[A-Z][A-Z0-9_]+$/.test(err.code) && !err.code.startsWith('FST_')
+  const code = isValidation
+    ? 'VALIDATION_ERROR'
+    : appCode
+      ? (err.code as string)
+      : (DEFAULT_CODES[statusCode] ?? (statusCode >= 500 ? 'INTERNAL_ERROR' : 'BAD_REQUEST'))
+  const expose = typeof err.expose === 'boolean' ? err.expose : statusCode < 500
+  const message = isValidation
+    ? validationMessage(err)
+    : expose
+      ? String(err.message || reasonPhrase(statusCode))
+      : 'An internal error occurred. Try again later; the request id identifies it in the logs.'
+  // What the caller was told, as plain fields (an object under `err` would be serialized as an
+  // Error and print "[object Object]").
+  if (statusCode < 500) request.log.info({ statusCode, code, reason: message }, 'request rejected')
+  const details =
+    expose && err.details && typeof err.details === 'object' ? (err.details as object) : undefined
+  return reply.code(statusCode).send(
+    errorBody(statusCode, code, message, {
+      ...details,
+      ...(statusCode >= 500 ? { requestId: request.id } : {}),
+    }),
+  )
 }
 
 /**
@@ -94,39 +127,7 @@ export function frameworkErrors(error: FastifyError, request: FastifyRequest, re
  */
 export default fp(
   async (fastify: FastifyInstance) => {
-    fastify.setErrorHandler((error: FastifyError, request, reply) => {
-      const err = (isUnknownUserReference(error) ? unknownUser() : error) as unknown as HttpErrorLike
-      const rawStatus = Number(err.statusCode ?? err.status ?? 500)
-      const statusCode = rawStatus >= 400 && rawStatus <= 599 ? rawStatus : 500
-      const isValidation = Array.isArray(err.validation)
-      if (statusCode >= 500) request.log.error({ err: error }, 'request failed')
-
-      if (err.headers && typeof err.headers === 'object') reply.headers(err.headers as Record<string, string>)
-      const appCode =
-        typeof err.code === 'string' && /^[A-Z][A-Z0-9_]+$/.test(err.code) && !err.code.startsWith('FST_')
-      const code = isValidation
-        ? 'VALIDATION_ERROR'
-        : appCode
-          ? (err.code as string)
-          : (DEFAULT_CODES[statusCode] ?? (statusCode >= 500 ? 'INTERNAL_ERROR' : 'BAD_REQUEST'))
-      const expose = typeof err.expose === 'boolean' ? err.expose : statusCode < 500
-      const message = isValidation
-        ? validationMessage(err)
-        : expose
-          ? String(err.message || reasonPhrase(statusCode))
-          : 'An internal error occurred. Try again later; the request id identifies it in the logs.'
-      // What the caller was told, as plain fields (an object under `err` would be serialized as an
-      // Error and print "[object Object]").
-      if (statusCode < 500) request.log.info({ statusCode, code, reason: message }, 'request rejected')
-      const details =
-        expose && err.details && typeof err.details === 'object' ? (err.details as object) : undefined
-      return reply.code(statusCode).send(
-        errorBody(statusCode, code, message, {
-          ...details,
-          ...(statusCode >= 500 ? { requestId: request.id } : {}),
-        }),
-      )
-    })
+    fastify.setErrorHandler(sendError)
 
     fastify.setNotFoundHandler((request, reply) => {
       // A frontend build (STATIC_DIR) answers its own history-mode routes with index.html.

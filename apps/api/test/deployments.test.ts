@@ -95,6 +95,9 @@ t.test('POST /api/pod validation: every message, nothing queued', async (t) => {
     { 'content-type': 'application/json', payload: '' },
     { 'content-type': 'application/json; charset=utf-16', payload: '{"customer":"alpha"}' },
     { 'content-type': 'application/json', payload: '{"customer":"\\udc00"}' },
+    // Content-types Fastify cannot read are refused before any parser: still the contract's answer.
+    { 'content-type': 'json', payload: '{"customer":"alpha"}' },
+    { 'content-type': 'application/json,text/plain', payload: '{"customer":"alpha"}' },
   ]
   for (const { payload, ...headers } of raw) {
     const res = await app.inject({
@@ -122,6 +125,19 @@ t.test('POST /api/pod validation: every message, nothing queued', async (t) => {
     t.equal(res.statusCode, 400, payload)
     t.match(res.json(), { code: 'UNSAFE_JSON_KEY' }, payload)
   }
+  // The reviewer's example: hashed for the Idempotency-Key, 6,000 levels overflowed the stack (a 500).
+  const deep = await app.inject({
+    method: 'POST',
+    url: '/api/pod',
+    payload: `{"customer":"alpha","env":"dev",${spec},"z":${'['.repeat(6000)}${']'.repeat(6000)}}`,
+    headers: {
+      'content-type': 'application/json',
+      'idempotency-key': 'deep-body',
+      ...writeHeaders(app, octocat.cookie),
+    },
+  })
+  t.equal(deep.statusCode, 400)
+  t.match(deep.json(), { code: 'JSON_TOO_DEEP' })
   t.equal(await worker.ctx.queues.deploy.count(), 0, 'nothing queued')
   t.same(await app.db.selectFrom('deployments').selectAll().execute(), [], 'no rows')
 })

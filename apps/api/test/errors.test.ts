@@ -243,6 +243,7 @@ t.test('a JSON body is validated as sent; the query string is still coerced from
 t.test(
   'JSON bodies: each refusal has its own code and sentence; nothing is changed or poisoned',
   async (t) => {
+    const { MAX_JSON_DEPTH } = await import('../src/plugins/app/json-body.js')
     const seen: unknown[] = []
     const app = await build(t, {}, (app) => {
       app.post(
@@ -267,13 +268,24 @@ t.test(
         'INVALID_JSON',
         'The request body is not valid JSON.',
       ],
+      // No body at all, as `fetch` sends with a JSON content-type: the schema decides.
+      ['empty', '', 'application/json', 400, 'VALIDATION_ERROR', 'body must be object'],
       [
-        'empty',
-        '',
+        `nested ${MAX_JSON_DEPTH + 1} deep`,
+        `{"name":"x","z":${'['.repeat(MAX_JSON_DEPTH)}${']'.repeat(MAX_JSON_DEPTH)}}`,
         'application/json',
         400,
-        'INVALID_JSON',
-        'The request body is empty, but its content-type is application/json.',
+        'JSON_TOO_DEEP',
+        `The request body nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep.`,
+      ],
+      // The reviewer's example: a surrogate pair took the reviver path, which recursed and failed.
+      [
+        'nested 6,000 deep with a surrogate pair',
+        `{"name":"\\ud83d\\ude00","z":${'['.repeat(6000)}${']'.repeat(6000)}}`,
+        'application/json',
+        400,
+        'JSON_TOO_DEEP',
+        `The request body nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep.`,
       ],
       [
         'not UTF-8 (a Latin-1 é)',
@@ -320,7 +332,16 @@ t.test(
         'UNSUPPORTED_MEDIA_TYPE',
         'Request bodies must be UTF-8 JSON; charset=utf-16 is not supported.',
       ],
-      ['text/plain', 'name=x', 'text/plain', 415, 'UNSUPPORTED_MEDIA_TYPE', undefined as unknown as string],
+      ...['text/plain', 'application/x-www-form-urlencoded', 'application/vnd.github+json'].map(
+        (type): [string, string, string, number, string, string] => [
+          type,
+          'name=x',
+          type,
+          415,
+          'UNSUPPORTED_MEDIA_TYPE',
+          "The request body's content-type is not one this route takes: send JSON as application/json.",
+        ],
+      ),
     ]
     for (const [name, payload, contentType, statusCode, code, message] of refused) {
       const res = await send(payload, contentType)
@@ -336,6 +357,15 @@ t.test(
       ['charset=UTF-8', '{"name":"x"}', 'application/json; charset=UTF-8', { name: 'x' }],
       ['a quoted charset', '{"name":"x"}', 'application/json;charset="utf-8"', { name: 'x' }],
       ['a byte order mark', '\ufeff{"name":"x"}', 'application/json', { name: 'x' }],
+      [
+        `nested ${MAX_JSON_DEPTH} deep, brackets in strings not counted`,
+        `{"name":"${'['.repeat(200)}","z":${'['.repeat(MAX_JSON_DEPTH - 1)}${']'.repeat(MAX_JSON_DEPTH - 1)}}`,
+        'application/json',
+        {
+          name: '['.repeat(200),
+          z: Array.from({ length: MAX_JSON_DEPTH - 2 }).reduce<unknown[]>((inner) => [inner], []),
+        },
+      ],
       [
         '"constructor" as data',
         '{"name":"x","constructor":"c"}',

@@ -62,4 +62,13 @@ t.test('POST /api/refresh clears the shared entries too', async (t) => {
   })
   t.equal(res.statusCode, 200)
   t.same(await first.redis.keys(`${first.config.REDIS_PREFIX}:pods-cache:*`), [])
+  // `fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' } })` sends no
+  // body: that is no body, as on `…/github/refresh` (a first-time user found 400 here).
+  const jsonNoBody = await first.inject({
+    method: 'POST',
+    url: '/api/refresh',
+    headers: { cookie, origin: new URL(first.config.PUBLIC_URL).origin, 'content-type': 'application/json' },
+  })
+  t.equal(jsonNoBody.statusCode, 200, jsonNoBody.body)
+  t.same(jsonNoBody.json(), { message: 'Cache cleared' })
 })

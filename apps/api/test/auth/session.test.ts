@@ -60,6 +60,37 @@ t.test('logout destroys the server-side session; the old cookie is worthless', a
   t.equal(again.statusCode, 200, 'logging out without a session is harmless')
 })
 
+t.test("the landing page's Sign out form signs out and goes back to the page", async (t) => {
+  const server = await build(t, env)
+  const { cookie } = await signIn(server, sim, 'octocat')
+  const page = await server.inject({ url: '/', headers: { cookie, accept: 'text/html' } })
+  t.match(page.body, '<form method="post" action="/auth/logout">', 'the page holds the form')
+  // What a browser sends for that form: an empty urlencoded body, with its Origin.
+  const out = await server.inject({
+    method: 'POST',
+    url: '/auth/logout',
+    payload: '',
+    headers: { ...writeHeaders(server, cookie), 'content-type': 'application/x-www-form-urlencoded' },
+  })
+  t.equal(out.statusCode, 303, out.body)
+  t.equal(out.headers.location, '/')
+  t.equal((await server.inject({ url: '/api/auth/user', headers: { cookie } })).statusCode, 401, 'signed out')
+  // A form from another site is still refused by the Origin check.
+  const { cookie: other } = await signIn(server, sim, 'octocat')
+  const forged = await server.inject({
+    method: 'POST',
+    url: '/auth/logout',
+    payload: '',
+    headers: {
+      cookie: other,
+      origin: 'https://evil.example',
+      'content-type': 'application/x-www-form-urlencoded',
+    },
+  })
+  t.equal(forged.statusCode, 403)
+  t.equal((await server.inject({ url: '/api/auth/user', headers: { cookie: other } })).statusCode, 200)
+})
+
 t.test('a revoked token ends the session with 401 TOKEN_EXPIRED', async (t) => {
   const server = await build(t, { ...env, ALLOW_SERVICE_TOKEN_FALLBACK: 'true' }, githubUserRoute)
   const { cookie } = await signIn(server, sim, 'hubot')

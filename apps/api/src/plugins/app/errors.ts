@@ -35,6 +35,25 @@ const DEFAULT_CODES: Record<number, string> = {
   503: 'SERVICE_UNAVAILABLE',
 }
 
+/**
+ * Fastify's own refusals of a body, which carry a reason phrase for a message: a code and a
+ * sentence of ours instead.
+ */
+const FRAMEWORK_REFUSALS: Record<string, { code: string; message: string }> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: {
+    code: 'UNSUPPORTED_MEDIA_TYPE',
+    message: "The request body's content-type is not one this route takes: send JSON as application/json.",
+  },
+  FST_ERR_CTP_BODY_TOO_LARGE: {
+    code: 'PAYLOAD_TOO_LARGE',
+    message: 'The request body is larger than this route takes.',
+  },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: {
+    code: 'MALFORMED_REQUEST',
+    message: 'The request body is not as long as its Content-Length says.',
+  },
+}
+
 /** Names the offending field of a schema validation error ("body.repo_url is required"). */
 function validationMessage(err: HttpErrorLike): string {
   const first = err.validation?.[0]
@@ -86,8 +105,13 @@ export function frameworkErrors(error: FastifyError, request: FastifyRequest, re
  * error's own `statusCode` and `code` (Fastify's validation errors are 400 `VALIDATION_ERROR`
  * naming the field); 5xx bodies stay generic, carry the request id and are logged with it.
  */
-function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply) {
-  const err = (isUnknownUserReference(error) ? unknownUser() : error) as unknown as HttpErrorLike
+export function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply) {
+  const framework = FRAMEWORK_REFUSALS[String((error as HttpErrorLike | null)?.code)]
+  const err = (isUnknownUserReference(error)
+    ? unknownUser()
+    : framework
+      ? new AppError((error as HttpErrorLike).statusCode as number, framework.code, framework.message)
+      : error) as unknown as HttpErrorLike
   const rawStatus = Number(err.statusCode ?? err.status ?? 500)
   const statusCode = rawStatus >= 400 && rawStatus <= 599 ? rawStatus : 500
   const isValidation = Array.isArray(err.validation)

@@ -1,4 +1,5 @@
 import { AppError } from '@portico/core'
+import { parse as parseContentType } from 'content-type'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import sjson from 'secure-json-parse'
@@ -11,7 +12,32 @@ const SURROGATE_ESCAPE = /\\u[dD][89a-fA-F]/
 const LONE_SURROGATE = /\p{Surrogate}/u
 /** `__proto__` keys and `constructor.prototype` chains (Fastify's own default, `onProtoPoisoning: 'error'`). */
 const POISONING = { protoAction: 'error', constructorAction: 'error' } as const
-const CHARSET = /;\s*charset\s*=\s*"?([^";\s]*)/i
+/** Text without any of these cannot hold either key, even escaped: the scan is skipped. */
+const MAYBE_POISONED = /proto|constructor|\\u/
+
+/**
+ * Deepest nesting of arrays and objects a body may have: Ruby's `JSON.parse` default
+ * (`max_nesting: 100`). Deeper bodies are refused before anything recursive (`JSON.stringify`,
+ * a reviver, validation) can exhaust the stack on them.
+ */
+export const MAX_JSON_DEPTH = 100
+
+/** Whether `text` nests arrays and objects deeper than `max` (brackets inside strings do not count). */
+function nestsDeeperThan(text: string, max: number): boolean {
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === 0x5c) i++
+      else if (c === 0x22) inString = false
+    } else if (c === 0x22) inString = true
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max) return true
+    } else if (c === 0x7d || c === 0x5d) depth--
+  }
+  return false
+}
 
 const invalidJson = (reason: string) => new AppError(400, 'INVALID_JSON', reason)
 
@@ -21,14 +47,16 @@ const invalidJson = (reason: string) => new AppError(400, 'INVALID_JSON', reason
  *
  * @param body the raw body bytes (at most the route's `bodyLimit`).
  * @param contentType the request's `content-type` header; a `charset` other than UTF-8 is refused.
- * @returns the parsed value: any JSON value, not only objects (schemas decide what a route takes).
- * @throws AppError 415 `UNSUPPORTED_MEDIA_TYPE` for another charset; 400 `INVALID_JSON` for an
- *   empty body, bytes that are not UTF-8, a syntax error or an escaped lone surrogate (`"\ud800"`,
- *   which Postgres and UTF-8 cannot hold: it would be stored as U+FFFD); 400 `UNSAFE_JSON_KEY` for
- *   a `__proto__` key or a `constructor` key holding `prototype` (prototype poisoning).
+ * @returns the parsed value, any JSON value (schemas decide what a route takes); `undefined` for
+ *   an empty body, as if none was sent (`fetch` with a JSON content-type and no body).
+ * @throws AppError 415 `UNSUPPORTED_MEDIA_TYPE` for another charset; 400 `INVALID_JSON` for bytes
+ *   that are not UTF-8, a syntax error or an escaped lone surrogate (`"\ud800"`, which Postgres
+ *   and UTF-8 cannot hold: it would be stored as U+FFFD); 400 `JSON_TOO_DEEP` beyond
+ *   {@link MAX_JSON_DEPTH}; 400 `UNSAFE_JSON_KEY` for a `__proto__` key or a `constructor` key
+ *   holding `prototype` (prototype poisoning).
  */
 export function parseJsonBody(body: Buffer, contentType: string | undefined): unknown {
-  const charset = CHARSET.exec(contentType ?? '')?.[1]?.toLowerCase()
+  const charset = parseContentType(contentType ?? '').parameters.charset?.toLowerCase()
   if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
     throw new AppError(
       415,
@@ -36,13 +64,19 @@ export function parseJsonBody(body: Buffer, contentType: string | undefined): un
       `Request bodies must be UTF-8 JSON; charset=${charset.slice(0, 40)} is not supported.`,
     )
   }
-  if (body.length === 0)
-    throw invalidJson('The request body is empty, but its content-type is application/json.')
+  if (body.length === 0) return undefined
   let text: string
   try {
     text = utf8.decode(body)
   } catch {
     throw invalidJson('The request body is not valid UTF-8.')
+  }
+  if (text.length > MAX_JSON_DEPTH && nestsDeeperThan(text, MAX_JSON_DEPTH)) {
+    throw new AppError(
+      400,
+      'JSON_TOO_DEEP',
+      `The request body nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep.`,
+    )
   }
   let lone = false
   let value: unknown
@@ -61,7 +95,7 @@ export function parseJsonBody(body: Buffer, contentType: string | undefined): un
       'The request body holds an escaped lone surrogate (such as "\\ud800"), which is not text.',
     )
   }
-  if (value !== null && typeof value === 'object') {
+  if (value !== null && typeof value === 'object' && MAYBE_POISONED.test(text)) {
     try {
       sjson.scan(value, POISONING)
     } catch {
@@ -76,7 +110,7 @@ export function parseJsonBody(body: Buffer, contentType: string | undefined): un
 }
 
 /** A content-type parser for `application/json` built on {@link parseJsonBody}. */
-export function jsonBodyParser(
+function jsonBodyParser(
   request: FastifyRequest,
   body: Buffer,
   done: (err: Error | null, value?: unknown) => void,

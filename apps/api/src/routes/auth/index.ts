@@ -224,20 +224,40 @@ export default async function authRoutes(app: FastifyInstance) {
     }
   }
 
-  fastify.post('/logout', { schema: { response: { 200: LogoutResponse } } }, async (request, reply) => {
-    const envelope = request.session?.get('githubToken')
-    if (request.session?.sessionId) await request.session.destroy()
-    request.user = null
-    reply.clearCookie(sessionCookieName(config.PUBLIC_URL), sessionCookieOptions(config.PUBLIC_URL))
-    if (envelope) {
-      let token: string | undefined
-      try {
-        token = decrypt(config.keyring, envelope)
-      } catch {
-        // Sealed with a key since retired: nothing Portico can still use or revoke.
+  // The landing page's "Sign out" button is an HTML form: a browser posts it as
+  // application/x-www-form-urlencoded (an empty one). Its fields are not read.
+  fastify.addContentTypeParser(
+    'application/x-www-form-urlencoded',
+    { bodyLimit: 1024 },
+    (_request, _body, done) => done(null, undefined),
+  )
+  fastify.post(
+    '/logout',
+    {
+      schema: {
+        summary: 'Sign out: `{success: true}`, or a 303 to `/` for an HTML form post',
+        response: { 200: LogoutResponse, 303: Redirect },
+      },
+    },
+    async (request, reply) => {
+      const envelope = request.session?.get('githubToken')
+      if (request.session?.sessionId) await request.session.destroy()
+      request.user = null
+      reply.clearCookie(sessionCookieName(config.PUBLIC_URL), sessionCookieOptions(config.PUBLIC_URL))
+      if (envelope) {
+        let token: string | undefined
+        try {
+          token = decrypt(config.keyring, envelope)
+        } catch {
+          // Sealed with a key since retired: nothing Portico can still use or revoke.
+        }
+        if (token) await revokeAtGithub(request, token)
       }
-      if (token) await revokeAtGithub(request, token)
-    }
-    return { success: true as const }
-  })
+      // A browser that submitted the form would otherwise show the JSON as a page.
+      if (request.headers['content-type']?.startsWith('application/x-www-form-urlencoded')) {
+        return reply.redirect('/', 303)
+      }
+      return { success: true as const }
+    },
+  )
 }

@@ -2,6 +2,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { AppError } from '@portico/core'
 import { validateDeployRequest } from '@portico/pods'
 import type { FastifyInstance } from 'fastify'
+import { sendError } from '../../../plugins/app/errors.js'
 import { parseJsonBody } from '../../../plugins/app/json-body.js'
 import { withGithubErrors } from '../../../plugins/app/specs-access.js'
 import { errorResponses } from '../../../schemas/common.js'
@@ -25,14 +26,14 @@ export default async function podRoutes(app: FastifyInstance) {
   const fastify = app.withTypeProvider<TypeBoxTypeProvider>()
 
   // The frontend's contract: anything that is not a JSON object is "Request body must be JSON".
-  // Prototype-poisoning keys keep their own refusal (UNSAFE_JSON_KEY): the body is JSON.
+  // A body that is JSON but refused for what it holds (too deep, prototype keys) keeps its code.
   fastify.removeContentTypeParser('application/json')
   fastify.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
-    if ((body as Buffer).length === 0) return done(null, undefined)
     try {
       done(null, parseJsonBody(body as Buffer, request.headers['content-type']))
     } catch (err) {
-      done((err as AppError).code === 'UNSAFE_JSON_KEY' ? (err as AppError) : notJson(), undefined)
+      const code = (err as AppError).code
+      done(code === 'UNSAFE_JSON_KEY' || code === 'JSON_TOO_DEEP' ? (err as AppError) : notJson(), undefined)
     }
   })
   fastify.addContentTypeParser('*', { parseAs: 'string' }, (_req, _body, done) => done(null, undefined))
@@ -60,6 +61,9 @@ export default async function podRoutes(app: FastifyInstance) {
       config: { auth: 'user' },
       preHandler: idempotency.preHandler,
       onSend: idempotency.onSend,
+      // A content-type Fastify cannot read (`json`, `a,b`) is refused before any parser runs.
+      errorHandler: (error, request, reply) =>
+        sendError(error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? notJson() : error, request, reply),
       schema: {
         tags,
         summary: 'Create or update a pod: a branch, the spec commit and a pull request',

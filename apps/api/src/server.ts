@@ -16,7 +16,7 @@ const [
   { default: Fastify },
   { default: app },
   { serverOptions },
-  { flushLogs, loggerOptions, logDestination },
+  { abandonLogs, flushLogs, loggerOptions, logDestination },
 ] = await Promise.all([
   import('close-with-grace'),
   import('fastify'),
@@ -30,19 +30,29 @@ const stream = logDestination()
 const server = Fastify(serverOptions(config, { ...loggerOptions(config.LOG_LEVEL, 'api'), stream }))
 await server.register(app, { config })
 
-closeWithGrace({ delay: config.SHUTDOWN_TIMEOUT_MS }, async ({ signal, err }) => {
-  if (err) server.log.error({ err }, 'closing after an uncaught error')
-  else server.log.info({ signal }, 'closing')
-  await server.close()
-  await tracing
-    ?.shutdown()
-    .catch((flushErr: unknown) => server.log.warn({ err: flushErr }, 'could not flush traces'))
-  await flushLogs(stream)
-})
+// Exits that cannot wait (a second signal or error, the deadline) drop the queued log lines, so a
+// stalled log reader cannot hold the process; a graceful close waits for them (flushLogs).
+const abandon = () => abandonLogs(stream)
+closeWithGrace(
+  { delay: config.SHUTDOWN_TIMEOUT_MS, onTimeout: abandon, onSecondSignal: abandon, onSecondError: abandon },
+  async ({ signal, err }) => {
+    try {
+      if (err) server.log.error({ err }, 'closing after an uncaught error')
+      else server.log.info({ signal }, 'closing')
+      await server.close()
+      await tracing
+        ?.shutdown()
+        .catch((flushErr: unknown) => server.log.warn({ err: flushErr }, 'could not flush traces'))
+    } finally {
+      await flushLogs(stream)
+    }
+  },
+)
 
 try {
   await server.listen({ host: config.HOST, port: config.PORT })
 } catch (err) {
   server.log.error({ err }, 'could not listen')
+  await flushLogs(stream)
   process.exit(1)
 }

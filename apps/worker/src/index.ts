@@ -12,7 +12,7 @@ try {
 await startTracing(config, 'portico-worker')
 
 const [
-  { flushLogs, logDestination, loggerOptions },
+  { abandonLogs, flushLogs, logDestination, loggerOptions },
   { pino },
   { processors },
   { installSignalHandlers, startWorker },
@@ -28,4 +28,4 @@ const logger = pino(loggerOptions(config.LOG_LEVEL, 'worker'), stream)
 process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection'))
 for (const deprecation of config.deprecations) logger.warn(deprecation)
 const runtime = await startWorker(config, processors, logger)
-installSignalHandlers(runtime, logger, () => flushLogs(stream))
+installSignalHandlers(runtime, logger, { flush: () => flushLogs(stream), abandon: () => abandonLogs(stream) })

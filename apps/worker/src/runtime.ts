@@ -126,13 +126,14 @@ export async function startWorker(
 }
 
 /**
- * Closes the runtime on SIGTERM/SIGINT, waits for `flushLogs` (the log lines still queued; see
- * `flushLogs` in @portico/core), then exits 0 (1 if shutdown fails); a second signal exits at once.
+ * Closes the runtime on SIGTERM/SIGINT, waits for `logs.flush()` (the log lines still queued:
+ * `flushLogs` in @portico/core), then exits 0 (1 if shutdown fails); a second signal exits at
+ * once, after `logs.abandon()` (`abandonLogs`: a stalled log reader cannot hold the exit).
  */
 export function installSignalHandlers(
   runtime: WorkerRuntime,
   logger: Logger,
-  flushLogs: () => Promise<unknown> = async () => {},
+  logs: { flush(): Promise<unknown>; abandon(): void } = { flush: async () => {}, abandon: () => {} },
 ): void {
   let signals = 0
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
@@ -140,6 +141,7 @@ export function installSignalHandlers(
       signals += 1
       if (signals > 1) {
         logger.warn({ signal }, 'second signal: exiting now')
+        logs.abandon()
         process.exit(1)
       }
       logger.info({ signal }, 'shutting down')
@@ -153,7 +155,7 @@ export function installSignalHandlers(
           },
         )
         .then(async (code) => {
-          await flushLogs()
+          await logs.flush()
           process.exit(code)
         })
     })

@@ -196,6 +196,17 @@ export function flushLogs(stream: DestinationStream, timeoutMs = LOG_FLUSH_TIMEO
   })
 }
 
+/**
+ * Drops the log lines still queued on `stream`, at once: for exits that cannot wait (a second
+ * signal, a shutdown past its deadline). pino's exit-time flush then has nothing to write, so a
+ * stalled log reader cannot keep the process from exiting; the lines are lost.
+ */
+export function abandonLogs(stream: DestinationStream): void {
+  try {
+    ;(stream as DestinationStream & SonicBoomState).destroy()
+  } catch {}
+}
+
 /** The parts of sonic-boom (pino's destination) that {@link flushLogs} reads. */
 interface SonicBoomState {
   /** Bytes queued or being written. */

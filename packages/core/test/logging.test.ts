@@ -119,3 +119,15 @@ t.test('flushLogs: behind a reader that does not read, it gives up and the proce
   t.equal(outcome, 0, stderr())
   t.match(stderr(), /flushed=false/)
 })
+
+t.test('abandonLogs: behind a reader that does not read, process.exit() is not held', async (t) => {
+  // What a second signal or the shutdown deadline does: no waiting, the queued lines are dropped.
+  const child = start(t, ['3000', 'abandon'])
+  const stderr = collect(child.stderr)
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  const outcome = await Promise.race([
+    exited,
+    new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), 60_000).unref()),
+  ])
+  t.equal(outcome, 0, stderr())
+})

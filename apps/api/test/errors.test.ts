@@ -186,6 +186,25 @@ t.test('request targets the router refuses, or that are not origin-form, get the
   })
 })
 
+t.test('a field the schema does not take is named', async (t) => {
+  const app = await build(t, {}, (app) => {
+    app.post(
+      '/boom/strict',
+      {
+        schema: {
+          body: { type: 'object', additionalProperties: false, properties: { name: { type: 'string' } } },
+        },
+      },
+      async () => ({ ok: true }),
+    )
+  })
+  // The example of a first-time user: "body must NOT have additional properties" named nothing.
+  const res = await app.inject({ method: 'POST', url: '/boom/strict', payload: { name: 'x', colour: 'red' } })
+  t.equal(res.statusCode, 400)
+  t.equal(res.json().code, 'VALIDATION_ERROR')
+  t.equal(res.json().message, 'body has a field this route does not take: "colour"')
+})
+
 t.test('a value outside a union of literals names the allowed ones', async (t) => {
   const { SetTenantMemberBody } = await import('../src/schemas/tenants.js')
   const app = await build(t, {}, (app) => {

@@ -7,6 +7,8 @@ interface Prop {
   minimum?: number
   maximum?: number
   minLength?: number
+  /** What `pattern` accepts, in words (config.ts). */
+  expects?: string
 }
 
 /** Markers around the generated configuration table in README.md. */
@@ -30,6 +32,7 @@ function describe(name: string, prop: Prop): string {
     range = ` Accepted: an integer ≥ ${prop.minimum}.`
   else if (prop.type === 'integer') range = ' Accepted: a whole number.'
   else if ((prop.minLength ?? 0) > 1 && !text.includes('≥')) range = ` At least ${prop.minLength} characters.`
+  else if (prop.expects) range = ` Accepted: ${prop.expects}.`
   const required =
     REQUIRED_IN_PRODUCTION.has(name) && !text.includes('Required in production')
       ? ' Required in production.'

@@ -7,8 +7,14 @@ import { Value } from '@sinclair/typebox/value'
 import { type Keyring, parseKeyring } from './crypto.js'
 import { QUEUE_NAMES, type QueueName } from './queues.js'
 
-const Str = (description: string, options: { default?: string; pattern?: string; minLength?: number } = {}) =>
-  Type.String({ description, ...options })
+/**
+ * A string setting. `expects` says in words what `pattern` accepts: the configuration table and
+ * the error for a value that does not match show it instead of the regular expression.
+ */
+const Str = (
+  description: string,
+  options: { default?: string; pattern?: string; expects?: string; minLength?: number } = {},
+) => Type.String({ description, ...options })
 /** Node's timers take at most 2³¹−1 ms (a longer delay fires after 1 ms, with a warning). */
 const MAX_TIMER_MS = 2_147_483_647
 const MAX_TIMER_S = Math.floor(MAX_TIMER_MS / 1000)
@@ -35,6 +41,7 @@ export const ConfigSchema = Type.Object({
     {
       default: 'http://localhost:3000',
       pattern: URL_PATTERN,
+      expects: 'an http(s) URL such as https://portico.example.com',
     },
   ),
   TRUST_PROXY: Str(
@@ -56,17 +63,20 @@ export const ConfigSchema = Type.Object({
   DATABASE_URL: Str('PostgreSQL connection string.', {
     default: 'postgres://postgres@127.0.0.1:5432/portico',
     pattern: '^postgres(ql)?://',
+    expects: 'a postgres:// or postgresql:// URL',
   }),
   DATABASE_POOL_MAX: Int('Maximum connections in each process’s PostgreSQL pool.', 10, 1, 1000),
   REDIS_URL: Str('Redis connection string (sessions and queues).', {
     default: 'redis://127.0.0.1:6379',
     pattern: '^rediss?://',
+    expects: 'a redis:// or rediss:// URL such as redis://127.0.0.1:6379',
   }),
   REDIS_PREFIX: Str(
     'Prefix of every Redis key Portico writes (queues, sessions, rate limits, caches, write pacing); a Redis Cluster hash tag keeps them in one slot.',
     {
       default: '{portico}',
       pattern: '^\\{[A-Za-z0-9:_.-]{1,64}\\}$',
+      expects: 'a name in braces, such as {portico} (1–64 of A-Z a-z 0-9 : _ . -)',
     },
   ),
   QUEUE_PREFIX: Opt(
@@ -74,6 +84,7 @@ export const ConfigSchema = Type.Object({
       'Deprecated alias of REDIS_PREFIX (it always prefixed more than queues); used when REDIS_PREFIX is unset.',
       {
         pattern: '^\\{[A-Za-z0-9:_.-]{1,64}\\}$',
+        expects: 'a name in braces, such as {portico} (1–64 of A-Z a-z 0-9 : _ . -)',
       },
     ),
   ),
@@ -90,11 +101,13 @@ export const ConfigSchema = Type.Object({
     {
       default: 'https://github.com',
       pattern: URL_PATTERN,
+      expects: 'an http(s) URL such as https://github.com',
     },
   ),
   GITHUB_API_URL: Str('GitHub REST API base URL (GHES: https://HOST/api/v3).', {
     default: 'https://api.github.com',
     pattern: URL_PATTERN,
+    expects: 'an http(s) URL such as https://api.github.com',
   }),
   GITHUB_OAUTH_CLIENT_ID: Opt(Str('OAuth app client id. Unset: sign-in answers 503 OAUTH_NOT_CONFIGURED.')),
   GITHUB_OAUTH_CLIENT_SECRET: Opt(Str('OAuth app client secret.')),
@@ -117,6 +130,7 @@ export const ConfigSchema = Type.Object({
   GITHUB_APP_SLUG: Opt(
     Str('GitHub App slug, as in {GITHUB_URL}/apps/{slug}; builds the install link.', {
       pattern: '^[a-z0-9][a-z0-9-]{0,99}$',
+      expects: 'a GitHub App slug: lowercase letters, digits and hyphens',
     }),
   ),
   GITHUB_APP_PRIVATE_KEY: Opt(
@@ -135,17 +149,19 @@ export const ConfigSchema = Type.Object({
   GH_REPO: Opt(
     Str('Specs repository as owner/repo. Unset: the pods API answers 503 PODS_NOT_CONFIGURED.', {
       pattern: '^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$',
+      expects: 'owner/repo',
     }),
   ),
   SPECS_PATH: Str('Folder of the specs repository holding {customer}/{env}/spec.yml.', {
     default: 'infra',
     pattern: '^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$',
+    expects: 'a relative folder path such as infra',
   }),
   WORKFLOW_BRANCH: Str('Branch pods are read from and deploy pull requests target.', { default: 'main' }),
   ACCESS_ORG: Opt(Str('GitHub organisation whose active members alone may read its private repositories.')),
   OPERATOR_GITHUB_IDS: Str(
     'Comma-separated numeric GitHub user ids allowed on Bull Board (/admin/queues): the source of truth for operators.',
-    { default: '', pattern: '^[0-9, ]*$' },
+    { default: '', pattern: '^[0-9, ]*$', expects: 'comma-separated numbers' },
   ),
   OPERATOR_LOGINS: Str(
     'Deprecated: comma-separated GitHub logins allowed on Bull Board. Logins can be renamed and re-registered; use OPERATOR_GITHUB_IDS (a production warning is logged).',
@@ -278,11 +294,13 @@ export const ConfigSchema = Type.Object({
   OTEL_EXPORTER_OTLP_ENDPOINT: Opt(
     Str('OTLP/HTTP collector base URL (traces go to {url}/v1/traces). Unset: no tracing code is loaded.', {
       pattern: URL_PATTERN,
+      expects: 'an http(s) URL such as http://otel-collector:4318',
     }),
   ),
   OTEL_SERVICE_NAME: Opt(
     Str('Service name on traces (default portico-api / portico-worker).', {
       pattern: '^[A-Za-z0-9._-]{1,64}$',
+      expects: '1–64 of A-Z a-z 0-9 . _ -',
     }),
   ),
 })
@@ -454,9 +472,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     }
   }
   const value = Value.Convert(ConfigSchema, Value.Default(ConfigSchema, raw))
+  const reported = new Set<string>()
   for (const error of Value.Errors(ConfigSchema, value)) {
     const key = error.path.replace(/^\//, '') || '(root)'
-    problems.push(`${key}: ${error.message}${key in raw ? ` (got ${describe(key, raw[key])})` : ''}`)
+    if (reported.has(key)) continue
+    reported.add(key)
+    problems.push(
+      `${key}: ${expected(error.schema, error.message)}${key in raw ? ` (got ${describe(key, raw[key])})` : ''}`,
+    )
   }
   const config = value as RawConfig
 
@@ -464,7 +487,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   try {
     keyring = parseKeyring(String(raw.TOKEN_ENCRYPTION_KEYS ?? ''))
   } catch (err) {
-    problems.push(`TOKEN_ENCRYPTION_KEYS: ${(err as Error).message}`)
+    // Production without keys was reported above ("required"): once is enough.
+    if (!problems.some((p) => p.startsWith('TOKEN_ENCRYPTION_KEYS:')))
+      problems.push(`TOKEN_ENCRYPTION_KEYS: ${(err as Error).message}`)
   }
   const workerQueues =
     config.WORKER_QUEUES === 'all' ? [...QUEUE_NAMES] : list(String(config.WORKER_QUEUES ?? ''))
@@ -519,6 +544,15 @@ const SECRET_KEYS = new Set([
   'GITHUB_WEBHOOK_SECRET',
   'GITHUB_WEBHOOK_SECRET_PREVIOUS',
 ])
+
+/** What a setting takes, in words: its `expects`, the literals of a union, else TypeBox's message. */
+function expected(schema: TSchema, message: string): string {
+  const { expects, anyOf } = schema as { expects?: string; anyOf?: { const?: unknown }[] }
+  if (expects) return `expected ${expects}`
+  if (anyOf?.length && anyOf.every((branch) => branch.const !== undefined))
+    return `expected one of ${anyOf.map((branch) => String(branch.const)).join(', ')}`
+  return message
+}
 
 function describe(key: string, value: unknown): string {
   if (SECRET_KEYS.has(key) || /:\/\/[^@/]*:[^@/]*@/.test(String(value))) return '[hidden]'

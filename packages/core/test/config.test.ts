@@ -123,6 +123,20 @@ t.test('one error names every bad variable', async (t) => {
     t.match(err.message, name, `names ${name}`)
   }
   t.equal(err.problems.length >= 8, true)
+  // Each problem says in words what the setting takes, never a regular expression (the examples
+  // of a first-time user), and each variable is named once.
+  t.match(
+    err.message,
+    'LOG_LEVEL: expected one of fatal, error, warn, info, debug, trace, silent (got "loud")',
+  )
+  t.match(err.message, 'REDIS_PREFIX: expected a name in braces, such as {portico}')
+  t.match(err.message, 'DATABASE_URL: expected a postgres:// or postgresql:// URL (got "mysql://x")')
+  t.match(err.message, 'GH_REPO: expected owner/repo (got "not a repo")')
+  t.notMatch(err.message, /\^|\$\)|Expected (string|union)/, 'no regular expression, no schema jargon')
+  const names = err.problems.map((p) => p.split(':')[0])
+  t.same(names, [...new Set(names)], 'one problem per variable')
+  const redis = t.throws(() => loadConfig({ REDIS_URL: 'localhost:6379' })) as ConfigError
+  t.match(redis.message, 'REDIS_URL: expected a redis:// or rediss:// URL such as redis://127.0.0.1:6379')
 })
 
 t.test('production requires every secret and has no defaults for them', async (t) => {
@@ -130,6 +144,7 @@ t.test('production requires every secret and has no defaults for them', async (t
   t.match(err.message, 'SESSION_SECRET: required when NODE_ENV=production')
   t.match(err.message, 'TOKEN_ENCRYPTION_KEYS: required when NODE_ENV=production')
   t.match(err.message, 'DATABASE_URL: required when NODE_ENV=production')
+  t.equal(err.problems.filter((p) => p.startsWith('TOKEN_ENCRYPTION_KEYS')).length, 1, 'said once')
   const ok = loadConfig({
     NODE_ENV: 'production',
     SESSION_SECRET: 's'.repeat(40),

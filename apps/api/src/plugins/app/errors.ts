@@ -61,6 +61,9 @@ function validationMessage(err: HttpErrorLike): string {
   const missing = first.params?.missingProperty
   const where = [err.validationContext ?? 'request', ...(first.instancePath ?? '').split('/').filter(Boolean)]
   if (typeof missing === 'string') return `${[...where, missing].join('.')} is required`
+  const extra = first.params?.additionalProperty
+  if (first.keyword === 'additionalProperties' && typeof extra === 'string')
+    return `${where.join('.')} has a field this route does not take: ${JSON.stringify(extra.slice(0, 100))}`
   // A union of literals (TypeBox's Type.Union of Type.Literal): one error per branch; name them all.
   const allowed = (err.validation ?? [])
     .filter((e) => e.keyword === 'const' && e.instancePath === first.instancePath)

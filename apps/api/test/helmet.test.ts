@@ -2,7 +2,7 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import helmet from 'helmet'
 import t, { type Test } from 'tap'
-import { helmetHeaders } from '../src/plugins/external/helmet.js'
+import { helmetHeaders, strictSecurityHeaders } from '../src/plugins/external/helmet.js'
 import { build } from './helper.js'
 
 /** What helmet's middleware really puts on a response of a running server. */
@@ -35,11 +35,29 @@ t.test('every kind of answer carries them: a read, a refusal, a missing route, a
       throw new Error('internal detail')
     })
   })
-  const expected = helmetHeaders()
+  const expected = strictSecurityHeaders(false)
   for (const url of ['/health/live', '/api/v1/tenants', '/no/such/route', '/test/crash']) {
     const res = await app.inject({ url })
     for (const [name, value] of Object.entries(expected)) {
       t.equal(res.headers[name], value, `${url} (${res.statusCode}): ${name}`)
+    }
+  }
+})
+
+t.test('HSTS and upgrade-insecure-requests only for an https PUBLIC_URL', async (t) => {
+  // Over http://localhost they send a browser to https for the page's own files, which fail there.
+  for (const [publicUrl, https] of [
+    ['http://localhost:3000', false],
+    ['https://portico.example.com', true],
+  ] as const) {
+    const app = await build(t, { PUBLIC_URL: publicUrl })
+    for (const url of ['/health/live', '/docs', '/no/such/route', '/api/v1/tenants/%E0%A4%A/projects']) {
+      const res = await app.inject({ url })
+      const csp = String(res.headers['content-security-policy'])
+      t.equal('strict-transport-security' in res.headers, https, `${publicUrl} ${url}: HSTS`)
+      if (!url.startsWith('/docs'))
+        t.equal(csp.includes('upgrade-insecure-requests'), https, `${publicUrl} ${url}: upgrade`)
+      t.match(csp, /default-src/, `${publicUrl} ${url}: a policy all the same`)
     }
   }
 })

@@ -99,7 +99,9 @@ export function frameworkErrors(error: FastifyError, request: FastifyRequest, re
       ? new AppError(414, 'URI_TOO_LONG', 'A path segment of this URL is too long.')
       : new AppError(400, 'INVALID_URL', 'The URL is not valid: it holds a malformed percent-encoding.')
   // No hook runs for these: the headers every other answer gets are set here.
-  reply.headers(strictSecurityHeaders()).header('x-request-id', request.id)
+  reply
+    .headers(strictSecurityHeaders(request.server.config.PUBLIC_URL.startsWith('https:')))
+    .header('x-request-id', request.id)
   return sendError(refusal, request, reply)
 }
 

@@ -48,16 +48,33 @@ export function helmetHeaders(options?: Parameters<typeof helmet>[0]): Record<st
   return Object.freeze(headers) as Record<string, string>
 }
 
-let strictHeaders: Record<string, string> | undefined
-/** helmet's default (strict) headers, recorded once per process. */
-export function strictSecurityHeaders(): Record<string, string> {
-  strictHeaders ??= helmetHeaders()
-  return strictHeaders
+/**
+ * For a site served over plain http (`npm start` on http://localhost): no HSTS and no
+ * `upgrade-insecure-requests`, which tell a browser to fetch the page's own files over https;
+ * there they fail (Safari applies them even on localhost: helmetjs/helmet#429).
+ */
+const OVER_HTTP = {
+  strictTransportSecurity: false,
+  contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } },
+} as const
+
+const strictHeaders = new Map<boolean, Record<string, string>>()
+/**
+ * helmet's default (strict) headers for a site whose PUBLIC_URL is `https:` (`https` true) or
+ * not ({@link OVER_HTTP}), recorded once per process.
+ */
+export function strictSecurityHeaders(https: boolean): Record<string, string> {
+  let headers = strictHeaders.get(https)
+  if (!headers) {
+    headers = helmetHeaders(https ? undefined : OVER_HTTP)
+    strictHeaders.set(https, headers)
+  }
+  return headers
 }
 
 /**
- * Security headers on every response (helmet's defaults: a strict content security policy, HSTS,
- * nosniff, frame and referrer policies). The policy is relaxed only under {@link RELAXED}, whose
+ * Security headers on every response (helmet's defaults: a strict content security policy, HSTS
+ * on https sites, nosniff, frame and referrer policies). The policy is relaxed only under {@link RELAXED}, whose
  * pages run their own inline code. helmet itself rather than @fastify/helmet: that plugin builds
  * helmet's middleware (parsing the whole policy) again on every request; here helmet runs once
  * per policy ({@link helmetHeaders}). The headers go on the reply, so a route that hijacks it
@@ -65,8 +82,12 @@ export function strictSecurityHeaders(): Record<string, string> {
  */
 export default fp(
   async (fastify: FastifyInstance) => {
-    const strict = strictSecurityHeaders()
-    const relaxed = helmetHeaders({ contentSecurityPolicy: { useDefaults: false, directives: RELAXED_CSP } })
+    const https = fastify.config.PUBLIC_URL.startsWith('https:')
+    const strict = strictSecurityHeaders(https)
+    const relaxed = helmetHeaders({
+      contentSecurityPolicy: { useDefaults: false, directives: RELAXED_CSP },
+      ...(https ? {} : { strictTransportSecurity: false }),
+    })
     fastify.addHook('onRequest', (request, reply, done) => {
       reply.headers(isRelaxed(request.url) ? relaxed : strict)
       done()

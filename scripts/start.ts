@@ -145,6 +145,10 @@ try {
 graceMs = config.SHUTDOWN_TIMEOUT_MS + KILL_MARGIN_MS
 if (!config.oauthConfigured) {
   const port = Number(env.SIM_PORT ?? 4010)
+  if (env.SIM_PORT !== undefined && port !== 0 && port === config.PORT) {
+    console.error(`[start] SIM_PORT and PORT are both ${port}: the simulator and the API need a port each`)
+    process.exit(1)
+  }
   // The seeded App talks to this API wherever it listens: webhook, Setup URL and sign-in callback.
   const seed = structuredClone(defaultSeed) as Seed
   for (const ghApp of seed.github_apps ?? []) {
@@ -172,7 +176,10 @@ if (!config.oauthConfigured) {
     GITHUB_OAUTH_CLIENT_SECRET: app?.client_secret,
     GH_TOKEN: env.GH_TOKEN ?? bot,
     GH_REPO: env.GH_REPO ?? 'acme/infra-specs',
-    OPERATOR_LOGINS: env.OPERATOR_LOGINS ?? 'octocat',
+    // Operators are named by GitHub user id (OPERATOR_LOGINS is deprecated): octocat's, in the seed.
+    ...(env.OPERATOR_GITHUB_IDS === undefined && env.OPERATOR_LOGINS === undefined
+      ? { OPERATOR_GITHUB_IDS: String(sim.seed.users.find((u) => u.login === 'octocat')?.id ?? '') }
+      : {}),
     // The seeded App sends its webhook to PUBLIC_URL/webhooks/github with this secret:
     // deploy → merged → applied shows without any set-up (docs/webhooks.md).
     GITHUB_WEBHOOK_SECRET: env.GITHUB_WEBHOOK_SECRET ?? sim.seed.github_apps?.[0]?.webhook?.secret,
@@ -242,8 +249,28 @@ function run(name: string, entry: string): void {
   children.push(child)
 }
 
+/**
+ * Says where the API is once it answers `/health/live`, not before: an API that then fails to
+ * listen (its port taken) was announced all the same.
+ */
+async function announceWhenListening(): Promise<void> {
+  const host = ['0.0.0.0', '::', ''].includes(config.HOST) ? '127.0.0.1' : config.HOST
+  const live = `http://${host.includes(':') ? `[${host}]` : host}:${config.PORT}/health/live`
+  while (!stopping) {
+    const answered = await fetch(live, { signal: AbortSignal.timeout(2000) }).then(
+      (res) => res.ok,
+      () => false,
+    )
+    if (answered && !stopping) {
+      say(
+        `API on ${config.PUBLIC_URL} — sign in at ${config.PUBLIC_URL}/auth/login, queues at ${config.PUBLIC_URL}/admin/queues`,
+      )
+      return
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250).unref())
+  }
+}
+
 run('api', 'apps/api/src/server.ts')
 run('worker', 'apps/worker/src/index.ts')
-say(
-  `API on ${config.PUBLIC_URL} — sign in at ${config.PUBLIC_URL}/auth/login, queues at ${config.PUBLIC_URL}/admin/queues`,
-)
+void announceWhenListening()

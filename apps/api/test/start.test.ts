@@ -126,7 +126,12 @@ async function start(t: Test): Promise<Started> {
     throw err
   })
   await until(async () => (logs.text.includes('worker started') ? true : undefined), 120_000, 'the worker')
-  t.ok(logs.text.includes(`API on http://localhost:${port} `), 'the public URL follows PORT')
+  // Announced once the API answers, with the public URL following PORT.
+  await until(
+    async () => (logs.text.includes(`API on http://localhost:${port} `) ? true : undefined),
+    30_000,
+    'the API to be announced',
+  )
   started.tree = await descendants(pid)
   const lines = started.tree.map(cmdline)
   t.ok(
@@ -213,4 +218,16 @@ t.test('a SIM_PORT that is taken is refused, not moved to another port', async (
   t.match(result, { code: 1 }, started.logs.text)
   t.match(started.logs.text, `the GitHub simulator cannot listen on port ${simPort}`)
   t.notMatch(started.logs.text, /API on http/, 'nothing else was started')
+})
+
+t.test('SIM_PORT equal to PORT is refused before anything starts', async (t) => {
+  const port = await freePort()
+  const started = spawnStart(t, port, port)
+  const result = await Promise.race([
+    started.exited,
+    new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), 120_000).unref()),
+  ])
+  t.match(result, { code: 1 }, started.logs.text)
+  t.match(started.logs.text, `SIM_PORT and PORT are both ${port}`)
+  t.notMatch(started.logs.text, /API on http/, 'no API was announced')
 })

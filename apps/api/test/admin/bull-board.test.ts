@@ -1,6 +1,6 @@
 import { startTestSimulator } from '@portico/testing'
 import t from 'tap'
-import { build, signIn } from '../helper.js'
+import { build, signIn, writeHeaders } from '../helper.js'
 
 t.test('Bull Board at /admin/queues', async (t) => {
   const { sim, env } = await startTestSimulator(t)
@@ -59,6 +59,24 @@ t.test('Bull Board at /admin/queues', async (t) => {
     const legacy = await build(t, { ...env, OPERATOR_LOGINS: 'someone-else, OctoCat' })
     const legacyOp = (await signIn(legacy, sim, 'octocat')).cookie
     t.equal((await legacy.inject({ url: '/admin/queues', headers: { cookie: legacyOp } })).statusCode, 200)
+  })
+
+  await t.test('its API errors carry no stack, even in development', async (t) => {
+    // NODE_ENV=development is `npm start`'s default; Bull Board's own handler added the stack then.
+    const dev = await build(t, { ...env, OPERATOR_GITHUB_IDS: '583231', NODE_ENV: 'development' })
+    const cookie = (await signIn(dev, sim, 'octocat')).cookie
+    const res = await dev.inject({
+      method: 'PUT',
+      url: '/admin/queues/api/queues/clone/retry/failed',
+      payload: '{"oops":',
+      headers: { ...writeHeaders(dev, cookie), 'content-type': 'application/json' },
+    })
+    t.equal(res.statusCode, 400)
+    t.same(res.json(), {
+      error: { key: 'ERRORS.INTERNAL_SERVER_ERROR' },
+      message: 'The request body is not valid JSON.',
+    })
+    t.notMatch(res.body, /\bat |\.ts:|node_modules/, 'no stack')
   })
 
   await t.test('the board is encapsulated: its hook does not guard other routes', async (t) => {

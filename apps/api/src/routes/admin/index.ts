@@ -5,6 +5,8 @@ import { errorBody } from '@portico/core'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 
 const BASE_PATH = '/admin/queues'
+/** The statuses Bull Board's types allow an error handler to answer. */
+type BoardStatus = ReturnType<Parameters<FastifyAdapter['setErrorHandler']>[0]>['status']
 
 /**
  * Bull Board for operators at `/admin/queues`, in its own encapsulated context: anonymous
@@ -32,6 +34,22 @@ export default async function adminRoutes(fastify: FastifyInstance) {
     queues: Object.values(fastify.queues).map((queue) => new BullMQAdapter(queue)),
     serverAdapter,
     options: { uiConfig: { boardTitle: 'Portico queues' } },
+  })
+  // Bull Board's own handler answers its API's errors with the raw message, and with the stack
+  // when NODE_ENV is development (`npm start`'s default). Its body shape stays (its UI reads
+  // `error.key`); a 5xx says nothing of the cause and is logged instead.
+  serverAdapter.setErrorHandler((error: Error & { statusCode?: number }) => {
+    const status =
+      error.statusCode && error.statusCode >= 400 && error.statusCode <= 599 ? error.statusCode : 500
+    if (status >= 500) fastify.log.error({ err: error }, 'queue dashboard request failed')
+    return {
+      // Bull Board types only the statuses it answers itself; Fastify's 413 or 415 pass through.
+      status: status as BoardStatus,
+      body: {
+        error: { key: 'ERRORS.INTERNAL_SERVER_ERROR' },
+        message: status >= 500 ? 'An internal error occurred. Try again later.' : error.message,
+      },
+    }
   })
   await fastify.register(serverAdapter.registerPlugin() as never, { prefix: '/queues' })
 }

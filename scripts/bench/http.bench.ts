@@ -3,7 +3,7 @@
  *
  * Two child processes under plain Node: the bare baseline (servers/bare.server.mjs) and the API
  * as it ships (`npm run build`, then `node apps/api/dist/server.js` with the Dockerfile's Node
- * flags, NODE_ENV=production, request logs at info to a discarded stdout, the default pool size
+ * flags and preloaded allocator, NODE_ENV=production, request logs at info to a discarded stdout, the default pool size
  * and pods revalidation window) on its own database and Redis prefix, against the GitHub
  * simulator started here. A user signs in through the real OAuth flow, creates a tenant, a
  * project and a PAT connection over HTTP; then, for each round, baseline and targets alternate:
@@ -14,7 +14,8 @@
  * rest, code) from /proc and /metrics. Each measurement also prints the server's CPU time per
  * request, steadier than req/s on a machine whose speed varies between runs.
  * Env: BENCH_ROUNDS (default 2), BENCH_SECONDS per measurement (default 8), BENCH_LOG_LEVEL,
- * BENCH_CPU_PROF (a directory for a `--cpu-prof` profile of the API process), BENCH_NODE (the
+ * BENCH_LD_PRELOAD (the API's LD_PRELOAD instead of the Dockerfile's jemalloc; empty for
+ * glibc's malloc), BENCH_CPU_PROF (a directory for a `--cpu-prof` profile of the API process), BENCH_NODE (the
  * Node binary both servers run on; default the one running the bench), BENCH_NODE_ARGS (more Node
  * options for both servers, space-separated, e.g. `--trace-gc`), BENCH_API_STDOUT=1 (show the
  * servers' stdout, where request logs and `--trace-gc` go; pair it with BENCH_LOG_LEVEL=warn),
@@ -52,6 +53,19 @@ function shippedApiFlags(): string[] {
     throw new Error(`Dockerfile: no CMD ["node", …, "apps/api/dist/server.js"]`)
   return argv.slice(1, script)
 }
+
+/**
+ * The allocator the image preloads into the API: the Dockerfile's `ENV … LD_PRELOAD=…` (jemalloc),
+ * unless BENCH_LD_PRELOAD says otherwise (empty: glibc's malloc, for a comparison).
+ */
+function shippedPreload(): string {
+  if (process.env.BENCH_LD_PRELOAD !== undefined) return process.env.BENCH_LD_PRELOAD
+  const dockerfile = readFileSync(path.join(root, 'Dockerfile'), 'utf8')
+  return /^ENV .*\bLD_PRELOAD=(\S+)/m.exec(dockerfile)?.[1] ?? ''
+}
+
+/** Whether process `pid` has a library whose file name contains `name` mapped. */
+const maps = (pid: number, name: string) => readFileSync(`/proc/${pid}/maps`, 'utf8').includes(name)
 
 /**
  * Starts `file` with plain Node (no TypeScript loader: what ships); resolves with its base URL and
@@ -217,6 +231,7 @@ try {
   const metricsToken = randomBytes(16).toString('hex')
   const bare = await startServer(path.join(import.meta.dirname, 'servers', 'bare.server.mjs'), {})
   const apiFlags = shippedApiFlags()
+  const preload = shippedPreload()
   const api = await startServer(
     path.join(root, 'apps', 'api', 'dist', 'server.js'),
     {
@@ -238,13 +253,20 @@ try {
       GITHUB_OAUTH_CLIENT_ID: 'Iv1.portico-dev',
       GITHUB_OAUTH_CLIENT_SECRET: 'portico-dev-secret',
       METRICS_TOKEN: metricsToken,
+      ...(preload ? { LD_PRELOAD: preload } : {}),
     },
     apiFlags,
   )
 
   const nodeVersion = spawnSync(NODE, ['--version'], { encoding: 'utf8' }).stdout.trim()
+  // A preload the machine lacks is ignored by the loader (with a line on stderr): say which ran.
+  const allocator = !preload
+    ? "glibc's malloc (BENCH_LD_PRELOAD empty)"
+    : maps(api.pid, preload.replace(/\.so.*$/, ''))
+      ? `${preload} (the Dockerfile's LD_PRELOAD)`
+      : `glibc's malloc: ${preload} is not installed here (apt-get install libjemalloc2), so this is not what ships`
   console.log(
-    `servers: plain Node ${nodeVersion} (API flags from the Dockerfile: ${apiFlags.join(' ') || 'none'}), ${CONNECTIONS} connections, ${SECONDS} s per measurement`,
+    `servers: plain Node ${nodeVersion} (API flags from the Dockerfile: ${apiFlags.join(' ') || 'none'}; allocator: ${allocator}), ${CONNECTIONS} connections, ${SECONDS} s per measurement`,
   )
   const cookie = await signIn(api.url, 'octocat')
   const write = { cookie, origin: PUBLIC_URL, 'content-type': 'application/json' }

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import t from 'tap'
 import { parse } from 'yaml'
 
@@ -55,5 +55,37 @@ t.test(
     })
     t.equal(run.stderr, '')
     t.equal(run.stdout, 'ok')
+  },
+)
+
+const JEMALLOC = 'libjemalloc.so.2'
+const jemallocHere = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib'].some((dir) =>
+  existsSync(`${dir}/${JEMALLOC}`),
+)
+
+t.test('the Dockerfile preloads jemalloc, and installs it', async (t) => {
+  const dockerfile = read('Dockerfile')
+  t.equal(/^ENV .*\bLD_PRELOAD=(\S+)/m.exec(dockerfile)?.[1], JEMALLOC)
+  t.match(dockerfile, /apt-get install[^\n]*\blibjemalloc2\b/)
+})
+
+t.test(
+  'Node runs with the preloaded jemalloc',
+  {
+    skip: jemallocHere
+      ? false
+      : `${JEMALLOC} is not installed here (apt-get install libjemalloc2; CI installs it)`,
+  },
+  async (t) => {
+    const run = spawnSync(
+      process.execPath,
+      [
+        '-e',
+        "process.stdout.write(String(require('fs').readFileSync('/proc/self/maps', 'utf8').includes('libjemalloc')))",
+      ],
+      { env: { ...process.env, LD_PRELOAD: JEMALLOC }, encoding: 'utf8' },
+    )
+    t.equal(run.stderr, '', 'the loader found it')
+    t.equal(run.stdout, 'true', 'jemalloc is mapped')
   },
 )

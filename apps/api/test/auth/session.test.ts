@@ -89,6 +89,17 @@ t.test("the landing page's Sign out form signs out and goes back to the page", a
   })
   t.equal(forged.statusCode, 403)
   t.equal((await server.inject({ url: '/api/auth/user', headers: { cookie: other } })).statusCode, 200)
+  // What a browser really sends for a form posted from another site: no cookie (SameSite=Lax).
+  // The reviewer's example: the answer cleared the cookie, and the browser applied that.
+  const crossSite = await server.inject({
+    method: 'POST',
+    url: '/auth/logout',
+    payload: '',
+    headers: { origin: 'https://evil.example', 'content-type': 'Application/X-WWW-Form-Urlencoded' },
+  })
+  t.equal(crossSite.statusCode, 303, 'a form post, whatever the case of its content-type')
+  t.notOk(crossSite.headers['set-cookie'], 'no cookie is cleared')
+  t.equal((await server.inject({ url: '/api/auth/user', headers: { cookie: other } })).statusCode, 200)
 })
 
 t.test('a revoked token ends the session with 401 TOKEN_EXPIRED', async (t) => {

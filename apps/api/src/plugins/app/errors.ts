@@ -63,7 +63,7 @@ function validationMessage(err: HttpErrorLike): string {
   if (typeof missing === 'string') return `${[...where, missing].join('.')} is required`
   const extra = first.params?.additionalProperty
   if (first.keyword === 'additionalProperties' && typeof extra === 'string')
-    return `${where.join('.')} has a field this route does not take: ${JSON.stringify(extra.slice(0, 100))}`
+    return `${where.join('.')} has a field this route does not take: ${JSON.stringify([...extra].slice(0, 100).join(''))}`
   // A union of literals (TypeBox's Type.Union of Type.Literal): one error per branch; name them all.
   const allowed = (err.validation ?? [])
     .filter((e) => e.keyword === 'const' && e.instancePath === first.instancePath)

@@ -243,7 +243,13 @@ export default async function authRoutes(app: FastifyInstance) {
       const envelope = request.session?.get('githubToken')
       if (request.session?.sessionId) await request.session.destroy()
       request.user = null
-      reply.clearCookie(sessionCookieName(config.PUBLIC_URL), sessionCookieOptions(config.PUBLIC_URL))
+      // Only a request that carried the cookie clears it: such a request passed the CSRF Origin
+      // check. A form posted from another site arrives without it (SameSite=Lax) and must not sign
+      // the user out through the Set-Cookie a browser still applies (found by an adversarial review).
+      const cookieName = sessionCookieName(config.PUBLIC_URL)
+      if (request.cookies[cookieName] !== undefined) {
+        reply.clearCookie(cookieName, sessionCookieOptions(config.PUBLIC_URL))
+      }
       if (envelope) {
         let token: string | undefined
         try {
@@ -254,7 +260,7 @@ export default async function authRoutes(app: FastifyInstance) {
         if (token) await revokeAtGithub(request, token)
       }
       // A browser that submitted the form would otherwise show the JSON as a page.
-      if (request.headers['content-type']?.startsWith('application/x-www-form-urlencoded')) {
+      if (request.headers['content-type']?.toLowerCase().startsWith('application/x-www-form-urlencoded')) {
         return reply.redirect('/', 303)
       }
       return { success: true as const }

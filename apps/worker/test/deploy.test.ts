@@ -39,9 +39,10 @@ async function deploy(
 
 /**
  * Waits until the deployment has finished (succeeded or failed) and BullMQ has recorded the
- * job's outcome: the row is written just before the job completes.
+ * job's outcome: the row is written just before the job completes. `timeoutMs` only ends a wait
+ * that would otherwise hang: two suites at once on two cores made two paced deploys take over 20 s.
  */
-async function settled(id: string, timeoutMs = 20_000): Promise<DeploymentRow> {
+async function settled(id: string, timeoutMs = 120_000): Promise<DeploymentRow> {
   const until = Date.now() + timeoutMs
   for (;;) {
     const row = await findDeployment(db, id)

@@ -32,6 +32,13 @@ function collect(stream: Readable): () => string {
 const closed = (child: ChildProcessByStdio<null, Readable, Readable>) =>
   new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)))
 
+/** The exit code once the process exits (stdout may stay unread), or 'still running' after `ms`. */
+const exitedWithin = (child: ChildProcessByStdio<null, Readable, Readable>, ms: number) =>
+  Promise.race([
+    new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code))),
+    new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), ms).unref()),
+  ])
+
 t.test('every line logged before process.exit() reaches stdout, in order', async (t) => {
   // More than a pipe's buffer, so the last lines are still queued when process.exit() runs.
   const count = 3001
@@ -111,13 +118,8 @@ t.test('flushLogs: behind a reader that does not read, it gives up and the proce
   // 3 MB of lines, far more than a pipe holds; stdout is never read, so nothing can drain.
   const child = start(t, ['3000', 'flush'])
   const stderr = collect(child.stderr)
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
   // Without the drop, pino's exit-time flushSync retries the full pipe and the process never exits.
-  const outcome = await Promise.race([
-    exited,
-    new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), 60_000).unref()),
-  ])
-  t.equal(outcome, 0, stderr())
+  t.equal(await exitedWithin(child, 60_000), 0, stderr())
   t.match(stderr(), /flushed=false/)
 })
 
@@ -125,10 +127,5 @@ t.test('abandonLogs: behind a reader that does not read, process.exit() is not h
   // What a second signal or the shutdown deadline does: no waiting, the queued lines are dropped.
   const child = start(t, ['3000', 'abandon'])
   const stderr = collect(child.stderr)
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
-  const outcome = await Promise.race([
-    exited,
-    new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), 60_000).unref()),
-  ])
-  t.equal(outcome, 0, stderr())
+  t.equal(await exitedWithin(child, 60_000), 0, stderr())
 })

@@ -57,8 +57,29 @@ t.test(
       t.equal(res.statusCode, 400, `${c.what}: ${res.body}`)
       t.equal(res.json().code, 'VALIDATION_ERROR', c.what)
       t.type(res.json().message, 'string')
+      t.notMatch(res.json().message, /pattern|\^/, `${c.what}: the rule in words, not a regular expression`)
     }
     const tenants = await app.db.selectFrom('tenants').select('name').execute()
     t.equal(tenants.length, 1, 'nothing was written')
   },
 )
+
+t.test('a slug that breaks the rule is refused with the rule in words', async (t) => {
+  const app = await build(t, env)
+  const { cookie } = await signIn(app, sim, 'octocat')
+  const { tenant } = await createTenantWithProject(app, cookie)
+  const rule = 'must be 2-63 lower-case letters, digits or dashes, starting with a letter'
+  for (const [url, payload] of [
+    ['/api/v1/tenants', { slug: 'Acme Corp', name: 'Acme' }],
+    [`/api/v1/tenants/${tenant.id}/projects`, { slug: '9lives', name: 'App' }],
+  ] as const) {
+    const res = await app.inject({ method: 'POST', url, headers: writeHeaders(app, cookie), payload })
+    t.equal(res.statusCode, 400, url)
+    t.same(res.json(), {
+      statusCode: 400,
+      code: 'VALIDATION_ERROR',
+      error: `body.slug ${rule}`,
+      message: `body.slug ${rule}`,
+    })
+  }
+})

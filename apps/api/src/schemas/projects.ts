@@ -1,7 +1,7 @@
 import { PROJECT_ROLES } from '@portico/db'
 import { Type } from '@sinclair/typebox'
 import { Timestamp } from './common.js'
-import { Text } from './text.js'
+import { Slug, Text } from './text.js'
 
 export const ProjectRoleSchema = Type.Union(PROJECT_ROLES.map((r) => Type.Literal(r)))
 
@@ -15,9 +15,9 @@ export const CreateProjectBody = Type.Object(
   {
     name: Text({ minLength: 1, maxLength: 200 }),
     slug: Type.Optional(
-      Type.String({
-        pattern: '^[a-z][a-z0-9-]{1,62}$',
-        description: 'Defaults to one derived from the name.',
+      Slug({
+        description:
+          'Lower-case letters, digits and dashes; 2-63 characters, starting with a letter. Defaults to one derived from the name.',
       }),
     ),
   },

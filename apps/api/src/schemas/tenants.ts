@@ -1,11 +1,6 @@
 import { Type } from '@sinclair/typebox'
 import { Timestamp } from './common.js'
-import { Text } from './text.js'
-
-const Slug = Type.String({
-  pattern: '^[a-z][a-z0-9-]{1,62}$',
-  description: 'Lower-case letters, digits and dashes; 2-63 characters, starting with a letter.',
-})
+import { Slug, Text } from './text.js'
 
 export const TenantRoleSchema = Type.Union([
   Type.Literal('owner'),
@@ -20,7 +15,7 @@ export const TenantMemberParams = Type.Object({
 })
 
 export const CreateTenantBody = Type.Object(
-  { slug: Slug, name: Text({ minLength: 1, maxLength: 200 }) },
+  { slug: Slug(), name: Text({ minLength: 1, maxLength: 200 }) },
   { additionalProperties: false },
 )
 

@@ -14,3 +14,22 @@ export const NO_NUL_PATTERN = '^[^\\u0000]*$'
  */
 export const Text = (options: Omit<StringOptions, 'pattern'> = {}): TString =>
   Type.String({ ...options, pattern: NO_NUL_PATTERN })
+
+/** A tenant or project slug: lower-case, URL-safe, 2-63 characters (a DNS label's length). */
+export const SLUG_PATTERN = '^[a-z][a-z0-9-]{1,62}$'
+
+export const Slug = (options: Omit<StringOptions, 'pattern'> = {}): TString =>
+  Type.String({
+    description: 'Lower-case letters, digits and dashes; 2-63 characters, starting with a letter.',
+    ...options,
+    pattern: SLUG_PATTERN,
+  })
+
+/**
+ * What each request `pattern` means, in words: a validation error names the rule instead of
+ * printing the regular expression ("must match pattern ^[a-z]…" told a first-time user little).
+ */
+export const PATTERN_PHRASES: Readonly<Record<string, string>> = {
+  [NO_NUL_PATTERN]: 'must not contain a NUL character',
+  [SLUG_PATTERN]: 'must be 2-63 lower-case letters, digits or dashes, starting with a letter',
+}

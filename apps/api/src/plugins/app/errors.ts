@@ -1,6 +1,7 @@
 import { AppError, errorBody, reasonPhrase } from '@portico/core'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { PATTERN_PHRASES } from '../../schemas/text.js'
 import { strictSecurityHeaders } from '../external/helmet.js'
 
 interface HttpErrorLike {
@@ -54,6 +55,16 @@ const FRAMEWORK_REFUSALS: Record<string, { code: string; message: string }> = {
   },
 }
 
+/**
+ * A caller's text as a JSON string literal, with the characters JSON leaves raw but that break or
+ * reorder a line (C1 controls, U+2028/U+2029, bidirectional overrides and isolates) escaped too.
+ */
+const quoted = (text: string) =>
+  JSON.stringify(text).replace(
+    /[\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  )
+
 /** Names the offending field of a schema validation error ("body.repo_url is required"). */
 function validationMessage(err: HttpErrorLike): string {
   const first = err.validation?.[0]
@@ -63,14 +74,15 @@ function validationMessage(err: HttpErrorLike): string {
   if (typeof missing === 'string') return `${[...where, missing].join('.')} is required`
   const extra = first.params?.additionalProperty
   if (first.keyword === 'additionalProperties' && typeof extra === 'string')
-    return `${where.join('.')} has a field this route does not take: ${JSON.stringify([...extra].slice(0, 100).join(''))}`
+    return `${where.join('.')} has a field this route does not take: ${quoted([...extra].slice(0, 100).join(''))}`
   // A union of literals (TypeBox's Type.Union of Type.Literal): one error per branch; name them all.
   const allowed = (err.validation ?? [])
     .filter((e) => e.keyword === 'const' && e.instancePath === first.instancePath)
     .map((e) => e.params?.allowedValue)
   if (first.keyword === 'const' && allowed.length > 1)
     return `${where.join('.')} must be one of: ${allowed.join(', ')}`
-  return `${where.join('.')} ${first.message ?? 'is invalid'}`
+  const phrase = first.keyword === 'pattern' ? PATTERN_PHRASES[String(first.params?.pattern)] : undefined
+  return `${where.join('.')} ${phrase ?? first.message ?? 'is invalid'}`
 }
 
 /** Foreign keys to `users` (the initial migration's default names). */
@@ -149,6 +161,10 @@ export function sendError(error: unknown, request: FastifyRequest, reply: Fastif
   )
 }
 
+const hasBody = (request: FastifyRequest) =>
+  request.headers['transfer-encoding'] !== undefined ||
+  (request.headers['content-length'] !== undefined && request.headers['content-length'] !== '0')
+
 /**
  * One error body shape for every failure: `{ statusCode, code, error, message }`. Errors are
  * mapped by their own `statusCode` and `code`; 5xx bodies stay generic and are logged with the
@@ -158,12 +174,18 @@ export default fp(
   async (fastify: FastifyInstance) => {
     fastify.setErrorHandler(sendError)
 
-    fastify.setNotFoundHandler((request, reply) => {
+    const notFound = (request: FastifyRequest, reply: FastifyReply) => {
       // A frontend build (STATIC_DIR) answers its own history-mode routes with index.html.
       if (fastify.hasDecorator('spaFallback') && fastify.spaFallback(request, reply)) return reply
       return reply
         .code(404)
         .send(errorBody(404, 'NOT_FOUND', `Route ${request.method} ${request.url.split('?')[0]} not found`))
+    }
+    fastify.setNotFoundHandler(notFound)
+    // Fastify parses a body before its 404 handler runs (up to the 1 MB body limit, for a route
+    // that will not use it): an unknown route with a body answers before reading it.
+    fastify.addHook('preParsing', async (request, reply) => {
+      if (request.is404 && hasBody(request)) return notFound(request, reply)
     })
   },
   { name: 'errors' },

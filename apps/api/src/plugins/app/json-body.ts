@@ -39,6 +39,8 @@ function nestsDeeperThan(text: string, max: number): boolean {
   return false
 }
 
+const CHARSET_PARAMETER = /;\s*charset\s*=/gi
+
 const invalidJson = (reason: string) => new AppError(400, 'INVALID_JSON', reason)
 
 /**
@@ -49,13 +51,18 @@ const invalidJson = (reason: string) => new AppError(400, 'INVALID_JSON', reason
  * @param contentType the request's `content-type` header; a `charset` other than UTF-8 is refused.
  * @returns the parsed value, any JSON value (schemas decide what a route takes); `undefined` for
  *   an empty body, as if none was sent (`fetch` with a JSON content-type and no body).
- * @throws AppError 415 `UNSUPPORTED_MEDIA_TYPE` for another charset; 400 `INVALID_JSON` for bytes
+ * @throws AppError 415 `UNSUPPORTED_MEDIA_TYPE` for another charset or more than one; 400 `INVALID_JSON` for bytes
  *   that are not UTF-8, a syntax error or an escaped lone surrogate (`"\ud800"`, which Postgres
  *   and UTF-8 cannot hold: it would be stored as U+FFFD); 400 `JSON_TOO_DEEP` beyond
  *   {@link MAX_JSON_DEPTH}; 400 `UNSAFE_JSON_KEY` for a `__proto__` key or a `constructor` key
  *   holding `prototype` (prototype poisoning).
  */
 export function parseJsonBody(body: Buffer, contentType: string | undefined): unknown {
+  // Parsers disagree on which of two charsets counts (this one reads the first, Fastify's
+  // matcher the last): a header naming more than one is refused rather than guessed.
+  if ((contentType?.match(CHARSET_PARAMETER)?.length ?? 0) > 1) {
+    throw new AppError(415, 'UNSUPPORTED_MEDIA_TYPE', 'The content-type names more than one charset.')
+  }
   const charset = parseContentType(contentType ?? '').parameters.charset?.toLowerCase()
   if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
     throw new AppError(

@@ -158,7 +158,15 @@ export function logDestination(maxQueueBytes = LOG_QUEUE_BYTES): DestinationStre
     sync: false,
     maxWrite: LOG_WRITE_BYTES,
     maxLength: maxQueueBytes,
+    contentMode: 'buffer',
   })
+  // In its default (UTF-8 string) mode sonic-boom appends each line to the pending chunk and
+  // measures the whole chunk's byte length on every line (sonic-boom 4.2 and 5.0), which copies
+  // the chunk each time: about 4.5 µs of a cached read's 90 µs at 64 KB chunks. In buffer mode it
+  // keeps each line's bytes and their lengths, and joins them once per write. pino writes
+  // strings, so each line is encoded here; pino's own EPIPE handling still replaces `write`.
+  const writeBuffer = stream.write.bind(stream) as unknown as (data: Buffer) => boolean
+  stream.write = (line: string) => writeBuffer(Buffer.from(line))
   stream.on('drop', () => logLinesDropped.inc())
   return stream
 }

@@ -22,8 +22,10 @@ function start(t: Test, args: string[]): ChildProcessByStdio<null, Readable, Rea
 /** Everything `stream` gives from now on, as text. */
 function collect(stream: Readable): () => string {
   let text = ''
-  stream.on('data', (chunk: Buffer) => {
-    text += chunk.toString()
+  // Decoded as a stream: a character split between two chunks is not garbled.
+  stream.setEncoding('utf8')
+  stream.on('data', (chunk: string) => {
+    text += chunk
   })
   return () => text
 }
@@ -50,6 +52,13 @@ t.test('every line logged before process.exit() reaches stdout, in order', async
     indexes(stdout()),
     Array.from({ length: count }, (_, i) => i),
   )
+  const texts = new Set(
+    stdout()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => (JSON.parse(l) as { text: string }).text),
+  )
+  t.same([...texts], ['é€😀'], 'every line holds its multi-byte characters intact')
 })
 
 t.test('a line is written while the process runs, not held for a later write', async (t) => {

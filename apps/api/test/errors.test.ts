@@ -41,6 +41,23 @@ t.test('an unknown route answers 404 without reading its body', async (t) => {
   t.equal(chunked.statusCode, 404, 'a chunked body of a type no route takes: 404, not 415')
 })
 
+t.test('a 500 stays generic when answering it fails too (a logger that throws)', async (t) => {
+  const app = await build(t, {}, (app) => {
+    app.get('/boom/logger', async (request) => {
+      request.log = Object.assign(Object.create(request.log), {
+        error: () => {
+          throw new Error('logger exploded near db password=hunter2')
+        },
+      })
+      throw new Error('the first failure')
+    })
+  })
+  const res = await app.inject({ url: '/boom/logger' })
+  t.equal(res.statusCode, 500)
+  t.match(res.json(), { statusCode: 500, code: 'INTERNAL_ERROR', requestId: String })
+  t.notMatch(res.body, /hunter2|exploded|first failure|Internal Server Error/)
+})
+
 t.test('every error path carries the human sentence in `error`; 5xx stays generic', async (t) => {
   const { AppError } = await import('@portico/core')
   const app = await build(t, {}, (app) => {

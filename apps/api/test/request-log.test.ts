@@ -20,6 +20,18 @@ await server.register(app, { config })
 server.get('/test/boom', async () => {
   throw Object.assign(new Error('exploded with ghp_0123456789abcdefghijklmnopqrstuvwxyz'), { token: 'ghp_x' })
 })
+server.get('/test/says', async (request) => {
+  request.log.info({ step: 1 }, 'said by the route')
+  request.log.child({ part: 'inner' }).warn('said by a child')
+  // Wrapping a logger by deriving from it (as tests and plugins do) keeps working.
+  ;(Object.create(request.log) as typeof request.log).info('said through a derived logger')
+  return { ok: true }
+})
+server.get('/test/quiet', { logLevel: 'warn' }, async (request) => {
+  request.log.info('not at this route level')
+  request.log.warn('at this route level')
+  return { ok: true }
+})
 await server.ready()
 t.teardown(() => server.close())
 
@@ -73,4 +85,21 @@ t.test('lines of both processes carry the same fields: process, pid and hostname
       name,
     )
   }
+})
+
+t.test("a route's own lines carry the request id (request.log is made on first use)", async (t) => {
+  const res = await server.inject({ url: '/test/says' })
+  const id = String(res.headers['x-request-id'])
+  t.match(forRequest(id), [
+    { msg: 'said by the route', step: 1, level: 30 },
+    { msg: 'said by a child', part: 'inner', level: 40 },
+    { msg: 'said through a derived logger', level: 30 },
+    { msg: 'request completed' },
+  ])
+  const quiet = await server.inject({ url: '/test/quiet' })
+  t.same(
+    forRequest(String(quiet.headers['x-request-id'])).map((l) => l.msg),
+    ['at this route level'],
+    "a route's logLevel still applies to request.log (and to its request completed line)",
+  )
 })

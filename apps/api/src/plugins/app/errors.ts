@@ -123,6 +123,20 @@ export function frameworkErrors(error: FastifyError, request: FastifyRequest, re
  * naming the field); 5xx bodies stay generic, carry the request id and are logged with it.
  */
 export function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply) {
+  try {
+    return answerError(error, request, reply)
+  } catch {
+    // Answering failed itself (a logger or a header threw): Fastify's fallback would send that
+    // failure's message in a 500 body. The caller still gets the generic one.
+    if (reply.sent) return reply
+    return reply.code(500).send(errorBody(500, 'INTERNAL_ERROR', INTERNAL_MESSAGE, { requestId: request.id }))
+  }
+}
+
+const INTERNAL_MESSAGE =
+  'An internal error occurred. Try again later; the request id identifies it in the logs.'
+
+function answerError(error: unknown, request: FastifyRequest, reply: FastifyReply) {
   const framework = FRAMEWORK_REFUSALS[String((error as HttpErrorLike | null)?.code)]
   const err = (isUnknownUserReference(error)
     ? unknownUser()
@@ -147,7 +161,7 @@ export function sendError(error: unknown, request: FastifyRequest, reply: Fastif
     ? validationMessage(err)
     : expose
       ? String(err.message || reasonPhrase(statusCode))
-      : 'An internal error occurred. Try again later; the request id identifies it in the logs.'
+      : INTERNAL_MESSAGE
   // What the caller was told, as plain fields (an object under `err` would be serialized as an
   // Error and print "[object Object]").
   if (statusCode < 500) request.log.info({ statusCode, code, reason: message }, 'request rejected')

@@ -81,6 +81,22 @@ t.test('POST /api/pod validation: every message, nothing queued', async (t) => {
       'instance_name must be 1-30 characters',
     ],
     [body('alpha', 'dev', { mode: 'upsert' }), 'VALIDATION_ERROR', 'mode must be "new" or "edit"'],
+    // A new user's example: a misspelt `waf` was dropped and the production pod deployed with its WAF off.
+    [
+      { customer: 'gamma', env: 'prd', spec: { instance_name: 'gamma-prd-02', waf: true } },
+      'VALIDATION_ERROR',
+      'Unknown spec field: "waf" (a deploy sets instance_name and waf_enabled)',
+    ],
+    [
+      body('alpha', 'dev', { commit_mesage: 'typo' }),
+      'VALIDATION_ERROR',
+      'Unknown field: "commit_mesage" (a deploy takes customer, env, spec, commit_message and mode)',
+    ],
+    [
+      { customer: 'a', env: 'dev', spec: { instance_name: 'x', waf_enabled: 'yes' } },
+      'VALIDATION_ERROR',
+      'waf_enabled must be true or false',
+    ],
     [[1, 2], 'INVALID_JSON', 'Request body must be JSON'],
   ]
   for (const [payload, code, message] of cases) {
@@ -212,6 +228,31 @@ t.test('a signed-in deploy: 201 with the pull request, opened as the user', asyn
   t.notOk('encrypted_token' in status.json(), 'never the token')
 })
 
+t.test(
+  'waf_enabled left out: an existing pod keeps its WAF setting, a new pod starts with it off',
+  async (t) => {
+    const wafOn = async (branch: string, customer: string, env: string) => {
+      const file = await bot.rest.repos.getContent({
+        ...repo,
+        path: `infra/${customer}/${env}/spec.yml`,
+        ref: branch,
+      })
+      const doc = parse(Buffer.from((file.data as { content: string }).content, 'base64').toString())
+      return doc.spec.security.waf.enabled
+    }
+    // gamma/prd has `waf: {enabled: true}` in the seed.
+    const kept = await post({ customer: 'gamma', env: 'prd', spec: { instance_name: 'gamma-prd-02' } })
+    t.equal(kept.statusCode, 201, kept.body)
+    t.equal(await wafOn(kept.json().branch, 'gamma', 'prd'), true, 'the production WAF stays on')
+    const row = await findDeployment(app.db, kept.json().deployment_id)
+    t.equal(row?.waf_enabled, true, 'the deployment records what was deployed')
+
+    const fresh = await post({ customer: 'zeta', env: 'dev', spec: { instance_name: 'zeta-dev-01' } })
+    t.equal(fresh.statusCode, 201, fresh.body)
+    t.equal(await wafOn(fresh.json().branch, 'zeta', 'dev'), false)
+  },
+)
+
 t.test('a slow deploy answers 202 with a status URL', async (t) => {
   const slow = await build(t, { ...env, GITHUB_WRITE_SPACING_MS: '20', DEPLOY_WAIT_MS: '0' })
   // A separate app has its own database and queue prefix, hence its own worker.
@@ -311,6 +352,23 @@ t.test('GET /api/deployments: recent history, filtered, validated; signed-in use
     t.equal(missing.statusCode, 404)
     t.equal(missing.json().code, 'DEPLOYMENT_NOT_FOUND')
   }
+})
+
+t.test('deployment history is for those who can read the specs repository', async (t) => {
+  const someId = (await app.db.selectFrom('deployments').select('id').executeTakeFirstOrThrow()).id
+  // A new user's example: monalisa (no access to the private acme/infra-specs) read every deploy.
+  const monalisa = await signIn(app, sim, 'monalisa')
+  for (const url of ['/api/deployments', `/api/deployments/${someId}`]) {
+    const res = await app.inject({ url, headers: { cookie: monalisa.cookie } })
+    t.equal(res.statusCode, 404, url)
+    t.equal(res.json().code, 'SPECS_REPO_NOT_FOUND', url)
+    t.notMatch(res.body, /instance_name|pr_url/, url)
+  }
+  // hubot is a read collaborator: he sees the history.
+  const hubot = await signIn(app, sim, 'hubot')
+  const res = await app.inject({ url: '/api/deployments', headers: { cookie: hubot.cookie } })
+  t.equal(res.statusCode, 200)
+  t.ok(res.json().deployments.length > 0)
 })
 
 t.test('an in-flight deployment whose job is gone no longer blocks its pod', async (t) => {

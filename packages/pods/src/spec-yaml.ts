@@ -87,6 +87,14 @@ function ownedFields(fields: SpecFields): [string[], string | boolean][] {
   ]
 }
 
+/**
+ * Whether a spec document turns the WAF on (`spec.security.waf.enabled: true`): what a deploy
+ * that leaves `waf_enabled` out keeps.
+ */
+export function wafEnabledIn(document: unknown): boolean {
+  return valueAt(document, ['spec', 'security', 'waf', 'enabled']) === true
+}
+
 /** The value at `path` in a plain (already merged) spec value, or undefined. */
 function valueAt(value: unknown, path: string[]): unknown {
   let cur = value

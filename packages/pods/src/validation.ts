@@ -12,10 +12,25 @@ export interface SpecFields extends PodRef {
   waf_enabled: boolean
 }
 
-/** A validated `POST /api/pod` body. */
-export interface DeployRequest extends SpecFields {
+/**
+ * A validated `POST /api/pod` body. `waf_enabled` is null when the body leaves it out: the pod
+ * then keeps its current setting (false for a new pod), resolved before the deploy is queued.
+ */
+export interface DeployRequest extends Omit<SpecFields, 'waf_enabled'> {
+  waf_enabled: boolean | null
   commit_message: string | null
   mode: 'new' | 'edit' | null
+}
+
+/** A deploy request whose `waf_enabled` is decided: what a deployment row records. */
+export type ResolvedDeployRequest = DeployRequest & SpecFields
+
+const BODY_FIELDS = new Set(['customer', 'env', 'spec', 'commit_message', 'mode'])
+const SPEC_FIELDS = new Set(['instance_name', 'waf_enabled'])
+/** The first key of `value` not in `known`, quoted and cut for a message; undefined when none. */
+function unknownKey(value: Record<string, unknown>, known: Set<string>): string | undefined {
+  const key = Object.keys(value).find((k) => !known.has(k))
+  return key === undefined ? undefined : JSON.stringify([...key].slice(0, 100).join(''))
 }
 
 const NAME_PATTERN = /^[a-zA-Z0-9_-]+$/
@@ -87,8 +102,18 @@ export function validateDeployRequest(body: unknown): DeployRequest {
   if (missing(spec.instance_name)) throw invalid('Missing required spec field: instance_name')
   const { customer, env } = validatePodRef(body.customer, body.env)
   const instance_name = validateInstanceName(spec.instance_name)
-  const waf = spec.waf_enabled ?? false
-  if (typeof waf !== 'boolean') throw invalid('waf_enabled must be true or false')
+  // A misspelt field would otherwise be dropped without a word (`"waf": true` deployed the
+  // pod with its WAF off).
+  const strayField = unknownKey(body, BODY_FIELDS)
+  if (strayField)
+    throw invalid(
+      `Unknown field: ${strayField} (a deploy takes customer, env, spec, commit_message and mode)`,
+    )
+  const straySpecField = unknownKey(spec, SPEC_FIELDS)
+  if (straySpecField)
+    throw invalid(`Unknown spec field: ${straySpecField} (a deploy sets instance_name and waf_enabled)`)
+  const waf = spec.waf_enabled ?? null
+  if (waf !== null && typeof waf !== 'boolean') throw invalid('waf_enabled must be true or false')
   let commit_message: string | null = null
   if (!missing(body.commit_message)) {
     const m = body.commit_message

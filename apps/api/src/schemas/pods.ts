@@ -37,12 +37,39 @@ export const RefreshResult = Type.Object({ message: Type.String() })
 
 /**
  * `POST /api/pod` body. Checked by `validateDeployRequest` (its messages are those of the
- * system Portico replaces), so the schema only documents it; `mode` is optional
- * (create-or-update without it).
+ * system Portico replaces), so the route only documents this schema (`attachValidation`);
+ * `mode` is optional (create-or-update without it).
  */
-export const DeployBody = Type.Unknown({
-  description: '{customer, env, spec: {instance_name, waf_enabled?}, commit_message?, mode?: "new"|"edit"}',
-})
+export const DeployBody = Type.Object(
+  {
+    customer: Type.String({ minLength: 1, maxLength: 50, pattern: '^[a-zA-Z0-9_-]+$' }),
+    env: Type.String({ minLength: 1, maxLength: 50, pattern: '^[a-zA-Z0-9_-]+$' }),
+    spec: Type.Object(
+      {
+        instance_name: Type.String({
+          minLength: 1,
+          maxLength: 30,
+          pattern: '^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$',
+        }),
+        waf_enabled: Type.Optional(
+          Type.Boolean({
+            description: 'Left out: an existing pod keeps its current setting; a new pod gets false.',
+          }),
+        ),
+      },
+      { additionalProperties: false },
+    ),
+    commit_message: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 500, description: 'Default "Deploy {customer}/{env}".' }),
+    ),
+    mode: Type.Optional(
+      Type.Union([Type.Literal('new'), Type.Literal('edit')], {
+        description: '"new": 409 POD_EXISTS when the pod exists. Without it: create or update.',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+)
 
 export const DeployHeaders = Type.Object({
   'idempotency-key': Type.Optional(

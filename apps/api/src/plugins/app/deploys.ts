@@ -15,7 +15,7 @@ import {
   findDeployment,
   sameDeployFields,
 } from '@portico/db'
-import type { DeployRequest } from '@portico/pods'
+import type { ResolvedDeployRequest } from '@portico/pods'
 import type { Job } from 'bullmq'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
@@ -34,7 +34,7 @@ declare module 'fastify' {
      * A failed job throws its recorded error (with `deployment_id`). `requestId` (the HTTP
      * request's id) travels in the job for the worker's logs.
      */
-    requestDeploy(actor: GithubActor, input: DeployRequest, requestId?: string): Promise<DeployAnswer>
+    requestDeploy(actor: GithubActor, input: ResolvedDeployRequest, requestId?: string): Promise<DeployAnswer>
   }
 }
 
@@ -63,7 +63,7 @@ export default fp(
 
     fastify.decorate(
       'requestDeploy',
-      async (actor: GithubActor, input: DeployRequest, requestId?: string) => {
+      async (actor: GithubActor, input: ResolvedDeployRequest, requestId?: string) => {
         const where = `${input.customer}/${input.env}`
         const begun = await beginDeployment(
           db,

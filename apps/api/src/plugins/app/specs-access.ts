@@ -15,8 +15,15 @@ declare module 'fastify' {
      * for reads when the fallback is allowed) and applies the ACCESS_ORG gate when ACCESS_ORG
      * owns GH_REPO. 503 PODS_NOT_CONFIGURED without GH_REPO; 401 NOT_AUTHENTICATED; 403
      * ORG_MEMBERSHIP_REQUIRED. GitHub failures are mapped to Portico's GitHub error codes.
+     * With `repoVisible`, the caller's token must also see the repository (one conditional
+     * `GET /repos/{owner}/{repo}`, revalidated at most every PODS_REVALIDATE_SECONDS), else 404
+     * SPECS_REPO_NOT_FOUND: for what Portico itself keeps about the repository (deployments),
+     * which GitHub cannot refuse for it.
      */
-    specsAccess(request: FastifyRequest): Promise<{ actor: GithubActor; catalog: PodCatalog }>
+    specsAccess(
+      request: FastifyRequest,
+      options?: { repoVisible?: boolean },
+    ): Promise<{ actor: GithubActor; catalog: PodCatalog }>
     /**
      * One pod's spec as the caller may read it: the names are validated first (400
      * VALIDATION_ERROR), then {@link specsAccess}; 404 POD_NOT_FOUND; 422 for a malformed spec.
@@ -53,7 +60,10 @@ export default fp(
     const gated = Boolean(config.ACCESS_ORG && owner?.toLowerCase() === config.ACCESS_ORG.toLowerCase())
     fastify.decorate('podCatalog', catalog)
 
-    async function access(request: FastifyRequest): Promise<{ actor: GithubActor; catalog: PodCatalog }> {
+    async function access(
+      request: FastifyRequest,
+      options: { repoVisible?: boolean } = {},
+    ): Promise<{ actor: GithubActor; catalog: PodCatalog }> {
       if (!catalog) {
         throw new AppError(
           503,
@@ -78,9 +88,12 @@ export default fp(
           await fastify.assertOrgAccess(actor, info) // a public repository is open to all
         }
       }
+      if (options.repoVisible) await catalog.repoInfo(actor.octokit, actor.token)
       return { actor, catalog }
     }
-    fastify.decorate('specsAccess', (request: FastifyRequest) => withGithubErrors(() => access(request)))
+    fastify.decorate('specsAccess', (request: FastifyRequest, options?: { repoVisible?: boolean }) =>
+      withGithubErrors(() => access(request, options)),
+    )
     fastify.decorate('readPod', async (request: FastifyRequest, customer: string, env: string) => {
       const pod = validatePodRef(customer, env)
       return withGithubErrors(async () => {

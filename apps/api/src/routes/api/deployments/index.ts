@@ -47,7 +47,8 @@ function deploymentView(row: DeploymentRow) {
 
 /**
  * `GET /api/deployments` (recent history) and `GET /api/deployments/{id}` (one deploy's status):
- * signed-in users who may read the specs repository.
+ * signed-in users whose GitHub account can read the specs repository (404 SPECS_REPO_NOT_FOUND
+ * otherwise, as for the pods themselves).
  */
 export default async function deploymentsRoutes(app: FastifyInstance) {
   const fastify = app.withTypeProvider<TypeBoxTypeProvider>()
@@ -64,7 +65,7 @@ export default async function deploymentsRoutes(app: FastifyInstance) {
       },
     },
     async (request) => {
-      await fastify.specsAccess(request)
+      await fastify.specsAccess(request, { repoVisible: true })
       const { id } = request.params
       const row = isUuid(id) ? await findDeployment(fastify.db, id) : undefined
       if (!row) throw new AppError(404, 'DEPLOYMENT_NOT_FOUND', `Deployment not found: ${id}`)
@@ -79,7 +80,7 @@ export default async function deploymentsRoutes(app: FastifyInstance) {
         tags,
         summary: 'Recent deployments, newest first, optionally of one customer and/or environment',
         querystring: DeploymentQuery,
-        response: { 200: DeploymentList, ...errorResponses(400, 401, 403, 503) },
+        response: { 200: DeploymentList, ...errorResponses(400, 401, 403, 404, 503) },
       },
     },
     async (request) => {
@@ -89,7 +90,7 @@ export default async function deploymentsRoutes(app: FastifyInstance) {
         ...(env !== undefined ? { env: validateName(env, 'environment') } : {}),
         limit: limit ?? 20,
       }
-      await fastify.specsAccess(request)
+      await fastify.specsAccess(request, { repoVisible: true })
       return { deployments: (await listDeployments(fastify.db, filter)).map(deploymentView) }
     },
   )

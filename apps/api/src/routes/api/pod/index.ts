@@ -1,6 +1,6 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { AppError } from '@portico/core'
-import { validateDeployRequest } from '@portico/pods'
+import { validateDeployRequest, wafEnabledIn } from '@portico/pods'
 import type { FastifyInstance } from 'fastify'
 import { sendError } from '../../../plugins/app/errors.js'
 import { parseJsonBody } from '../../../plugins/app/json-body.js'
@@ -59,6 +59,9 @@ export default async function podRoutes(app: FastifyInstance) {
     {
       // Before the body is read: an anonymous caller learns nothing but 401.
       config: { auth: 'user' },
+      // The body schema documents the contract; validateDeployRequest checks it, with the
+      // messages the frontend shows (a schema error would name the field differently).
+      attachValidation: true,
       preHandler: idempotency.preHandler,
       onSend: idempotency.onSend,
       // A content-type Fastify cannot read (`json`, `a,b`) is refused before any parser runs.
@@ -77,6 +80,9 @@ export default async function podRoutes(app: FastifyInstance) {
       },
     },
     async (request, reply) => {
+      if (request.validationError && request.validationError.validationContext !== 'body') {
+        throw request.validationError
+      }
       const input = validateDeployRequest(request.body)
       const { actor, catalog } = await fastify.specsAccess(request)
       if (input.mode === 'new') {
@@ -85,7 +91,17 @@ export default async function podRoutes(app: FastifyInstance) {
           throw new AppError(409, 'POD_EXISTS', `Pod already exists: ${input.customer}/${input.env}`)
         }
       }
-      const answer = await fastify.requestDeploy(actor, input, request.id)
+      // Left out: the pod keeps its current setting (a new pod starts with the WAF off).
+      const waf_enabled =
+        input.waf_enabled ??
+        (await fastify.readPod(request, input.customer, input.env).then(
+          (pod) => wafEnabledIn(pod.spec),
+          (err: unknown) => {
+            if ((err as { code?: unknown }).code === 'POD_NOT_FOUND') return false
+            throw err
+          },
+        ))
+      const answer = await fastify.requestDeploy(actor, { ...input, waf_enabled }, request.id)
       return reply.code(answer.statusCode).send(answer.body)
     },
   )

@@ -38,11 +38,13 @@ export const REPO_URL_REFUSALS = {
 /** A key of {@link REPO_URL_REFUSALS}. */
 export type RepoUrlRefusal = keyof typeof REPO_URL_REFUSALS
 
-function invalid(reason: RepoUrlRefusal): AppError {
+/** `github`: the configured GitHub, named after a host refusal so the caller knows what to use. */
+function invalid(reason: RepoUrlRefusal, github?: GitHubBase): AppError {
+  const expected = reason === 'host' && github ? ` (${github.base}/owner/repository)` : ''
   return new AppError(
     400,
     'INVALID_REPO_URL',
-    `Repo URL must be a valid GitHub repository URL: ${REPO_URL_REFUSALS[reason]}.`,
+    `Repo URL must be a valid GitHub repository URL: ${REPO_URL_REFUSALS[reason]}${expected}.`,
   )
 }
 
@@ -144,19 +146,19 @@ export function parseRepoUrl(input: string, githubUrl: string): RepoRef {
     // Any '@' means userinfo (credentials, or a github.com@evil.com look-alike).
     if (authority.includes('@')) throw invalid('credentials')
     const host = normalizeAuthority(scheme, authority)
-    if (host !== github.host && !github.aliases.includes(host)) throw invalid('host')
+    if (host !== github.host && !github.aliases.includes(host)) throw invalid('host', github)
     if (scheme === 'http' && github.protocol !== 'http') throw invalid('scheme')
     if (!rest.startsWith(`${github.prefix}/`)) throw invalid('path')
     path = rest.slice(github.prefix.length + 1)
     allowTrailingSlash = true
   } else if (sshUrl !== null) {
     const [, host = '', , rest = ''] = sshUrl
-    if (host.toLowerCase() !== github.hostname) throw invalid('host')
+    if (host.toLowerCase() !== github.hostname) throw invalid('host', github)
     path = rest
     allowTrailingSlash = true
   } else if (scp !== null) {
     const [, host = '', rest = ''] = scp
-    if (host.toLowerCase() !== github.hostname) throw invalid('host')
+    if (host.toLowerCase() !== github.hostname) throw invalid('host', github)
     path = rest
     allowTrailingSlash = false
   } else if (/^[a-z][a-z0-9+.-]*:\/\/[^/]*@/i.test(text) || /^[^/:@]+@[^/:]+:/.test(text)) {

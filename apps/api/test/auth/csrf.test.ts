@@ -32,6 +32,12 @@ t.test('cookie-authenticated writes from a foreign origin are refused', async (t
         const res = await app.inject({ ...route, headers: { cookie, ...headers } } as never)
         t.equal(res.statusCode, 403, JSON.stringify(headers))
         t.equal(res.json().code, 'CSRF_ORIGIN_MISMATCH')
+        // A new user's example: the sentence says which origin to use.
+        t.ok(
+          res
+            .json()
+            .message.endsWith(`(use ${new URL(app.config.PUBLIC_URL).origin}, this site's PUBLIC_URL).`),
+        )
       }
     })
   }

@@ -22,7 +22,8 @@ function originOf(value: string): string | undefined {
 export default fp(
   async (fastify: FastifyInstance) => {
     const cookieName = sessionCookieName(fastify.config.PUBLIC_URL)
-    const allowed = new Set([new URL(fastify.config.PUBLIC_URL).origin, ...fastify.config.allowedOrigins])
+    const site = new URL(fastify.config.PUBLIC_URL).origin
+    const allowed = new Set([site, ...fastify.config.allowedOrigins])
     fastify.addHook('onRequest', async (request: FastifyRequest) => {
       if (!STATE_CHANGING.has(request.method) || request.cookies[cookieName] === undefined) return
       const origin = request.headers.origin
@@ -33,7 +34,7 @@ export default fp(
         throw new AppError(
           403,
           'CSRF_ORIGIN_MISMATCH',
-          'Cross-site request refused: the request origin is not allowed to act with your session.',
+          `Cross-site request refused: the request origin is not allowed to act with your session (use ${site}, this site's PUBLIC_URL).`,
         )
       }
     })

@@ -66,6 +66,9 @@ export function safeReturnTo(value: string, publicUrl: string): string | undefin
   return path
 }
 
+/** Names of this machine: localhost, 127.0.0.0/8 and [::1]. */
+const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/
+
 /** GitHub sign-in: `/auth/login`, `/auth/callback`, `/auth/logout`. */
 export default async function authRoutes(app: FastifyInstance) {
   const fastify = app.withTypeProvider<TypeBoxTypeProvider>()
@@ -73,11 +76,31 @@ export default async function authRoutes(app: FastifyInstance) {
 
   const scope = config.GITHUB_OAUTH_SCOPES.split(/\s+/).filter(Boolean).join(' ')
   const redirectUri = `${config.PUBLIC_URL}/auth/callback`
+  const site = new URL(config.PUBLIC_URL)
+  /**
+   * Whether `host` (the request's Host) is another loopback name for a loopback PUBLIC_URL
+   * (127.0.0.1 for localhost, or the reverse). Only then: behind a proxy that rewrites Host, a
+   * redirect to PUBLIC_URL would come back with the same Host and loop.
+   */
+  const otherLoopbackName = (host: string) => {
+    // Cookies ignore the port: only another name loses the session.
+    const hostname = host.replace(/:\d+$/, '').toLowerCase()
+    return LOOPBACK.test(site.hostname) && hostname !== site.hostname && LOOPBACK.test(hostname)
+  }
 
   fastify.get(
     '/login',
     { schema: { querystring: LoginQuery, response: { 302: Redirect } } },
     async (request, reply) => {
+      // `npm start` prints http://localhost:…; a sign-in begun at 127.0.0.1 would keep its
+      // session cookie there, and the callback on localhost could never find it.
+      if (otherLoopbackName(request.host)) {
+        const query = request.url.indexOf('?')
+        return reply.redirect(
+          `${config.PUBLIC_URL}/auth/login${query < 0 ? '' : request.url.slice(query)}`,
+          302,
+        )
+      }
       const oauth = oauthClient(fastify)
       const { returnTo } = request.query
       let safe: string | undefined

@@ -14,6 +14,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
+import { createServer } from 'node:net'
 import { constants } from 'node:os'
 import { ConfigError, loadConfig } from '@portico/core'
 import { createDb, ensureDatabase, migrateToLatest } from '@portico/db'
@@ -143,6 +144,21 @@ try {
 }
 
 graceMs = config.SHUTDOWN_TIMEOUT_MS + KILL_MARGIN_MS
+// Another server on PORT would answer the readiness check in the API's place (a new user was
+// told "API on …" before the API failed with EADDRINUSE): refuse before anything starts.
+const portTaken = await new Promise<NodeJS.ErrnoException | null>((resolve) => {
+  const probe = createServer()
+  probe.once('error', resolve)
+  probe.listen(config.PORT, config.HOST, () => probe.close(() => resolve(null)))
+})
+if (portTaken) {
+  console.error(
+    `[start] the API cannot listen on ${config.HOST}:${config.PORT}: ${
+      portTaken.code === 'EADDRINUSE' ? 'the port is in use (PORT chooses another)' : portTaken.message
+    }`,
+  )
+  process.exit(1)
+}
 if (!config.oauthConfigured) {
   const port = Number(env.SIM_PORT ?? 4010)
   if (env.SIM_PORT !== undefined && port !== 0 && port === config.PORT) {

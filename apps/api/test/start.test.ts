@@ -220,6 +220,26 @@ t.test('a SIM_PORT that is taken is refused, not moved to another port', async (
   t.notMatch(started.logs.text, /API on http/, 'nothing else was started')
 })
 
+t.test('a PORT that is taken is refused before anything starts', async (t) => {
+  // A new user's example: another server on PORT answered the readiness check, so "API on …"
+  // was printed before the API failed with EADDRINUSE.
+  const taken = createServer().listen(0, '127.0.0.1')
+  await new Promise((resolve) => taken.once('listening', resolve))
+  t.teardown(() => void taken.close())
+  const port = (taken.address() as { port: number }).port
+  const started = spawnStart(t, port, 0)
+  const result = await Promise.race([
+    started.exited,
+    new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), 120_000).unref()),
+  ])
+  t.match(result, { code: 1 }, started.logs.text)
+  t.match(
+    started.logs.text,
+    `the API cannot listen on 127.0.0.1:${port}: the port is in use (PORT chooses another)`,
+  )
+  t.notMatch(started.logs.text, /API on http|simulator/, 'nothing was started or announced')
+})
+
 t.test('SIM_PORT equal to PORT is refused before anything starts', async (t) => {
   const port = await freePort()
   const started = spawnStart(t, port, port)

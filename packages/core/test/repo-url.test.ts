@@ -178,7 +178,10 @@ t.test('rejected forms', async (t) => {
 t.test('refusals say why, without echoing the input', async (t) => {
   const table: Array<[input: string, why: RegExp]> = [
     // A new user's example: the sentence names what to use instead.
-    ['https://gitlab.com/o/r', /host is not the configured GitHub \(https:\/\/github\.com\/owner\/repository\)\.$/],
+    [
+      'https://gitlab.com/o/r',
+      /host is not the configured GitHub \(https:\/\/github\.com\/owner\/repository\)\.$/,
+    ],
     ['https://github.com.evil.com/o/r', /host is not the configured GitHub/],
     ['git@gitlab.com:o/r.git', /host is not the configured GitHub/],
     ['https://user:ghp_secret123@github.com/o/r', /contains credentials/],
@@ -319,12 +322,15 @@ t.test('fuzz: only INVALID_REPO_URL is ever thrown, and accepted results are wel
   t.ok(accepted > 0, `some mutations stay valid (${accepted})`)
 })
 
-t.test('a host refusal names the configured GitHub, a GitHub Enterprise Server or the simulator', async (t) => {
-  t.throws(() => parseRepoUrl('https://github.com/acme/app', 'http://127.0.0.1:4110/'), {
-    message:
-      'Repo URL must be a valid GitHub repository URL: its host is not the configured GitHub (http://127.0.0.1:4110/owner/repository).',
-  })
-  t.throws(() => parseRepoUrl('git@github.com:acme/app.git', 'https://ghe.example.com/prefix'), {
-    message: /\(https:\/\/ghe\.example\.com\/prefix\/owner\/repository\)\.$/,
-  })
-})
+t.test(
+  'a host refusal names the configured GitHub, a GitHub Enterprise Server or the simulator',
+  async (t) => {
+    t.throws(() => parseRepoUrl('https://github.com/acme/app', 'http://127.0.0.1:4110/'), {
+      message:
+        'Repo URL must be a valid GitHub repository URL: its host is not the configured GitHub (http://127.0.0.1:4110/owner/repository).',
+    })
+    t.throws(() => parseRepoUrl('git@github.com:acme/app.git', 'https://ghe.example.com/prefix'), {
+      message: /\(https:\/\/ghe\.example\.com\/prefix\/owner\/repository\)\.$/,
+    })
+  },
+)

@@ -192,7 +192,16 @@ export function validatorByPart(): AjvCompiler.ValidatorFactory {
   const coercingPool = AjvCompiler()
   const asSentPool = AjvCompiler()
   return (externalSchemas, options) => {
-    const coercing = coercingPool(externalSchemas, options)
+    // Text coerced to a number can be non-finite (`?limit=Infinity`, `1e400`). With Ajv's
+    // default `strictNumbers` the coerced value skips the type's finiteness check and every
+    // bound (Postgres then refused it: a 500, found by an outside review); without it the
+    // bounds apply, and every number a query or path takes is bounded. Bodies keep the default:
+    // JSON's `1e400` is refused by its type.
+    const coercing = coercingPool(externalSchemas, {
+      ...options,
+      mode: undefined,
+      customOptions: { ...(options?.customOptions as AjvCompiler.Options), strictNumbers: false },
+    })
     const asSent = asSentPool(externalSchemas, {
       ...options,
       mode: undefined,
@@ -222,7 +231,16 @@ export function serverOptions(
     clientErrorHandler,
     // Node's own refusal of an HTTP/1.1 request without Host is an empty 400; the request-target
     // plugin refuses it with the common body instead.
-    http: { requireHostHeader: false },
+    http: {
+      requireHostHeader: false,
+      // Headers count toward the request's time, and the deadlines are checked every second
+      // (Node's default is every 30 s), so a stalled body is dropped close to its deadline.
+      headersTimeout: config.REQUEST_TIMEOUT_MS,
+      connectionsCheckingInterval: 1000,
+    },
+    // Fastify's default is no limit: a body that never finishes was held in memory forever (an
+    // outside review held 531 MB with 20 unfinished webhook bodies). Node answers 408.
+    requestTimeout: config.REQUEST_TIMEOUT_MS,
     // Longer path parameters reach the route (its schema bounds them, after the 401 for anonymous
     // callers); beyond this the router refuses with 414 URI_TOO_LONG.
     routerOptions: { maxParamLength: 1024 },

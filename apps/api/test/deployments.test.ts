@@ -344,6 +344,12 @@ t.test('GET /api/deployments: recent history, filtered, validated; signed-in use
     ['succeeded', 'failed'],
   )
   t.equal((await get('/api/deployments?customer=gamma&limit=1')).json().deployments.length, 1)
+  // An outside review's example: these were 500s (Postgres refused "Infinity" as a bigint).
+  for (const limit of ['Infinity', '-Infinity', '1e400', '-1e400', 'NaN']) {
+    const res = await get(`/api/deployments?limit=${limit}`)
+    t.equal(res.statusCode, 400, `limit=${limit}`)
+    t.equal(res.json().code, 'VALIDATION_ERROR', `limit=${limit}`)
+  }
   const bad = await get('/api/deployments?customer=..%2Fx')
   t.equal(bad.statusCode, 400)
   t.equal(bad.json().message, 'customer contains path traversal attempt')

@@ -83,3 +83,20 @@ t.test('a slug that breaks the rule is refused with the rule in words', async (t
     })
   }
 })
+
+t.test('text from the URL echoed in a message cannot break or reorder the line', async (t) => {
+  // An outside review's example: a login of "x<U+2028>y<U+0085>z<U+202E>w" came back raw in the
+  // message and in the log's reason.
+  const app = await build(t, env)
+  const { cookie } = await signIn(app, sim, 'octocat')
+  const { project } = await createTenantWithProject(app, cookie)
+  const res = await app.inject({
+    method: 'DELETE',
+    url: `/api/v1/projects/${project.id}/members/x%E2%80%A8y%C2%85z%E2%80%AEw`,
+    headers: writeHeaders(app, cookie),
+  })
+  t.equal(res.statusCode, 404, res.body)
+  t.match(res.json().message, 'x\\u2028y\\u0085z\\u202ew')
+  t.notMatch(res.body, /[\u0085\u2028\u202e]/)
+  t.equal(res.json().error, res.json().message)
+})

@@ -103,3 +103,13 @@ t.test("a route's own lines carry the request id (request.log is made on first u
     "a route's logLevel still applies to request.log (and to its request completed line)",
   )
 })
+
+t.test('a Host header or URL with line-breaking characters is logged escaped', async (t) => {
+  const res = await server.inject({
+    url: '/health/live?q=a%C2%85b',
+    headers: { host: 'evil\u0085FORGED\u202e' },
+  })
+  const [line] = forRequest(String(res.headers['x-request-id']))
+  t.match(line, { req: { host: 'evil\\u0085FORGED\\u202e' } })
+  t.notMatch(JSON.stringify(line), /[\u0085\u202e]/)
+})

@@ -36,6 +36,12 @@ export const ConfigSchema = Type.Object({
   }),
   HOST: Str('Interface the API listens on.', { default: '127.0.0.1' }),
   PORT: Int('Port the API listens on.', 3000, 1, 65535),
+  REQUEST_TIMEOUT_MS: Int(
+    'Longest the API waits to receive a whole request (headers and body) before answering 408 and closing the connection: a client that never finishes a body cannot hold it in memory.',
+    30000,
+    1000,
+    MAX_TIMER_MS,
+  ),
   PUBLIC_URL: Str(
     'Public origin of the API; OAuth redirect URI base and cookie Secure flag (https → Secure).',
     {

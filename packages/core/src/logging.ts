@@ -2,6 +2,7 @@ import { hostname } from 'node:os'
 import { type DestinationStream, destination } from 'pino'
 import { logLinesDropped } from './metrics.js'
 import { redactSecrets } from './tokens.js'
+import { visibleText } from './visible-text.js'
 
 /** Paths pino censors in every log line of both processes. */
 export const REDACT_PATHS = [
@@ -96,8 +97,9 @@ export function loggerOptions(level: string, processName?: 'api' | 'worker') {
     serializers: {
       req: (req: LoggedRequest) => ({
         method: req.method,
-        url: redactUrl(String(req.url ?? '')),
-        host: req.host ?? req.headers?.host,
+        // Both come as the client sent them (a raw byte 0x85 is NEL): escaped, see visibleText.
+        url: visibleText(redactUrl(String(req.url ?? ''))),
+        host: visibleText(String(req.host ?? req.headers?.host ?? '')),
         remoteAddress: req.ip,
         remotePort: req.socket?.remotePort,
       }),

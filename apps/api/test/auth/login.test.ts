@@ -384,6 +384,23 @@ t.test('returnTo: same-origin relative paths only', async (t) => {
   t.equal(location, '/admin/queues?tab=failed#top')
 })
 
+t.test('a returnTo that grows past the limit when normalised is refused, and signs no one out', async (t) => {
+  // An outside review's example: 1,000 × "é" passes the 2,048-character query limit, but is
+  // stored as 6,000 characters of percent-encoding; the session reader then refused the whole
+  // session, so a link from another site signed the user out.
+  const app = await build(t, env)
+  const { cookie } = await signIn(app, sim, 'octocat')
+  const res = await app.inject({
+    url: `/auth/login?returnTo=${encodeURIComponent(`/${'é'.repeat(1000)}`)}`,
+    headers: { cookie },
+  })
+  t.equal(res.statusCode, 400)
+  t.equal(res.json().code, 'INVALID_RETURN_TO')
+  const me = await app.inject({ url: '/api/auth/user', headers: { cookie } })
+  t.equal(me.statusCode, 200, 'still signed in')
+  t.equal(me.json().login, 'octocat')
+})
+
 t.test('OAuth not configured → 503 OAUTH_NOT_CONFIGURED', async (t) => {
   const app = await build(t, { ...env, GITHUB_OAUTH_CLIENT_ID: '', GITHUB_OAUTH_CLIENT_SECRET: '' })
   for (const url of ['/auth/login', '/auth/callback?code=x&state=y']) {

@@ -1,4 +1,4 @@
-import { AppError, errorBody, reasonPhrase } from '@portico/core'
+import { AppError, errorBody, reasonPhrase, visibleText } from '@portico/core'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { PATTERN_PHRASES } from '../../schemas/text.js'
@@ -55,16 +55,6 @@ const FRAMEWORK_REFUSALS: Record<string, { code: string; message: string }> = {
   },
 }
 
-/**
- * A caller's text as a JSON string literal, with the characters JSON leaves raw but that break or
- * reorder a line (C1 controls, U+2028/U+2029, bidirectional overrides and isolates) escaped too.
- */
-const quoted = (text: string) =>
-  JSON.stringify(text).replace(
-    /[\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  )
-
 /** Names the offending field of a schema validation error ("body.repo_url is required"). */
 function validationMessage(err: HttpErrorLike): string {
   const first = err.validation?.[0]
@@ -74,7 +64,7 @@ function validationMessage(err: HttpErrorLike): string {
   if (typeof missing === 'string') return `${[...where, missing].join('.')} is required`
   const extra = first.params?.additionalProperty
   if (first.keyword === 'additionalProperties' && typeof extra === 'string')
-    return `${where.join('.')} has a field this route does not take: ${quoted([...extra].slice(0, 100).join(''))}`
+    return `${where.join('.')} has a field this route does not take: ${JSON.stringify([...extra].slice(0, 100).join(''))}`
   // A union of literals (TypeBox's Type.Union of Type.Literal): one error per branch; name them all.
   const allowed = (err.validation ?? [])
     .filter((e) => e.keyword === 'const' && e.instancePath === first.instancePath)
@@ -157,11 +147,15 @@ function answerError(error: unknown, request: FastifyRequest, reply: FastifyRepl
       ? (err.code as string)
       : (DEFAULT_CODES[statusCode] ?? (statusCode >= 500 ? 'INTERNAL_ERROR' : 'BAD_REQUEST'))
   const expose = typeof err.expose === 'boolean' ? err.expose : statusCode < 500
-  const message = isValidation
-    ? validationMessage(err)
-    : expose
-      ? String(err.message || reasonPhrase(statusCode))
-      : INTERNAL_MESSAGE
+  // Messages may echo what the caller sent (a path parameter, a field name, a charset): escaped
+  // where it could break or reorder the line in a log, a terminal or the frontend's toast.
+  const message = visibleText(
+    isValidation
+      ? validationMessage(err)
+      : expose
+        ? String(err.message || reasonPhrase(statusCode))
+        : INTERNAL_MESSAGE,
+  )
   // What the caller was told, as plain fields (an object under `err` would be serialized as an
   // Error and print "[object Object]").
   if (statusCode < 500) request.log.info({ statusCode, code, reason: message }, 'request rejected')

@@ -219,7 +219,11 @@ const isCookie = (c: unknown) =>
  * Where a sign-in returns to, as `safeReturnTo` stores it: a normalised same-origin path, so
  * printable ASCII, starting with one `/` (no `//` or `/\\`: another host).
  */
-const isReturnPath = (v: unknown) => isText(v, 2048) && /^\/(?![/\\])[\x21-\x7e]*$/.test(v as string)
+/** Longest `returnTo` a pending sign-in keeps (as normalised: percent-encoding lengthens it). */
+export const MAX_RETURN_TO_LENGTH = 2048
+
+const isReturnPath = (v: unknown) =>
+  isText(v, MAX_RETURN_TO_LENGTH) && /^\/(?![/\\])[\x21-\x7e]*$/.test(v as string)
 
 const isPendingSignIn = (p: unknown) =>
   isObject(p) &&

@@ -10,7 +10,11 @@ import {
 import { upsertUserFromGithub } from '@portico/db'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { startSignIn, takeSignIn } from '../../plugins/external/oauth2.js'
-import { sessionCookieName, sessionCookieOptions } from '../../plugins/external/session.js'
+import {
+  MAX_RETURN_TO_LENGTH,
+  sessionCookieName,
+  sessionCookieOptions,
+} from '../../plugins/external/session.js'
 import { CallbackQuery, LoginQuery, LogoutResponse } from '../../schemas/auth.js'
 import { Redirect } from '../../schemas/errors.js'
 
@@ -63,6 +67,9 @@ export function safeReturnTo(value: string, publicUrl: string): string | undefin
   // The normalised path is what the browser gets: `/.//evil.example` normalises to
   // `//evil.example`, a protocol-relative URL to another host. Check what is returned, too.
   if (!path.startsWith('/') || path.startsWith('//') || path.startsWith('/\\')) return undefined
+  // Normalising percent-encodes (`é` becomes six characters): a path stored longer than the
+  // session reader accepts made the whole session unreadable, signing the user out.
+  if (path.length > MAX_RETURN_TO_LENGTH) return undefined
   return path
 }
 

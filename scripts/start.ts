@@ -230,7 +230,11 @@ try {
     await db.destroy()
   }
 } catch (err) {
-  console.error(err)
+  // Where, without the password, and what Postgres said: a stack trace named neither.
+  const url = new URL(config.DATABASE_URL)
+  console.error(
+    `[start] the database in DATABASE_URL (${url.username ? `${decodeURIComponent(url.username)}@` : ''}${url.host}${url.pathname}) is not usable: ${(err as Error).message || err}`,
+  )
   await stop(1)
 }
 

@@ -164,6 +164,15 @@ t.test('mode "new" on an existing pod is 409 POD_EXISTS', async (t) => {
   t.match(res.json(), { code: 'POD_EXISTS', message: 'Pod already exists: alpha/dev' })
 })
 
+t.test('mode "edit" on a pod that does not exist is 404 POD_NOT_FOUND, nothing queued', async (t) => {
+  // A new user's example: "edit" of a missing pod created it.
+  const res = await post(body('nobody', 'dev', { mode: 'edit' }))
+  t.equal(res.statusCode, 404)
+  t.match(res.json(), { code: 'POD_NOT_FOUND', message: 'Pod not found: nobody/dev' })
+  const rows = await app.db.selectFrom('deployments').select('id').where('customer', '=', 'nobody').execute()
+  t.same(rows, [], 'no deployment')
+})
+
 t.test('a signed-in deploy: 201 with the pull request, opened as the user', async (t) => {
   sim.ledger.clear()
   const res = await post(

@@ -295,6 +295,25 @@ t.test('a field the schema does not take is named', async (t) => {
   t.equal(odd.json().message, 'body has a field this route does not take: "a\\u2028b\\u202ec\\u0085d\\u061c"')
 })
 
+t.test('a body matching no branch of a union is told about the branch it came closest to', async (t) => {
+  const { CreateConnectionBody } = await import('../src/schemas/connections.js')
+  const app = await build(t, {}, (app) => {
+    app.post('/boom/connect', { schema: { body: CreateConnectionBody } }, async () => ({ ok: true }))
+  })
+  const cases: [unknown, string][] = [
+    // A new user's example: an App connection with a string id was told "body.repo_url is required".
+    [{ installation_id: 5550001, repository_id: '700002' }, 'body.repository_id must be integer'],
+    [{ repo_url: 5, pat: 'ghp_x' }, 'body.repo_url must be string'],
+    [{ repo_url: 'https://github.com/o/r' }, 'body.pat is required'],
+    [{}, 'body.repo_url is required'],
+  ]
+  for (const [payload, message] of cases) {
+    const res = await app.inject({ method: 'POST', url: '/boom/connect', payload: payload as object })
+    t.equal(res.statusCode, 400, JSON.stringify(payload))
+    t.equal(res.json().message, message, JSON.stringify(payload))
+  }
+})
+
 t.test('a value outside a union of literals names the allowed ones', async (t) => {
   const { SetTenantMemberBody } = await import('../src/schemas/tenants.js')
   const app = await build(t, {}, (app) => {

@@ -64,6 +64,29 @@ t.test(
   },
 )
 
+t.test('a blank tenant or project name is refused', async (t) => {
+  // A new user's example: a tenant named "   " was accepted.
+  const app = await build(t, env)
+  const { cookie } = await signIn(app, sim, 'octocat')
+  const { tenant } = await createTenantWithProject(app, cookie)
+  const rule = 'body.name must not be blank or contain a NUL character'
+  for (const [url, payload] of [
+    ['/api/v1/tenants', { slug: 'blank-t', name: '   ' }],
+    [`/api/v1/tenants/${tenant.id}/projects`, { name: '\t \n' }],
+  ] as const) {
+    const res = await app.inject({ method: 'POST', url, headers: writeHeaders(app, cookie), payload })
+    t.equal(res.statusCode, 400, url)
+    t.equal(res.json().message, rule, url)
+  }
+  const named = await app.inject({
+    method: 'POST',
+    url: '/api/v1/tenants',
+    headers: writeHeaders(app, cookie),
+    payload: { slug: 'spaced-t', name: '  Acme  ' },
+  })
+  t.equal(named.statusCode, 201, 'a name with spaces around it is a name')
+})
+
 t.test('a slug that breaks the rule is refused with the rule in words', async (t) => {
   const app = await build(t, env)
   const { cookie } = await signIn(app, sim, 'octocat')

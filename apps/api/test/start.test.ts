@@ -65,7 +65,7 @@ interface Started {
 }
 
 /** `npm start` in a process group of its own (killed when the test ends), with its output. */
-function spawnStart(t: Test, port: number, simPort: number) {
+function spawnStart(t: Test, port: number, simPort: number, extraEnv: Record<string, string> = {}) {
   // Nothing GitHub-related from the outside: start.ts then runs the bundled simulator.
   const inherited = Object.fromEntries(
     Object.entries(process.env).filter(([key]) => !/^(GITHUB_|GH_|OPERATOR_)/.test(key)),
@@ -90,6 +90,7 @@ function spawnStart(t: Test, port: number, simPort: number) {
       // No PUBLIC_URL: `npm start` derives it from PORT.
       SIM_PORT: String(simPort),
       WORKER_HEALTH_PORT: '0',
+      ...extraEnv,
     },
   })
   const pid = npm.pid
@@ -238,6 +239,23 @@ t.test('a PORT that is taken is refused before anything starts', async (t) => {
     `the API cannot listen on 127.0.0.1:${port}: the port is in use (PORT chooses another)`,
   )
   t.notMatch(started.logs.text, /API on http|simulator/, 'nothing was started or announced')
+})
+
+t.test('a database that cannot be reached is named, without its password', async (t) => {
+  // A new user's example: a wrong port printed a bare pg stack trace that never named DATABASE_URL.
+  const started = spawnStart(t, await freePort(), 0, {
+    DATABASE_URL: 'postgres://portico:s3cret-pw@127.0.0.1:1/portico_nowhere',
+  })
+  const result = await Promise.race([
+    started.exited,
+    new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), 120_000).unref()),
+  ])
+  t.match(result, { code: 1 }, started.logs.text)
+  t.match(
+    started.logs.text,
+    '[start] the database in DATABASE_URL (portico@127.0.0.1:1/portico_nowhere) is not usable: ',
+  )
+  t.notMatch(started.logs.text, /s3cret-pw/, 'never the password')
 })
 
 t.test('SIM_PORT equal to PORT is refused before anything starts', async (t) => {

@@ -1,7 +1,7 @@
 import { PROJECT_ROLES } from '@portico/db'
 import { Type } from '@sinclair/typebox'
 import { Timestamp } from './common.js'
-import { Slug, Text } from './text.js'
+import { Name, Slug, Text } from './text.js'
 
 export const ProjectRoleSchema = Type.Union(PROJECT_ROLES.map((r) => Type.Literal(r)))
 
@@ -13,7 +13,7 @@ export const ProjectMemberParams = Type.Object({
 
 export const CreateProjectBody = Type.Object(
   {
-    name: Text({ minLength: 1, maxLength: 200 }),
+    name: Name(),
     slug: Type.Optional(
       Slug({
         description:

@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox'
 import { Timestamp } from './common.js'
-import { Slug, Text } from './text.js'
+import { Name, Slug, Text } from './text.js'
 
 export const TenantRoleSchema = Type.Union([
   Type.Literal('owner'),
@@ -14,10 +14,7 @@ export const TenantMemberParams = Type.Object({
   login: Text({ minLength: 1, maxLength: 39 }),
 })
 
-export const CreateTenantBody = Type.Object(
-  { slug: Slug(), name: Text({ minLength: 1, maxLength: 200 }) },
-  { additionalProperties: false },
-)
+export const CreateTenantBody = Type.Object({ slug: Slug(), name: Name() }, { additionalProperties: false })
 
 export const SetTenantMemberBody = Type.Object({ role: TenantRoleSchema }, { additionalProperties: false })
 

@@ -15,6 +15,13 @@ export const NO_NUL_PATTERN = '^[^\\u0000]*$'
 export const Text = (options: Omit<StringOptions, 'pattern'> = {}): TString =>
   Type.String({ ...options, pattern: NO_NUL_PATTERN })
 
+/** Text with something in it besides white space, and no NUL: a display name. */
+export const NAME_PATTERN = '^(?=[^\\u0000]*\\S)[^\\u0000]*$'
+
+/** A tenant's or project's display name: {@link Text} that is not blank ("   " was accepted). */
+export const Name = (options: Omit<StringOptions, 'pattern'> = {}): TString =>
+  Type.String({ minLength: 1, maxLength: 200, ...options, pattern: NAME_PATTERN })
+
 /** A tenant or project slug: lower-case, URL-safe, 2-63 characters (a DNS label's length). */
 export const SLUG_PATTERN = '^[a-z][a-z0-9-]{1,62}$'
 
@@ -32,4 +39,5 @@ export const Slug = (options: Omit<StringOptions, 'pattern'> = {}): TString =>
 export const PATTERN_PHRASES: Readonly<Record<string, string>> = {
   [NO_NUL_PATTERN]: 'must not contain a NUL character',
   [SLUG_PATTERN]: 'must be 2-63 lower-case letters, digits or dashes, starting with a letter',
+  [NAME_PATTERN]: 'must not be blank or contain a NUL character',
 }

@@ -15,6 +15,7 @@ interface HttpErrorLike {
   validation?: {
     keyword?: string
     instancePath?: string
+    schemaPath?: string
     params?: Record<string, unknown>
     message?: string
   }[]
@@ -55,9 +56,30 @@ const FRAMEWORK_REFUSALS: Record<string, { code: string; message: string }> = {
   },
 }
 
+type ValidationEntry = NonNullable<HttpErrorLike['validation']>[number]
+
+/**
+ * The error to report. For a value that matched no branch of a union of objects (Ajv lists one
+ * error per branch, then the `anyOf`), the branch's error that reached deepest into the value:
+ * `{"installation_id": 1, "repository_id": "7"}` is an App connection with a wrong id
+ * ("body.repository_id must be integer"), not a PAT connection without `repo_url`.
+ */
+function closestBranchError(errors: ValidationEntry[]): ValidationEntry | undefined {
+  const union = errors.find((e) => e.keyword === 'anyOf')
+  if (!union?.schemaPath) return errors[0]
+  const branches = errors.filter((e) => e !== union && e.schemaPath?.startsWith(`${union.schemaPath}/`))
+  const depth = (e: ValidationEntry) => (e.instancePath ?? '').split('/').length
+  return (
+    branches.reduce<ValidationEntry | undefined>(
+      (best, e) => (best === undefined || depth(e) > depth(best) ? e : best),
+      undefined,
+    ) ?? errors[0]
+  )
+}
+
 /** Names the offending field of a schema validation error ("body.repo_url is required"). */
 function validationMessage(err: HttpErrorLike): string {
-  const first = err.validation?.[0]
+  const first = closestBranchError(err.validation ?? [])
   if (!first) return String(err.message ?? 'Invalid request')
   const missing = first.params?.missingProperty
   const where = [err.validationContext ?? 'request', ...(first.instancePath ?? '').split('/').filter(Boolean)]

@@ -87,7 +87,9 @@ export default fp(
         }
         s.response = { ...(s.response as object | undefined), '4XX': error, '5XX': error }
         void route
-        return { schema: s as never, url }
+        // A resource's root route is registered as `/api/v1/tenants/` (autoload's folder prefix);
+        // both forms answer, and the documentation names it as people write it.
+        return { schema: s as never, url: url.length > 1 ? url.replace(/\/$/, '') : url }
       },
     })
     await fastify.register(swaggerUi, { routePrefix: '/docs', staticCSP: false })

@@ -91,16 +91,16 @@ export default async function podRoutes(app: FastifyInstance) {
           throw new AppError(409, 'POD_EXISTS', `Pod already exists: ${input.customer}/${input.env}`)
         }
       }
-      // Left out: the pod keeps its current setting (a new pod starts with the WAF off).
-      const waf_enabled =
-        input.waf_enabled ??
-        (await fastify.readPod(request, input.customer, input.env).then(
-          (pod) => wafEnabledIn(pod.spec),
-          (err: unknown) => {
-            if ((err as { code?: unknown }).code === 'POD_NOT_FOUND') return false
-            throw err
-          },
-        ))
+      // "edit" needs the pod (404 POD_NOT_FOUND, as "new" needs it absent); a waf_enabled left
+      // out keeps the pod's current setting (a new pod starts with the WAF off).
+      const current =
+        input.mode === 'edit' || input.waf_enabled === null
+          ? await fastify.readPod(request, input.customer, input.env).catch((err: unknown) => {
+              if (input.mode !== 'edit' && (err as { code?: unknown }).code === 'POD_NOT_FOUND') return null
+              throw err
+            })
+          : null
+      const waf_enabled = input.waf_enabled ?? (current ? wafEnabledIn(current.spec) : false)
       const answer = await fastify.requestDeploy(actor, { ...input, waf_enabled }, request.id)
       return reply.code(answer.statusCode).send(answer.body)
     },

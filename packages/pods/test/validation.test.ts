@@ -24,7 +24,7 @@ t.test('a valid request is normalised', async (t) => {
   const r = validateDeployRequest(
     body({ commit_message: 'Scale up', mode: 'new' }, { waf_enabled: undefined }),
   )
-  t.equal(r.waf_enabled, false, 'waf defaults to off')
+  t.equal(r.waf_enabled, null, 'waf left out: null, for the route to keep the pod’s current setting')
   t.equal(r.commit_message, 'Scale up')
   t.equal(r.mode, 'new')
 })
@@ -38,6 +38,16 @@ t.test('missing fields and non-JSON bodies', async (t) => {
     rejects(t, () => validateDeployRequest(body({ [field]: '' })), `Missing required field: ${field}`)
   }
   rejects(t, () => validateDeployRequest(body({ spec: 'x' })), 'spec must be an object')
+  rejects(
+    t,
+    () => validateDeployRequest(body({}, { wafEnabled: true })),
+    'Unknown spec field: "wafEnabled" (a deploy sets instance_name and waf_enabled)',
+  )
+  rejects(
+    t,
+    () => validateDeployRequest(body({ [`x${'\u202e'.repeat(200)}`]: 1 })),
+    `Unknown field: "x${'\u202e'.repeat(99)}" (a deploy takes customer, env, spec, commit_message and mode)`,
+  )
   rejects(
     t,
     () => validateDeployRequest(body({}, { instance_name: undefined })),

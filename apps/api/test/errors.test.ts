@@ -248,6 +248,21 @@ t.test('request targets the router refuses, or that are not origin-form, get the
     })
   })
 
+  await t.test(
+    'an Expect other than 100-continue is 417 with the common body, not an empty one',
+    async (t) => {
+      // An outside review's note: Node's own 417 had no body.
+      const res = await rawRequest(port, 'POST /api/v1/tenants HTTP/1.1\r\nExpect: foo\r\nContent-Length: 0')
+      t.equal(res.status, 417)
+      const message =
+        'The Expect header asks for something this server does not do; only 100-continue is supported.'
+      t.same(JSON.parse(res.body), { statusCode: 417, code: 'EXPECTATION_FAILED', error: message, message })
+      const continued = await rawRequest(port, 'GET /health/live HTTP/1.1\r\nExpect: 100-continue')
+      t.equal(continued.status, 100, '100-continue is still met')
+      t.match(continued.body, /^HTTP\/1\.1 200 /, 'then answered')
+    },
+  )
+
   await t.test('absolute-form targets are routed by their path (RFC 9112 §3.2.2), never a 500', async (t) => {
     for (const method of ['GET', 'POST']) {
       const res = await rawRequest(port, `${method} http://x/api/v1/tenants HTTP/1.1`)

@@ -379,6 +379,17 @@ t.test('deployment history is for those who can read the specs repository', asyn
     t.equal(res.json().code, 'SPECS_REPO_NOT_FOUND', url)
     t.notMatch(res.body, /instance_name|pr_url/, url)
   }
+  // Nor can she deploy: refused before any row (a second review saw her deploy recorded, and a
+  // 409 or 202 naming a deploy in flight).
+  const before = await app.db.selectFrom('deployments').select('id').execute()
+  const deploy = await post(
+    body('alpha', 'prd', { commit_message: 'hello from monalisa' }),
+    writeHeaders(app, monalisa.cookie),
+  )
+  t.equal(deploy.statusCode, 404, deploy.body)
+  t.equal(deploy.json().code, 'SPECS_REPO_NOT_FOUND')
+  t.notOk(deploy.json().deployment_id, 'no deployment id')
+  t.equal((await app.db.selectFrom('deployments').select('id').execute()).length, before.length, 'no row')
   // hubot is a read collaborator: he sees the history.
   const hubot = await signIn(app, sim, 'hubot')
   const res = await app.inject({ url: '/api/deployments', headers: { cookie: hubot.cookie } })

@@ -341,21 +341,23 @@ t.test('signing in from two tabs: any pending sign-in may complete, in either or
   })
 })
 
-t.test('a sign-in begun at another loopback name moves to PUBLIC_URL first', async (t) => {
+t.test('a callback that brings no session cookie says where to start the sign-in', async (t) => {
   // A new user's example: PUBLIC_URL is http://localhost:3000; a sign-in begun at 127.0.0.1 kept
-  // its session cookie there, and the callback on localhost answered INVALID_OAUTH_STATE forever.
+  // its session cookie there, and the callback on localhost answered INVALID_OAUTH_STATE with no
+  // clue. (Redirecting such a sign-in to PUBLIC_URL was tried: behind a dev proxy that rewrites
+  // Host it looped.) The sentence stays the frontend's; a hint says what to do.
   const app = await build(t, env)
-  for (const host of ['127.0.0.1:3000', '127.0.0.1', '[::1]:3000']) {
-    const res = await app.inject({ url: '/auth/login?returnTo=%2Fpods', headers: { host } })
-    t.equal(res.statusCode, 302, host)
-    t.equal(res.headers.location, 'http://localhost:3000/auth/login?returnTo=%2Fpods', host)
-    t.notOk(setCookie(res, 'portico_session'), `${host}: no sign-in is started there`)
-  }
-  for (const host of ['localhost:3000', 'localhost:8080', 'portico.example.com']) {
-    const res = await app.inject({ url: '/auth/login', headers: { host } })
-    t.equal(res.statusCode, 302, host)
-    t.equal(new URL(String(res.headers.location)).origin, sim.url, `${host}: straight to GitHub`)
-  }
+  const start = await app.inject({ url: '/auth/login', headers: { host: '127.0.0.1:3000' } })
+  t.equal(start.statusCode, 302)
+  t.equal(new URL(String(start.headers.location)).origin, sim.url, 'the sign-in starts where it is asked')
+  const state = new URL(String(start.headers.location)).searchParams.get('state')
+  const res = await app.inject({ url: `/auth/callback?code=x&state=${state}` })
+  t.equal(res.statusCode, 400)
+  t.match(res.json(), {
+    code: 'INVALID_OAUTH_STATE',
+    message: 'Invalid state parameter. Please try logging in again.',
+    hint: /start the sign-in at http:\/\/localhost:3000\/auth\/login/,
+  })
 })
 
 t.test('returnTo: same-origin relative paths only', async (t) => {

@@ -18,8 +18,8 @@ import {
 import { CallbackQuery, LoginQuery, LogoutResponse } from '../../schemas/auth.js'
 import { Redirect } from '../../schemas/errors.js'
 
-const invalidState = () =>
-  new AppError(400, 'INVALID_OAUTH_STATE', 'Invalid state parameter. Please try logging in again.')
+const INVALID_STATE = 'Invalid state parameter. Please try logging in again.'
+const invalidState = () => new AppError(400, 'INVALID_OAUTH_STATE', INVALID_STATE)
 const exchangeFailed = (message: string) =>
   new AppError(400, 'OAUTH_EXCHANGE_FAILED', `GitHub did not complete the sign-in: ${message}`)
 const githubUnavailable = (cause: unknown) =>
@@ -73,9 +73,6 @@ export function safeReturnTo(value: string, publicUrl: string): string | undefin
   return path
 }
 
-/** Names of this machine: localhost, 127.0.0.0/8 and [::1]. */
-const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/
-
 /** GitHub sign-in: `/auth/login`, `/auth/callback`, `/auth/logout`. */
 export default async function authRoutes(app: FastifyInstance) {
   const fastify = app.withTypeProvider<TypeBoxTypeProvider>()
@@ -83,31 +80,11 @@ export default async function authRoutes(app: FastifyInstance) {
 
   const scope = config.GITHUB_OAUTH_SCOPES.split(/\s+/).filter(Boolean).join(' ')
   const redirectUri = `${config.PUBLIC_URL}/auth/callback`
-  const site = new URL(config.PUBLIC_URL)
-  /**
-   * Whether `host` (the request's Host) is another loopback name for a loopback PUBLIC_URL
-   * (127.0.0.1 for localhost, or the reverse). Only then: behind a proxy that rewrites Host, a
-   * redirect to PUBLIC_URL would come back with the same Host and loop.
-   */
-  const otherLoopbackName = (host: string) => {
-    // Cookies ignore the port: only another name loses the session.
-    const hostname = host.replace(/:\d+$/, '').toLowerCase()
-    return LOOPBACK.test(site.hostname) && hostname !== site.hostname && LOOPBACK.test(hostname)
-  }
-
+  const cookieName = sessionCookieName(config.PUBLIC_URL)
   fastify.get(
     '/login',
     { schema: { querystring: LoginQuery, response: { 302: Redirect } } },
     async (request, reply) => {
-      // `npm start` prints http://localhost:…; a sign-in begun at 127.0.0.1 would keep its
-      // session cookie there, and the callback on localhost could never find it.
-      if (otherLoopbackName(request.host)) {
-        const query = request.url.indexOf('?')
-        return reply.redirect(
-          `${config.PUBLIC_URL}/auth/login${query < 0 ? '' : request.url.slice(query)}`,
-          302,
-        )
-      }
       const oauth = oauthClient(fastify)
       const { returnTo } = request.query
       let safe: string | undefined
@@ -138,7 +115,19 @@ export default async function authRoutes(app: FastifyInstance) {
       const q = request.query
       if (!q.state) throw invalidState()
       const pending = takeSignIn(request)
-      if (!pending) throw invalidState()
+      if (!pending) {
+        // No session cookie at all: most often a sign-in begun at another address than PUBLIC_URL
+        // (127.0.0.1 for localhost), whose cookie stayed there. The sentence is the frontend's
+        // contract; the hint says what to do.
+        if (request.cookies[cookieName] === undefined) {
+          throw new AppError(400, 'INVALID_OAUTH_STATE', INVALID_STATE, {
+            details: {
+              hint: `This request brought no session cookie: start the sign-in at ${config.PUBLIC_URL}/auth/login, in a browser that keeps cookies (one begun at another address, such as 127.0.0.1 for localhost, cannot finish here).`,
+            },
+          })
+        }
+        throw invalidState()
+      }
       if (q.error) {
         throw new AppError(
           400,
@@ -276,7 +265,6 @@ export default async function authRoutes(app: FastifyInstance) {
       // Only a request that carried the cookie clears it: such a request passed the CSRF Origin
       // check. A form posted from another site arrives without it (SameSite=Lax) and must not sign
       // the user out through the Set-Cookie a browser still applies (found by an adversarial review).
-      const cookieName = sessionCookieName(config.PUBLIC_URL)
       if (request.cookies[cookieName] !== undefined) {
         reply.clearCookie(cookieName, sessionCookieOptions(config.PUBLIC_URL))
       }

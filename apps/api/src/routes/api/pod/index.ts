@@ -84,7 +84,9 @@ export default async function podRoutes(app: FastifyInstance) {
         throw request.validationError
       }
       const input = validateDeployRequest(request.body)
-      const { actor, catalog } = await fastify.specsAccess(request)
+      // Before any row: a caller who cannot see the repository learns nothing of the deploys in
+      // flight (a 409 or 202 named them) and leaves nothing in the history (a second review).
+      const { actor, catalog } = await fastify.specsAccess(request, { repoVisible: true })
       if (input.mode === 'new') {
         const pods = await withGithubErrors(() => catalog.list(actor.octokit))
         if (pods.some((p) => p.customer === input.customer && p.env === input.env)) {

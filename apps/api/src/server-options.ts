@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto'
-import { type IncomingMessage, type Server, STATUS_CODES } from 'node:http'
+import type { IncomingMessage, Server } from 'node:http'
 import type { Duplex } from 'node:stream'
 import AjvCompiler from '@fastify/ajv-compiler'
-import { type Config, errorBody, loggerOptions } from '@portico/core'
+import { type Config, loggerOptions } from '@portico/core'
 import {
   type FastifyBaseLogger,
   type FastifyHttpOptions,
@@ -13,6 +13,7 @@ import {
 } from 'fastify'
 import { levels } from 'pino'
 import { frameworkErrors } from './plugins/app/errors.js'
+import { answerOnSocket } from './plugins/app/request-target.js'
 
 /** A client-chosen request id must look like one: bounded, no spaces, quotes or control bytes. */
 const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/
@@ -172,12 +173,7 @@ export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Duplex): 
   // A reset connection has nobody to answer (https://nodejs.org/api/http.html#event-clienterror).
   if (err.code === 'ECONNRESET' || socket.destroyed) return
   const { status, code, message } = (err.code && CLIENT_ERRORS[err.code]) || MALFORMED
-  if (socket.writable) {
-    const body = JSON.stringify(errorBody(status, code, message))
-    socket.write(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`,
-    )
-  }
+  answerOnSocket(socket, status, code, message)
   socket.destroy(err)
 }
 

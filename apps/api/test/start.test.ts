@@ -112,6 +112,13 @@ function spawnStart(t: Test, port: number, simPort: number, extraEnv: Record<str
   return started
 }
 
+/** How `npm start` exited, or 'still running' after two minutes (a refusal must come well before). */
+const exitOf = (started: Started) =>
+  Promise.race([
+    started.exited,
+    new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), 120_000).unref()),
+  ])
+
 /** Runs `npm start` in a process group of its own and waits until the API and the worker are up. */
 async function start(t: Test): Promise<Started> {
   const port = await freePort()
@@ -212,10 +219,7 @@ t.test('a SIM_PORT that is taken is refused, not moved to another port', async (
   t.teardown(() => void taken.close())
   const simPort = (taken.address() as { port: number }).port
   const started = spawnStart(t, await freePort(), simPort)
-  const result = await Promise.race([
-    started.exited,
-    new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), 120_000).unref()),
-  ])
+  const result = await exitOf(started)
   t.match(result, { code: 1 }, started.logs.text)
   t.match(started.logs.text, `the GitHub simulator cannot listen on port ${simPort}`)
   t.notMatch(started.logs.text, /API on http/, 'nothing else was started')
@@ -229,10 +233,7 @@ t.test('a PORT that is taken is refused before anything starts', async (t) => {
   t.teardown(() => void taken.close())
   const port = (taken.address() as { port: number }).port
   const started = spawnStart(t, port, 0)
-  const result = await Promise.race([
-    started.exited,
-    new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), 120_000).unref()),
-  ])
+  const result = await exitOf(started)
   t.match(result, { code: 1 }, started.logs.text)
   t.match(
     started.logs.text,
@@ -246,10 +247,7 @@ t.test('a database that cannot be reached is named, without its password', async
   const started = spawnStart(t, await freePort(), 0, {
     DATABASE_URL: 'postgres://portico:s3cret-pw@127.0.0.1:1/portico_nowhere',
   })
-  const result = await Promise.race([
-    started.exited,
-    new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), 120_000).unref()),
-  ])
+  const result = await exitOf(started)
   t.match(result, { code: 1 }, started.logs.text)
   t.match(
     started.logs.text,
@@ -261,10 +259,7 @@ t.test('a database that cannot be reached is named, without its password', async
 t.test('SIM_PORT equal to PORT is refused before anything starts', async (t) => {
   const port = await freePort()
   const started = spawnStart(t, port, port)
-  const result = await Promise.race([
-    started.exited,
-    new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), 120_000).unref()),
-  ])
+  const result = await exitOf(started)
   t.match(result, { code: 1 }, started.logs.text)
   t.match(started.logs.text, `SIM_PORT and PORT are both ${port}`)
   t.notMatch(started.logs.text, /API on http/, 'no API was announced')

@@ -17,19 +17,24 @@ function hostFields(request: FastifyRequest): number {
 }
 
 /**
- * `CONNECT host:port` asks for a tunnel; Node answers it only when the server listens for
- * 'connect', and otherwise closes the connection without a word. Portico is not a proxy: 405.
+ * Answers on a raw socket with the common error body and closes it: for refusals made before
+ * Fastify has a request (CONNECT here, the HTTP parser's in `clientErrorHandler`).
  */
-function refuseConnect(_req: unknown, socket: Duplex): void {
-  const status = 405
-  const body = JSON.stringify(
-    errorBody(status, 'METHOD_NOT_ALLOWED', 'CONNECT is not supported: Portico is not a proxy.'),
-  )
+export function answerOnSocket(socket: Duplex, status: number, code: string, message: string): void {
   if (socket.writable) {
+    const body = JSON.stringify(errorBody(status, code, message))
     socket.write(
       `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`,
     )
   }
+}
+
+/**
+ * `CONNECT host:port` asks for a tunnel; Node answers it only when the server listens for
+ * 'connect', and otherwise closes the connection without a word. Portico is not a proxy: 405.
+ */
+function refuseConnect(_req: unknown, socket: Duplex): void {
+  answerOnSocket(socket, 405, 'METHOD_NOT_ALLOWED', 'CONNECT is not supported: Portico is not a proxy.')
   socket.destroy()
 }
 

@@ -18,8 +18,11 @@ import {
 import { CallbackQuery, LoginQuery, LogoutResponse } from '../../schemas/auth.js'
 import { Redirect } from '../../schemas/errors.js'
 
-const INVALID_STATE = 'Invalid state parameter. Please try logging in again.'
-const invalidState = () => new AppError(400, 'INVALID_OAUTH_STATE', INVALID_STATE)
+/** The frontend's sentence; `hint`, when given, says what to do. */
+const invalidState = (hint?: string) =>
+  new AppError(400, 'INVALID_OAUTH_STATE', 'Invalid state parameter. Please try logging in again.', {
+    ...(hint ? { details: { hint } } : {}),
+  })
 const exchangeFailed = (message: string) =>
   new AppError(400, 'OAUTH_EXCHANGE_FAILED', `GitHub did not complete the sign-in: ${message}`)
 const githubUnavailable = (cause: unknown) =>
@@ -120,11 +123,9 @@ export default async function authRoutes(app: FastifyInstance) {
         // (127.0.0.1 for localhost), whose cookie stayed there. The sentence is the frontend's
         // contract; the hint says what to do.
         if (request.cookies[cookieName] === undefined) {
-          throw new AppError(400, 'INVALID_OAUTH_STATE', INVALID_STATE, {
-            details: {
-              hint: `This request brought no session cookie: start the sign-in at ${config.PUBLIC_URL}/auth/login, in a browser that keeps cookies (one begun at another address, such as 127.0.0.1 for localhost, cannot finish here).`,
-            },
-          })
+          throw invalidState(
+            `This request brought no session cookie: start the sign-in at ${config.PUBLIC_URL}/auth/login, in a browser that keeps cookies (one begun at another address, such as 127.0.0.1 for localhost, cannot finish here).`,
+          )
         }
         throw invalidState()
       }

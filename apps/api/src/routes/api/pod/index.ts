@@ -97,7 +97,7 @@ export default async function podRoutes(app: FastifyInstance) {
       // out keeps the pod's current setting (a new pod starts with the WAF off).
       const current =
         input.mode === 'edit' || input.waf_enabled === null
-          ? await fastify.readPod(request, input.customer, input.env).catch((err: unknown) => {
+          ? await withGithubErrors(() => catalog.getSpec(actor.octokit, input)).catch((err: unknown) => {
               if (input.mode !== 'edit' && (err as { code?: unknown }).code === 'POD_NOT_FOUND') return null
               throw err
             })

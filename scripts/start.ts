@@ -144,27 +144,96 @@ try {
 }
 
 graceMs = config.SHUTDOWN_TIMEOUT_MS + KILL_MARGIN_MS
-// Another server on PORT would answer the readiness check in the API's place (a new user was
-// told "API on …" before the API failed with EADDRINUSE): refuse before anything starts.
-const portTaken = await new Promise<NodeJS.ErrnoException | null>((resolve) => {
-  const probe = createServer()
-  probe.once('error', resolve)
-  probe.listen(config.PORT, config.HOST, () => probe.close(() => resolve(null)))
-})
-if (portTaken) {
-  console.error(
-    `[start] the API cannot listen on ${config.HOST}:${config.PORT}: ${
-      portTaken.code === 'EADDRINUSE' ? 'the port is in use (PORT chooses another)' : portTaken.message
-    }`,
-  )
+
+/** A port `npm start` or a process it starts listens on, with the variable that chooses it. */
+interface Listener {
+  variable: string
+  what: string
+  host: string
+  port: number
+}
+
+/** The simulator's port when SIM_PORT is not set; moved elsewhere when it is taken. */
+const DEFAULT_SIM_PORT = 4010
+const simulated = !config.oauthConfigured
+// An empty SIM_PORT counts as unset, as for the variables loadConfig reads.
+const simPortText = env.SIM_PORT?.trim() || undefined
+const simPort = simPortText === undefined ? DEFAULT_SIM_PORT : Number(simPortText)
+if (simulated && simPortText !== undefined && !(/^\d+$/.test(simPortText) && simPort <= 65535)) {
+  console.error('[start] SIM_PORT must be a port number (0-65535; 0 picks a free one)')
   process.exit(1)
 }
-if (!config.oauthConfigured) {
-  const port = Number(env.SIM_PORT ?? 4010)
-  if (env.SIM_PORT !== undefined && port !== 0 && port === config.PORT) {
-    console.error(`[start] SIM_PORT and PORT are both ${port}: the simulator and the API need a port each`)
+
+// Every port something started here will listen on. Another server on one of them would answer
+// in its place (a new user was told "API on …" before the API failed with EADDRINUSE), or the
+// process would die with a bare EADDRINUSE stack (SIM_PORT, METRICS_PORT): each is checked, and
+// refused by name, before anything starts.
+const listeners: Listener[] = [{ variable: 'PORT', what: 'API', host: config.HOST, port: config.PORT }]
+if (config.METRICS_PORT !== undefined) {
+  listeners.push({
+    variable: 'METRICS_PORT',
+    what: "API's metrics listener",
+    host: config.HOST,
+    port: config.METRICS_PORT,
+  })
+}
+if (config.WORKER_HEALTH_PORT > 0) {
+  listeners.push({
+    variable: 'WORKER_HEALTH_PORT',
+    what: "worker's health listener",
+    host: config.WORKER_HEALTH_HOST,
+    port: config.WORKER_HEALTH_PORT,
+  })
+}
+// The simulator listens on 127.0.0.1. A port the user chose is kept or refused; the default moves.
+if (simulated && simPortText !== undefined && simPort !== 0) {
+  listeners.push({ variable: 'SIM_PORT', what: 'GitHub simulator', host: '127.0.0.1', port: simPort })
+}
+
+for (const [i, later] of listeners.entries()) {
+  const earlier = listeners.slice(0, i).find((l) => l.port === later.port)
+  if (earlier) {
+    console.error(
+      `[start] ${later.variable} and ${earlier.variable} are both ${later.port}: the ${later.what} and the ${earlier.what} need a port each`,
+    )
     process.exit(1)
   }
+}
+
+const hostPort = (host: string, port: number) => `${host.includes(':') ? `[${host}]` : host}:${port}`
+
+/** Why `listener` cannot listen, in words: "the port is in use (PORT chooses another)". */
+function cannotListen(listener: Listener, err: NodeJS.ErrnoException): string {
+  const why =
+    err.code === 'EADDRINUSE'
+      ? `the port is in use (${listener.variable} chooses another)`
+      : err.code === 'EACCES'
+        ? `permission denied (ports below 1024 need privileges; ${listener.variable} chooses another)`
+        : err.code === 'EADDRNOTAVAIL'
+          ? "the address is not one of this machine's"
+          : err.message
+  return `[start] the ${listener.what} cannot listen on ${hostPort(listener.host, listener.port)}: ${why}`
+}
+
+/** Whether `host:port` can be listened on now: null, or the error a listener would meet. */
+const probe = (host: string, port: number) =>
+  new Promise<NodeJS.ErrnoException | null>((resolve) => {
+    const server = createServer()
+    server.once('error', resolve)
+    server.listen(port, host, () => server.close(() => resolve(null)))
+  })
+
+for (const listener of listeners) {
+  const err = await probe(listener.host, listener.port)
+  if (err) {
+    console.error(cannotListen(listener, err))
+    process.exit(1)
+  }
+}
+if (simulated) {
+  // The default port is left to a listener above that chose it (the simulator, started first,
+  // would take it, and the API or the metrics listener would then fail).
+  const claimed = simPortText === undefined ? listeners.find((l) => l.port === DEFAULT_SIM_PORT) : undefined
   // The seeded App talks to this API wherever it listens: webhook, Setup URL and sign-in callback.
   const seed = structuredClone(defaultSeed) as Seed
   for (const ghApp of seed.github_apps ?? []) {
@@ -173,15 +242,26 @@ if (!config.oauthConfigured) {
     ghApp.callback_url = `${config.PUBLIC_URL}/auth/callback`
   }
   try {
-    sim = await startSimulator({ port, seed, autoApprove: false })
+    sim = await startSimulator({ port: claimed ? 0 : simPort, seed, autoApprove: false })
+    if (claimed) {
+      say(
+        `port ${DEFAULT_SIM_PORT} is ${claimed.variable}'s: the simulator listens on ${new URL(sim.url).port} (SIM_PORT chooses)`,
+      )
+    }
   } catch (err) {
-    // A port the user chose is kept or refused; only the default moves when it is taken.
-    if (env.SIM_PORT !== undefined || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') {
-      console.error(`[start] the GitHub simulator cannot listen on port ${port}: ${(err as Error).message}`)
+    // A port the user chose is kept or refused (taken since it was checked); only the default moves.
+    const error = err as NodeJS.ErrnoException
+    if (simPortText !== undefined || error.code !== 'EADDRINUSE') {
+      const listener = { variable: 'SIM_PORT', what: 'GitHub simulator', host: '127.0.0.1', port: simPort }
+      console.error(
+        error.syscall === 'listen'
+          ? cannotListen(listener, error)
+          : `[start] the GitHub simulator could not start: ${error.message}`,
+      )
       process.exit(1)
     }
     sim = await startSimulator({ port: 0, seed, autoApprove: false })
-    say(`port ${port} is in use: the simulator listens on ${new URL(sim.url).port} (SIM_PORT chooses)`)
+    say(`port ${simPort} is in use: the simulator listens on ${new URL(sim.url).port} (SIM_PORT chooses)`)
   }
   const app = sim.seed.oauth?.apps?.[0]
   const bot = sim.seed.users.find((u) => u.login === 'portico-bot')?.tokens?.[0]?.token

@@ -173,6 +173,77 @@ t.test('mode "edit" on a pod that does not exist is 404 POD_NOT_FOUND, nothing q
   t.same(rows, [], 'no deployment')
 })
 
+t.test(
+  'an empty spec.yml is an existing pod: "new" is 409, "edit" and no mode replace the file',
+  async (t) => {
+    // A review's finding: for one empty file "new" said 409 (it exists) and "edit" said 404.
+    const empties: [string, string][] = [
+      ['dev', ''],
+      ['stg', '  \n\t\n'],
+      ['prd', '# to be written\n'],
+    ]
+    for (const [e, text] of empties) {
+      await bot.rest.repos.createOrUpdateFileContents({
+        ...repo,
+        path: `infra/hollow/${e}/spec.yml`,
+        message: `test: empty hollow/${e}`,
+        content: Buffer.from(text).toString('base64'),
+        branch: 'main',
+      })
+    }
+    const fileOn = async (branch: string, e: string) => {
+      const file = await bot.rest.repos.getContent({
+        ...repo,
+        path: `infra/hollow/${e}/spec.yml`,
+        ref: branch,
+      })
+      return Buffer.from((file.data as { content: string }).content, 'base64').toString()
+    }
+
+    for (const [e] of empties) {
+      const res = await post(body('hollow', e, { mode: 'new' }))
+      const message = `Pod already exists: hollow/${e}`
+      t.equal(res.statusCode, 409, e)
+      t.same(res.json(), { statusCode: 409, code: 'POD_EXISTS', error: message, message }, e)
+    }
+    const rows = () =>
+      app.db.selectFrom('deployments').select('id').where('customer', '=', 'hollow').execute()
+    t.same(await rows(), [], '"new": no deployment')
+
+    for (const [e, text] of empties) {
+      sim.ledger.clear()
+      const edited = await post(body('hollow', e, { mode: 'edit' }))
+      t.equal(edited.statusCode, 201, edited.body)
+      t.same(
+        sim.ledger
+          .entries({ kind: 'api', method: 'PUT' })
+          .filter((x) => x.route.includes('/contents/'))
+          .map((x) => x.status),
+        [200],
+        `${e}: the empty file is updated with its sha, not created`,
+      )
+      const written = await fileOn(edited.json().branch, e)
+      t.match(parse(written), {
+        kind: 'Pod',
+        metadata: { customer: 'hollow', environment: e },
+        spec: {
+          compute: { instance_name: `hollow-${e}-05`, instance_type: 't4g.nano' },
+          security: { waf: { enabled: true } },
+        },
+      })
+      if (text.startsWith('#')) t.ok(written.startsWith('# to be written\n'), 'its comment is kept')
+
+      // No mode, waf_enabled left out: there is no current setting to keep, so the WAF starts off.
+      const plain = await post({ customer: 'hollow', env: e, spec: { instance_name: `hollow-${e}-06` } })
+      t.equal(plain.statusCode, 201, plain.body)
+      const doc = parse(await fileOn(plain.json().branch, e))
+      t.equal(doc.spec.compute.instance_name, `hollow-${e}-06`)
+      t.equal(doc.spec.security.waf.enabled, false, `${e}: WAF off`)
+    }
+    t.equal((await rows()).length, 6, 'one deployment per accepted request')
+  },
+)
+
 t.test('a signed-in deploy: 201 with the pull request, opened as the user', async (t) => {
   sim.ledger.clear()
   const res = await post(
@@ -550,4 +621,43 @@ t.test('Idempotency-Key: a retry gets the first answer, never a second pull requ
   })
   t.equal(again.statusCode, theirs.statusCode)
   t.not(again.headers['idempotent-replayed'], 'true')
+})
+
+t.test('Idempotency-Key: the same body with its keys in another order is the same request', async (t) => {
+  const headers = { ...writeHeaders(app, octocat.cookie), 'idempotency-key': 'key-order-1' }
+  const first = await post(body('omicron', 'dev'), headers)
+  t.equal(first.statusCode, 201, first.body)
+  const reordered = {
+    spec: { waf_enabled: true, instance_name: 'omicron-dev-05' },
+    env: 'dev',
+    customer: 'omicron',
+  }
+  const retry = await post(reordered, headers)
+  t.equal(retry.statusCode, 201, retry.body)
+  t.equal(retry.headers['idempotent-replayed'], 'true')
+  t.same(retry.json(), first.json())
+})
+
+t.test('Idempotency-Key: a claim whose request never answers lapses in minutes, not a day', async (t) => {
+  // The reviewer's example: an API killed mid-request left its key answering 409 for 24 hours.
+  sim.setLatency(200)
+  t.teardown(() => sim.setLatency(0))
+  const headers = { ...writeHeaders(app, octocat.cookie), 'idempotency-key': 'killed-mid-request' }
+  const pattern = `${app.config.REDIS_PREFIX}:idem:pod:*`
+  const before = new Set(await app.redis.keys(pattern))
+  const first = post(body('pi', 'dev'), headers)
+  let claim: string | undefined
+  for (let i = 0; i < 400 && !claim; i++) {
+    claim = (await app.redis.keys(pattern)).find((key) => !before.has(key))
+    if (!claim) await new Promise((r) => setTimeout(r, 10))
+  }
+  if (!claim) throw new Error('no claim was written')
+  const pendingTtl = await app.redis.ttl(claim)
+  const longest = (app.config.DEPLOY_WAIT_MS + app.config.REQUEST_TIMEOUT_MS) / 1000 + 60
+  t.ok(pendingTtl > 0 && pendingTtl <= longest, `pending claim lapses within ${longest} s (${pendingTtl})`)
+  const overlapping = await post(body('pi', 'dev'), headers)
+  t.equal(overlapping.statusCode, 409)
+  t.equal(overlapping.json().code, 'IDEMPOTENCY_KEY_IN_USE')
+  t.equal((await first).statusCode, 201)
+  t.ok((await app.redis.ttl(claim)) > longest, 'the answer itself is kept for a day')
 })

@@ -9,18 +9,55 @@ const app = await build(t, { ...env, METRICS_TOKEN: TOKEN })
 const scrape = (authorization?: string) =>
   app.inject({ url: '/metrics', headers: authorization ? { authorization } : {} })
 
+const REQUIRED = 'A bearer token is required: send Authorization: Bearer METRICS_TOKEN.'
+const INVALID = 'The bearer token is not valid for /metrics.'
+
 t.test('/metrics refuses without the token, and with a wrong one', async (t) => {
-  const none = await scrape()
-  t.equal(none.statusCode, 401)
-  t.match(none.json(), { statusCode: 401, code: 'METRICS_TOKEN_REQUIRED' })
-  t.equal((await scrape('Bearer nope')).statusCode, 401)
-  t.equal((await scrape(TOKEN)).statusCode, 401, 'the Bearer scheme is required')
+  // A review's finding: a wrong token was told the same as a missing one.
+  for (const [what, authorization] of [
+    ['no Authorization header', undefined],
+    ['the token without the Bearer scheme', TOKEN],
+    ['another scheme', `Basic ${TOKEN}`],
+    ['the scheme alone', 'Bearer'],
+    ['the scheme and blanks', 'Bearer    '],
+  ] as const) {
+    const res = await scrape(authorization)
+    t.equal(res.statusCode, 401, what)
+    t.same(
+      res.json(),
+      { statusCode: 401, code: 'METRICS_TOKEN_REQUIRED', error: REQUIRED, message: REQUIRED },
+      what,
+    )
+    t.equal(res.headers['www-authenticate'], 'Bearer realm="metrics"', `${what}: a challenge, no error code`)
+  }
+  for (const [what, authorization] of [
+    ['a wrong token', 'Bearer nope'],
+    ['the token with a character more', `Bearer ${TOKEN}x`],
+    ['the token cut short', `Bearer ${TOKEN.slice(0, -1)}`],
+    ['another case', `Bearer ${TOKEN.toUpperCase()}`],
+  ] as const) {
+    const res = await scrape(authorization)
+    t.equal(res.statusCode, 401, what)
+    t.same(
+      res.json(),
+      { statusCode: 401, code: 'METRICS_TOKEN_INVALID', error: INVALID, message: INVALID },
+      what,
+    )
+    t.equal(
+      res.headers['www-authenticate'],
+      'Bearer realm="metrics", error="invalid_token"',
+      `${what}: RFC 6750's invalid_token`,
+    )
+    t.notMatch(res.body, /nope|metrics-token/, `${what}: the token sent is not echoed`)
+  }
+  t.equal((await scrape(`Bearer ${TOKEN}`)).statusCode, 200)
   t.equal((await scrape(`bearer ${TOKEN}`)).statusCode, 200, 'the scheme is case-insensitive (RFC 9110)')
-  t.equal((await scrape(`Basic ${TOKEN}`)).statusCode, 401, 'another scheme is refused')
+  t.equal((await scrape(`Bearer   ${TOKEN}`)).statusCode, 200, 'blanks after the scheme')
   const unconfigured = await build(t, env)
   const off = await unconfigured.inject({ url: '/metrics', headers: { authorization: `Bearer ${TOKEN}` } })
   t.equal(off.statusCode, 403, 'no METRICS_TOKEN: refused')
   t.equal(off.json().code, 'METRICS_DISABLED')
+  t.notOk(off.headers['www-authenticate'], 'no challenge: no token would be accepted')
 })
 
 t.test('after a request, a job and a GitHub call, every metric family is exposed', async (t) => {

@@ -120,6 +120,35 @@ t.test(
   },
 )
 
+t.test(
+  'mode "new" reads the repository, not a listing within its window: a pod made seconds ago is 409',
+  async (t) => {
+    // A review's finding: "new" trusted the caller's cached listing, so a pod made within
+    // PODS_REVALIDATE_SECONDS was overwritten. Its own specs folder keeps the other tests' listing.
+    const windowed = await build(t, { ...env, PODS_REVALIDATE_SECONDS: '3600', SPECS_PATH: 'fresh-specs' })
+    const octo = await signIn(windowed, sim, 'octocat')
+    const list = () => windowed.inject({ url: '/api/pods', headers: { cookie: octo.cookie } })
+    t.same((await list()).json(), [], 'nothing listed yet')
+    await bot.rest.repos.createOrUpdateFileContents({
+      ...repo,
+      path: 'fresh-specs/fresh/dev/spec.yml',
+      message: 'test: fresh/dev made elsewhere',
+      content: Buffer.from('instance_name: fresh-dev-01\n').toString('base64'),
+      branch: 'main',
+    })
+    t.same((await list()).json(), [], 'the listing within the window does not show it yet')
+    const res = await windowed.inject({
+      method: 'POST',
+      url: '/api/pod',
+      payload: { customer: 'fresh', env: 'dev', mode: 'new', spec: { instance_name: 'fresh-dev-02' } },
+      headers: writeHeaders(windowed, octo.cookie),
+    })
+    t.equal(res.statusCode, 409, res.body)
+    t.match(res.json(), { code: 'POD_EXISTS', message: 'Pod already exists: fresh/dev' })
+    t.same(await windowed.db.selectFrom('deployments').select('id').execute(), [], 'no deployment')
+  },
+)
+
 t.test('ACCESS_ORG gate: members pass, outsiders get 403 whatever is cached', async (t) => {
   const member = await signIn(gatedApp, sim, 'octocat')
   const outsider = await signIn(gatedApp, sim, 'hubot')
@@ -176,12 +205,60 @@ t.test('GET /api/pod/{customer}/{env} and the alias: the parsed document itself,
   t.equal(missing.statusCode, 404)
   t.match(missing.json(), { code: 'POD_NOT_FOUND', message: 'Pod not found: alpha/qa' })
   t.equal((await app.inject({ url: '/api/pod/nobody/dev' })).json().message, 'Pod not found: nobody/dev')
-  await commitSpec('infra/empty/dev/spec.yml', '')
-  await commitSpec('infra/comments/dev/spec.yml', '# nothing here yet\n')
-  t.equal((await app.inject({ url: '/api/pod/empty/dev' })).json().message, 'Pod not found: empty/dev')
-  t.equal((await app.inject({ url: '/api/pod/comments/dev' })).json().code, 'POD_NOT_FOUND')
   t.equal((await app.inject({ url: '/api/pod/alpha' })).statusCode, 404, 'a directory is not a pod')
 })
+
+t.test(
+  'an empty spec.yml (zero bytes, whitespace, comments, null) is a pod whose spec is not valid',
+  async (t) => {
+    // A review's finding: listed, yet 404 on read. The file exists, so the pod does: it is listed,
+    // and reading it is 422 INVALID_SPEC, as for a malformed spec (POST: deployments.test.ts).
+    const empties: [string, string][] = [
+      ['dev', ''],
+      ['stg', '  \n\n\t\n'],
+      ['prd', '# nothing here yet\n\n# (to be written)\n'],
+      ['qa', '---\n~\n'],
+    ]
+    // The listing is cached (and revalidated) from before the files appear.
+    t.equal((await app.inject({ url: '/api/pods' })).statusCode, 200)
+    for (const [e, text] of empties) await commitSpec(`infra/hollow/${e}/spec.yml`, text)
+
+    // GitHub's contents answer for an empty file, as the simulator serves it.
+    const raw = await bot.rest.repos.getContent({ ...repo, path: 'infra/hollow/dev/spec.yml', ref: 'main' })
+    t.match(raw.data, { type: 'file', size: 0, content: '', encoding: 'base64' })
+
+    const list = await app.inject({ url: '/api/pods' })
+    t.equal(list.statusCode, 200)
+    t.same(
+      list.json().filter((p: { customer: string }) => p.customer === 'hollow'),
+      ['dev', 'stg', 'prd', 'qa'].map((e) => ({ customer: 'hollow', env: e })),
+      'listed, by the revalidated cache',
+    )
+    for (const [e] of empties) {
+      const message = `Spec for hollow/${e} is not valid: the document is empty`
+      for (const url of [`/api/pod/hollow/${e}`, `/api/pods/hollow/${e}`, `/api/v1/pods/hollow/${e}`]) {
+        const res = await app.inject({ url })
+        t.equal(res.statusCode, 422, url)
+        t.same(res.json(), { statusCode: 422, code: 'INVALID_SPEC', error: message, message }, url)
+      }
+    }
+
+    // A pod whose spec is emptied stays a pod: still listed (warm), its read is 422, not 404.
+    await commitSpec('infra/hollow/later/spec.yml', 'kind: Pod\n')
+    t.equal((await app.inject({ url: '/api/pod/hollow/later' })).statusCode, 200)
+    t.ok(
+      (await app.inject({ url: '/api/pods' })).json().some((p: { env: string }) => p.env === 'later'),
+      'listed while valid',
+    )
+    await commitSpec('infra/hollow/later/spec.yml', '')
+    t.ok(
+      (await app.inject({ url: '/api/pods' })).json().some((p: { env: string }) => p.env === 'later'),
+      'still listed once emptied',
+    )
+    t.equal((await app.inject({ url: '/api/pod/hollow/later' })).json().code, 'INVALID_SPEC')
+    t.equal((await app.inject({ url: '/api/pod/hollow/absent' })).json().code, 'POD_NOT_FOUND')
+  },
+)
 
 t.test('other environments sort after prd, alphabetically', async (t) => {
   await commitSpec('infra/alpha/qa/spec.yml', 'kind: Pod\n')

@@ -113,3 +113,50 @@ t.test('a Host header or URL with line-breaking characters is logged escaped', a
   t.match(line, { req: { host: 'evil\\u0085FORGED\\u202e' } })
   t.notMatch(JSON.stringify(line), /[\u0085\u202e]/)
 })
+
+t.test('a body cut off by REQUEST_TIMEOUT_MS is logged once, with its method and URL', async (t) => {
+  // A review's example: it was logged as "request rejected" 400 ECONNRESET, naming no request.
+  const timed = await testConfig(t, {
+    LOG_LEVEL: 'info',
+    REQUEST_TIMEOUT_MS: '1000',
+    GITHUB_WEBHOOK_SECRET: 'a-webhook-secret-for-tests',
+  })
+  const own: Record<string, unknown>[] = []
+  const slow = Fastify(
+    serverOptions(timed, {
+      ...loggerOptions('info'),
+      stream: { write: (line: string) => void own.push(JSON.parse(line)) },
+    }),
+  )
+  await slow.register(app, { config: timed })
+  await slow.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => slow.close())
+  const { port } = slow.server.address() as { port: number }
+  const { connect } = await import('node:net')
+  const text = await new Promise<string>((resolve) => {
+    const socket = connect(port, '127.0.0.1', () =>
+      socket.write(
+        'POST /webhooks/github?token=ghp_secretsecret HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n' +
+          `X-Hub-Signature-256: sha256=${'0'.repeat(64)}\r\nContent-Length: 100\r\n\r\n{"a":`,
+      ),
+    )
+    let got = ''
+    socket.on('data', (chunk) => {
+      got += chunk.toString()
+    })
+    socket.on('error', () => {})
+    socket.on('close', () => resolve(got))
+  })
+  t.match(text, /^HTTP\/1\.1 408 /)
+  let lines: Record<string, unknown>[] = []
+  for (let i = 0; i < 200 && lines.length === 0; i++) {
+    lines = own.filter((l) => typeof l.reqId === 'string')
+    if (lines.length === 0) await new Promise((r) => setTimeout(r, 10))
+  }
+  t.equal(lines.length, 1, 'one line')
+  t.match(lines[0], {
+    msg: 'request aborted',
+    req: { method: 'POST', url: '/webhooks/github?token=[REDACTED]' },
+  })
+  t.notOk(JSON.stringify(own).includes('ghp_secretsecret'), 'the query secret is redacted')
+})

@@ -213,25 +213,65 @@ t.test('a crashed child stops the others', async (t) => {
   t.match(started.logs.text, /api exited \(SIGKILL\)/)
 })
 
-t.test('a SIM_PORT that is taken is refused, not moved to another port', async (t) => {
+/** A port held by another server for the rest of the test. */
+async function takenPort(t: Test): Promise<number> {
   const taken = createServer().listen(0, '127.0.0.1')
   await new Promise((resolve) => taken.once('listening', resolve))
   t.teardown(() => void taken.close())
-  const simPort = (taken.address() as { port: number }).port
+  return (taken.address() as { port: number }).port
+}
+
+t.test('a SIM_PORT that is taken is refused before anything starts, not moved to another port', async (t) => {
+  // A review's example: a taken SIM_PORT printed EADDRINUSE as the simulator failed, while a
+  // taken PORT was refused in a sentence before anything started.
+  const simPort = await takenPort(t)
   const started = spawnStart(t, await freePort(), simPort)
   const result = await exitOf(started)
   t.match(result, { code: 1 }, started.logs.text)
-  t.match(started.logs.text, `the GitHub simulator cannot listen on port ${simPort}`)
-  t.notMatch(started.logs.text, /API on http/, 'nothing else was started')
+  t.match(
+    started.logs.text,
+    `[start] the GitHub simulator cannot listen on 127.0.0.1:${simPort}: the port is in use (SIM_PORT chooses another)`,
+  )
+  t.notMatch(started.logs.text, /EADDRINUSE|\n\s+at /, 'no error code or stack, a sentence')
+  t.notMatch(started.logs.text, /API on http|bundled GitHub simulator|database ready/, 'nothing was started')
+})
+
+t.test('a METRICS_PORT or WORKER_HEALTH_PORT that is taken is refused before anything starts', async (t) => {
+  // The API or the worker died with a bare EADDRINUSE stack once the database was migrated.
+  for (const [variable, what] of [
+    ['METRICS_PORT', "API's metrics listener"],
+    ['WORKER_HEALTH_PORT', "worker's health listener"],
+  ] as const) {
+    const port = await takenPort(t)
+    const started = spawnStart(t, await freePort(), 0, { [variable]: String(port) })
+    const result = await exitOf(started)
+    t.match(result, { code: 1 }, started.logs.text)
+    t.match(
+      started.logs.text,
+      `[start] the ${what} cannot listen on 127.0.0.1:${port}: the port is in use (${variable} chooses another)`,
+      variable,
+    )
+    t.notMatch(started.logs.text, /EADDRINUSE|\n\s+at /, `${variable}: no error code or stack`)
+    t.notMatch(started.logs.text, /API on http|simulator|database ready/, `${variable}: nothing was started`)
+  }
+})
+
+t.test('two listeners given one port are refused before anything starts', async (t) => {
+  const port = await freePort()
+  const started = spawnStart(t, port, 0, { METRICS_PORT: String(port) })
+  const result = await exitOf(started)
+  t.match(result, { code: 1 }, started.logs.text)
+  t.match(
+    started.logs.text,
+    `[start] METRICS_PORT and PORT are both ${port}: the API's metrics listener and the API need a port each`,
+  )
+  t.notMatch(started.logs.text, /API on http|simulator|database ready/, 'nothing was started')
 })
 
 t.test('a PORT that is taken is refused before anything starts', async (t) => {
   // A new user's example: another server on PORT answered the readiness check, so "API on …"
   // was printed before the API failed with EADDRINUSE.
-  const taken = createServer().listen(0, '127.0.0.1')
-  await new Promise((resolve) => taken.once('listening', resolve))
-  t.teardown(() => void taken.close())
-  const port = (taken.address() as { port: number }).port
+  const port = await takenPort(t)
   const started = spawnStart(t, port, 0)
   const result = await exitOf(started)
   t.match(result, { code: 1 }, started.logs.text)

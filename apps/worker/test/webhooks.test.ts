@@ -14,7 +14,7 @@ import { deployJobOptions } from '@portico/pods'
 import { freePort, startTestSimulator, testConfig } from '@portico/testing'
 import { pino } from 'pino'
 import t from 'tap'
-import { evaluateChecks } from '../src/deploy/follow-pull-request.js'
+import { evaluateChecks, PULL_REQUEST_LOST } from '../src/deploy/follow-pull-request.js'
 import { reconcileDeployments } from '../src/deploy/reconcile-deployments.js'
 import { processors, startWorker } from '../src/lib.js'
 import { createConnection, waitFor } from './fixtures/connections.js'
@@ -112,6 +112,37 @@ async function processDelivery(d: {
 }
 
 const deployment = async (id: string) => (await findDeployment(db, id)) as DeploymentRow
+
+/** Closes every followed deployment, so a reconciler test follows only its own. */
+async function followNothing() {
+  await db
+    .updateTable('deployments')
+    .set({ stage: 'closed' })
+    .where('stage', 'in', ['pr_open', 'merged'])
+    .execute()
+}
+
+/** A `pr_open` deployment as the deploy job leaves it, for pull request `prNumber` from `branch`. */
+async function openDeployment(env: string, prNumber: number, branch: string): Promise<DeploymentRow> {
+  return insertDeployment(db, {
+    customer: 'hooks',
+    env,
+    instance_name: `hooks-${env}-01`,
+    status: 'succeeded',
+    stage: 'pr_open',
+    branch,
+    pr_number: prNumber,
+    pr_url: `${sim.url}/acme/infra-specs/pull/${prNumber}`,
+    finished_at: new Date(),
+  })
+}
+
+/** The worker context with a logger whose warnings are kept in `warnings` (their messages). */
+function watchedContext(overrides: Partial<typeof ctx.config> = {}) {
+  const warnings: string[] = []
+  const logger = pino({ level: 'warn' }, { write: (line: string) => warnings.push(JSON.parse(line).msg) })
+  return { ctx: { ...ctx, logger, config: { ...ctx.config, ...overrides } }, warnings }
+}
 
 t.test('evaluateChecks: every check completed decides; none or pending leave it merged', async (t) => {
   const run = (name: string, status: string, conclusion: string | null) => ({
@@ -492,6 +523,74 @@ t.test('the reconciler reaches the same states with conditional requests', async
   const failed = await deployment(c.id)
   t.equal(failed.stage, 'apply_failed')
   t.same(failed.checks, [{ name: 'ci/apply', conclusion: 'failure', url: 'https://ci.example/apply/9' }])
+})
+
+t.test('the reconciler never applies another branch’s pull request of the same number', async (t) => {
+  await followNothing()
+  const own = await deploy()
+  // A reset simulator or another GH_REPO: this number is now `own`'s pull request, not the stray's.
+  const stray = await openDeployment('stray', Number(own.pr_number), `deploy-hooks-stray-${own.id}`)
+  const sha = await merge(own)
+  await waitFor(async () => {
+    const runs = await octocat.rest.checks.listForRef({ ...repo, ref: sha })
+    return runs.data.check_runs.some((r) => r.status === 'completed') ? true : undefined
+  })
+  const { ctx: watched, warnings } = watchedContext()
+  let pass = await reconcileDeployments(watched)
+  t.same([pass.checked, pass.changed, pass.errors], [2, 2, 0])
+  t.equal((await deployment(own.id)).stage, 'applied', 'the pull request’s own deployment is applied')
+  const lost = await deployment(stray.id)
+  t.match(lost, {
+    stage: 'closed',
+    status: 'failed',
+    merged_at: null,
+    merge_commit_sha: null,
+    applied_at: null,
+    checks: null,
+    error_code: PULL_REQUEST_LOST,
+    error_status: 404,
+  })
+  t.match(lost.error_message, new RegExp(`#${own.pr_number} .*no longer belongs to this deployment`))
+  t.same(warnings, ['deploy pull request lost'])
+
+  pass = await reconcileDeployments(watched)
+  t.same([pass.checked, pass.changed, pass.errors], [0, 0, 0], 'neither is followed any more')
+  t.same((await deployment(stray.id)).updated_at, lost.updated_at)
+  t.same(warnings, ['deploy pull request lost'], 'no warning again')
+})
+
+t.test('a pull request answering 404 ends its deployment once; 5xx is retried', async (t) => {
+  await followNothing()
+  const gone = await openDeployment('gone', 99_999, 'deploy-hooks-gone')
+
+  // Unreadable repository (a wrong GH_REPO or token): a 404 proves nothing, so it keeps retrying.
+  const misconfigured = watchedContext({ GH_REPO: 'acme/no-such-specs' })
+  for (let i = 0; i < 2; i++) {
+    const pass = await reconcileDeployments(misconfigured.ctx)
+    t.same([pass.checked, pass.changed, pass.errors], [1, 0, 1])
+  }
+  t.same(misconfigured.warnings, ['reconciling a deployment failed', 'reconciling a deployment failed'])
+  sim.injectFault({ method: 'GET', path: '/repos/acme/infra-specs/pulls/99999', status: 502, times: 1 })
+  const flaky = watchedContext()
+  let pass = await reconcileDeployments(flaky.ctx)
+  t.same([pass.checked, pass.changed, pass.errors], [1, 0, 1], 'a 502 is retried')
+  t.same(flaky.warnings, ['reconciling a deployment failed'])
+  t.match(await deployment(gone.id), { stage: 'pr_open', status: 'succeeded', error_code: null })
+
+  const { ctx: watched, warnings } = watchedContext()
+  pass = await reconcileDeployments(watched)
+  t.same([pass.checked, pass.changed, pass.errors], [1, 1, 0])
+  const ended = await deployment(gone.id)
+  t.match(ended, { stage: 'closed', status: 'failed', error_code: PULL_REQUEST_LOST, error_status: 404 })
+  t.match(ended.error_message, /#99999 was not found in acme\/infra-specs: it no longer belongs/)
+  t.same(warnings, ['deploy pull request lost'])
+
+  const before = sim.ledger.count({ login: 'portico-bot' })
+  pass = await reconcileDeployments(watched)
+  t.same([pass.checked, pass.changed, pass.errors], [0, 0, 0])
+  t.equal(sim.ledger.count({ login: 'portico-bot' }) - before, 0, 'no GitHub call')
+  t.same((await deployment(gone.id)).updated_at, ended.updated_at)
+  t.same(warnings, ['deploy pull request lost'], 'no warning again')
 })
 
 t.test(

@@ -80,21 +80,3 @@ export async function listProjectMembers(
     .orderBy(sql`lower(u.login)`)
     .execute()
 }
-
-/** A user's role in a project of `tenantId`, or undefined. */
-export async function findProjectRole(
-  db: Executor,
-  tenantId: string,
-  projectId: string,
-  userId: string,
-): Promise<ProjectRole | undefined> {
-  const row = await db
-    .selectFrom('project_members as pm')
-    .innerJoin('projects as p', 'p.id', 'pm.project_id')
-    .select('pm.role')
-    .where('p.tenant_id', '=', tenantId)
-    .where('pm.project_id', '=', projectId)
-    .where('pm.user_id', '=', userId)
-    .executeTakeFirst()
-  return row?.role
-}

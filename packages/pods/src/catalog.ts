@@ -30,6 +30,15 @@ export interface PodSpec extends PodRef {
   etag: string | null
 }
 
+/**
+ * A pod whose `spec.yml` exists but holds no document: zero bytes, only whitespace or comments,
+ * or a bare `null`. The pod exists (it is listed, `mode: "new"` is 409) but has no valid spec:
+ * reading it is 422 `INVALID_SPEC`; a deploy replaces the file.
+ */
+export interface EmptyPodSpec extends Omit<PodSpec, 'spec'> {
+  spec: null
+}
+
 interface TreeEntry {
   path?: string
   type?: string
@@ -355,10 +364,28 @@ export class PodCatalog {
   }
 
   /**
-   * One pod's spec, parsed with limits (one contents call). Absent, a directory, or empty →
-   * 404 `POD_NOT_FOUND`; too large or malformed → 422.
+   * One pod's spec, parsed with limits (one contents call). Absent or a directory → 404
+   * `POD_NOT_FOUND`; too large or malformed → 422; present but empty (no document: zero bytes,
+   * whitespace or comments only) → 422 `INVALID_SPEC`, as the pod exists (it is listed) but its
+   * spec is not valid.
    */
   async getSpec(octokit: Octokit, pod: PodRef): Promise<PodSpec> {
+    const current = await this.currentSpec(octokit, pod)
+    if (current.spec === null) {
+      throw new AppError(
+        422,
+        'INVALID_SPEC',
+        `Spec for ${pod.customer}/${pod.env} is not valid: the document is empty`,
+      )
+    }
+    return current
+  }
+
+  /**
+   * What a deploy starts from: {@link getSpec}, except that a present but empty spec comes back
+   * with `spec: null` (the pod exists; the deploy replaces the file) instead of a 422.
+   */
+  async currentSpec(octokit: Octokit, pod: PodRef): Promise<PodSpec | EmptyPodSpec> {
     const { owner, repo, branch, specsPath } = this.location
     const where = `${pod.customer}/${pod.env}`
     const notFound = () => new AppError(404, 'POD_NOT_FOUND', `Pod not found: ${where}`)
@@ -386,10 +413,12 @@ export class PodCatalog {
         `Spec for ${where} is too large (${data.size} bytes; the limit is ${SPEC_MAX_BYTES})`,
       )
     }
+    const found = { ...pod, path, sha: data.sha ?? '', etag }
+    // An empty file is `size: 0, content: ""`: a file that exists, not an absent pod.
     const text = Buffer.from(data.content ?? '', 'base64').toString('utf8')
-    if (text.trim() === '') throw notFound()
+    if (text.trim() === '') return { ...found, spec: null }
     const { value } = parseSpecYaml(text, where)
-    if (value === null) throw notFound()
-    return { ...pod, spec: value as Record<string, unknown>, path, sha: data.sha ?? '', etag }
+    if (value === null) return { ...found, spec: null }
+    return { ...found, spec: value as Record<string, unknown> }
   }
 }

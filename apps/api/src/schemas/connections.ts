@@ -1,11 +1,24 @@
 import { CONNECTION_STATUSES } from '@portico/db'
 import { Type } from '@sinclair/typebox'
 import { Timestamp } from './common.js'
-import { Text } from './text.js'
+import { NAME_PATTERN, Text } from './text.js'
 
 const Nullable = <T extends ReturnType<typeof Type.String>>(schema: T) => Type.Union([schema, Type.Null()])
 
 export const ConnectionParams = Type.Object({ projectId: Text({ maxLength: 64 }) })
+
+/**
+ * A personal access token field: not blank (an empty or white-space PAT is a 400
+ * VALIDATION_ERROR, "body.pat must not be blank…", and GitHub is not asked: it was 400
+ * INVALID_TOKEN, as though GitHub had refused it), no NUL, at most 512 characters. No
+ * `minLength`: the pattern refuses `""` with the same sentence instead of Ajv's own wording.
+ */
+const PatField = Type.String({
+  maxLength: 512,
+  pattern: NAME_PATTERN,
+  description:
+    'Personal access token with read access to the repository (trimmed; not blank). Never returned.',
+})
 
 /** `POST /api/v1/projects/{projectId}/github` with a PAT; both fields are trimmed before use. */
 export const CreatePatConnectionBody = Type.Object(
@@ -14,10 +27,7 @@ export const CreatePatConnectionBody = Type.Object(
       maxLength: 2048,
       description: 'https://HOST/owner/repo(.git) or git@HOST:owner/repo(.git) on the configured GitHub.',
     }),
-    pat: Text({
-      maxLength: 512,
-      description: 'Personal access token with read access to the repository. Never returned.',
-    }),
+    pat: PatField,
   },
   { additionalProperties: false, title: 'PatConnection' },
 )
@@ -74,11 +84,6 @@ export const SetupQuery = Type.Object({
   setup_action: Type.Optional(Text({ maxLength: 32 })),
   state: Type.Optional(Text({ maxLength: 2048 })),
 })
-const PatField = Text({
-  maxLength: 512,
-  description: 'Personal access token with read access to the repository. Never returned.',
-})
-
 /** `PATCH /api/v1/projects/{projectId}/github`: replace the PAT of a PAT connection (trimmed). */
 export const ReplaceTokenBody = Type.Object({ pat: PatField }, { additionalProperties: false })
 

@@ -18,9 +18,12 @@ export const Text = (options: Omit<StringOptions, 'pattern'> = {}): TString =>
 /** Text with something in it besides white space, and no NUL: a display name. */
 export const NAME_PATTERN = '^(?=[^\\u0000]*\\S)[^\\u0000]*$'
 
-/** A tenant's or project's display name: {@link Text} that is not blank ("   " was accepted). */
+/**
+ * A tenant's or project's display name: {@link Text} that is not blank ("   " was accepted). No
+ * `minLength`: the pattern refuses "" too, with the same sentence instead of Ajv's length wording.
+ */
 export const Name = (options: Omit<StringOptions, 'pattern'> = {}): TString =>
-  Type.String({ minLength: 1, maxLength: 200, ...options, pattern: NAME_PATTERN })
+  Type.String({ maxLength: 200, ...options, pattern: NAME_PATTERN })
 
 /** A tenant or project slug: lower-case, URL-safe, 2-63 characters (a DNS label's length). */
 export const SLUG_PATTERN = '^[a-z][a-z0-9-]{1,62}$'

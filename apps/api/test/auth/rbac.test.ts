@@ -274,6 +274,27 @@ t.test('tenant and project management: unhappy paths', async (t) => {
     'TENANT_SLUG_TAKEN',
   )
   await expectCode(t, send(owner, 'POST', '/api/v1/tenants', { slug: 'ok-slug' }), 400, 'VALIDATION_ERROR')
+  // A misspelt field is named, not reported as the missing one it was meant to be (Ajv checks
+  // `required` first), on every route with a closed body schema.
+  for (const [url, payload] of [
+    ['/api/v1/tenants', { slug: 'ok-slug', nmae: 'Typo' }],
+    [`/api/v1/tenants/${tenant.id}/projects`, { nmae: 'Typo' }],
+  ] as const) {
+    const res = await send(owner, 'POST', url, payload)
+    t.equal(res.statusCode, 400, url)
+    t.equal(res.json().message, 'body has a field this route does not take: "nmae"', url)
+  }
+  // A review's example: "" got Ajv's "must NOT have fewer than 1 characters", "   " the rule in words.
+  for (const name of ['', '   ']) {
+    for (const [url, payload] of [
+      ['/api/v1/tenants', { slug: 'ok-slug', name }],
+      [`/api/v1/tenants/${tenant.id}/projects`, { name }],
+    ] as const) {
+      const res = await send(owner, 'POST', url, payload)
+      t.equal(res.statusCode, 400, `${url} ${JSON.stringify(name)}`)
+      t.equal(res.json().message, 'body.name must not be blank or contain a NUL character')
+    }
+  }
   await expectCode(
     t,
     send(owner, 'PUT', `/api/v1/tenants/${tenant.id}/members/nobody-here`, { role: 'member' }),
@@ -338,10 +359,35 @@ t.test('tenant and project management: unhappy paths', async (t) => {
   })
   t.equal(asViewer.statusCode, 200, 'a tenant admin stays admin of the project whatever their project role')
   t.equal((await send(hubot, 'GET', `/api/v1/projects/${project.id}`)).json().role, 'admin')
+  // A review's example: a tenant owner's own project row is an owner's, whatever role it holds.
+  t.equal(
+    (await send(owner, 'PUT', `/api/v1/projects/${project.id}/members/octocat`, { role: 'viewer' }))
+      .statusCode,
+    200,
+  )
+  for (const [method, payload] of [
+    ['DELETE', undefined],
+    ['PUT', { role: 'viewer' }],
+  ] as const) {
+    await expectCode(
+      t,
+      send(hubot, method, `/api/v1/projects/${project.id}/members/octocat`, payload),
+      403,
+      'INSUFFICIENT_ROLE',
+    )
+  }
   const members = await send(owner, 'GET', `/api/v1/projects/${project.id}/members`)
   t.same(
     members.json().members.map((m: { login: string; role: string }) => [m.login, m.role]),
-    [['hubot', 'viewer']],
+    [
+      ['hubot', 'viewer'],
+      ['octocat', 'viewer'],
+    ],
+  )
+  t.equal(
+    (await send(owner, 'DELETE', `/api/v1/projects/${project.id}/members/octocat`)).statusCode,
+    204,
+    'an owner may',
   )
   // Promote a second owner; then the first may step down.
   await addTenantMember(app, owner, tenant.id, 'hubot', 'owner')

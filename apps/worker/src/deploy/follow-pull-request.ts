@@ -5,6 +5,7 @@ import {
   markDeploymentClosed,
   markDeploymentMerged,
   recordDeploymentChecks,
+  updateDeployment,
 } from '@portico/db'
 import type { WorkerContext } from '../context.js'
 
@@ -111,18 +112,70 @@ export interface PullState {
   merged?: boolean | null
   merged_at?: string | null
   merge_commit_sha?: string | null
+  head?: { ref?: unknown } | null
+}
+
+/** Stable code of a deployment whose pull request is gone, or now is another branch's. */
+export const PULL_REQUEST_LOST = 'PULL_REQUEST_LOST'
+
+/**
+ * Whether `pull` is `row`'s pull request: its head branch is the deployment's, compared exactly
+ * as the webhook path finds a deployment (`findDeploymentByPull`: pull request number and branch).
+ */
+export function pullBelongsTo(row: Pick<DeploymentRow, 'branch'>, pull: PullState): boolean {
+  const ref = pull.head?.ref
+  return typeof ref === 'string' && row.branch !== null && ref === row.branch
+}
+
+/**
+ * Ends a `pr_open` deployment whose pull request Portico can no longer follow (gone, or its
+ * number now another branch's: a reset simulator, a changed GH_REPO): stage `closed`, status
+ * `failed` with `PULL_REQUEST_LOST` (404) and `message`, so the API reports why. Only a `pr_open`
+ * row changes, so it ends once; returns whether it did.
+ */
+export async function markPullRequestLost(
+  ctx: WorkerContext,
+  row: DeploymentRow,
+  message: string,
+): Promise<boolean> {
+  const ended = await ctx.db.transaction().execute(async (trx) => {
+    if (!(await markDeploymentClosed(trx, row.id))) return false
+    await updateDeployment(trx, row.id, {
+      status: 'failed',
+      error_code: PULL_REQUEST_LOST,
+      error_status: 404,
+      error_message: message.slice(0, 500),
+    })
+    return true
+  })
+  if (ended)
+    ctx.logger.warn(
+      { deploymentId: row.id, prNumber: row.pr_number, code: PULL_REQUEST_LOST },
+      'deploy pull request lost',
+    )
+  return ended
 }
 
 /**
  * Applies a pull request's state to its deployment: closed and merged → `merged` (then the merge
  * commit's checks are evaluated at once, in case they finished first); closed unmerged →
- * `closed`. Returns what changed, or null when nothing did (already there: idempotent).
+ * `closed`; another branch's pull request (same number) → lost ({@link markPullRequestLost}),
+ * never its state. Returns what changed, or null when nothing did (already there: idempotent).
  */
 export async function applyPullState(
   ctx: WorkerContext,
   row: DeploymentRow,
   pull: PullState,
 ): Promise<string | null> {
+  if (!pullBelongsTo(row, pull)) {
+    const ref = typeof pull.head?.ref === 'string' ? pull.head.ref.slice(0, 120) : 'unknown'
+    const lost = await markPullRequestLost(
+      ctx,
+      row,
+      `Pull request #${row.pr_number} of ${ctx.config.GH_REPO} is now branch ${ref}'s, not ${row.branch}'s: it no longer belongs to this deployment (the repository was reset or GH_REPO changed). Portico stopped following it.`,
+    )
+    return lost ? 'lost' : null
+  }
   if (pull.state !== 'closed') return null
   const merged = Boolean(pull.merged || pull.merged_at)
   if (merged && pull.merge_commit_sha && /^[0-9a-f]{40}$/.test(pull.merge_commit_sha)) {

@@ -5,6 +5,7 @@ import {
   applyPullState,
   type CheckRunLike,
   type CommitStatusLike,
+  markPullRequestLost,
   type PullState,
   settleFromChecks,
   specsRepository,
@@ -51,8 +52,10 @@ async function conditionalGet<T>(
 /**
  * The webhook-free path to the same states: every deployment whose pull request is open, or
  * merged within APPLY_TIMEOUT_HOURS, is looked at with conditional requests (ETags stored on the
- * row), so an unchanged pull request or check list costs no counted GitHub call. Acts as the
- * service actor (GH_TOKEN); without GH_REPO/GH_TOKEN it does nothing.
+ * row), so an unchanged pull request or check list costs no counted GitHub call. A pull request
+ * that is gone (404) or now another branch's ends its deployment `PULL_REQUEST_LOST`, once; other
+ * errors are retried on the next pass. Acts as the service actor (GH_TOKEN); without
+ * GH_REPO/GH_TOKEN it does nothing.
  */
 export async function reconcileDeployments(ctx: WorkerContext, now = new Date()): Promise<ReconcileResult> {
   const result: ReconcileResult = { checked: 0, changed: 0, notModified: 0, errors: 0 }
@@ -60,6 +63,16 @@ export async function reconcileDeployments(ctx: WorkerContext, now = new Date())
     return { ...result, skipped: 'GH_REPO or GH_TOKEN not set' }
   const { owner, repo, octokit } = specsRepository(ctx)
   const mergedSince = new Date(now.getTime() - ctx.config.APPLY_TIMEOUT_HOURS * 3600_000)
+  // GitHub answers 404 for a repository the token cannot see, too: a pull request is gone only
+  // when the repository itself reads (at most one read per pass, and only after a 404).
+  let readable: Promise<boolean> | undefined
+  const specsReadable = () => {
+    readable ??= octokit.request('GET /repos/{owner}/{repo}', { owner, repo }).then(
+      () => true,
+      () => false,
+    )
+    return readable
+  }
   for (const row of await listDeploymentsToReconcile(ctx.db, mergedSince)) {
     result.checked += 1
     const etags: DeploymentEtags = { ...(row.github_etags ?? {}) }
@@ -70,8 +83,18 @@ export async function reconcileDeployments(ctx: WorkerContext, now = new Date())
           'GET /repos/{owner}/{repo}/pulls/{pull_number}',
           { owner, repo, pull_number: row.pr_number },
           etags.pull,
-        )
-        if (pull.notModified) result.notModified += 1
+        ).catch(async (err: unknown) => {
+          if (classifyGithubError(err).kind === 'not_found' && (await specsReadable())) return 'gone' as const
+          throw err
+        })
+        if (pull === 'gone') {
+          const lost = await markPullRequestLost(
+            ctx,
+            row,
+            `Pull request #${row.pr_number} was not found in ${ctx.config.GH_REPO}: it no longer belongs to this deployment (the repository was reset or GH_REPO changed). Portico stopped following it.`,
+          )
+          if (lost) result.changed += 1
+        } else if (pull.notModified) result.notModified += 1
         else {
           if (pull.etag) etags.pull = pull.etag
           if (await applyPullState(ctx, row, pull.data)) result.changed += 1

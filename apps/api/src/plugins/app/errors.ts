@@ -180,7 +180,13 @@ function answerError(error: unknown, request: FastifyRequest, reply: FastifyRepl
   )
   // What the caller was told, as plain fields (an object under `err` would be serialized as an
   // Error and print "[object Object]").
-  if (statusCode < 500) request.log.info({ statusCode, code, reason: message }, 'request rejected')
+  if (request.raw.socket?.destroyed) {
+    // Nobody is left to answer (REQUEST_TIMEOUT_MS cut a body off and Node sent the 408, or the
+    // client hung up), so no "request completed" line follows: this one names the request.
+    request.log.info({ req: request, code, reason: message }, 'request aborted')
+  } else if (statusCode < 500) {
+    request.log.info({ statusCode, code, reason: message }, 'request rejected')
+  }
   const details =
     expose && err.details && typeof err.details === 'object' ? (err.details as object) : undefined
   return reply.code(statusCode).send(

@@ -8,9 +8,15 @@ import type {
   preHandlerAsyncHookHandler,
 } from 'fastify'
 import fp from 'fastify-plugin'
+import { configure } from 'safe-stable-stringify'
 
 /** How long a first answer is kept for retries (as Stripe keeps its keys). */
 export const IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+/**
+ * How long a claim outlives the longest the request holding it should run (DEPLOY_WAIT_MS plus
+ * REQUEST_TIMEOUT_MS): a process killed mid-request leaves the key locked this long, not a day.
+ */
+export const IDEMPOTENCY_PENDING_GRACE_SECONDS = 60
 /** Longest accepted `Idempotency-Key` (Stripe's bound); printable ASCII only. */
 export const IDEMPOTENCY_KEY_MAX = 255
 const KEY_PATTERN = new RegExp(`^[\\x20-\\x7e]{1,${IDEMPOTENCY_KEY_MAX}}$`)
@@ -32,7 +38,8 @@ declare module 'fastify' {
     /**
      * Route hooks for an `Idempotency-Key` header (optional): the first 2xx answer for a
      * (user, key) is kept in Redis for 24 h and replayed to retries with `idempotent-replayed:
-     * true`. 400 INVALID_IDEMPOTENCY_KEY (not 1–255 printable ASCII characters); 409
+     * true`; a claim whose request never answers (the process died) lapses after DEPLOY_WAIT_MS +
+     * REQUEST_TIMEOUT_MS + 60 s. 400 INVALID_IDEMPOTENCY_KEY (not 1–255 printable ASCII characters); 409
      * IDEMPOTENCY_KEY_IN_USE while the first request runs; 422 IDEMPOTENCY_KEY_REUSED for the
      * same key with a different body. Add after authentication (keys are per user).
      */
@@ -41,6 +48,8 @@ declare module 'fastify' {
 }
 
 const sha256 = (value: string) => createHash('sha256').update(value).digest('hex')
+/** Keys sorted: `{"a":1,"b":2}` and `{"b":2,"a":1}` are one request body. */
+const canonicalJson = configure({ deterministic: true, circularValue: null, bigint: false })
 const unavailable = (cause: unknown) =>
   new AppError(503, 'IDEMPOTENCY_UNAVAILABLE', 'Retries cannot be recognised right now. Try again shortly.', {
     cause,
@@ -51,7 +60,11 @@ const unavailable = (cause: unknown) =>
 export default fp(
   async (fastify: FastifyInstance) => {
     const { redis } = fastify
-    const prefix = `${fastify.config.REDIS_PREFIX}:idem`
+    const { config } = fastify
+    const prefix = `${config.REDIS_PREFIX}:idem`
+    const pendingSeconds =
+      Math.ceil((config.DEPLOY_WAIT_MS + config.REQUEST_TIMEOUT_MS) / 1000) +
+      IDEMPOTENCY_PENDING_GRACE_SECONDS
     fastify.decorateRequest('idempotencyKey', null)
 
     fastify.decorate('idempotency', (scope: string) => {
@@ -67,17 +80,11 @@ export default fp(
         }
         const who = request.user?.id ?? 'anonymous'
         const redisKey = `${prefix}:${scope}:${who}:${sha256(header)}`
-        const fingerprint = sha256(JSON.stringify(request.body ?? null))
+        const fingerprint = sha256(canonicalJson(request.body ?? null) ?? 'null')
         let stored: Stored | undefined
         try {
           const pending: Stored = { state: 'pending', fingerprint }
-          const claimed = await redis.set(
-            redisKey,
-            JSON.stringify(pending),
-            'EX',
-            IDEMPOTENCY_TTL_SECONDS,
-            'NX',
-          )
+          const claimed = await redis.set(redisKey, JSON.stringify(pending), 'EX', pendingSeconds, 'NX')
           if (claimed === 'OK') {
             request.idempotencyKey = { redisKey, fingerprint }
             return

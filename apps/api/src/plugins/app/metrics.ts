@@ -1,4 +1,4 @@
-import { timingSafeEqual } from 'node:crypto'
+import { createHash, timingSafeEqual } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
 import {
   AppError,
@@ -10,17 +10,44 @@ import {
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 
-const sameSecret = (a: string, b: string) => {
-  const x = Buffer.from(a)
-  const y = Buffer.from(b)
-  return x.length === y.length && timingSafeEqual(x, y)
+const digest = (text: string) => createHash('sha256').update(text).digest()
+/**
+ * Compares two secrets in constant time: their SHA-256 digests (always 32 bytes) are compared, so
+ * neither the contents nor the length of METRICS_TOKEN shows in the timing.
+ */
+const sameSecret = (a: string, b: string) => timingSafeEqual(digest(a), digest(b))
+
+/**
+ * The bearer token of an `Authorization` header, or undefined when there is none: no header,
+ * another scheme, or the scheme alone. The scheme is case-insensitive (RFC 9110 §11.1).
+ */
+function bearerToken(header: string | undefined): string | undefined {
+  const match = /^bearer +(.*)$/i.exec(header ?? '')
+  const token = match?.[1]?.trim()
+  return token ? token : undefined
 }
+
+/** No bearer token: RFC 6750 §3.1, a challenge without an error code. */
+const tokenRequired = () =>
+  new AppError(
+    401,
+    'METRICS_TOKEN_REQUIRED',
+    'A bearer token is required: send Authorization: Bearer METRICS_TOKEN.',
+    { headers: { 'www-authenticate': 'Bearer realm="metrics"' } },
+  )
+/** A bearer token that is not METRICS_TOKEN: RFC 6750 §3.1, `error="invalid_token"`. */
+const tokenInvalid = () =>
+  new AppError(401, 'METRICS_TOKEN_INVALID', 'The bearer token is not valid for /metrics.', {
+    headers: { 'www-authenticate': 'Bearer realm="metrics", error="invalid_token"' },
+  })
 
 /**
  * Prometheus metrics (prom-client's default registry, see @portico/core's metrics.ts): request
  * durations recorded here, queue depths read from Redis at scrape time, process metrics.
- * `GET /metrics` needs `Authorization: Bearer METRICS_TOKEN` (401 without it, 403 when no token
- * is configured); `METRICS_PORT` serves the same text on a separate port without a token.
+ * `GET /metrics` needs `Authorization: Bearer METRICS_TOKEN`: 401 `METRICS_TOKEN_REQUIRED`
+ * without a bearer token, 401 `METRICS_TOKEN_INVALID` with a wrong one (both with a
+ * `WWW-Authenticate: Bearer` challenge), 403 `METRICS_DISABLED` when no token is configured;
+ * `METRICS_PORT` serves the same text on a separate port without a token.
  */
 export default fp(
   async (fastify: FastifyInstance) => {
@@ -44,6 +71,8 @@ export default fp(
       '/metrics',
       {
         schema: {
+          description:
+            'Prometheus metrics. Send `Authorization: Bearer METRICS_TOKEN`: without a bearer token 401 `METRICS_TOKEN_REQUIRED`, with a wrong one 401 `METRICS_TOKEN_INVALID` (`WWW-Authenticate: Bearer …, error="invalid_token"`); 403 `METRICS_DISABLED` when METRICS_TOKEN is not set.',
           headers: {
             type: 'object',
             properties: { authorization: { type: 'string', maxLength: 1024 } },
@@ -57,12 +86,9 @@ export default fp(
         if (!config.METRICS_TOKEN) {
           throw new AppError(403, 'METRICS_DISABLED', 'Metrics need METRICS_TOKEN (or METRICS_PORT).')
         }
-        const auth = request.headers.authorization ?? ''
-        // The scheme is case-insensitive (RFC 9110 §11.1).
-        const token = /^bearer +/i.test(auth) ? auth.replace(/^bearer +/i, '') : ''
-        if (!sameSecret(token, config.METRICS_TOKEN)) {
-          throw new AppError(401, 'METRICS_TOKEN_REQUIRED', 'Send Authorization: Bearer METRICS_TOKEN.')
-        }
+        const token = bearerToken(request.headers.authorization)
+        if (token === undefined) throw tokenRequired()
+        if (!sameSecret(token, config.METRICS_TOKEN)) throw tokenInvalid()
         const { contentType, body } = await metricsText()
         return reply.type(contentType).send(body)
       },

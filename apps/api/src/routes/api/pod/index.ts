@@ -87,22 +87,24 @@ export default async function podRoutes(app: FastifyInstance) {
       // Before any row: a caller who cannot see the repository learns nothing of the deploys in
       // flight (a 409 or 202 named them) and leaves nothing in the history (a second review).
       const { actor, catalog } = await fastify.specsAccess(request, { repoVisible: true })
-      if (input.mode === 'new') {
-        const pods = await withGithubErrors(() => catalog.list(actor.octokit))
-        if (pods.some((p) => p.customer === input.customer && p.env === input.env)) {
-          throw new AppError(409, 'POD_EXISTS', `Pod already exists: ${input.customer}/${input.env}`)
-        }
-      }
-      // "edit" needs the pod (404 POD_NOT_FOUND, as "new" needs it absent); a waf_enabled left
-      // out keeps the pod's current setting (a new pod starts with the WAF off).
+      // Whether the pod exists is read fresh, not from the (cached) listing: "new" on a pod made
+      // seconds ago is 409, not an update of it. "edit" needs the pod (404 POD_NOT_FOUND); a
+      // waf_enabled left out keeps the pod's current setting (a new pod starts with the WAF off).
+      // A spec.yml that exists but is empty or malformed is a pod, as the listing says: "new" is
+      // 409, "edit" replaces an empty file, and there is no current setting to keep.
+      const exists = () =>
+        new AppError(409, 'POD_EXISTS', `Pod already exists: ${input.customer}/${input.env}`)
       const current =
-        input.mode === 'edit' || input.waf_enabled === null
-          ? await withGithubErrors(() => catalog.getSpec(actor.octokit, input)).catch((err: unknown) => {
-              if (input.mode !== 'edit' && (err as { code?: unknown }).code === 'POD_NOT_FOUND') return null
+        input.mode === 'new' || input.mode === 'edit' || input.waf_enabled === null
+          ? await withGithubErrors(() => catalog.currentSpec(actor.octokit, input)).catch((err: unknown) => {
+              const code = (err as { code?: unknown }).code
+              if (input.mode !== 'edit' && code === 'POD_NOT_FOUND') return null
+              if (input.mode === 'new' && (err as { statusCode?: unknown }).statusCode === 422) throw exists()
               throw err
             })
           : null
-      const waf_enabled = input.waf_enabled ?? (current ? wafEnabledIn(current.spec) : false)
+      if (input.mode === 'new' && current) throw exists()
+      const waf_enabled = input.waf_enabled ?? (current?.spec ? wafEnabledIn(current.spec) : false)
       const answer = await fastify.requestDeploy(actor, { ...input, waf_enabled }, request.id)
       return reply.code(answer.statusCode).send(answer.body)
     },

@@ -1,13 +1,14 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { AppError } from '@portico/core'
 import {
-  findProjectRole,
+  findProjectAccess,
   findUserByLogin,
   listProjectMembers,
   removeProjectMember,
   setProjectMember,
 } from '@portico/db'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { effectiveProjectRole } from '../../../../../../plugins/app/auth.js'
 import { NoContent } from '../../../../../../schemas/errors.js'
 import {
   ProjectMember,
@@ -26,7 +27,17 @@ export default async function projectMemberRoutes(app: FastifyInstance) {
     if (!user) throw new AppError(404, 'USER_NOT_FOUND', `${login} has never signed in to Portico.`)
     return user
   }
-  // Only owners make or unmake owners.
+  /**
+   * The user's own project row's role, and whether they are an owner of the project in effect
+   * (by that row or as an owner of its tenant).
+   */
+  const standing = async (request: FastifyRequest, userId: string) => {
+    const access = await findProjectAccess(fastify.db, request.project!.id, userId)
+    const row = access?.projectRole ?? undefined
+    const owner = access ? effectiveProjectRole(access.tenantRole, access.projectRole) === 'owner' : false
+    return { row, owner }
+  }
+  // Only owners make or unmake owners, tenant owners included.
   const assertMayTouchOwner = (request: FastifyRequest) => {
     if (request.project!.role !== 'owner') {
       throw new AppError(403, 'INSUFFICIENT_ROLE', 'This action requires one of: owner.')
@@ -55,8 +66,8 @@ export default async function projectMemberRoutes(app: FastifyInstance) {
       const { tenant_id, id } = request.project!
       const { role } = request.body
       const user = await userByLogin(request.params.login)
-      const current = await findProjectRole(fastify.db, tenant_id, id, user.id)
-      if (role === 'owner' || current === 'owner') assertMayTouchOwner(request)
+      const { owner } = await standing(request, user.id)
+      if (role === 'owner' || owner) assertMayTouchOwner(request)
       await setProjectMember(fastify.db, tenant_id, id, user.id, role)
       return { login: user.login, name: user.name, avatar_url: user.avatar_url, role }
     },
@@ -71,10 +82,9 @@ export default async function projectMemberRoutes(app: FastifyInstance) {
     async (request, reply) => {
       const { tenant_id, id } = request.project!
       const user = await userByLogin(request.params.login)
-      const current = await findProjectRole(fastify.db, tenant_id, id, user.id)
-      if (!current)
-        throw new AppError(404, 'MEMBER_NOT_FOUND', `${user.login} is not a member of this project.`)
-      if (current === 'owner') assertMayTouchOwner(request)
+      const { row, owner } = await standing(request, user.id)
+      if (!row) throw new AppError(404, 'MEMBER_NOT_FOUND', `${user.login} is not a member of this project.`)
+      if (owner) assertMayTouchOwner(request)
       await removeProjectMember(fastify.db, tenant_id, id, user.id)
       return reply.code(204).send(null)
     },

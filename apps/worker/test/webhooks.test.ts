@@ -15,7 +15,7 @@ import { freePort, startTestSimulator, testConfig } from '@portico/testing'
 import { pino } from 'pino'
 import t from 'tap'
 import { evaluateChecks, PULL_REQUEST_LOST } from '../src/deploy/follow-pull-request.js'
-import { reconcileDeployments } from '../src/deploy/reconcile-deployments.js'
+import { PULL_MISSING_PASSES, reconcileDeployments } from '../src/deploy/reconcile-deployments.js'
 import { processors, startWorker } from '../src/lib.js'
 import { createConnection, waitFor } from './fixtures/connections.js'
 
@@ -577,7 +577,15 @@ t.test('a pull request answering 404 ends its deployment once; 5xx is retried', 
   t.same(flaky.warnings, ['reconciling a deployment failed'])
   t.match(await deployment(gone.id), { stage: 'pr_open', status: 'succeeded', error_code: null })
 
+  // A review's example: one 404 (GitHub's lag, a blip) ended a live deployment for good.
   const { ctx: watched, warnings } = watchedContext()
+  for (let i = 1; i < PULL_MISSING_PASSES; i++) {
+    pass = await reconcileDeployments(watched)
+    t.same([pass.checked, pass.changed, pass.errors], [1, 0, 1], `404 on pass ${i}: not yet`)
+    t.match(await deployment(gone.id), { stage: 'pr_open', status: 'succeeded', error_code: null })
+  }
+  t.equal(warnings.length, PULL_MISSING_PASSES - 1)
+  warnings.length = 0
   pass = await reconcileDeployments(watched)
   t.same([pass.checked, pass.changed, pass.errors], [1, 1, 0])
   const ended = await deployment(gone.id)

@@ -65,6 +65,20 @@ export async function findProject(
 }
 
 /**
+ * Locks a project's row until `trx` ends, so that changes to its membership take turns: a role
+ * check and the write it allows see the same members. False when there is no such project.
+ */
+export async function lockProject(trx: Executor, projectId: string): Promise<boolean> {
+  const row = await trx
+    .selectFrom('projects')
+    .select('id')
+    .where('id', '=', projectId)
+    .forUpdate()
+    .executeTakeFirst()
+  return row !== undefined
+}
+
+/**
  * A project and the user's roles, found only through the user's tenant membership: a project of
  * a tenant the user does not belong to is undefined, exactly like an absent one.
  */

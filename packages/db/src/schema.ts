@@ -38,6 +38,8 @@ export interface DeploymentEtags {
   pull?: string
   check_runs?: string
   status?: string
+  /** Reconciler passes in a row that found the pull request missing (404); gone at the success. */
+  pull_missing?: number
 }
 export const WEBHOOK_OUTCOMES = ['queued', 'processed', 'ignored', 'failed'] as const
 export type WebhookOutcome = (typeof WEBHOOK_OUTCOMES)[number]

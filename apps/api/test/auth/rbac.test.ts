@@ -2,6 +2,7 @@ import { changeTenantRole } from '@portico/db'
 import { defaultSeed } from '@portico/github-sim'
 import { startTestSimulator } from '@portico/testing'
 import type { FastifyInstance } from 'fastify'
+import { sql } from 'kysely'
 import t from 'tap'
 import {
   addProjectMember,
@@ -453,4 +454,59 @@ t.test('changeTenantRole: concurrent demotions of the last two owners, straight 
     ])
     t.same([...outcomes].sort(), ['changed', 'last-owner'], `round ${round}`)
   }
+})
+
+t.test('an admin demoting a member while an owner promotes them: the check sees the promotion', async (t) => {
+  // A review's example: the admin's check read the member before the owner's promotion
+  // committed, so both answered 200 and the new owner ended up a viewer.
+  const { sim, env } = await startTestSimulator(t)
+  const app = await build(t, env)
+  const octocat = (await signIn(app, sim, 'octocat')).cookie
+  const hubot = (await signIn(app, sim, 'hubot')).cookie
+  await signIn(app, sim, 'monalisa')
+  const { tenant, project } = await createTenantWithProject(app, octocat)
+  await addTenantMember(app, octocat, tenant.id, 'hubot', 'admin')
+  await addProjectMember(app, octocat, project.id, 'monalisa', 'viewer')
+  const setRole = (cookie: string, role: string) =>
+    app.inject({
+      method: 'PUT',
+      url: `/api/v1/projects/${project.id}/members/monalisa`,
+      headers: writeHeaders(app, cookie),
+      payload: { role },
+    })
+  const waiting = async (n: number) => {
+    for (let i = 0; i < 1000; i++) {
+      const { rows } = await sql<{ n: number }>`
+        select count(*)::int as n from pg_stat_activity
+        where wait_event_type = 'Lock' and datname = current_database()`.execute(app.db)
+      if ((rows[0]?.n ?? 0) >= n) return
+      await new Promise((r) => setTimeout(r, 10))
+    }
+    throw new Error(`fewer than ${n} requests waiting`)
+  }
+  let promoted: Promise<{ statusCode: number }> | undefined
+  let demoted: Promise<{ statusCode: number }> | undefined
+  // Hold monalisa's row so that the owner's promotion stops at its write, then let both go.
+  await app.db.transaction().execute(async (trx) => {
+    await trx
+      .selectFrom('project_members')
+      .select('role')
+      .where('project_id', '=', project.id)
+      .forUpdate()
+      .execute()
+    promoted = setRole(octocat, 'owner')
+    await waiting(1)
+    demoted = setRole(hubot, 'viewer')
+    await waiting(2)
+  })
+  t.equal((await promoted)?.statusCode, 200, 'the owner promotes')
+  t.equal((await demoted)?.statusCode, 403, 'the admin meets an owner')
+  const row = await app.db
+    .selectFrom('project_members as pm')
+    .innerJoin('users as u', 'u.id', 'pm.user_id')
+    .select('pm.role')
+    .where('pm.project_id', '=', project.id)
+    .where('u.login', '=', 'monalisa')
+    .executeTakeFirst()
+  t.equal(row?.role, 'owner')
 })

@@ -53,10 +53,14 @@ async function conditionalGet<T>(
  * The webhook-free path to the same states: every deployment whose pull request is open, or
  * merged within APPLY_TIMEOUT_HOURS, is looked at with conditional requests (ETags stored on the
  * row), so an unchanged pull request or check list costs no counted GitHub call. A pull request
- * that is gone (404) or now another branch's ends its deployment `PULL_REQUEST_LOST`, once; other
+ * that is gone (404 on {@link PULL_MISSING_PASSES} passes in a row, while the repository reads) or
+ * now another branch's ends its deployment `PULL_REQUEST_LOST`, once; other
  * errors are retried on the next pass. Acts as the service actor (GH_TOKEN); without
  * GH_REPO/GH_TOKEN it does nothing.
  */
+/** Passes in a row a pull request must answer 404 before its deployment is ended as lost. */
+export const PULL_MISSING_PASSES = 3
+
 export async function reconcileDeployments(ctx: WorkerContext, now = new Date()): Promise<ReconcileResult> {
   const result: ReconcileResult = { checked: 0, changed: 0, notModified: 0, errors: 0 }
   if (!ctx.config.GH_REPO || !ctx.config.GH_TOKEN)
@@ -88,14 +92,28 @@ export async function reconcileDeployments(ctx: WorkerContext, now = new Date())
           throw err
         })
         if (pull === 'gone') {
-          const lost = await markPullRequestLost(
-            ctx,
-            row,
-            `Pull request #${row.pr_number} was not found in ${ctx.config.GH_REPO}: it no longer belongs to this deployment (the repository was reset or GH_REPO changed). Portico stopped following it.`,
-          )
-          if (lost) result.changed += 1
-        } else if (pull.notModified) result.notModified += 1
-        else {
+          // One 404 can be GitHub's own lag or a blip: only one that lasts PULL_MISSING_PASSES
+          // passes in a row ends the deployment.
+          etags.pull_missing = (etags.pull_missing ?? 0) + 1
+          if (etags.pull_missing < PULL_MISSING_PASSES) {
+            result.errors += 1
+            ctx.logger.warn(
+              { deploymentId: row.id, prNumber: row.pr_number, passes: etags.pull_missing },
+              'deploy pull request not found; it is ended if this lasts',
+            )
+          } else {
+            const lost = await markPullRequestLost(
+              ctx,
+              row,
+              `Pull request #${row.pr_number} was not found in ${ctx.config.GH_REPO}: it no longer belongs to this deployment (the repository was reset or GH_REPO changed). Portico stopped following it.`,
+            )
+            if (lost) result.changed += 1
+          }
+        } else if (pull.notModified) {
+          result.notModified += 1
+          delete etags.pull_missing
+        } else {
+          delete etags.pull_missing
           if (pull.etag) etags.pull = pull.etag
           if (await applyPullState(ctx, row, pull.data)) result.changed += 1
         }

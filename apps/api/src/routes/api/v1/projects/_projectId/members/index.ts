@@ -1,9 +1,11 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { AppError } from '@portico/core'
 import {
+  type Executor,
   findProjectAccess,
   findUserByLogin,
   listProjectMembers,
+  lockProject,
   removeProjectMember,
   setProjectMember,
 } from '@portico/db'
@@ -31,12 +33,21 @@ export default async function projectMemberRoutes(app: FastifyInstance) {
    * The user's own project row's role, and whether they are an owner of the project in effect
    * (by that row or as an owner of its tenant).
    */
-  const standing = async (request: FastifyRequest, userId: string) => {
-    const access = await findProjectAccess(fastify.db, request.project!.id, userId)
+  const standing = async (db: Executor, request: FastifyRequest, userId: string) => {
+    const access = await findProjectAccess(db, request.project!.id, userId)
     const row = access?.projectRole ?? undefined
     const owner = access ? effectiveProjectRole(access.tenantRole, access.projectRole) === 'owner' : false
     return { row, owner }
   }
+  /**
+   * Runs a membership change with the project locked: the check that allows it and the write see
+   * the same members (an admin's demotion racing an owner's promotion was let through).
+   */
+  const withProjectLocked = <T>(request: FastifyRequest, change: (trx: Executor) => Promise<T>) =>
+    fastify.db.transaction().execute(async (trx) => {
+      await lockProject(trx, request.project!.id)
+      return change(trx)
+    })
   // Only owners make or unmake owners, tenant owners included.
   const assertMayTouchOwner = (request: FastifyRequest) => {
     if (request.project!.role !== 'owner') {
@@ -66,9 +77,11 @@ export default async function projectMemberRoutes(app: FastifyInstance) {
       const { tenant_id, id } = request.project!
       const { role } = request.body
       const user = await userByLogin(request.params.login)
-      const { owner } = await standing(request, user.id)
-      if (role === 'owner' || owner) assertMayTouchOwner(request)
-      await setProjectMember(fastify.db, tenant_id, id, user.id, role)
+      await withProjectLocked(request, async (trx) => {
+        const { owner } = await standing(trx, request, user.id)
+        if (role === 'owner' || owner) assertMayTouchOwner(request)
+        await setProjectMember(trx, tenant_id, id, user.id, role)
+      })
       return { login: user.login, name: user.name, avatar_url: user.avatar_url, role }
     },
   )
@@ -82,10 +95,13 @@ export default async function projectMemberRoutes(app: FastifyInstance) {
     async (request, reply) => {
       const { tenant_id, id } = request.project!
       const user = await userByLogin(request.params.login)
-      const { row, owner } = await standing(request, user.id)
-      if (!row) throw new AppError(404, 'MEMBER_NOT_FOUND', `${user.login} is not a member of this project.`)
-      if (owner) assertMayTouchOwner(request)
-      await removeProjectMember(fastify.db, tenant_id, id, user.id)
+      await withProjectLocked(request, async (trx) => {
+        const { row, owner } = await standing(trx, request, user.id)
+        if (!row)
+          throw new AppError(404, 'MEMBER_NOT_FOUND', `${user.login} is not a member of this project.`)
+        if (owner) assertMayTouchOwner(request)
+        await removeProjectMember(trx, tenant_id, id, user.id)
+      })
       return reply.code(204).send(null)
     },
   )

@@ -130,14 +130,15 @@ export function pullBelongsTo(row: Pick<DeploymentRow, 'branch'>, pull: PullStat
 /**
  * Ends a `pr_open` deployment whose pull request Portico can no longer follow (gone, or its
  * number now another branch's: a reset simulator, a changed GH_REPO): stage `closed`, status
- * `failed` with `PULL_REQUEST_LOST` (404) and `message`, so the API reports why. Only a `pr_open`
+ * `failed` with `PULL_REQUEST_LOST` (404) and a message (`why`, then what it means), so the API reports why. Only a `pr_open`
  * row changes, so it ends once; returns whether it did.
  */
 export async function markPullRequestLost(
   ctx: WorkerContext,
   row: DeploymentRow,
-  message: string,
+  why: string,
 ): Promise<boolean> {
+  const message = `${why}: it no longer belongs to this deployment (the repository was reset or GH_REPO changed). Portico stopped following it.`
   const ended = await ctx.db.transaction().execute(async (trx) => {
     if (!(await markDeploymentClosed(trx, row.id))) return false
     await updateDeployment(trx, row.id, {
@@ -172,7 +173,7 @@ export async function applyPullState(
     const lost = await markPullRequestLost(
       ctx,
       row,
-      `Pull request #${row.pr_number} of ${ctx.config.GH_REPO} is now branch ${ref}'s, not ${row.branch}'s: it no longer belongs to this deployment (the repository was reset or GH_REPO changed). Portico stopped following it.`,
+      `Pull request #${row.pr_number} of ${ctx.config.GH_REPO} is now branch ${ref}'s, not ${row.branch}'s`,
     )
     return lost ? 'lost' : null
   }

@@ -105,7 +105,7 @@ export async function reconcileDeployments(ctx: WorkerContext, now = new Date())
             const lost = await markPullRequestLost(
               ctx,
               row,
-              `Pull request #${row.pr_number} was not found in ${ctx.config.GH_REPO}: it no longer belongs to this deployment (the repository was reset or GH_REPO changed). Portico stopped following it.`,
+              `Pull request #${row.pr_number} was not found in ${ctx.config.GH_REPO}`,
             )
             if (lost) result.changed += 1
           }

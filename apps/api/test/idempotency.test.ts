@@ -34,7 +34,8 @@ t.test('a running request keeps its claim past the claim lifetime: retries wait,
   await claimKey(before)
   await new Promise((r) => setTimeout(r, 3_000))
   // Should the retry run (the defect), its handler is let go too, and the test fails, not hangs.
-  setTimeout(finish, 1000).unref()
+  const release = setTimeout(finish, 1000)
+  t.teardown(() => clearTimeout(release))
   const retry = await get('slow-one')
   t.equal(retry.statusCode, 409, 'still held after 3 s of a 2 s claim')
   t.equal(retry.json().code, 'IDEMPOTENCY_KEY_IN_USE')
@@ -89,4 +90,24 @@ t.test('an answer kept before keys were sorted is still replayed to its retry', 
     headers: { 'idempotency-key': 'kept-before' },
   })
   t.equal(other.statusCode, 422, 'another body is still refused')
+})
+
+t.test('a client that hangs up does not free the key while its request still runs', async (t) => {
+  // A review's example: renewal stopped when the connection closed, so a retry ran the request twice.
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as { port: number }
+  const { connect } = await import('node:net')
+  const before = new Set(await app.redis.keys('*'))
+  const socket = connect(port, '127.0.0.1', () =>
+    socket.write('GET /test/slow HTTP/1.1\r\nHost: x\r\nIdempotency-Key: hung-up\r\n\r\n'),
+  )
+  socket.on('error', () => {})
+  await claimKey(before)
+  socket.destroy()
+  await new Promise((r) => setTimeout(r, 3_000))
+  const release = setTimeout(finish, 1000)
+  t.teardown(() => clearTimeout(release))
+  const retry = await get('hung-up')
+  t.equal(retry.statusCode, 409, 'still held after 3 s of a 2 s claim')
+  finish()
 })

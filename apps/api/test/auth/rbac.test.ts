@@ -2,7 +2,7 @@ import { changeTenantRole } from '@portico/db'
 import { defaultSeed } from '@portico/github-sim'
 import { startTestSimulator } from '@portico/testing'
 import type { FastifyInstance } from 'fastify'
-import { sql } from 'kysely'
+import { sql, type Transaction } from 'kysely'
 import t from 'tap'
 import {
   addProjectMember,
@@ -510,3 +510,69 @@ t.test('an admin demoting a member while an owner promotes them: the check sees 
     .executeTakeFirst()
   t.equal(row?.role, 'owner')
 })
+
+t.test(
+  'a membership change waiting for the project is checked again: a caller demoted or a project gone meanwhile',
+  async (t) => {
+    // A review's examples: an admin demoted to viewer while waiting still granted admin (200), and a
+    // change to a project deleted meanwhile answered 200.
+    const { sim, env } = await startTestSimulator(t)
+    const app = await build(t, env)
+    const octocat = (await signIn(app, sim, 'octocat')).cookie
+    const hubot = (await signIn(app, sim, 'hubot')).cookie
+    await signIn(app, sim, 'monalisa')
+    const { project } = await createTenantWithProject(app, octocat)
+    await addProjectMember(app, octocat, project.id, 'hubot', 'admin')
+    await addProjectMember(app, octocat, project.id, 'monalisa', 'viewer')
+    const setRole = (cookie: string, login: string, role: string) =>
+      app.inject({
+        method: 'PUT',
+        url: `/api/v1/projects/${project.id}/members/${login}`,
+        headers: writeHeaders(app, cookie),
+        payload: { role },
+      })
+    const waiting = async () => {
+      for (let i = 0; i < 1000; i++) {
+        const { rows } = await sql<{ n: number }>`
+        select count(*)::int as n from pg_stat_activity
+        where wait_event_type = 'Lock' and datname = current_database()`.execute(app.db)
+        if ((rows[0]?.n ?? 0) >= 1) return
+        await new Promise((r) => setTimeout(r, 10))
+      }
+      throw new Error('no request waiting')
+    }
+    const holdingProject = async (
+      meanwhile: (trx: Transaction<never>) => Promise<unknown>,
+      send: () => Promise<{ statusCode: number }>,
+    ) => {
+      let answer: Promise<{ statusCode: number }> | undefined
+      await app.db.transaction().execute(async (trx) => {
+        await trx.selectFrom('projects').select('id').where('id', '=', project.id).forUpdate().execute()
+        answer = send()
+        await waiting()
+        await meanwhile(trx as never)
+      })
+      return (await answer)?.statusCode
+    }
+    const hubotId = (
+      await app.db.selectFrom('users').select('id').where('login', '=', 'hubot').executeTakeFirstOrThrow()
+    ).id
+    const demoted = await holdingProject(
+      (trx) =>
+        (trx as unknown as typeof app.db)
+          .updateTable('project_members')
+          .set({ role: 'viewer' })
+          .where('project_id', '=', project.id)
+          .where('user_id', '=', hubotId)
+          .execute(),
+      () => setRole(hubot, 'monalisa', 'admin'),
+    )
+    t.equal(demoted, 403, 'the caller is a viewer by the time the change runs')
+    const gone = await holdingProject(
+      (trx) =>
+        (trx as unknown as typeof app.db).deleteFrom('projects').where('id', '=', project.id).execute(),
+      () => setRole(octocat, 'monalisa', 'admin'),
+    )
+    t.equal(gone, 404, 'the project went meanwhile')
+  },
+)

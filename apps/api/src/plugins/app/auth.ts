@@ -118,7 +118,8 @@ export const notAuthenticated = () =>
   new AppError(401, 'NOT_AUTHENTICATED', 'Sign in with GitHub to continue.')
 const tokenExpired = () =>
   new AppError(401, 'TOKEN_EXPIRED', 'Your GitHub authorization has expired or was revoked. Sign in again.')
-const insufficientRole = (roles: readonly string[]) =>
+/** 403 INSUFFICIENT_ROLE naming the roles that may act. */
+export const insufficientRole = (roles: readonly string[]) =>
   new AppError(403, 'INSUFFICIENT_ROLE', `This action requires one of: ${roles.join(', ')}.`)
 
 /**

@@ -17,6 +17,8 @@ export const IDEMPOTENCY_TTL_SECONDS = 24 * 3600
  * request runs: a process killed mid-request leaves its key locked this long, not a day.
  */
 export const IDEMPOTENCY_PENDING_SECONDS = 60
+/** Longest a running request keeps renewing its claim (seconds): a handler that never answers. */
+export const IDEMPOTENCY_MAX_HOLD_SECONDS = 15 * 60
 /** Longest accepted `Idempotency-Key` (Stripe's bound); printable ASCII only. */
 export const IDEMPOTENCY_KEY_MAX = 255
 const KEY_PATTERN = new RegExp(`^[\\x20-\\x7e]{1,${IDEMPOTENCY_KEY_MAX}}$`)
@@ -111,11 +113,16 @@ export default fp(
                   .catch((err: unknown) =>
                     request.log.warn({ err }, 'could not renew an Idempotency-Key claim'),
                   )
+              // Renewed until onSend, which runs even when the client has gone (the handler still
+              // runs then, so the claim must stand), for at most IDEMPOTENCY_MAX_HOLD_SECONDS.
               const timer = setInterval(renew, (pendingSeconds * 1000) / 3)
               timer.unref()
-              const stopRenewing = () => clearInterval(timer)
-              // Also when the connection goes before an answer is sent (no onSend then).
-              reply.raw.once('close', stopRenewing)
+              const cap = setTimeout(() => clearInterval(timer), IDEMPOTENCY_MAX_HOLD_SECONDS * 1000)
+              cap.unref()
+              const stopRenewing = () => {
+                clearInterval(timer)
+                clearTimeout(cap)
+              }
               request.idempotencyKey = { redisKey, fingerprint, claim, stopRenewing }
               return
             }

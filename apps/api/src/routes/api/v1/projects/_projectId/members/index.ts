@@ -10,7 +10,7 @@ import {
   setProjectMember,
 } from '@portico/db'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { effectiveProjectRole } from '../../../../../../plugins/app/auth.js'
+import { effectiveProjectRole, insufficientRole } from '../../../../../../plugins/app/auth.js'
 import { NoContent } from '../../../../../../schemas/errors.js'
 import {
   ProjectMember,
@@ -30,30 +30,38 @@ export default async function projectMemberRoutes(app: FastifyInstance) {
     return user
   }
   /**
-   * The user's own project row's role, and whether they are an owner of the project in effect
-   * (by that row or as an owner of its tenant).
+   * The user's own project row's role, and their effective role (tenant owners and admins act as
+   * project owners and admins), or null outside the project.
    */
-  const standing = async (db: Executor, request: FastifyRequest, userId: string) => {
-    const access = await findProjectAccess(db, request.project!.id, userId)
+  const standing = async (db: Executor, projectId: string, userId: string) => {
+    const access = await findProjectAccess(db, projectId, userId)
     const row = access?.projectRole ?? undefined
-    const owner = access ? effectiveProjectRole(access.tenantRole, access.projectRole) === 'owner' : false
-    return { row, owner }
+    const role = access ? effectiveProjectRole(access.tenantRole, access.projectRole) : null
+    return { row, role }
   }
+  const MANAGERS = ['owner', 'admin'] as const
   /**
-   * Runs a membership change with the project locked: the check that allows it and the write see
-   * the same members (an admin's demotion racing an owner's promotion was let through).
+   * Runs a membership change with the project locked, after checking the caller's own role again
+   * under the lock: the checks that allow it and the write see the same members (an admin's
+   * demotion racing an owner's promotion, or an admin demoted while waiting, was let through).
+   * `change` gets whether the caller is an owner: only owners make or unmake owners, tenant
+   * owners included. 404 PROJECT_NOT_FOUND when the project went meanwhile.
    */
-  const withProjectLocked = <T>(request: FastifyRequest, change: (trx: Executor) => Promise<T>) =>
+  const withProjectLocked = <T>(
+    request: FastifyRequest,
+    change: (trx: Executor, assertMayTouchOwner: () => void) => Promise<T>,
+  ) =>
     fastify.db.transaction().execute(async (trx) => {
-      await lockProject(trx, request.project!.id)
-      return change(trx)
+      const projectId = request.project!.id
+      if (!(await lockProject(trx, projectId)))
+        throw new AppError(404, 'PROJECT_NOT_FOUND', 'Project not found.')
+      const { role } = await standing(trx, projectId, request.user!.id)
+      if (!role) throw new AppError(404, 'PROJECT_NOT_FOUND', 'Project not found.')
+      if (!(MANAGERS as readonly string[]).includes(role)) throw insufficientRole(MANAGERS)
+      return change(trx, () => {
+        if (role !== 'owner') throw insufficientRole(['owner'])
+      })
     })
-  // Only owners make or unmake owners, tenant owners included.
-  const assertMayTouchOwner = (request: FastifyRequest) => {
-    if (request.project!.role !== 'owner') {
-      throw new AppError(403, 'INSUFFICIENT_ROLE', 'This action requires one of: owner.')
-    }
-  }
 
   fastify.get(
     '/',
@@ -77,10 +85,11 @@ export default async function projectMemberRoutes(app: FastifyInstance) {
       const { tenant_id, id } = request.project!
       const { role } = request.body
       const user = await userByLogin(request.params.login)
-      await withProjectLocked(request, async (trx) => {
-        const { owner } = await standing(trx, request, user.id)
-        if (role === 'owner' || owner) assertMayTouchOwner(request)
-        await setProjectMember(trx, tenant_id, id, user.id, role)
+      await withProjectLocked(request, async (trx, assertMayTouchOwner) => {
+        const target = await standing(trx, id, user.id)
+        if (role === 'owner' || target.role === 'owner') assertMayTouchOwner()
+        if (!(await setProjectMember(trx, tenant_id, id, user.id, role)))
+          throw new AppError(404, 'PROJECT_NOT_FOUND', 'Project not found.')
       })
       return { login: user.login, name: user.name, avatar_url: user.avatar_url, role }
     },
@@ -95,11 +104,11 @@ export default async function projectMemberRoutes(app: FastifyInstance) {
     async (request, reply) => {
       const { tenant_id, id } = request.project!
       const user = await userByLogin(request.params.login)
-      await withProjectLocked(request, async (trx) => {
-        const { row, owner } = await standing(trx, request, user.id)
-        if (!row)
+      await withProjectLocked(request, async (trx, assertMayTouchOwner) => {
+        const target = await standing(trx, id, user.id)
+        if (!target.row)
           throw new AppError(404, 'MEMBER_NOT_FOUND', `${user.login} is not a member of this project.`)
-        if (owner) assertMayTouchOwner(request)
+        if (target.role === 'owner') assertMayTouchOwner()
         await removeProjectMember(trx, tenant_id, id, user.id)
       })
       return reply.code(204).send(null)

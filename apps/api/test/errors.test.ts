@@ -308,6 +308,41 @@ t.test('a field the schema does not take is named', async (t) => {
     payload: { 'a\u2028b\u202ec\u0085d\u061c': 1 },
   })
   t.equal(odd.json().message, 'body has a field this route does not take: "a\\u2028b\\u202ec\\u0085d\\u061c"')
+  // A legacy 40-hex token pasted as a key is not echoed.
+  const legacy = `${'f'.repeat(8)}0123456789abcdef0123456789abcdef`
+  const hex = await app.inject({ method: 'POST', url: '/boom/strict', payload: { [legacy]: true } })
+  t.equal(hex.json().message, 'body has a field this route does not take: "[REDACTED]"')
+  t.notMatch(hex.body, legacy)
+})
+
+t.test('fields of two kinds of request sent together are named as such', async (t) => {
+  const { CreateConnectionBody } = await import('../src/schemas/connections.js')
+  const app = await build(t, {}, (app) => {
+    app.post('/boom/connect', { schema: { body: CreateConnectionBody } }, async () => ({ ok: true }))
+  })
+  const cases: [object, string][] = [
+    // A review's example: told that the route "does not take" installation_id, which it does.
+    [
+      { repo_url: 'https://github.com/o/r', pat: 'ghp_x', installation_id: 1 },
+      'body cannot have both "repo_url" and "installation_id": they belong to different kinds of request',
+    ],
+    [
+      { installation_id: 1, repository_id: 2, pat: 'ghp_x' },
+      'body cannot have both "installation_id" and "pat": they belong to different kinds of request',
+    ],
+  ]
+  for (const [payload, message] of cases) {
+    const res = await app.inject({ method: 'POST', url: '/boom/connect', payload })
+    t.equal(res.statusCode, 400, JSON.stringify(payload))
+    t.same(res.json(), { statusCode: 400, code: 'VALIDATION_ERROR', error: message, message })
+    t.notMatch(res.body, 'ghp_x')
+  }
+  const one = await app.inject({
+    method: 'POST',
+    url: '/boom/connect',
+    payload: { installation_id: 1, repository_id: 2 },
+  })
+  t.equal(one.statusCode, 200, 'one kind alone passes')
 })
 
 t.test('a body matching no branch of a union is told about the branch it came closest to', async (t) => {
@@ -538,3 +573,44 @@ t.test(
     )
   },
 )
+
+t.test('a transaction Postgres ends for a deadlock is 409 CONCURRENT_CHANGE, not a 500', async (t) => {
+  const { sql } = await import('kysely')
+  const app = await build(t, {}, (app) => {
+    // Two transactions taking two advisory locks in opposite orders: a real 40P01 for one of them.
+    app.post('/boom/deadlock', async () => {
+      const held: (() => void)[] = []
+      const bothHold = new Promise<void>((resolve) => {
+        let n = 0
+        const one = () => {
+          n += 1
+          if (n === 2) resolve()
+        }
+        held.push(one, one)
+      })
+      const lockBoth = (first: number, second: number, hold: () => void) =>
+        app.db.transaction().execute(async (trx) => {
+          await sql`select pg_advisory_xact_lock(872341, ${first})`.execute(trx)
+          hold()
+          await bothHold
+          await sql`select pg_advisory_xact_lock(872341, ${second})`.execute(trx)
+        })
+      const results = await Promise.allSettled([
+        lockBoth(1, 2, held[0] as () => void),
+        lockBoth(2, 1, held[1] as () => void),
+      ])
+      const failed = results.find((r) => r.status === 'rejected')
+      if (failed) throw failed.reason
+      return { ok: true }
+    })
+  })
+  const res = await app.inject({ method: 'POST', url: '/boom/deadlock' })
+  t.equal(res.statusCode, 409)
+  t.same(res.json(), {
+    statusCode: 409,
+    code: 'CONCURRENT_CHANGE',
+    error: 'Another change to the same data was made at the same moment, so nothing was changed. Try again.',
+    message:
+      'Another change to the same data was made at the same moment, so nothing was changed. Try again.',
+  })
+})

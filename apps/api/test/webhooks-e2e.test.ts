@@ -73,11 +73,19 @@ t.test('deploy → PR → merge → webhook → merged → check run completes �
     .find((d) => (d.request.payload as { number?: number }).number === deployed.pr_number)
   t.equal(closed?.statusCode, 202)
   t.match(String(closed?.response.payload), /"status":"queued"/)
-  const stored = await db
-    .selectFrom('webhook_deliveries')
-    .select(['event', 'action', 'outcome'])
-    .where('delivery_id', '=', String(closed?.guid))
-    .executeTakeFirst()
+  // The check run's delivery can apply the deployment before this job records its outcome.
+  const stored = await until(
+    async () => {
+      const row = await db
+        .selectFrom('webhook_deliveries')
+        .select(['event', 'action', 'outcome'])
+        .where('delivery_id', '=', String(closed?.guid))
+        .executeTakeFirst()
+      return row?.outcome === 'queued' ? undefined : row
+    },
+    30_000,
+    'the closed delivery’s outcome',
+  )
   t.same(stored, { event: 'pull_request', action: 'closed', outcome: 'processed' })
   firstDeployment = applied
 })

@@ -601,6 +601,25 @@ t.test('a pull request answering 404 ends its deployment once; 5xx is retried', 
   t.same(warnings, ['deploy pull request lost'], 'no warning again')
 })
 
+t.test('an error between two 404s starts the count again: only 404s in a row end a deployment', async (t) => {
+  await followNothing()
+  const gone = await openDeployment('blip', 99_998, 'deploy-hooks-blip')
+  const { ctx: watched, warnings } = watchedContext()
+  const passes = async (n: number) => {
+    for (let i = 0; i < n; i++) await reconcileDeployments(watched)
+  }
+  await passes(PULL_MISSING_PASSES - 1)
+  sim.injectFault({ method: 'GET', path: '/repos/acme/infra-specs/pulls/99998', status: 502, times: 1 })
+  const blip = await reconcileDeployments(watched)
+  t.same([blip.checked, blip.changed, blip.errors], [1, 0, 1], 'the 502 is an error')
+  await passes(PULL_MISSING_PASSES - 1)
+  t.match(await deployment(gone.id), { stage: 'pr_open', error_code: null }, 'not three 404s in a row yet')
+  t.notOk(warnings.includes('deploy pull request lost'))
+  const last = await reconcileDeployments(watched)
+  t.same([last.checked, last.changed], [1, 1], 'the third 404 in a row ends it')
+  t.match(await deployment(gone.id), { stage: 'closed', status: 'failed', error_code: PULL_REQUEST_LOST })
+})
+
 t.test(
   'past APPLY_TIMEOUT_HOURS without a verdict a merged deployment stays merged, unfollowed',
   async (t) => {

@@ -161,6 +161,11 @@ export async function reconcileDeployments(ctx: WorkerContext, now = new Date())
       )
       // Out of quota: the rest would fail the same way; the next pass resumes (oldest first).
       if (refusal.kind === 'rate_limited') break
+      // Any other answer breaks a run of 404s: only PULL_MISSING_PASSES in a row end a deployment.
+      if (row.github_etags?.pull_missing) {
+        delete etags.pull_missing
+        await recordReconciliation(ctx.db, row.id, etags).catch(() => undefined)
+      }
     }
   }
   return result

@@ -112,6 +112,23 @@ const unknownUser = () =>
   new AppError(401, 'NOT_AUTHENTICATED', 'Your account is no longer known to Portico. Sign in again.')
 
 /**
+ * Postgres ended the transaction so that another could go on (SQLSTATE 40001
+ * serialization_failure, 40P01 deadlock_detected; PostgreSQL docs, appendix A): nothing of it
+ * was written and the same request again can succeed, so it is a 409 the caller can act on,
+ * not a 500.
+ */
+const isTransactionConflict = (err: unknown) => {
+  const code = (err as { code?: unknown } | null)?.code
+  return code === '40001' || code === '40P01'
+}
+const concurrentChange = () =>
+  new AppError(
+    409,
+    'CONCURRENT_CHANGE',
+    'Another change to the same data was made at the same moment, so nothing was changed. Try again.',
+  )
+
+/**
  * Fastify's `frameworkErrors` option (set in server-options.ts): requests the router cannot take
  * (a malformed percent-encoding, a path parameter longer than `maxParamLength`) get the same
  * answer as every other error, through {@link sendError}. They are refused before routing, so
@@ -150,11 +167,16 @@ const INTERNAL_MESSAGE =
 
 function answerError(error: unknown, request: FastifyRequest, reply: FastifyReply) {
   const framework = FRAMEWORK_REFUSALS[String((error as HttpErrorLike | null)?.code)]
+  const conflict = isTransactionConflict(error)
+  // Rare by design (locks are taken in one order): an operator should hear of each one.
+  if (conflict) request.log.warn({ err: error }, 'transaction conflict')
   const err = (isUnknownUserReference(error)
     ? unknownUser()
-    : framework
-      ? new AppError((error as HttpErrorLike).statusCode as number, framework.code, framework.message)
-      : error) as unknown as HttpErrorLike
+    : conflict
+      ? concurrentChange()
+      : framework
+        ? new AppError((error as HttpErrorLike).statusCode as number, framework.code, framework.message)
+        : error) as unknown as HttpErrorLike
   const rawStatus = Number(err.statusCode ?? err.status ?? 500)
   const statusCode = rawStatus >= 400 && rawStatus <= 599 ? rawStatus : 500
   const isValidation = Array.isArray(err.validation)

@@ -1,13 +1,13 @@
-import { redactSecrets } from '@portico/core'
+import { AppError, redactSecrets } from '@portico/core'
 import type { TSchema } from '@sinclair/typebox'
 import { errorCodes, type FastifyInstance, type FastifyRequest, type RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 
 /**
- * The top-level fields a closed body schema takes (`additionalProperties: false`, or a union of
- * such objects and `null`), or null when the schema is open and any field goes.
+ * The top-level fields of each branch of a closed body schema (`additionalProperties: false`, or
+ * a union of such objects and `null`), or null when the schema is open and any field goes.
  */
-export function closedFieldsOf(schema: TSchema): ReadonlySet<string> | null {
+function closedBranchesOf(schema: TSchema): ReadonlySet<string>[] | null {
   // A `null` branch (an optional body) takes no field.
   const branches = (Array.isArray(schema.anyOf) ? (schema.anyOf as TSchema[]) : [schema]).filter(
     (b) => b.type !== 'null',
@@ -17,7 +17,28 @@ export function closedFieldsOf(schema: TSchema): ReadonlySet<string> | null {
     !branches.every((b) => b.type === 'object' && b.additionalProperties === false)
   )
     return null
-  return new Set(branches.flatMap((branch) => Object.keys((branch.properties as object | undefined) ?? {})))
+  return branches.map((branch) => new Set(Object.keys((branch.properties as object | undefined) ?? {})))
+}
+
+/**
+ * Two fields of `keys` that no single branch takes together (`repo_url` of a PAT connection and
+ * `installation_id` of an App one), or undefined when some branch takes them all.
+ */
+function mixedFields(keys: string[], branches: ReadonlySet<string>[]): [string, string] | undefined {
+  if (branches.length < 2 || branches.some((b) => keys.every((k) => b.has(k)))) return undefined
+  const first = keys[0] as string
+  // The branch of the first field that takes most of the others; the first one it does not take.
+  const home = branches
+    .filter((b) => b.has(first))
+    .reduce<ReadonlySet<string> | undefined>(
+      (best, b) =>
+        best === undefined || keys.filter((k) => b.has(k)).length > keys.filter((k) => best.has(k)).length
+          ? b
+          : best,
+      undefined,
+    )
+  const other = keys.find((k) => !home?.has(k))
+  return other === undefined ? undefined : [first, other]
 }
 
 /**
@@ -27,14 +48,30 @@ export function closedFieldsOf(schema: TSchema): ReadonlySet<string> | null {
  * a field. The refusal is the schema's own `additionalProperties` error, so the error handler
  * words it as every other one ("body has a field this route does not take: "token"", 400
  * VALIDATION_ERROR). Only the key is named, never its value; a key that is itself a token is
- * redacted.
+ * redacted, a bare 40-hex one too (a legacy token pasted as a key; no field is named so). Known
+ * fields of two branches of a union sent together are named as such.
  */
-function refuseUnknownFields(known: ReadonlySet<string>) {
+const HEX40 = /^[0-9a-f]{40}$/i
+
+function refuseUnknownFields(branches: ReadonlySet<string>[]) {
+  const known = new Set(branches.flatMap((branch) => [...branch]))
   return async function refuseUnknownFields(request: FastifyRequest) {
     const body = request.body
     if (typeof body !== 'object' || body === null || Array.isArray(body)) return
-    const key = Object.keys(body).find((k) => !known.has(k))
-    if (key === undefined) return
+    const keys = Object.keys(body)
+    const key = keys.find((k) => !known.has(k))
+    if (key === undefined) {
+      // Every field is known, but to different branches of a union: Ajv would name one of them
+      // as a field the route "does not take", which it does, in the other kind of request.
+      const mixed = mixedFields(keys, branches)
+      if (mixed)
+        throw new AppError(
+          400,
+          'VALIDATION_ERROR',
+          `body cannot have both "${mixed[0]}" and "${mixed[1]}": they belong to different kinds of request`,
+        )
+      return
+    }
     throw Object.assign(new errorCodes.FST_ERR_VALIDATION('body must NOT have additional properties'), {
       validationContext: 'body',
       validation: [
@@ -42,7 +79,7 @@ function refuseUnknownFields(known: ReadonlySet<string>) {
           keyword: 'additionalProperties',
           instancePath: '',
           schemaPath: '#/additionalProperties',
-          params: { additionalProperty: redactSecrets(key) },
+          params: { additionalProperty: HEX40.test(key) ? '[REDACTED]' : redactSecrets(key) },
           message: 'must NOT have additional properties',
         },
       ],
@@ -60,10 +97,10 @@ export default fp(
     fastify.addHook('onRoute', (route: RouteOptions) => {
       const body = route.schema?.body as TSchema | undefined
       if (!body || route.attachValidation) return
-      const known = closedFieldsOf(body)
-      if (!known) return
+      const branches = closedBranchesOf(body)
+      if (!branches) return
       const own = route.preValidation
-      const hook = refuseUnknownFields(known)
+      const hook = refuseUnknownFields(branches)
       route.preValidation = own ? [hook, ...(Array.isArray(own) ? own : [own])] : [hook]
     })
   },

@@ -201,6 +201,47 @@ t.test('with a secret', async (t) => {
     }
   })
 
+  t.test('an unsigned delivery is refused before its body is read', async (t) => {
+    const { connect } = await import('node:net')
+    const server = await build(t, { GITHUB_WEBHOOK_SECRET: SECRET })
+    await server.listen({ host: '127.0.0.1', port: 0 })
+    const { port } = server.server.address() as { port: number }
+    for (const signature of [undefined, 'sha256=zz']) {
+      // Announces 20 MB and sends none of it: the answer must come without the body.
+      const socket = connect(port, '127.0.0.1')
+      t.teardown(() => socket.destroy())
+      const answer = new Promise<string>((resolve) => {
+        let text = ''
+        socket.on('data', (chunk) => {
+          text += chunk.toString()
+          if (text.includes('\r\n\r\n') && text.includes('}')) resolve(text)
+        })
+      })
+      socket.write(
+        [
+          'POST /webhooks/github HTTP/1.1',
+          'Host: 127.0.0.1',
+          'Content-Type: application/json',
+          'X-GitHub-Event: pull_request',
+          `X-GitHub-Delivery: ${randomUUID()}`,
+          ...(signature ? [`X-Hub-Signature-256: ${signature}`] : []),
+          `Content-Length: ${20 * 1024 * 1024}`,
+          '',
+          '{"action":',
+        ].join('\r\n'),
+      )
+      // A server waiting for the body would answer only at REQUEST_TIMEOUT_MS: fail sooner.
+      const text = await Promise.race([
+        answer,
+        new Promise<string>((resolve) =>
+          setTimeout(() => resolve('no answer without the body'), 10_000).unref(),
+        ),
+      ])
+      t.match(text, /^HTTP\/1\.1 401 /, String(signature))
+      t.match(text, /"code":"INVALID_SIGNATURE"/, String(signature))
+    }
+  })
+
   t.test('bodies over 25 MB → 413', async (t) => {
     const body = `{"action":"closed","pad":"${'x'.repeat(25 * 1024 * 1024)}"}`
     const res = await delivery(app, { body, signature: `sha256=${'0'.repeat(64)}` })

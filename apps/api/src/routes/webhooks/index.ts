@@ -12,6 +12,8 @@ export const WEBHOOK_BODY_LIMIT = 25 * 1024 * 1024
 const DELIVERY_ID_PATTERN = /^[A-Za-z0-9-]{1,100}$/
 const EVENT_PATTERN = /^[a-z_]{1,100}$/
 
+/** GitHub's `X-Hub-Signature-256`: `sha256=` and the HMAC-SHA256 of the body in hex. */
+const SIGNATURE_PATTERN = /^sha256=[0-9a-f]{64}$/i
 const invalidSignature = () =>
   new AppError(
     401,
@@ -118,8 +120,9 @@ export default async function webhooksRoutes(app: FastifyInstance) {
         body: WebhookBody,
         response: { 202: WebhookAccepted, ...errorResponses(400, 401, 413, 429, 503) },
       },
-      // Fails before the body is read when webhooks are off.
-      onRequest: async () => {
+      // Fails before the body (up to 25 MB) is read when webhooks are off or the delivery is
+      // not signed: only a signed one is worth reading to check its signature.
+      onRequest: async (request) => {
         if (verifiers.length === 0) {
           throw new AppError(
             503,
@@ -128,12 +131,14 @@ export default async function webhooksRoutes(app: FastifyInstance) {
             { expose: true },
           )
         }
+        const signature = header(request, 'x-hub-signature-256')
+        if (!signature || !SIGNATURE_PATTERN.test(signature)) throw invalidSignature()
       },
     },
     async (request, reply) => {
       const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0)
-      const signature = header(request, 'x-hub-signature-256')
-      if (!signature || !/^sha256=[0-9a-f]{64}$/i.test(signature)) throw invalidSignature()
+      // Present and well-formed: checked in onRequest.
+      const signature = header(request, 'x-hub-signature-256') as string
       const text = raw.toString('utf8')
       let verified = false
       for (const verifier of verifiers) {

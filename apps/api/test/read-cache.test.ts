@@ -75,6 +75,35 @@ t.test('a change written elsewhere (a job, another process) is seen once Postgre
   t.equal((await status()).json().progress, 77)
 })
 
+t.test('a body answered from memory still tells the token status as of now', async (t) => {
+  // Expiring in 1.5 s: the same cached view turns `expired` with time alone, no change written.
+  const expiresAt = new Date(Date.now() + 1500)
+  await app.db
+    .updateTable('github_connections')
+    .set({ token_expires_at: expiresAt })
+    .where('id', '=', connection.id)
+    .execute()
+  let before = await status()
+  await eventually('the expiry is read from memory', async () => {
+    const misses = app.readCache.stats.misses
+    before = await status()
+    return before.json().token_status === 'expiring' && app.readCache.stats.misses === misses
+  })
+  const misses = app.readCache.stats.misses
+  t.equal(before.headers['content-type'], 'application/json; charset=utf-8')
+  await new Promise((resolve) => setTimeout(resolve, Math.max(0, expiresAt.getTime() - Date.now() + 50)))
+  const after = await status()
+  t.equal(app.readCache.stats.misses, misses, 'both reads were answered from memory')
+  t.equal(after.json().token_status, 'expired')
+  t.same({ ...after.json(), token_status: 'expiring' }, before.json(), 'nothing else changed')
+  await app.db
+    .updateTable('github_connections')
+    .set({ token_expires_at: null })
+    .where('id', '=', connection.id)
+    .execute()
+  await eventually('the expiry is gone', async () => (await status()).json().token_status === 'valid')
+})
+
 t.test('removed access ends at once: the project is no longer found', async (t) => {
   const member = await signIn(app, sim, 'hubot')
   await app.db

@@ -41,6 +41,9 @@ function mixedFields(keys: string[], branches: ReadonlySet<string>[]): [string, 
   return other === undefined ? undefined : [first, other]
 }
 
+/** A legacy (40-hex) token, as a key: no field is named so. */
+const HEX40 = /^[0-9a-f]{40}$/i
+
 /**
  * A preValidation hook refusing a body field the route's schema does not take, by name, before
  * the schema's other checks. Ajv checks `required` before `additionalProperties`, so
@@ -51,8 +54,6 @@ function mixedFields(keys: string[], branches: ReadonlySet<string>[]): [string, 
  * redacted, a bare 40-hex one too (a legacy token pasted as a key; no field is named so). Known
  * fields of two branches of a union sent together are named as such.
  */
-const HEX40 = /^[0-9a-f]{40}$/i
-
 function refuseUnknownFields(branches: ReadonlySet<string>[]) {
   const known = new Set(branches.flatMap((branch) => [...branch]))
   return async function refuseUnknownFields(request: FastifyRequest) {

@@ -171,7 +171,6 @@ async function checkPat(apiUrl: string, ref: RepoRef | { id: number }, pat: stri
   }
 }
 
-/** The public view of a connection: no token, no owner/repo split, no clone path. */
 /**
  * The status read's JSON body by connection view. The frontend polls this read (clone progress),
  * and the read cache hands out the same view object until Postgres reports a change to it, so the
@@ -181,6 +180,7 @@ async function checkPat(apiUrl: string, ref: RepoRef | { id: number }, pat: stri
  */
 const serializedViews = new WeakMap<ConnectionView, { tokenStatus: TokenStatus; json: string }>()
 
+/** The public view of a connection: no token, no owner/repo split, no clone path. */
 function toView(row: ConnectionView) {
   return {
     id: row.id,

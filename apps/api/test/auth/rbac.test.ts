@@ -256,6 +256,11 @@ t.test('tenant and project management: unhappy paths', async (t) => {
   const derived = await send(owner, 'POST', `/api/v1/tenants/${tenant.id}/projects`, { name: 'My App!' })
   t.equal(derived.statusCode, 201)
   t.equal(derived.json().slug, 'my-app', 'slug derived from the name')
+  // A new user's example: accents became dashes ("u-ni-code-name").
+  const accented = await send(owner, 'POST', `/api/v1/tenants/${tenant.id}/projects`, {
+    name: 'Ünïcode Näme — Café',
+  })
+  t.equal(accented.json().slug, 'unicode-name-cafe', 'accents are dropped, not dashed')
   await expectCode(
     t,
     send(owner, 'POST', `/api/v1/tenants/${tenant.id}/projects`, { name: 'My app' }),

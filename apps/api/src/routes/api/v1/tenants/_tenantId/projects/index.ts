@@ -9,6 +9,8 @@ import { TenantParams } from '../../../../../../schemas/tenants.js'
 export function slugify(name: string): string {
   let slug = name
     .normalize('NFKD')
+    // The accents NFKD splits off ("Ü" → "U" + U+0308) go, rather than becoming dashes.
+    .replace(/\p{M}+/gu, '')
     .toLowerCase()
     .replace(/[^a-z0-9]+/g, '-')
     .replace(/^-+|-+$/g, '')

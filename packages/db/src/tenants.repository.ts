@@ -57,19 +57,38 @@ export async function findTenantForUser(
     .executeTakeFirst()
 }
 
-/** A member's role in a tenant, or undefined. */
-export async function findTenantRole(
-  db: Executor,
-  tenantId: string,
-  userId: string,
-): Promise<TenantRole | undefined> {
-  const row = await db
-    .selectFrom('tenant_members')
-    .select('role')
-    .where('tenant_id', '=', tenantId)
-    .where('user_id', '=', userId)
+/**
+ * Locks a tenant's row until `trx` ends, so that changes to its membership take turns. False
+ * when there is no such tenant.
+ */
+export async function lockTenant(trx: Executor, tenantId: string): Promise<boolean> {
+  const row = await trx
+    .selectFrom('tenants')
+    .select('id')
+    .where('id', '=', tenantId)
+    .forUpdate()
     .executeTakeFirst()
-  return row?.role
+  return row !== undefined
+}
+
+/**
+ * These users' roles in a tenant, their rows locked until `trx` ends (`FOR UPDATE`): the roles
+ * as last committed, even when another transaction changed them while this one waited.
+ */
+export async function lockTenantRoles(
+  trx: Executor,
+  tenantId: string,
+  userIds: readonly string[],
+): Promise<Map<string, TenantRole>> {
+  const rows = await trx
+    .selectFrom('tenant_members')
+    .select(['user_id', 'role'])
+    .where('tenant_id', '=', tenantId)
+    .where('user_id', 'in', [...userIds])
+    .orderBy('user_id')
+    .forUpdate()
+    .execute()
+  return new Map(rows.map((r) => [r.user_id, r.role]))
 }
 
 /** Adds a user to a tenant or changes their role. */

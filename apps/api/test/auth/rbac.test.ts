@@ -581,3 +581,79 @@ t.test(
     t.equal(gone, 404, 'the project went meanwhile')
   },
 )
+
+t.test('a tenant membership change waiting for the tenant sees the roles as they are by then', async (t) => {
+  // A review's example: an admin demoted to member while their request waited still removed an
+  // owner (200). The same for a target promoted to owner meanwhile.
+  const { sim, env } = await startTestSimulator(t)
+  const app = await build(t, env)
+  const octocat = (await signIn(app, sim, 'octocat')).cookie
+  const hubot = (await signIn(app, sim, 'hubot')).cookie
+  await signIn(app, sim, 'monalisa')
+  const tenant = await createTenant(app, octocat)
+  await addTenantMember(app, octocat, tenant.id, 'hubot', 'admin')
+  await addTenantMember(app, octocat, tenant.id, 'monalisa', 'member')
+  const idOf = async (login: string) =>
+    (await app.db.selectFrom('users').select('id').where('login', '=', login).executeTakeFirstOrThrow()).id
+  const setRole = (login: string, role: string) => (trx: Transaction<never>) =>
+    idOf(login).then((id) =>
+      (trx as unknown as typeof app.db)
+        .updateTable('tenant_members')
+        .set({ role: role as never })
+        .where('tenant_id', '=', tenant.id)
+        .where('user_id', '=', id)
+        .execute(),
+    )
+  const holdingTenant = async (meanwhile: (trx: Transaction<never>) => Promise<unknown>) => {
+    let answer: Promise<{ statusCode: number; json(): { code: string } }> | undefined
+    await app.db.transaction().execute(async (trx) => {
+      await trx.selectFrom('tenants').select('id').where('id', '=', tenant.id).forUpdate().execute()
+      answer = app.inject({
+        method: 'PUT',
+        url: `/api/v1/tenants/${tenant.id}/members/monalisa`,
+        headers: writeHeaders(app, hubot),
+        payload: { role: 'admin' },
+      })
+      for (let i = 0; ; i++) {
+        const { rows } = await sql<{ n: number }>`
+          select count(*)::int as n from pg_stat_activity
+          where wait_event_type = 'Lock' and datname = current_database()`.execute(app.db)
+        if ((rows[0]?.n ?? 0) >= 1) break
+        if (i > 1000) throw new Error('no request waiting')
+        await new Promise((r) => setTimeout(r, 10))
+      }
+      await meanwhile(trx as never)
+    })
+    const res = await answer!
+    return [res.statusCode, res.json().code]
+  }
+  const role = async (login: string) =>
+    (
+      await app.db
+        .selectFrom('tenant_members')
+        .select('role')
+        .where('tenant_id', '=', tenant.id)
+        .where('user_id', '=', await idOf(login))
+        .executeTakeFirst()
+    )?.role
+  t.same(
+    await holdingTenant(setRole('hubot', 'member')),
+    [403, 'INSUFFICIENT_ROLE'],
+    'the caller is a member by then',
+  )
+  t.equal(await role('monalisa'), 'member', 'nothing changed')
+  await setRole('hubot', 'admin')(app.db as never)
+  t.same(
+    await holdingTenant(setRole('monalisa', 'owner')),
+    [403, 'INSUFFICIENT_ROLE'],
+    'the target is an owner by then',
+  )
+  t.equal(await role('monalisa'), 'owner', 'the owner stays')
+  await setRole('monalisa', 'member')(app.db as never)
+  t.same(
+    await holdingTenant(async () => undefined),
+    [200, undefined],
+    'nothing changed meanwhile: the change is made',
+  )
+  t.equal(await role('monalisa'), 'admin')
+})

@@ -1,8 +1,11 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { AppError } from '@portico/core'
-import { changeTenantRole, findTenantRole, findUserByLogin } from '@portico/db'
+import { changeTenantRole, findUserByLogin, lockTenant, lockTenantRoles } from '@portico/db'
 import type { FastifyInstance } from 'fastify'
+import { insufficientRole } from '../../../../../../plugins/app/auth.js'
 import { SetTenantMemberBody, TenantMember, TenantMemberParams } from '../../../../../../schemas/tenants.js'
+
+const tenantNotFound = () => new AppError(404, 'TENANT_NOT_FOUND', 'Tenant not found.')
 
 /** `PUT /api/v1/tenants/{tenantId}/members/{login}`: tenant owners and admins manage members. */
 export default async function tenantMemberRoutes(app: FastifyInstance) {
@@ -21,15 +24,24 @@ export default async function tenantMemberRoutes(app: FastifyInstance) {
       if (!user) {
         throw new AppError(404, 'USER_NOT_FOUND', `${request.params.login} has never signed in to Portico.`)
       }
-      const current = await findTenantRole(fastify.db, tenant.id, user.id)
-      // Only owners make or unmake owners.
-      if ((role === 'owner' || current === 'owner') && tenant.role !== 'owner') {
-        throw new AppError(403, 'INSUFFICIENT_ROLE', 'This action requires one of: owner.')
-      }
-      // Checked and written under row locks: two concurrent demotions cannot remove both owners.
-      if ((await changeTenantRole(fastify.db, tenant.id, user.id, role)) === 'last-owner') {
+      const callerId = request.user!.id
+      // The checks and the write see the same members: the tenant is locked, and the caller's and
+      // the target's roles are read under their row locks (a review's example: an admin demoted
+      // while their request waited still removed an owner).
+      const outcome = await fastify.db.transaction().execute(async (trx) => {
+        if (!(await lockTenant(trx, tenant.id))) throw tenantNotFound()
+        const roles = await lockTenantRoles(trx, tenant.id, [callerId, user.id])
+        const caller = roles.get(callerId)
+        if (!caller) throw tenantNotFound()
+        if (caller !== 'owner' && caller !== 'admin') throw insufficientRole(['owner', 'admin'])
+        // Only owners make or unmake owners.
+        if ((role === 'owner' || roles.get(user.id) === 'owner') && caller !== 'owner')
+          throw insufficientRole(['owner'])
+        // The last owner check locks the owners' rows too: two demotions cannot remove both.
+        return changeTenantRole(trx, tenant.id, user.id, role)
+      })
+      if (outcome === 'last-owner')
         throw new AppError(409, 'LAST_OWNER', 'A tenant needs at least one owner.')
-      }
       return { login: user.login, role }
     },
   )

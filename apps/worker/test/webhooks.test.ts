@@ -2,11 +2,13 @@
 // payloads (taken from the simulator's delivery log), real Postgres, Redis and BullMQ.
 import { createOctokit, deployJobId, sessionKeyPrefix, webhookJobId, webhookJobOptions } from '@portico/core'
 import {
+  clearPullMissing,
   type DeploymentRow,
   findConnection,
   findDeployment,
   findWebhookDelivery,
   insertDeployment,
+  recordReconciliation,
   recordWebhookDelivery,
 } from '@portico/db'
 import { defaultSeed, type Seed } from '@portico/github-sim'
@@ -615,9 +617,25 @@ t.test('an error between two 404s starts the count again: only 404s in a row end
   await passes(PULL_MISSING_PASSES - 1)
   t.match(await deployment(gone.id), { stage: 'pr_open', error_code: null }, 'not three 404s in a row yet')
   t.notOk(warnings.includes('deploy pull request lost'))
+  // A pass where the repository itself does not read says nothing about the pull request: the
+  // count neither grows nor starts again (a flaky read could otherwise hold it back for ever).
+  sim.injectFault({ method: 'GET', path: '/repos/acme/infra-specs', status: 502, times: 1 })
+  const unknown = await reconcileDeployments(watched)
+  t.same([unknown.checked, unknown.changed, unknown.errors], [1, 0, 1])
+  t.equal((await deployment(gone.id)).github_etags?.pull_missing, PULL_MISSING_PASSES - 1)
   const last = await reconcileDeployments(watched)
   t.same([last.checked, last.changed], [1, 1], 'the third 404 in a row ends it')
   t.match(await deployment(gone.id), { stage: 'closed', status: 'failed', error_code: PULL_REQUEST_LOST })
+})
+
+t.test('dropping the 404 count keeps the stored ETags', async (t) => {
+  // A review's example: the count was dropped by storing the pass's ETags, read before a change
+  // failed to apply, so every later pass got 304 and the change was never applied.
+  const row = await openDeployment('etags', 99_997, 'deploy-hooks-etags')
+  await recordReconciliation(db, row.id, { pull: 'W/"before"', pull_missing: 2 })
+  await clearPullMissing(db, row.id)
+  t.same((await deployment(row.id)).github_etags, { pull: 'W/"before"' })
+  await db.updateTable('deployments').set({ stage: 'closed' }).where('id', '=', row.id).execute()
 })
 
 t.test(

@@ -253,6 +253,19 @@ export async function recordReconciliation(db: Executor, id: string, etags: Depl
     .execute()
 }
 
+/**
+ * Drops the count of passes in a row a deployment's pull request answered 404
+ * (`github_etags.pull_missing`), and nothing else: the stored ETags stay those of what was last
+ * applied.
+ */
+export async function clearPullMissing(db: Executor, id: string): Promise<void> {
+  await db
+    .updateTable('deployments')
+    .set({ github_etags: sql`github_etags - 'pull_missing'` })
+    .where('id', '=', id)
+    .execute()
+}
+
 /** Records why a deployment failed (code, HTTP status, message ≤ 500 chars) and wipes the stored token. */
 export async function failDeployment(
   db: Executor,

@@ -1,5 +1,10 @@
 import { classifyGithubError, type Octokit } from '@portico/core'
-import { type DeploymentEtags, listDeploymentsToReconcile, recordReconciliation } from '@portico/db'
+import {
+  clearPullMissing,
+  type DeploymentEtags,
+  listDeploymentsToReconcile,
+  recordReconciliation,
+} from '@portico/db'
 import type { WorkerContext } from '../context.js'
 import {
   applyPullState,
@@ -161,11 +166,12 @@ export async function reconcileDeployments(ctx: WorkerContext, now = new Date())
       )
       // Out of quota: the rest would fail the same way; the next pass resumes (oldest first).
       if (refusal.kind === 'rate_limited') break
-      // Any other answer breaks a run of 404s: only PULL_MISSING_PASSES in a row end a deployment.
-      if (row.github_etags?.pull_missing) {
-        delete etags.pull_missing
-        await recordReconciliation(ctx.db, row.id, etags).catch(() => undefined)
-      }
+      // Another answer about the pull request (a 5xx; or a 200 whose change failed to apply)
+      // breaks a run of 404s: only PULL_MISSING_PASSES in a row end a deployment. A 404 while
+      // the repository does not read says nothing, either way. Only the count is dropped: the
+      // ETags this pass read stay unstored, so the change is read and applied again next pass.
+      if (row.github_etags?.pull_missing && refusal.kind !== 'not_found')
+        await clearPullMissing(ctx.db, row.id).catch(() => undefined)
     }
   }
   return result

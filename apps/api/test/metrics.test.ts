@@ -1,5 +1,5 @@
 import { createOctokit } from '@portico/core'
-import { startTestSimulator } from '@portico/testing'
+import { freePort, startTestSimulator } from '@portico/testing'
 import t from 'tap'
 import { build, signIn } from './helper.js'
 
@@ -58,6 +58,14 @@ t.test('/metrics refuses without the token, and with a wrong one', async (t) => 
   t.equal(off.statusCode, 403, 'no METRICS_TOKEN: refused')
   t.equal(off.json().code, 'METRICS_DISABLED')
   t.notOk(off.headers['www-authenticate'], 'no challenge: no token would be accepted')
+  // A new user's trial: with METRICS_PORT set, the refusal did not say where the metrics were.
+  const port = await freePort()
+  const separate = await build(t, { ...env, METRICS_PORT: String(port) })
+  const elsewhere = await separate.inject({ url: '/metrics' })
+  t.equal(elsewhere.statusCode, 403)
+  t.equal(elsewhere.json().code, 'METRICS_DISABLED')
+  t.match(elsewhere.json().message, `served on METRICS_PORT (port ${port}, path /metrics)`)
+  t.equal((await fetch(`http://127.0.0.1:${port}/metrics`)).status, 200, 'where the sentence points')
 })
 
 t.test('after a request, a job and a GitHub call, every metric family is exposed', async (t) => {

@@ -9,6 +9,7 @@ import {
 } from '@portico/core'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+import { errorResponses } from '../../schemas/common.js'
 
 const digest = (text: string) => createHash('sha256').update(text).digest()
 /**
@@ -71,6 +72,7 @@ export default fp(
       '/metrics',
       {
         schema: {
+          summary: 'Prometheus metrics of this API process',
           description:
             'Prometheus metrics. Send `Authorization: Bearer METRICS_TOKEN`: without a bearer token 401 `METRICS_TOKEN_REQUIRED`, with a wrong one 401 `METRICS_TOKEN_INVALID` (`WWW-Authenticate: Bearer …, error="invalid_token"`); 403 `METRICS_DISABLED` when METRICS_TOKEN is not set.',
           headers: {
@@ -79,12 +81,21 @@ export default fp(
           },
           response: {
             200: { type: 'string', description: 'Prometheus text exposition format.' },
+            ...errorResponses(401, 403),
           },
         },
       },
       async (request, reply) => {
         if (!config.METRICS_TOKEN) {
-          throw new AppError(403, 'METRICS_DISABLED', 'Metrics need METRICS_TOKEN (or METRICS_PORT).')
+          // A new user's trial: with METRICS_PORT set, "need METRICS_TOKEN (or METRICS_PORT)" did
+          // not say where the metrics were.
+          throw new AppError(
+            403,
+            'METRICS_DISABLED',
+            config.METRICS_PORT !== undefined
+              ? `Metrics are served on METRICS_PORT (port ${config.METRICS_PORT}, path /metrics), not here; set METRICS_TOKEN to serve them here too.`
+              : 'Metrics need METRICS_TOKEN (or METRICS_PORT).',
+          )
         }
         const token = bearerToken(request.headers.authorization)
         if (token === undefined) throw tokenRequired()

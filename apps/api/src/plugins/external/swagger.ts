@@ -22,6 +22,7 @@ export const TAGS: { prefix: string; name: string; description: string }[] = [
     name: 'webhooks',
     description: 'GitHub webhook deliveries (signed; see docs/webhooks.md).',
   },
+  { prefix: '/', name: 'home', description: 'The frontend build (STATIC_DIR), else a landing page.' },
 ]
 const TAG_LIST = [
   ...new Map(

@@ -16,6 +16,7 @@ import {
   sessionCookieOptions,
 } from '../../plugins/external/session.js'
 import { CallbackQuery, LoginQuery, LogoutResponse } from '../../schemas/auth.js'
+import { errorResponses } from '../../schemas/common.js'
 import { Redirect } from '../../schemas/errors.js'
 
 /** The frontend's sentence; `hint`, when given, says what to do. */
@@ -86,7 +87,15 @@ export default async function authRoutes(app: FastifyInstance) {
   const cookieName = sessionCookieName(config.PUBLIC_URL)
   fastify.get(
     '/login',
-    { schema: { querystring: LoginQuery, response: { 302: Redirect } } },
+    {
+      schema: {
+        summary: "Start the GitHub sign-in: 302 to GitHub's authorization page",
+        description:
+          'For a browser to navigate to, not to fetch. `returnTo` (a relative path on this site; 400 INVALID_RETURN_TO otherwise) is where GET /auth/callback sends the browser once signed in. 503 OAUTH_NOT_CONFIGURED when no GitHub OAuth app is configured.',
+        querystring: LoginQuery,
+        response: { 302: Redirect, ...errorResponses(400, 429, 503) },
+      },
+    },
     async (request, reply) => {
       const oauth = oauthClient(fastify)
       const { returnTo } = request.query
@@ -112,7 +121,15 @@ export default async function authRoutes(app: FastifyInstance) {
 
   fastify.get(
     '/callback',
-    { schema: { querystring: CallbackQuery, response: { 302: Redirect } } },
+    {
+      schema: {
+        summary: 'Finish the GitHub sign-in (GitHub redirects here): set the session, 302 to `returnTo`',
+        description:
+          'Called by GitHub, not by the frontend. The session cookie is set on a new session id and the browser goes to the `returnTo` given to GET /auth/login (else `/`). 400 INVALID_OAUTH_STATE (no sign-in pending in this browser: start again at GET /auth/login), OAUTH_ACCESS_DENIED, OAUTH_AUTHORIZE_FAILED, OAUTH_CODE_MISSING, OAUTH_EXCHANGE_FAILED; 502 GITHUB_UNAVAILABLE; 503 OAUTH_NOT_CONFIGURED or GITHUB_RATE_LIMITED.',
+        querystring: CallbackQuery,
+        response: { 302: Redirect, ...errorResponses(400, 403, 429, 502, 503) },
+      },
+    },
     async (request, reply) => {
       const oauth = oauthClient(fastify)
       const q = request.query
@@ -256,7 +273,7 @@ export default async function authRoutes(app: FastifyInstance) {
     {
       schema: {
         summary: 'Sign out: `{success: true}`, or a 303 to `/` for an HTML form post',
-        response: { 200: LogoutResponse, 303: Redirect },
+        response: { 200: LogoutResponse, 303: Redirect, ...errorResponses(403, 429) },
       },
     },
     async (request, reply) => {

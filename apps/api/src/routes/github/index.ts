@@ -1,6 +1,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { AppError, verifyInstallState } from '@portico/core'
 import type { FastifyInstance } from 'fastify'
+import { errorResponses } from '../../schemas/common.js'
 import { SetupQuery } from '../../schemas/connections.js'
 import { Redirect } from '../../schemas/errors.js'
 import { safeReturnTo } from '../auth/index.js'
@@ -26,7 +27,16 @@ export default async function githubSetupRoutes(app: FastifyInstance) {
 
   fastify.get(
     '/setup',
-    { schema: { querystring: SetupQuery, response: { 302: Redirect } } },
+    {
+      schema: {
+        summary:
+          'GitHub App setup URL: after an installation, 302 back to the page the install link came from',
+        description:
+          'Called by GitHub after someone installs the App from `app.install_url` (GET /api/v1/projects/{projectId}/github/installations). The `state` must be the one Portico signed for this signed-in user and unexpired, and the installation one the user can reach: otherwise 400 INVALID_SETUP_STATE. 503 GITHUB_APP_NOT_CONFIGURED when no GitHub App is configured.',
+        querystring: SetupQuery,
+        response: { 302: Redirect, ...errorResponses(400, 401, 502, 503) },
+      },
+    },
     async (request, reply) => {
       fastify.requireGithubApp()
       const q = request.query

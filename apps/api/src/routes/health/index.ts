@@ -168,7 +168,15 @@ export default async function health(fastify: FastifyInstance) {
 
   fastify.get(
     '/',
-    { schema: { tags: ['health'], response: { 200: Health, 503: Health } } },
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'Full health check: Postgres, Redis, GitHub and the specs repository',
+        description:
+          '200 `status: healthy`, or 503 with the same fields, `status: unhealthy` and `error` naming what fails. GitHub is checked with the service token (cached briefly); an unconfigured GitHub or specs repository is not a failure.',
+        response: { 200: Health, 503: Health },
+      },
+    },
     async (request, reply) => {
       const [pg, redis, github] = await Promise.all([
         withTimeout(sql`select 1`.execute(fastify.db), 'postgres').then(

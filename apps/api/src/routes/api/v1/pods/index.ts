@@ -17,6 +17,8 @@ export default async function podsV1Routes(app: FastifyInstance) {
       schema: {
         tags: ['pods'],
         summary: 'One pod with where its spec lives and which version was read',
+        description:
+          'The parsed spec document as GET /api/pod/{customer}/{env} answers it, plus its `path` in the specs repository, the blob `sha` and the `etag` read. Signed-in users; anonymous callers get 401 unless the server lets anonymous reads use its service token (ALLOW_SERVICE_TOKEN_FALLBACK).',
         params: PodParams,
         response: { 200: PodView, ...errorResponses(400, 401, 403, 404, 422, 503) },
       },

@@ -33,6 +33,7 @@ import {
   updateConnectionIfStatus,
 } from '@portico/db'
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply } from 'fastify'
+import { errorResponses } from '../../../../../../schemas/common.js'
 import {
   Connection,
   ConnectionParams,
@@ -58,6 +59,10 @@ const connectionExists = () =>
     'A GitHub connection already exists for this project. Disconnect it first.',
   )
 const notFound = () => new AppError(404, 'CONNECTION_NOT_FOUND', 'This project has no GitHub connection.')
+
+/** Who may call every route here (autohooks.ts), as the reference says it. */
+const WHO =
+  'Project owners, admins and qa-automation (tenant owners and admins count as project owners and admins; other roles: 403 INSUFFICIENT_ROLE; a project the caller cannot see: 404 PROJECT_NOT_FOUND).'
 
 interface PatCheck {
   /** GitHub's numeric repository id: the name may change, the id does not. */
@@ -322,7 +327,13 @@ export default async function connectionRoutes(app: FastifyInstance) {
   fastify.post(
     '/',
     {
-      schema: { params: ConnectionParams, body: CreateConnectionBody, response: { 201: Connection } },
+      schema: {
+        summary: "Connect the project's GitHub repository (with a PAT or a GitHub App installation)",
+        description: `${WHO} Send \`{ repo_url, pat }\` (the PAT is checked against the repository on GitHub, stored encrypted, never returned) or \`{ installation_id, repository_id }\` from GET …/github/installations (no token stored; 503 GITHUB_APP_NOT_CONFIGURED without a GitHub App). Answers the new connection with \`status: pending\`; a clone job is queued and GET …/github shows its progress. 400 INVALID_REPO_URL, INVALID_TOKEN, GITHUB_UNREACHABLE, GITHUB_API_ERROR, INSTALLATION_NOT_ACCESSIBLE, REPOSITORY_NOT_IN_INSTALLATION; 403 organisation policies (GITHUB_SSO_REQUIRED…); 409 CONNECTION_EXISTS while a connection that has not failed or expired exists; 503 GITHUB_RATE_LIMITED or QUEUE_UNAVAILABLE.`,
+        params: ConnectionParams,
+        body: CreateConnectionBody,
+        response: { 201: Connection, ...errorResponses(400, 401, 403, 404, 409, 429, 502, 503) },
+      },
     },
     async (request, reply) => {
       const project = request.project!
@@ -405,7 +416,13 @@ export default async function connectionRoutes(app: FastifyInstance) {
   fastify.get(
     '/installations',
     {
-      schema: { params: ConnectionParams, querystring: InstallationsQuery, response: { 200: Installations } },
+      schema: {
+        summary: "The GitHub App's install link and the installations the caller can reach",
+        description: `${WHO} Lists the App's installations the signed-in user can reach, each with the repositories both the user and the installation can read, and \`app.install_url\`, a link to install the App that brings the browser back to \`return_to\` (a relative path on this site; 400 INVALID_RETURN_TO otherwise) through GET /github/setup. 503 GITHUB_APP_NOT_CONFIGURED when no GitHub App is configured.`,
+        params: ConnectionParams,
+        querystring: InstallationsQuery,
+        response: { 200: Installations, ...errorResponses(400, 401, 403, 404, 429, 502, 503) },
+      },
     },
     async (request) => {
       const app = fastify.requireGithubApp()
@@ -425,7 +442,12 @@ export default async function connectionRoutes(app: FastifyInstance) {
   fastify.get(
     '/',
     {
-      schema: { params: ConnectionParams, response: { 200: Connection } },
+      schema: {
+        summary: "The project's repository connection: status, clone progress, analysis and token status",
+        description: `${WHO} The project's most recent connection, whatever its status (\`pending → cloning → cloned → analyzed\`, or \`failed\`/\`expired\`); poll it for \`progress\` (0–100) while it clones. 404 CONNECTION_NOT_FOUND when the project has none.`,
+        params: ConnectionParams,
+        response: { 200: Connection, ...errorResponses(400, 401, 403, 404) },
+      },
     },
     async (request, reply) => {
       const project = request.project!
@@ -446,7 +468,13 @@ export default async function connectionRoutes(app: FastifyInstance) {
   fastify.patch(
     '/',
     {
-      schema: { params: ConnectionParams, body: ReplaceTokenBody, response: { 200: Connection } },
+      schema: {
+        summary: "Replace the connection's personal access token",
+        description: `${WHO} For PAT connections only (409 NOT_A_PAT_CONNECTION otherwise): the new PAT is checked against the connected repository itself, with the connect route's errors (400 INVALID_TOKEN, REPOSITORY_MISMATCH…; 403 organisation policies; 503 GITHUB_RATE_LIMITED). Status, commit and analysis are kept and nothing is re-cloned (POST …/github/refresh does that). A failed or expired connection keeps no token: 409 CONNECTION_ENDED (refresh it with a PAT instead). 404 CONNECTION_NOT_FOUND without a connection.`,
+        params: ConnectionParams,
+        body: ReplaceTokenBody,
+        response: { 200: Connection, ...errorResponses(400, 401, 403, 404, 409, 429, 503) },
+      },
     },
     async (request) => {
       const project = request.project!
@@ -472,7 +500,13 @@ export default async function connectionRoutes(app: FastifyInstance) {
   fastify.post(
     '/refresh',
     {
-      schema: { params: ConnectionParams, body: RefreshBody, response: { 202: Connection } },
+      schema: {
+        summary: "Fetch the default branch's latest commit and analyse it again",
+        description: `${WHO} Answers 202 with the connection and \`refresh_status: queued\` (or the refresh already in flight); the previous analysis stays visible until the new one lands. A failed or expired connection needs a PAT in the body (\`{ "pat": "…" }\`, checked as PATCH checks it). 404 CONNECTION_NOT_FOUND; 409 CLONE_IN_PROGRESS (first clone not finished), TOKEN_REQUIRED (no stored token and no \`pat\`), TOKEN_INVALID (GitHub rejected the stored token and no \`pat\`), NOT_A_PAT_CONNECTION (a \`pat\` for an App connection); 503 QUEUE_UNAVAILABLE or GITHUB_RATE_LIMITED.`,
+        params: ConnectionParams,
+        body: RefreshBody,
+        response: { 202: Connection, ...errorResponses(400, 401, 403, 404, 409, 429, 503) },
+      },
     },
     async (request, reply) => {
       const project = request.project!
@@ -513,7 +547,12 @@ export default async function connectionRoutes(app: FastifyInstance) {
   fastify.delete(
     '/',
     {
-      schema: { params: ConnectionParams, response: { 204: NoContent } },
+      schema: {
+        summary: "Disconnect the project's repository",
+        description: `${WHO} Deletes the project's most recent connection, cancels its queued or running clone and removes the clone directory. 404 CONNECTION_NOT_FOUND when the project has none.`,
+        params: ConnectionParams,
+        response: { 204: NoContent, ...errorResponses(400, 401, 403, 404) },
+      },
     },
     async (request, reply) => {
       const project = request.project!

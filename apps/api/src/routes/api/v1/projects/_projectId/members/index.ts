@@ -11,6 +11,7 @@ import {
 } from '@portico/db'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { effectiveProjectRole, insufficientRole } from '../../../../../../plugins/app/auth.js'
+import { errorResponses } from '../../../../../../schemas/common.js'
 import { NoContent } from '../../../../../../schemas/errors.js'
 import {
   ProjectMember,
@@ -67,7 +68,13 @@ export default async function projectMemberRoutes(app: FastifyInstance) {
     '/',
     {
       preHandler: fastify.requireProjectRole(),
-      schema: { params: ProjectParams, response: { 200: ProjectMemberList } },
+      schema: {
+        summary: "The project's members, with their project roles",
+        description:
+          "Any member of the project (tenant owners and admins included). Lists the project's own member rows: a tenant owner or admin acting on the project without a row of their own is not listed, and a listed role is the stored project role even where the tenant role grants more.",
+        params: ProjectParams,
+        response: { 200: ProjectMemberList, ...errorResponses(400, 401, 404) },
+      },
     },
     async (request) => {
       const { tenant_id, id } = request.project!
@@ -79,7 +86,14 @@ export default async function projectMemberRoutes(app: FastifyInstance) {
     '/:login',
     {
       preHandler: fastify.requireProjectRole('owner', 'admin'),
-      schema: { params: ProjectMemberParams, body: SetProjectMemberBody, response: { 200: ProjectMember } },
+      schema: {
+        summary: 'Add a user to the project or change their project role',
+        description:
+          "Project owners and admins, and tenant owners and admins (others: 403 INSUFFICIENT_ROLE); only owners grant the `owner` role or change an owner's. The user must have signed in to Portico once (404 USER_NOT_FOUND). Someone added who was not in the tenant yet becomes a tenant `member`. Runs with the project locked; a change Postgres ends for a deadlock is 409 CONCURRENT_CHANGE (try again).",
+        params: ProjectMemberParams,
+        body: SetProjectMemberBody,
+        response: { 200: ProjectMember, ...errorResponses(400, 401, 403, 404, 409) },
+      },
     },
     async (request) => {
       const { tenant_id, id } = request.project!
@@ -99,7 +113,13 @@ export default async function projectMemberRoutes(app: FastifyInstance) {
     '/:login',
     {
       preHandler: fastify.requireProjectRole('owner', 'admin'),
-      schema: { params: ProjectMemberParams, response: { 204: NoContent } },
+      schema: {
+        summary: 'Remove a user from the project',
+        description:
+          'Project owners and admins, and tenant owners and admins (others: 403 INSUFFICIENT_ROLE); only owners remove an owner. Removes the project membership only: the user stays in the tenant. 404 USER_NOT_FOUND for a login that never signed in, 404 MEMBER_NOT_FOUND when the user has no row in this project (a tenant owner or admin acting without one included). A change Postgres ends for a deadlock is 409 CONCURRENT_CHANGE (try again).',
+        params: ProjectMemberParams,
+        response: { 204: NoContent, ...errorResponses(400, 401, 403, 404, 409) },
+      },
     },
     async (request, reply) => {
       const { tenant_id, id } = request.project!

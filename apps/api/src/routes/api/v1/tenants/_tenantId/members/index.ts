@@ -3,6 +3,7 @@ import { AppError } from '@portico/core'
 import { changeTenantRole, findUserByLogin, lockTenant, lockTenantRoles } from '@portico/db'
 import type { FastifyInstance } from 'fastify'
 import { insufficientRole } from '../../../../../../plugins/app/auth.js'
+import { errorResponses } from '../../../../../../schemas/common.js'
 import { SetTenantMemberBody, TenantMember, TenantMemberParams } from '../../../../../../schemas/tenants.js'
 
 const tenantNotFound = () => new AppError(404, 'TENANT_NOT_FOUND', 'Tenant not found.')
@@ -15,7 +16,14 @@ export default async function tenantMemberRoutes(app: FastifyInstance) {
     '/:login',
     {
       preHandler: fastify.requireTenantRole('owner', 'admin'),
-      schema: { params: TenantMemberParams, body: SetTenantMemberBody, response: { 200: TenantMember } },
+      schema: {
+        summary: 'Add a user to the tenant or change their tenant role',
+        description:
+          'Tenant owners and admins (others: 403 INSUFFICIENT_ROLE); only owners grant or remove `owner`. The user must have signed in once (404 USER_NOT_FOUND). The last owner cannot step down: 409 LAST_OWNER. Checked and written with the tenant locked; a change Postgres ends for a deadlock is 409 CONCURRENT_CHANGE.',
+        params: TenantMemberParams,
+        body: SetTenantMemberBody,
+        response: { 200: TenantMember, ...errorResponses(400, 401, 403, 404, 409) },
+      },
     },
     async (request) => {
       const tenant = request.tenant!

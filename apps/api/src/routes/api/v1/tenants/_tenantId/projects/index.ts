@@ -2,6 +2,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { AppError } from '@portico/core'
 import { createProject, isUniqueViolation, listProjects, listProjectsOfMember } from '@portico/db'
 import type { FastifyInstance } from 'fastify'
+import { errorResponses } from '../../../../../../schemas/common.js'
 import { CreateProjectBody, Project, ProjectList } from '../../../../../../schemas/projects.js'
 import { TenantParams } from '../../../../../../schemas/tenants.js'
 
@@ -27,7 +28,14 @@ export default async function tenantProjectRoutes(app: FastifyInstance) {
     '/',
     {
       preHandler: fastify.requireTenantRole('owner', 'admin'),
-      schema: { params: TenantParams, body: CreateProjectBody, response: { 201: Project } },
+      schema: {
+        summary: 'Create a project in the tenant',
+        description:
+          'Tenant owners and admins (others: 403 INSUFFICIENT_ROLE; a tenant the caller is not in: 404 TENANT_NOT_FOUND). Without `slug`, one is derived from the name ("My App!" → "my-app"); 409 PROJECT_SLUG_TAKEN when the tenant already has a project with that slug. The answer\'s `role` is the caller\'s effective role in the new project (owner for a tenant owner, admin for a tenant admin).',
+        params: TenantParams,
+        body: CreateProjectBody,
+        response: { 201: Project, ...errorResponses(400, 401, 403, 404, 409) },
+      },
     },
     async (request, reply) => {
       const tenant = request.tenant!
@@ -52,7 +60,13 @@ export default async function tenantProjectRoutes(app: FastifyInstance) {
     '/',
     {
       preHandler: fastify.requireTenantRole(),
-      schema: { params: TenantParams, response: { 200: ProjectList } },
+      schema: {
+        summary: "The tenant's projects the caller can see, each with the caller's role",
+        description:
+          'Any tenant member (a tenant the caller is not in: 404 TENANT_NOT_FOUND). Tenant owners and admins see every project of the tenant, with their tenant role; other members see only the projects they belong to, with their project role (none: an empty list).',
+        params: TenantParams,
+        response: { 200: ProjectList, ...errorResponses(400, 401, 404) },
+      },
     },
     async (request) => {
       const tenant = request.tenant!

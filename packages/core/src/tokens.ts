@@ -95,6 +95,16 @@ export function redactSecrets(text: string): string {
 }
 
 /**
+ * A field name a caller sent, safe to echo in a refusal or a log line: {@link redactSecrets},
+ * and a key holding a 40-hex run (a legacy token, whatever surrounds it) is `[REDACTED]` whole.
+ * No field of ours is named so, while a commit SHA in free text is left alone by
+ * {@link redactSecrets}, so the stricter rule is for names only.
+ */
+export function redactFieldName(name: string): string {
+  return /(?:^|[^0-9a-f])[0-9a-f]{40}(?:[^0-9a-f]|$)/i.test(name) ? REDACTED : redactSecrets(name)
+}
+
+/**
  * Makes a message safe to store: redacts secrets first, then truncates to at most `max`
  * characters, ending with `…` when cut (never splitting a surrogate pair).
  */

@@ -1,6 +1,6 @@
 import { randomBytes, randomInt } from 'node:crypto'
 import t from 'tap'
-import { classifyToken, redactSecrets, truncateMessage } from '../src/tokens.js'
+import { classifyToken, redactFieldName, redactSecrets, truncateMessage } from '../src/tokens.js'
 
 const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
 
@@ -249,5 +249,17 @@ t.test('redactSecrets stays linear on adversarial input', async (t) => {
     redactSecrets(input)
     const ms = performance.now() - start
     t.ok(ms < 1000, `${JSON.stringify(input.slice(0, 16))}… took ${ms.toFixed(0)}ms`)
+  }
+})
+
+t.test('redactFieldName: a key holding a token is redacted whole, whatever surrounds it', async (t) => {
+  const hex = randomFrom('0123456789abcdef', 40)
+  // A review's examples: padding around a legacy token got past a bare-40-hex check.
+  for (const key of [hex, ` ${hex}`, `${hex}\n`, `"${hex}"`, `pat:${hex}`, `${hex},`, hex.toUpperCase()]) {
+    t.equal(redactFieldName(key), '[REDACTED]', JSON.stringify(key))
+  }
+  t.equal(redactFieldName(`x ghp_${randomFrom(ALNUM, 36)} y`), 'x [REDACTED] y')
+  for (const key of ['colour', 'repo_url', 'a'.repeat(39), 'f'.repeat(41), `g${'0'.repeat(39)}`]) {
+    t.equal(redactFieldName(key), key, `${key.slice(0, 12)}: not token-like`)
   }
 })

@@ -1,4 +1,4 @@
-import { AppError } from '@portico/core'
+import { AppError, redactFieldName } from '@portico/core'
 
 /** A pod is one customer in one environment. */
 export interface PodRef {
@@ -27,10 +27,13 @@ export type ResolvedDeployRequest = DeployRequest & SpecFields
 
 const BODY_FIELDS = new Set(['customer', 'env', 'spec', 'commit_message', 'mode'])
 const SPEC_FIELDS = new Set(['instance_name', 'waf_enabled'])
-/** The first key of `value` not in `known`, quoted and cut for a message; undefined when none. */
+/**
+ * The first key of `value` not in `known`, quoted and cut for a message, a token-like one
+ * redacted (a review: a token pasted as a key was echoed and logged); undefined when none.
+ */
 function unknownKey(value: Record<string, unknown>, known: Set<string>): string | undefined {
   const key = Object.keys(value).find((k) => !known.has(k))
-  return key === undefined ? undefined : JSON.stringify([...key].slice(0, 100).join(''))
+  return key === undefined ? undefined : JSON.stringify([...redactFieldName(key)].slice(0, 100).join(''))
 }
 
 const NAME_PATTERN = /^[a-zA-Z0-9_-]+$/

@@ -48,6 +48,20 @@ t.test('missing fields and non-JSON bodies', async (t) => {
     () => validateDeployRequest(body({ [`x${'\u202e'.repeat(200)}`]: 1 })),
     `Unknown field: "x${'\u202e'.repeat(99)}" (a deploy takes customer, env, spec, commit_message and mode)`,
   )
+  // A review's example: a token pasted as a key was echoed (and logged with the refusal).
+  const hex = '0123456789abcdef0123456789abcdef01234567'
+  for (const key of ['ghp_abcdefghijklmnopqrstuvwxyz0123456789', `${hex} `, `pat:${hex}`]) {
+    rejects(
+      t,
+      () => validateDeployRequest(body({ [key]: 1 })),
+      'Unknown field: "[REDACTED]" (a deploy takes customer, env, spec, commit_message and mode)',
+    )
+    rejects(
+      t,
+      () => validateDeployRequest(body({}, { [key]: 1 })),
+      'Unknown spec field: "[REDACTED]" (a deploy sets instance_name and waf_enabled)',
+    )
+  }
   rejects(
     t,
     () => validateDeployRequest(body({}, { instance_name: undefined })),

@@ -1,4 +1,4 @@
-import { AppError, redactSecrets } from '@portico/core'
+import { AppError, redactFieldName } from '@portico/core'
 import type { TSchema } from '@sinclair/typebox'
 import { errorCodes, type FastifyInstance, type FastifyRequest, type RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
@@ -41,9 +41,6 @@ function mixedFields(keys: string[], branches: ReadonlySet<string>[]): [string, 
   return other === undefined ? undefined : [first, other]
 }
 
-/** A legacy (40-hex) token, as a key: no field is named so. */
-const HEX40 = /^[0-9a-f]{40}$/i
-
 /**
  * A preValidation hook refusing a body field the route's schema does not take, by name, before
  * the schema's other checks. Ajv checks `required` before `additionalProperties`, so
@@ -51,7 +48,7 @@ const HEX40 = /^[0-9a-f]{40}$/i
  * a field. The refusal is the schema's own `additionalProperties` error, so the error handler
  * words it as every other one ("body has a field this route does not take: "token"", 400
  * VALIDATION_ERROR). Only the key is named, never its value; a key that is itself a token is
- * redacted, a bare 40-hex one too (a legacy token pasted as a key; no field is named so). Known
+ * redacted ({@link redactFieldName}: a legacy 40-hex one too, whatever surrounds it). Known
  * fields of two branches of a union sent together are named as such.
  */
 function refuseUnknownFields(branches: ReadonlySet<string>[]) {
@@ -80,7 +77,7 @@ function refuseUnknownFields(branches: ReadonlySet<string>[]) {
           keyword: 'additionalProperties',
           instancePath: '',
           schemaPath: '#/additionalProperties',
-          params: { additionalProperty: HEX40.test(key) ? '[REDACTED]' : redactSecrets(key) },
+          params: { additionalProperty: redactFieldName(key) },
           message: 'must NOT have additional properties',
         },
       ],

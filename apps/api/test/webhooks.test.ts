@@ -117,6 +117,37 @@ t.test('with a secret', async (t) => {
     t.equal(reformatted.statusCode, 401)
   })
 
+  t.test('a body that is not UTF-8 cannot be verified: 401, however it was signed', async (t) => {
+    // A review's example: byte 0xFF, signed over the text it decodes to (U+FFFD), was accepted.
+    const raw = Buffer.concat([
+      Buffer.from('{"action":"closed","number":1,"x":"'),
+      Buffer.from([0xff]),
+      Buffer.from('"}'),
+    ])
+    const overBytes = `sha256=${createHmac('sha256', SECRET).update(raw).digest('hex')}`
+    const overText = await sign(SECRET, raw.toString('utf8'))
+    for (const [what, signature] of [
+      ['the bytes', overBytes],
+      ['the decoded text', overText],
+    ]) {
+      const id = randomUUID()
+      const res = await app.inject({
+        method: 'POST',
+        url: '/webhooks/github',
+        headers: {
+          'content-type': 'application/json',
+          'x-github-event': 'pull_request',
+          'x-github-delivery': id,
+          'x-hub-signature-256': signature as string,
+        },
+        payload: raw,
+      })
+      t.equal(res.statusCode, 401, `signed over ${what}`)
+      t.equal(res.json().code, 'INVALID_SIGNATURE')
+      t.equal(await findWebhookDelivery(app.db, id), undefined, 'not stored')
+    }
+  })
+
   t.test('unknown events and unused actions → 202 ignored, never queued', async (t) => {
     for (const [event, payload] of [
       ['ping', { zen: 'Design for failure.', hook_id: 42 }],

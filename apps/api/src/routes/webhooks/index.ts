@@ -12,6 +12,7 @@ export const WEBHOOK_BODY_LIMIT = 25 * 1024 * 1024
 const DELIVERY_ID_PATTERN = /^[A-Za-z0-9-]{1,100}$/
 const EVENT_PATTERN = /^[a-z_]{1,100}$/
 
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 /** GitHub's `X-Hub-Signature-256`: `sha256=` and the HMAC-SHA256 of the body in hex. */
 const SIGNATURE_PATTERN = /^sha256=[0-9a-f]{64}$/i
 const invalidSignature = () =>
@@ -139,7 +140,15 @@ export default async function webhooksRoutes(app: FastifyInstance) {
       const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0)
       // Present and well-formed: checked in onRequest.
       const signature = header(request, 'x-hub-signature-256') as string
-      const text = raw.toString('utf8')
+      // The signature covers the body's bytes, and @octokit/webhooks verifies text: only a body
+      // that is UTF-8 turns into text with the same bytes (GitHub sends nothing else), so any
+      // other body cannot be verified. A byte-order mark is kept as sent.
+      let text: string
+      try {
+        text = UTF8.decode(raw)
+      } catch {
+        throw invalidSignature()
+      }
       let verified = false
       for (const verifier of verifiers) {
         if (await verifier.verify(text, signature).catch(() => false)) {

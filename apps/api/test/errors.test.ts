@@ -352,10 +352,13 @@ t.test('a body matching no branch of a union is told about the branch it came cl
   })
   const cases: [unknown, string][] = [
     // A new user's example: an App connection with a string id was told "body.repo_url is required".
-    [{ installation_id: 5550001, repository_id: '700002' }, 'body.repository_id must be integer'],
-    [{ repo_url: 5, pat: 'ghp_x' }, 'body.repo_url must be string'],
+    [{ installation_id: 5550001, repository_id: '700002' }, 'body.repository_id must be a whole number'],
+    // A new user's example: an App connection without its repository was told to send repo_url.
+    [{ installation_id: 5550001 }, 'body.repository_id is required'],
+    [{ pat: 'ghp_x' }, 'body.repo_url is required'],
+    [{ repo_url: 5, pat: 'ghp_x' }, 'body.repo_url must be a string'],
     [{ repo_url: 'https://github.com/o/r' }, 'body.pat is required'],
-    [{}, 'body.repo_url is required'],
+    [{}, 'body must have repo_url and pat, or installation_id and repository_id'],
   ]
   for (const [payload, message] of cases) {
     const res = await app.inject({ method: 'POST', url: '/boom/connect', payload: payload as object })
@@ -418,6 +421,42 @@ t.test('a JSON body is validated as sent; the query string is still coerced from
   t.equal((await app.inject({ url: '/boom/query?limit=five' })).statusCode, 400)
 })
 
+t.test('schema rules are told in words, not in the validator words', async (t) => {
+  const { CreateTenantBody } = await import('../src/schemas/tenants.js')
+  const { DeploymentQuery } = await import('../src/schemas/pods.js')
+  const app = await build(t, {}, (app) => {
+    app.post('/boom/tenant', { schema: { body: CreateTenantBody } }, async () => ({ ok: true }))
+    app.get('/boom/query', { schema: { querystring: DeploymentQuery } }, async (req) => req.query)
+  })
+  // A new user's examples: "must be string", "must NOT have more than 200 characters", "must be object".
+  const cases: [string, string, unknown, string][] = [
+    ['POST', '/boom/tenant', { slug: 'acme', name: 5 }, 'body.name must be a string'],
+    [
+      'POST',
+      '/boom/tenant',
+      { slug: 'acme', name: 'x'.repeat(5000) },
+      'body.name must be at most 200 characters long',
+    ],
+    ['POST', '/boom/tenant', ['acme'], 'body must be a JSON object'],
+    ['POST', '/boom/tenant', 'null', 'body must be a JSON object'],
+    ['GET', '/boom/query?limit=abc', undefined, 'querystring.limit must be a whole number'],
+  ]
+  for (const [method, url, payload, message] of cases) {
+    const res = await app.inject({
+      method: method as 'GET' | 'POST',
+      url,
+      ...(payload === undefined
+        ? {}
+        : { payload: typeof payload === 'string' ? payload : JSON.stringify(payload) }),
+      headers: payload === undefined ? {} : { 'content-type': 'application/json' },
+    })
+    t.equal(res.statusCode, 400, message)
+    t.same(res.json(), { statusCode: 400, code: 'VALIDATION_ERROR', error: message, message })
+  }
+  const limit = await app.inject({ url: '/boom/query?limit=100000' })
+  t.match(limit.json().message, /^querystring\.limit must be at most \d+$/)
+})
+
 t.test(
   'JSON bodies: each refusal has its own code and sentence; nothing is changed or poisoned',
   async (t) => {
@@ -447,7 +486,7 @@ t.test(
         'The request body is not valid JSON.',
       ],
       // No body at all, as `fetch` sends with a JSON content-type: the schema decides.
-      ['empty', '', 'application/json', 400, 'VALIDATION_ERROR', 'body must be object'],
+      ['empty', '', 'application/json', 400, 'VALIDATION_ERROR', 'body must be a JSON object'],
       [
         `nested ${MAX_JSON_DEPTH + 1} deep`,
         `{"name":"x","z":${'['.repeat(MAX_JSON_DEPTH)}${']'.repeat(MAX_JSON_DEPTH)}}`,

@@ -180,8 +180,10 @@ t.test('the token expiry GitHub reports is recorded', async (t) => {
 t.test('a second live connection is refused with 409 CONNECTION_EXISTS', async (t) => {
   t.teardown(() => disconnect())
   t.equal((await post({ repo_url: REPO_URL, pat: PAT })).statusCode, 201)
+  const calls = sim.ledger.count()
   const again = await post({ repo_url: `${sim.url}/octocat/hello-world`, pat: PAT })
   t.equal(again.statusCode, 409)
+  t.equal(sim.ledger.count() - calls, 0, 'refused before the PAT is checked on GitHub')
   t.same(again.json(), {
     statusCode: 409,
     code: 'CONNECTION_EXISTS',

@@ -338,6 +338,10 @@ export default async function connectionRoutes(app: FastifyInstance) {
     async (request, reply) => {
       const project = request.project!
       const body = request.body
+      // Before any GitHub call (a PAT check may take seconds): the answer would be 409 anyway.
+      if (await findActiveConnectionForProject(fastify.db, project.tenant_id, project.id)) {
+        throw connectionExists()
+      }
       let values: NewConnection
       if ('installation_id' in body) {
         // Through the GitHub App: ids checked with the user's token; no token is stored.
@@ -386,9 +390,6 @@ export default async function connectionRoutes(app: FastifyInstance) {
         }
       }
 
-      if (await findActiveConnectionForProject(fastify.db, project.tenant_id, project.id)) {
-        throw connectionExists()
-      }
       let row: ConnectionRow
       try {
         row = await insertConnection(fastify.db, values)

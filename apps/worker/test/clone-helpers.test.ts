@@ -54,6 +54,7 @@ t.test(
     )
     t.equal(config['credential.helper'], '', 'no credential helper')
     t.equal(config['http.followRedirects'], 'false')
+    t.equal(config['checkout.workers'], '0', 'files are written by one worker per core')
     const carrying = Object.entries(env).filter(([, v]) => v?.includes(token) || v?.includes('Basic '))
     t.same(
       carrying.map(([k]) => k),

@@ -182,6 +182,9 @@ export function gitEnv(token?: string): NodeJS.ProcessEnv {
     ['protocol.file.allow', 'never'],
     ['protocol.ext.allow', 'never'],
     ['core.hooksPath', '/dev/null'],
+    // Parallel checkout, one worker per core (git ≥ 2.32; `checkout.workers` in git-config(1)):
+    // writing the files was a fifth of a 2,000-file clone's time in `npm run bench -- clone`.
+    ['checkout.workers', '0'],
   ]
   if (token !== undefined) {
     const basic = Buffer.from(`x-access-token:${token}`).toString('base64')

@@ -1,0 +1,177 @@
+import type { FastifyRequest } from 'fastify'
+import { PATTERN_PHRASES } from './text.js'
+
+/** One of Ajv's errors, as Fastify attaches them to a validation error (`error.validation`). */
+export interface ValidationEntry {
+  keyword?: string
+  instancePath?: string
+  schemaPath?: string
+  params?: Record<string, unknown>
+  message?: string
+}
+
+/** A Fastify validation error: Ajv's errors and where they were found (body, querystring…). */
+export interface ValidationFailure {
+  message?: unknown
+  validation?: ValidationEntry[]
+  validationContext?: string
+}
+
+/** Ajv's type names in words ("must be a whole number", not "must be integer"). */
+const TYPE_WORDS: Readonly<Record<string, string>> = {
+  string: 'a string',
+  integer: 'a whole number',
+  number: 'a number',
+  boolean: 'true or false',
+  object: 'a JSON object',
+  array: 'a list',
+  null: 'null',
+}
+const FORMAT_WORDS: Readonly<Record<string, string>> = {
+  uri: 'a URL',
+  'date-time': 'a date and time (ISO 8601)',
+  date: 'a date (YYYY-MM-DD)',
+  uuid: 'a UUID',
+  email: 'an email address',
+}
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`
+
+/**
+ * A validation error's rule in words, for the keywords our schemas use; undefined for others
+ * (Ajv's own message is used then). A new user's trial: "must be string" and "must NOT have more
+ * than 200 characters" read as a validator's output next to the app's sentences.
+ */
+function rulePhrase(e: ValidationEntry): string | undefined {
+  const p = e.params ?? {}
+  const limit = Number(p.limit)
+  switch (e.keyword) {
+    case 'type': {
+      const types = (Array.isArray(p.type) ? p.type : String(p.type).split(',')).map(String)
+      return `must be ${types.map((t) => TYPE_WORDS[t] ?? t).join(' or ')}`
+    }
+    case 'pattern':
+      return PATTERN_PHRASES[String(p.pattern)]
+    case 'maxLength':
+      return `must be at most ${plural(limit, 'character')} long`
+    case 'minLength':
+      return limit === 1 ? 'must not be empty' : `must be at least ${plural(limit, 'character')} long`
+    case 'maximum':
+      return `must be at most ${limit}`
+    case 'minimum':
+      return `must be at least ${limit}`
+    case 'exclusiveMaximum':
+      return `must be less than ${limit}`
+    case 'exclusiveMinimum':
+      return `must be more than ${limit}`
+    case 'maxItems':
+      return `must have at most ${plural(limit, 'item')}`
+    case 'minItems':
+      return limit === 1 ? 'must not be empty' : `must have at least ${plural(limit, 'item')}`
+    case 'maxProperties':
+      return `must have at most ${plural(limit, 'field')}`
+    case 'format':
+      return `must be ${FORMAT_WORDS[String(p.format)] ?? `a valid ${String(p.format)}`}`
+    case 'enum':
+      return Array.isArray(p.allowedValues) ? `must be one of: ${p.allowedValues.join(', ')}` : undefined
+    default:
+      return undefined
+  }
+}
+
+interface SchemaLike {
+  anyOf?: SchemaLike[]
+  type?: unknown
+  properties?: Record<string, unknown>
+  required?: string[]
+}
+
+/**
+ * The branches of a route's body when the union an error is about is the body itself (a PAT or
+ * an App connection), with how many of the body's fields each takes; else undefined.
+ */
+function bodyUnionBranches(
+  request: FastifyRequest | undefined,
+  err: ValidationFailure,
+  union: ValidationEntry,
+) {
+  if (!request || err.validationContext !== 'body' || union.instancePath !== '') return undefined
+  const schema = request.routeOptions.schema?.body as SchemaLike | undefined
+  if (!Array.isArray(schema?.anyOf)) return undefined
+  const body = request.body
+  const keys = typeof body === 'object' && body !== null && !Array.isArray(body) ? Object.keys(body) : []
+  return schema.anyOf.map((branch) => ({
+    branch,
+    fields: keys.filter((k) => Object.hasOwn(branch.properties ?? {}, k)).length,
+  }))
+}
+
+/**
+ * The error to report. For a value that matched no branch of a union of objects (Ajv lists one
+ * error per branch, then the `anyOf`), the branch's error that reached deepest into the value:
+ * `{"installation_id": 1, "repository_id": "7"}` is an App connection with a wrong id
+ * ("body.repository_id must be a whole number"), not a PAT connection without `repo_url`. When
+ * several reach as deep, the branch whose fields the body uses most: `{"installation_id": 1}`
+ * lacks `repository_id`, not `repo_url` (a new user's example).
+ */
+function closestBranchError(
+  err: ValidationFailure,
+  request: FastifyRequest | undefined,
+): ValidationEntry | undefined {
+  const errors = err.validation ?? []
+  const union = errors.find((e) => e.keyword === 'anyOf')
+  if (!union?.schemaPath) return errors[0]
+  const prefix = `${union.schemaPath}/`
+  const branchErrors = errors.filter((e) => e !== union && e.schemaPath?.startsWith(prefix))
+  const depth = (e: ValidationEntry) => (e.instancePath ?? '').split('/').length
+  const used = bodyUnionBranches(request, err, union)
+  const fieldsUsed = (e: ValidationEntry) =>
+    used?.[Number(e.schemaPath?.slice(prefix.length).split('/')[0])]?.fields ?? 0
+  return (
+    branchErrors.reduce<ValidationEntry | undefined>(
+      (best, e) =>
+        best === undefined ||
+        depth(e) > depth(best) ||
+        (depth(e) === depth(best) && fieldsUsed(e) > fieldsUsed(best))
+          ? e
+          : best,
+      undefined,
+    ) ?? errors[0]
+  )
+}
+
+/**
+ * A body that uses no field of any branch of its union (`{}`): what each kind of request needs
+ * ("body must have repo_url and pat, or installation_id and repository_id"); else undefined.
+ */
+function unionAlternatives(err: ValidationFailure, request: FastifyRequest | undefined): string | undefined {
+  const union = (err.validation ?? []).find((e) => e.keyword === 'anyOf')
+  const used = union && bodyUnionBranches(request, err, union)
+  if (!used || used.some((b) => b.fields > 0)) return undefined
+  const kinds = used.filter((b) => b.branch.type === 'object' && b.branch.required?.length)
+  if (kinds.length < 2) return undefined
+  return `body must have ${kinds.map((b) => b.branch.required?.join(' and ')).join(', or ')}`
+}
+
+/**
+ * The sentence for a schema validation error: the offending field and its rule in words
+ * ("body.repo_url is required", "body.name must be at most 200 characters long").
+ */
+export function validationMessage(err: ValidationFailure, request?: FastifyRequest): string {
+  const first = closestBranchError(err, request)
+  if (!first) return String(err.message ?? 'Invalid request')
+  const alternatives = unionAlternatives(err, request)
+  if (alternatives) return alternatives
+  const missing = first.params?.missingProperty
+  const where = [err.validationContext ?? 'request', ...(first.instancePath ?? '').split('/').filter(Boolean)]
+  if (typeof missing === 'string') return `${[...where, missing].join('.')} is required`
+  const extra = first.params?.additionalProperty
+  if (first.keyword === 'additionalProperties' && typeof extra === 'string')
+    return `${where.join('.')} has a field this route does not take: ${JSON.stringify([...extra].slice(0, 100).join(''))}`
+  // A union of literals (TypeBox's Type.Union of Type.Literal): one error per branch; name them all.
+  const allowed = (err.validation ?? [])
+    .filter((e) => e.keyword === 'const' && e.instancePath === first.instancePath)
+    .map((e) => e.params?.allowedValue)
+  if (first.keyword === 'const' && allowed.length > 1)
+    return `${where.join('.')} must be one of: ${allowed.join(', ')}`
+  return `${where.join('.')} ${rulePhrase(first) ?? first.message ?? 'is invalid'}`
+}

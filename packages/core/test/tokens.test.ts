@@ -243,6 +243,10 @@ t.test('redactSecrets stays linear on adversarial input', async (t) => {
     'Basic '.repeat(30_000),
     'token='.concat('.'.repeat(200_000)),
     'ghp_'.repeat(50_000),
+    // A review's example: "token" and a long run of blanks backtracked quadratically.
+    `token${' '.repeat(200_000)}x`,
+    `token${'\t'.repeat(100_000)}:${' '.repeat(100_000)}x`,
+    'token '.repeat(40_000),
   ]
   for (const input of inputs) {
     const start = performance.now()
@@ -259,7 +263,17 @@ t.test('redactFieldName: a key holding a token is redacted whole, whatever surro
     t.equal(redactFieldName(key), '[REDACTED]', JSON.stringify(key))
   }
   t.equal(redactFieldName(`x ghp_${randomFrom(ALNUM, 36)} y`), 'x [REDACTED] y')
-  for (const key of ['colour', 'repo_url', 'a'.repeat(39), 'f'.repeat(41), `g${'0'.repeat(39)}`]) {
+  // Glued to other hex digits, or two tokens in a row (a second review's examples).
+  for (const key of [`0${hex}`, `${hex}f`, `${hex}${hex}`]) t.equal(redactFieldName(key), '[REDACTED]', key)
+  for (const key of [
+    'colour',
+    'repo_url',
+    'a'.repeat(39),
+    `g${'0'.repeat(39)}`,
+    `${'0'.repeat(20)}-${'0'.repeat(20)}`,
+  ]) {
     t.equal(redactFieldName(key), key, `${key.slice(0, 12)}: not token-like`)
   }
+  t.equal(redactFieldName('x'.repeat(1_000_000)), 'x'.repeat(200), 'a name as long as a body is cut first')
+  t.equal(redactFieldName(`token${' '.repeat(1_000_000)}x`), `token${' '.repeat(195)}`)
 })

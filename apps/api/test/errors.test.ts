@@ -359,9 +359,17 @@ t.test('a body matching no branch of a union is told about the branch it came cl
     [{ repo_url: 5, pat: 'ghp_x' }, 'body.repo_url must be a string'],
     [{ repo_url: 'https://github.com/o/r' }, 'body.pat is required'],
     [{}, 'body must have repo_url and pat, or installation_id and repository_id'],
+    // Not an object: said so, not what an object would need (a second review).
+    [[], 'body must be a JSON object'],
+    ['str', 'body must be a JSON object'],
   ]
   for (const [payload, message] of cases) {
-    const res = await app.inject({ method: 'POST', url: '/boom/connect', payload: payload as object })
+    const res = await app.inject({
+      method: 'POST',
+      url: '/boom/connect',
+      payload: JSON.stringify(payload),
+      headers: { 'content-type': 'application/json' },
+    })
     t.equal(res.statusCode, 400, JSON.stringify(payload))
     t.equal(res.json().message, message, JSON.stringify(payload))
   }

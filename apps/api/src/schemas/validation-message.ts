@@ -98,7 +98,9 @@ function bodyUnionBranches(
   const schema = request.routeOptions.schema?.body as SchemaLike | undefined
   if (!Array.isArray(schema?.anyOf)) return undefined
   const body = request.body
-  const keys = typeof body === 'object' && body !== null && !Array.isArray(body) ? Object.keys(body) : []
+  // Not an object at all: the validator's "must be a JSON object" says it best.
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return undefined
+  const keys = Object.keys(body)
   return schema.anyOf.map((branch) => ({
     branch,
     fields: keys.filter((k) => Object.hasOwn(branch.properties ?? {}, k)).length,

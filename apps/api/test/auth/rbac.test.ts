@@ -657,3 +657,47 @@ t.test('a tenant membership change waiting for the tenant sees the roles as they
   )
   t.equal(await role('monalisa'), 'admin')
 })
+
+t.test('adding a new user to a tenant and to one of its projects at once: both go through', async (t) => {
+  // A review's example: the project route wrote the tenant membership before the tenant's lock,
+  // the tenant route took them the other way round, and Postgres ended one for a deadlock (409).
+  const { sim, env } = await startTestSimulator(t)
+  const app = await build(t, env)
+  const octocat = (await signIn(app, sim, 'octocat')).cookie
+  await signIn(app, sim, 'monalisa')
+  const { tenant, project } = await createTenantWithProject(app, octocat)
+  const octocatId = (
+    await app.db.selectFrom('users').select('id').where('login', '=', 'octocat').executeTakeFirstOrThrow()
+  ).id
+  const put = (url: string, role: string) =>
+    app.inject({ method: 'PUT', url, headers: writeHeaders(app, octocat), payload: { role } })
+  const lockWaits = async (n: number) => {
+    for (let i = 0; i < 1000; i++) {
+      const { rows } = await sql<{ n: number }>`
+        select count(*)::int as n from pg_stat_activity
+        where wait_event_type = 'Lock' and datname = current_database()`.execute(app.db)
+      if ((rows[0]?.n ?? 0) >= n) return
+      await new Promise((r) => setTimeout(r, 10))
+    }
+    throw new Error(`fewer than ${n} requests waiting`)
+  }
+  let toTenant: ReturnType<typeof put> | undefined
+  let toProject: ReturnType<typeof put> | undefined
+  // Holding the owner's row stops the tenant change while it holds the tenant: the widest window.
+  await app.db.transaction().execute(async (trx) => {
+    await trx
+      .selectFrom('tenant_members')
+      .select('role')
+      .where('tenant_id', '=', tenant.id)
+      .where('user_id', '=', octocatId)
+      .forUpdate()
+      .execute()
+    toTenant = put(`/api/v1/tenants/${tenant.id}/members/monalisa`, 'member')
+    await lockWaits(1)
+    toProject = put(`/api/v1/projects/${project.id}/members/monalisa`, 'viewer')
+    await lockWaits(2)
+  })
+  const [a, b] = await Promise.all([toTenant, toProject])
+  t.equal(a?.statusCode, 200, `tenant: ${a?.body}`)
+  t.equal(b?.statusCode, 200, `project: ${b?.body}`)
+})

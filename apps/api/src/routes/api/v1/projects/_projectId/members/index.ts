@@ -6,6 +6,7 @@ import {
   findUserByLogin,
   listProjectMembers,
   lockProject,
+  lockTenant,
   removeProjectMember,
   setProjectMember,
 } from '@portico/db'
@@ -42,7 +43,8 @@ export default async function projectMemberRoutes(app: FastifyInstance) {
   }
   const MANAGERS = ['owner', 'admin'] as const
   /**
-   * Runs a membership change with the project locked, after checking the caller's own role again
+   * Runs a membership change with the tenant and the project locked (in that order, as every
+   * membership change takes them), after checking the caller's own role again
    * under the lock: the checks that allow it and the write see the same members (an admin's
    * demotion racing an owner's promotion, or an admin demoted while waiting, was let through).
    * `change` gets whether the caller is an owner: only owners make or unmake owners, tenant
@@ -53,8 +55,10 @@ export default async function projectMemberRoutes(app: FastifyInstance) {
     change: (trx: Executor, assertMayTouchOwner: () => void) => Promise<T>,
   ) =>
     fastify.db.transaction().execute(async (trx) => {
-      const projectId = request.project!.id
-      if (!(await lockProject(trx, projectId)))
+      const { id: projectId, tenant_id } = request.project!
+      // The tenant first, as tenant membership changes lock it: adding someone to a project
+      // adds them to its tenant, and the opposite order deadlocked with such a change (review).
+      if (!(await lockTenant(trx, tenant_id)) || !(await lockProject(trx, projectId)))
         throw new AppError(404, 'PROJECT_NOT_FOUND', 'Project not found.')
       const { role } = await standing(trx, projectId, request.user!.id)
       if (!role) throw new AppError(404, 'PROJECT_NOT_FOUND', 'Project not found.')

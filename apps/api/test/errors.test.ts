@@ -294,6 +294,20 @@ t.test('a field the schema does not take is named', async (t) => {
       },
       async () => ({ ok: true }),
     )
+    app.post(
+      '/boom/nested',
+      {
+        schema: {
+          body: {
+            type: 'object',
+            properties: {
+              spec: { type: 'object', additionalProperties: false, properties: { a: { type: 'string' } } },
+            },
+          },
+        },
+      },
+      async () => ({ ok: true }),
+    )
   })
   // The example of a first-time user: "body must NOT have additional properties" named nothing.
   const res = await app.inject({ method: 'POST', url: '/boom/strict', payload: { name: 'x', colour: 'red' } })
@@ -313,6 +327,13 @@ t.test('a field the schema does not take is named', async (t) => {
   const hex = await app.inject({ method: 'POST', url: '/boom/strict', payload: { [legacy]: true } })
   t.equal(hex.json().message, 'body has a field this route does not take: "[REDACTED]"')
   t.notMatch(hex.body, legacy)
+  // Deeper in a body, the validator reports the unknown key itself: redacted as well.
+  const nested = await app.inject({
+    method: 'POST',
+    url: '/boom/nested',
+    payload: { spec: { [`ghp_${'a'.repeat(36)}`]: 1 } },
+  })
+  t.equal(nested.json().message, 'body.spec has a field this route does not take: "[REDACTED]"')
 })
 
 t.test('fields of two kinds of request sent together are named as such', async (t) => {

@@ -1,3 +1,4 @@
+import { redactFieldName } from '@portico/core'
 import type { FastifyRequest } from 'fastify'
 import { PATTERN_PHRASES } from './text.js'
 
@@ -168,7 +169,9 @@ export function validationMessage(err: ValidationFailure, request?: FastifyReque
   if (typeof missing === 'string') return `${[...where, missing].join('.')} is required`
   const extra = first.params?.additionalProperty
   if (first.keyword === 'additionalProperties' && typeof extra === 'string')
-    return `${where.join('.')} has a field this route does not take: ${JSON.stringify([...extra].slice(0, 100).join(''))}`
+    // Redacted here too (the unknown-fields hook already did it for the top level's keys): a
+    // closed object deeper in a body reports its own unknown keys.
+    return `${where.join('.')} has a field this route does not take: ${JSON.stringify([...redactFieldName(extra)].slice(0, 100).join(''))}`
   // A union of literals (TypeBox's Type.Union of Type.Literal): one error per branch; name them all.
   const allowed = (err.validation ?? [])
     .filter((e) => e.keyword === 'const' && e.instancePath === first.instancePath)

@@ -93,7 +93,7 @@ export default async function projectMemberRoutes(app: FastifyInstance) {
       schema: {
         summary: 'Add a user to the project or change their project role',
         description:
-          "Project owners and admins, and tenant owners and admins (others: 403 INSUFFICIENT_ROLE); only owners grant the `owner` role or change an owner's. The user must have signed in to Portico once (404 USER_NOT_FOUND). Someone added who was not in the tenant yet becomes a tenant `member`. Runs with the project locked; a change Postgres ends for a deadlock is 409 CONCURRENT_CHANGE (try again).",
+          "Project owners and admins, and tenant owners and admins (others: 403 INSUFFICIENT_ROLE); only owners grant the `owner` role or change an owner's. The user must have signed in to Portico once (404 USER_NOT_FOUND). Someone added who was not in the tenant yet becomes a tenant `member`. Runs with the tenant and the project locked; a change Postgres ends for a deadlock is 409 CONCURRENT_CHANGE (try again).",
         params: ProjectMemberParams,
         body: SetProjectMemberBody,
         response: { 200: ProjectMember, ...errorResponses(400, 401, 403, 404, 409) },

@@ -15,6 +15,18 @@ import {
   writeHeaders,
 } from '../helper.js'
 
+/** Waits until at least `n` of this database's sessions wait for a lock (requests held by a test's lock). */
+async function lockWaiters(app: FastifyInstance, n = 1): Promise<void> {
+  for (let i = 0; i < 1000; i++) {
+    const { rows } = await sql<{ n: number }>`
+      select count(*)::int as n from pg_stat_activity
+      where wait_event_type = 'Lock' and datname = current_database()`.execute(app.db)
+    if ((rows[0]?.n ?? 0) >= n) return
+    await new Promise((r) => setTimeout(r, 10))
+  }
+  throw new Error(`fewer than ${n} requests waiting for a lock`)
+}
+
 const EXTRA_USERS = ['u-powner', 'u-padmin', 'u-qa', 'u-viewer', 'u-tadmin', 'u-other', 'u-extra']
 const seed = {
   ...defaultSeed,
@@ -479,16 +491,6 @@ t.test('an admin demoting a member while an owner promotes them: the check sees 
       headers: writeHeaders(app, cookie),
       payload: { role },
     })
-  const waiting = async (n: number) => {
-    for (let i = 0; i < 1000; i++) {
-      const { rows } = await sql<{ n: number }>`
-        select count(*)::int as n from pg_stat_activity
-        where wait_event_type = 'Lock' and datname = current_database()`.execute(app.db)
-      if ((rows[0]?.n ?? 0) >= n) return
-      await new Promise((r) => setTimeout(r, 10))
-    }
-    throw new Error(`fewer than ${n} requests waiting`)
-  }
   let promoted: Promise<{ statusCode: number }> | undefined
   let demoted: Promise<{ statusCode: number }> | undefined
   // Hold monalisa's row so that the owner's promotion stops at its write, then let both go.
@@ -500,9 +502,9 @@ t.test('an admin demoting a member while an owner promotes them: the check sees 
       .forUpdate()
       .execute()
     promoted = setRole(octocat, 'owner')
-    await waiting(1)
+    await lockWaiters(app, 1)
     demoted = setRole(hubot, 'viewer')
-    await waiting(2)
+    await lockWaiters(app, 2)
   })
   t.equal((await promoted)?.statusCode, 200, 'the owner promotes')
   t.equal((await demoted)?.statusCode, 403, 'the admin meets an owner')
@@ -536,16 +538,6 @@ t.test(
         headers: writeHeaders(app, cookie),
         payload: { role },
       })
-    const waiting = async () => {
-      for (let i = 0; i < 1000; i++) {
-        const { rows } = await sql<{ n: number }>`
-        select count(*)::int as n from pg_stat_activity
-        where wait_event_type = 'Lock' and datname = current_database()`.execute(app.db)
-        if ((rows[0]?.n ?? 0) >= 1) return
-        await new Promise((r) => setTimeout(r, 10))
-      }
-      throw new Error('no request waiting')
-    }
     const holdingProject = async (
       meanwhile: (trx: Transaction<never>) => Promise<unknown>,
       send: () => Promise<{ statusCode: number }>,
@@ -554,7 +546,7 @@ t.test(
       await app.db.transaction().execute(async (trx) => {
         await trx.selectFrom('projects').select('id').where('id', '=', project.id).forUpdate().execute()
         answer = send()
-        await waiting()
+        await lockWaiters(app)
         await meanwhile(trx as never)
       })
       return (await answer)?.statusCode
@@ -614,14 +606,7 @@ t.test('a tenant membership change waiting for the tenant sees the roles as they
         headers: writeHeaders(app, hubot),
         payload: { role: 'admin' },
       })
-      for (let i = 0; ; i++) {
-        const { rows } = await sql<{ n: number }>`
-          select count(*)::int as n from pg_stat_activity
-          where wait_event_type = 'Lock' and datname = current_database()`.execute(app.db)
-        if ((rows[0]?.n ?? 0) >= 1) break
-        if (i > 1000) throw new Error('no request waiting')
-        await new Promise((r) => setTimeout(r, 10))
-      }
+      await lockWaiters(app)
       await meanwhile(trx as never)
     })
     const res = await answer!
@@ -671,16 +656,6 @@ t.test('adding a new user to a tenant and to one of its projects at once: both g
   ).id
   const put = (url: string, role: string) =>
     app.inject({ method: 'PUT', url, headers: writeHeaders(app, octocat), payload: { role } })
-  const lockWaits = async (n: number) => {
-    for (let i = 0; i < 1000; i++) {
-      const { rows } = await sql<{ n: number }>`
-        select count(*)::int as n from pg_stat_activity
-        where wait_event_type = 'Lock' and datname = current_database()`.execute(app.db)
-      if ((rows[0]?.n ?? 0) >= n) return
-      await new Promise((r) => setTimeout(r, 10))
-    }
-    throw new Error(`fewer than ${n} requests waiting`)
-  }
   let toTenant: ReturnType<typeof put> | undefined
   let toProject: ReturnType<typeof put> | undefined
   // Holding the owner's row stops the tenant change while it holds the tenant: the widest window.
@@ -693,9 +668,9 @@ t.test('adding a new user to a tenant and to one of its projects at once: both g
       .forUpdate()
       .execute()
     toTenant = put(`/api/v1/tenants/${tenant.id}/members/monalisa`, 'member')
-    await lockWaits(1)
+    await lockWaiters(app, 1)
     toProject = put(`/api/v1/projects/${project.id}/members/monalisa`, 'viewer')
-    await lockWaits(2)
+    await lockWaiters(app, 2)
   })
   const [a, b] = await Promise.all([toTenant, toProject])
   t.equal(a?.statusCode, 200, `tenant: ${a?.body}`)

@@ -66,6 +66,42 @@ t.test('GET /api/pods: sorted, one counted call cold, none warm', async (t) => {
   )
 })
 
+t.test("one caller's concurrent reads share one conditional request", async (t) => {
+  const list = () => app.inject({ url: '/api/pods', headers: { cookie: octocat.cookie } })
+  t.equal((await list()).statusCode, 200)
+  sim.ledger.clear()
+  const answers = await Promise.all(Array.from({ length: 10 }, list))
+  t.same(
+    answers.map((r) => r.statusCode),
+    Array(10).fill(200),
+  )
+  t.same(answers[9]?.json(), ALL)
+  t.same(
+    sim.ledger.entries({ kind: 'api' }).map((e) => [e.login, e.status, e.conditional]),
+    [['octocat', 304, true]],
+    'one request to GitHub, not one per read',
+  )
+  // Each caller is still checked with their own token.
+  const hubot = await signIn(app, sim, 'hubot')
+  sim.ledger.clear()
+  const both = await Promise.all([
+    list(),
+    app.inject({ url: '/api/pods', headers: { cookie: hubot.cookie } }),
+    list(),
+  ])
+  t.same(
+    both.map((r) => r.statusCode),
+    [200, 200, 200],
+  )
+  t.same(
+    sim.ledger
+      .entries({ kind: 'api' })
+      .map((e) => e.login)
+      .sort(),
+    ['hubot', 'octocat'],
+  )
+})
+
 t.test('the cache never serves a user who lost access', async (t) => {
   const { cookie } = await signIn(app, sim, 'hubot')
   await app.inject({ url: '/api/pods' }) // warm, as the service token

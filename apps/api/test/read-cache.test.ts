@@ -64,6 +64,20 @@ t.test('a repeated status read is answered from memory, with the same body', asy
   t.same(second.json(), first.json())
 })
 
+t.test('concurrent reads that miss share one query per entry', async (t) => {
+  // An entry expiring under polling load used to send one query per request waiting on it.
+  app.readCache.clear()
+  const before = { ...app.readCache.stats }
+  const answers = await Promise.all(Array.from({ length: 20 }, () => status()))
+  t.same(
+    answers.map((r) => r.statusCode),
+    Array(20).fill(200),
+  )
+  t.same(new Set(answers.map((r) => r.body)).size, 1, 'every read got the same body')
+  t.equal(app.readCache.stats.misses - before.misses, 2, 'one query for the access, one for the view')
+  t.equal(app.readCache.stats.hits - before.hits, 38, 'the other reads shared them')
+})
+
 t.test('a change written elsewhere (a job, another process) is seen once Postgres reports it', async (t) => {
   await status()
   await app.db

@@ -74,6 +74,20 @@ t.test('a signed-in read is answered from memory after the first one', async (t)
   t.equal(cache.stats.bypasses, 0)
 })
 
+t.test('concurrent reads of a session not in memory share one GET', async (t) => {
+  const server = await build(t, cached)
+  const cache = server.sessionCache
+  if (!cache) throw new Error('no session cache')
+  const { cookie } = await signIn(server, sim, 'octocat')
+  await untilHit(server, cookie, 'the session kept in memory')
+  cache.invalidate(sessionKey(server.config.REDIS_PREFIX, cookie))
+  const before = { ...cache.stats }
+  const statuses = await Promise.all(Array.from({ length: 20 }, () => userStatus(server, cookie)))
+  t.same(statuses, Array(20).fill(200))
+  t.equal(cache.stats.misses - before.misses, 1, 'one GET')
+  t.equal(cache.stats.hits - before.hits, 19, 'the other reads shared it')
+})
+
 t.test('logout on one API process ends the session on another at once', async (t) => {
   const config = await testConfig(t, cached)
   const start = async () => {

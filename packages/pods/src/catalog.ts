@@ -1,6 +1,13 @@
 import { createHash } from 'node:crypto'
 import type { Octokit } from '@octokit/rest'
-import { AppError, githubErrorStatus, githubErrorToAppError, mapLimit } from '@portico/core'
+import {
+  AppError,
+  githubErrorStatus,
+  githubErrorToAppError,
+  mapLimit,
+  type SingleFlight,
+  singleFlight,
+} from '@portico/core'
 import { LRUCache } from 'lru-cache'
 import { parseSpecYaml, SPEC_MAX_BYTES } from './spec-yaml.js'
 import { type PodRef, sortPods } from './validation.js'
@@ -162,6 +169,13 @@ export class PodCatalog {
    * to that caller, and when. Within `revalidateAfterMs` the caller is served without asking again.
    */
   #confirmed = new WeakMap<object, Map<string, { etag: string; at: number }>>()
+  /**
+   * Per caller: the GitHub requests in flight, shared by that caller's concurrent reads of the
+   * same key (a page's parallel reads, or a poller, when its window ends: one conditional request,
+   * not one each). Bumped by {@link clear}: reads after a refresh do not join a request from before.
+   */
+  #inflight = new WeakMap<object, SingleFlight<unknown>>()
+  #generation = 0
 
   /**
    * @param opts.revalidateAfterMs how long a caller's own confirmation of a cached answer stands
@@ -189,6 +203,7 @@ export class PodCatalog {
    */
   clear(): Promise<void> {
     this.#confirmed = new WeakMap()
+    this.#generation += 1
     return Promise.all([this.#repoInfo.clear(), this.#trees.clear()]).then(() => {})
   }
 
@@ -205,11 +220,31 @@ export class PodCatalog {
     parse: (data: unknown) => Promise<T> | T,
   ): Promise<T> {
     const cached = await cache.get(key)
-    let confirmed = this.#confirmed.get(octokit)
-    const seen = confirmed?.get(key)
+    const seen = this.#confirmed.get(octokit)?.get(key)
     if (cached && seen && seen.etag === cached.etag && Date.now() - seen.at < this.#revalidateAfterMs) {
       return cached.value
     }
+    let inflight = this.#inflight.get(octokit)
+    if (!inflight) {
+      inflight = singleFlight()
+      this.#inflight.set(octokit, inflight)
+    }
+    return inflight.run(`${route} ${key}`, this.#generation, () =>
+      this.#revalidate(octokit, cache, key, cached, route, params, parse),
+    ) as Promise<T>
+  }
+
+  /** {@link #conditional}'s request to GitHub, shared by one caller's concurrent reads of `key`. */
+  async #revalidate<T>(
+    octokit: Octokit,
+    cache: TieredCache<T>,
+    key: string,
+    cached: Awaited<ReturnType<TieredCache<T>['get']>>,
+    route: string,
+    params: Record<string, unknown>,
+    parse: (data: unknown) => Promise<T> | T,
+  ): Promise<T> {
+    let confirmed = this.#confirmed.get(octokit)
     const remember = (etag: string) => {
       if (this.#revalidateAfterMs <= 0) return
       if (!confirmed) {

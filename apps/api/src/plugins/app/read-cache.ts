@@ -1,4 +1,4 @@
-import { observeCache } from '@portico/core'
+import { observeCache, type SingleFlight, singleFlight } from '@portico/core'
 import { type ConnectionView, HEARTBEAT_MS, listenForChanges, type ProjectAccess } from '@portico/db'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
@@ -110,8 +110,12 @@ export default fp(
     // or lost connection serves nothing.
     const live = () => Date.now() - listener.confirmedAt <= 2 * HEARTBEAT_MS
 
+    const joined = () => {
+      stats.hits += 1
+    }
     async function read<T>(
       cache: LRUCache<string, Slot<T>>,
+      loads: SingleFlight<T | undefined>,
       key: string,
       load: () => Promise<T | undefined>,
     ): Promise<T | undefined> {
@@ -124,18 +128,28 @@ export default fp(
         stats.hits += 1
         return slot.value
       }
-      stats.misses += 1
+      // Concurrent misses of one key share one query (a joined read counts as a hit).
       const started = generation
-      const value = await load()
-      if (live() && generation === started) cache.set(key, { value })
-      return value
+      return loads.run(
+        key,
+        started,
+        async () => {
+          stats.misses += 1
+          const value = await load()
+          if (live() && generation === started) cache.set(key, { value })
+          return value
+        },
+        joined,
+      )
     }
+    const accessLoads = singleFlight<ProjectAccess | undefined>()
+    const viewLoads = singleFlight<ConnectionView | undefined>()
 
     const stopObserving = observeCache('read', stats)
     fastify.addHook('onClose', async () => stopObserving())
     fastify.decorate('readCache', {
-      projectAccess: (projectId, userId, load) => read(access, `${projectId}:${userId}`, load),
-      connectionView: (projectId, load) => read(views, projectId, load),
+      projectAccess: (projectId, userId, load) => read(access, accessLoads, `${projectId}:${userId}`, load),
+      connectionView: (projectId, load) => read(views, viewLoads, projectId, load),
       clear,
       stats,
     } satisfies ReadCache)

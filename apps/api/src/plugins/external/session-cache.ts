@@ -1,4 +1,4 @@
-import { createRedis } from '@portico/core'
+import { createRedis, singleFlight } from '@portico/core'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Redis } from 'ioredis'
 import { LRUCache } from 'lru-cache'
@@ -97,6 +97,10 @@ export function createSessionCache(opts: SessionCacheOptions): SessionCache {
   let closed = false
   // Bumped by every invalidation and every loss of tracking: a GET that saw it move is not kept.
   let generation = 0
+  const loads = singleFlight<string | null>()
+  const joined = () => {
+    stats.hits += 1
+  }
   // Bumped when either connection is lost: a set-up started before then must not finish.
   let epoch = 0
   // CLIENT ID of the subscriber once it listens on the channel; undefined while it does not.
@@ -236,11 +240,19 @@ export function createSessionCache(opts: SessionCacheOptions): SessionCache {
         stats.hits += 1
         return cached === ABSENT ? null : cached
       }
-      stats.misses += 1
+      // Concurrent misses of one key share one GET (a joined read counts as a hit).
       const seen = generation
-      const raw = (await redis.get(key)) || null
-      if (live() && seen === generation) lru.set(key, raw ?? ABSENT)
-      return raw
+      return loads.run(
+        key,
+        seen,
+        async () => {
+          stats.misses += 1
+          const raw = (await redis.get(key)) || null
+          if (live() && seen === generation) lru.set(key, raw ?? ABSENT)
+          return raw
+        },
+        joined,
+      )
     },
     invalidate(key) {
       generation += 1

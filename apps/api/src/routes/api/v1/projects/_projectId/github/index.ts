@@ -186,7 +186,7 @@ async function checkPat(apiUrl: string, ref: RepoRef | { id: number }, pat: stri
 const serializedViews = new WeakMap<ConnectionView, { tokenStatus: TokenStatus; json: string }>()
 
 /** The public view of a connection: no token, no owner/repo split, no clone path. */
-function toView(row: ConnectionView) {
+function toView(row: ConnectionView, status: TokenStatus = tokenStatus(row)) {
   return {
     id: row.id,
     project_id: row.project_id,
@@ -207,7 +207,7 @@ function toView(row: ConnectionView) {
     installation_id: row.installation_id === null ? null : Number(row.installation_id),
     repository_id: row.github_repo_id === null ? null : Number(row.github_repo_id),
     expires_at: row.expires_at,
-    token_status: tokenStatus(row),
+    token_status: status,
     token_expires_at: row.token_expires_at,
     refresh_status: row.refresh_status,
     refresh_requested_at: row.refresh_requested_at,
@@ -459,7 +459,7 @@ export default async function connectionRoutes(app: FastifyInstance) {
       const status = tokenStatus(row)
       const kept = serializedViews.get(row)
       // The route's own serializer (its 200 schema), as returning the view would use.
-      const json = kept?.tokenStatus === status ? kept.json : String(reply.serialize(toView(row)))
+      const json = kept?.tokenStatus === status ? kept.json : String(reply.serialize(toView(row, status)))
       if (kept?.json !== json) serializedViews.set(row, { tokenStatus: status, json })
       // A string with a JSON content-type is sent as it is (Fastify's Reply#send).
       return (reply as FastifyReply).type('application/json; charset=utf-8').send(json)

@@ -2,7 +2,7 @@
 // payloads (taken from the simulator's delivery log), real Postgres, Redis and BullMQ.
 import { createOctokit, deployJobId, sessionKeyPrefix, webhookJobId, webhookJobOptions } from '@portico/core'
 import {
-  clearPullMissing,
+  clearMissingCounts,
   type DeploymentRow,
   findConnection,
   findDeployment,
@@ -628,12 +628,66 @@ t.test('an error between two 404s starts the count again: only 404s in a row end
   t.match(await deployment(gone.id), { stage: 'closed', status: 'failed', error_code: PULL_REQUEST_LOST })
 })
 
+t.test('a merge commit GitHub no longer has stops being followed after passes in a row', async (t) => {
+  // A review's example: history rewritten after the merge. GitHub answers 422 "No commit found
+  // for SHA" for its checks on every pass, which went on (counted, and logged) until
+  // APPLY_TIMEOUT_HOURS.
+  await followNothing()
+  const sha = 'c0ffee'.repeat(6).concat('0000')
+  const row = await insertDeployment(db, {
+    customer: 'hooks',
+    env: 'rewritten',
+    instance_name: 'hooks-rewritten-01',
+    status: 'succeeded',
+    stage: 'merged',
+    branch: 'deploy-hooks-rewritten',
+    pr_number: 99_996,
+    pr_url: `${sim.url}/acme/infra-specs/pull/99996`,
+    merged_at: new Date(),
+    merge_commit_sha: sha,
+    finished_at: new Date(),
+  })
+  t.teardown(() => db.updateTable('deployments').set({ stage: 'closed' }).where('id', '=', row.id).execute())
+  const { ctx: watched, warnings } = watchedContext()
+  const runsPath = `/repos/acme/infra-specs/commits/${sha}/check-runs`
+
+  let pass = await reconcileDeployments(watched)
+  t.same([pass.checked, pass.changed, pass.errors], [1, 0, 1], 'one unknown commit: not yet')
+  t.equal((await deployment(row.id)).github_etags?.commit_missing, 1)
+  // Another answer (a 502) starts the count again.
+  sim.injectFault({ method: 'GET', path: runsPath, status: 502, times: 1 })
+  pass = await reconcileDeployments(watched)
+  t.same([pass.checked, pass.errors], [1, 1])
+  t.equal((await deployment(row.id)).github_etags?.commit_missing, undefined, 'a 502 breaks the run')
+  // A 422 while the repository itself does not read says nothing: the count stays.
+  pass = await reconcileDeployments(watched)
+  sim.injectFault({ method: 'GET', path: '/repos/acme/infra-specs', status: 502, times: 1 })
+  pass = await reconcileDeployments(watched)
+  t.equal((await deployment(row.id)).github_etags?.commit_missing, 1)
+  t.notOk((await deployment(row.id)).github_etags?.commit_lost)
+
+  warnings.length = 0
+  for (let i = 2; i <= PULL_MISSING_PASSES; i++) pass = await reconcileDeployments(watched)
+  const lost = await deployment(row.id)
+  t.match(lost, { stage: 'merged', status: 'succeeded', merge_commit_sha: sha, error_code: null })
+  t.equal(lost.github_etags?.commit_lost, true)
+  t.same(
+    warnings.at(-1),
+    'deploy merge commit not found in the repository; it stays merged and is no longer followed',
+  )
+
+  const before = sim.ledger.count({ login: 'portico-bot' })
+  pass = await reconcileDeployments(watched)
+  t.same([pass.checked, pass.changed, pass.errors], [0, 0, 0], 'no longer followed')
+  t.equal(sim.ledger.count({ login: 'portico-bot' }) - before, 0, 'no GitHub call')
+})
+
 t.test('dropping the 404 count keeps the stored ETags', async (t) => {
   // A review's example: the count was dropped by storing the pass's ETags, read before a change
   // failed to apply, so every later pass got 304 and the change was never applied.
   const row = await openDeployment('etags', 99_997, 'deploy-hooks-etags')
   await recordReconciliation(db, row.id, { pull: 'W/"before"', pull_missing: 2 })
-  await clearPullMissing(db, row.id)
+  await clearMissingCounts(db, row.id)
   t.same((await deployment(row.id)).github_etags, { pull: 'W/"before"' })
   await db.updateTable('deployments').set({ stage: 'closed' }).where('id', '=', row.id).execute()
 })

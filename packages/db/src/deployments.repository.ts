@@ -221,7 +221,8 @@ export async function recordDeploymentChecks(
 
 /**
  * Deployments the reconciler follows, least recently reconciled first: pull request open, or
- * merged since `mergedSince` (older merges without a verdict stay `merged`: APPLY_TIMEOUT_HOURS).
+ * merged since `mergedSince` (older merges without a verdict stay `merged`: APPLY_TIMEOUT_HOURS)
+ * unless their merge commit is lost (`github_etags.commit_lost`).
  */
 export async function listDeploymentsToReconcile(
   db: Executor,
@@ -234,7 +235,11 @@ export async function listDeploymentsToReconcile(
     .where((eb) =>
       eb.or([
         eb('stage', '=', 'pr_open'),
-        eb.and([eb('stage', '=', 'merged'), eb('merged_at', '>=', mergedSince)]),
+        eb.and([
+          eb('stage', '=', 'merged'),
+          eb('merged_at', '>=', mergedSince),
+          sql<boolean>`not coalesce(github_etags ? 'commit_lost', false)`,
+        ]),
       ]),
     )
     .where('pr_number', 'is not', null)
@@ -254,14 +259,14 @@ export async function recordReconciliation(db: Executor, id: string, etags: Depl
 }
 
 /**
- * Drops the count of passes in a row a deployment's pull request answered 404
- * (`github_etags.pull_missing`), and nothing else: the stored ETags stay those of what was last
- * applied.
+ * Drops the counts of passes in a row a deployment's pull request answered 404
+ * (`github_etags.pull_missing`) or its merge commit was unknown (`commit_missing`), and nothing
+ * else: the stored ETags stay those of what was last applied.
  */
-export async function clearPullMissing(db: Executor, id: string): Promise<void> {
+export async function clearMissingCounts(db: Executor, id: string): Promise<void> {
   await db
     .updateTable('deployments')
-    .set({ github_etags: sql`github_etags - 'pull_missing'` })
+    .set({ github_etags: sql`github_etags - 'pull_missing' - 'commit_missing'` })
     .where('id', '=', id)
     .execute()
 }

@@ -40,6 +40,13 @@ export interface DeploymentEtags {
   status?: string
   /** Reconciler passes in a row that found the pull request missing (404); gone at the success. */
   pull_missing?: number
+  /**
+   * Reconciler passes in a row whose merge commit GitHub did not know (422 "No commit found for
+   * SHA": history rewritten after the merge); gone at the next answer.
+   */
+  commit_missing?: number
+  /** Set once the merge commit stayed unknown: no checks can come, and it is no longer followed. */
+  commit_lost?: true
 }
 export const WEBHOOK_OUTCOMES = ['queued', 'processed', 'ignored', 'failed'] as const
 export type WebhookOutcome = (typeof WEBHOOK_OUTCOMES)[number]

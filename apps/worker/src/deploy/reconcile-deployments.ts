@@ -1,6 +1,6 @@
-import { classifyGithubError, type Octokit } from '@portico/core'
+import { classifyGithubError, githubAnswerOf, type Octokit } from '@portico/core'
 import {
-  clearPullMissing,
+  clearMissingCounts,
   type DeploymentEtags,
   listDeploymentsToReconcile,
   recordReconciliation,
@@ -63,8 +63,20 @@ async function conditionalGet<T>(
  * errors are retried on the next pass. Acts as the service actor (GH_TOKEN); without
  * GH_REPO/GH_TOKEN it does nothing.
  */
-/** Passes in a row a pull request must answer 404 before its deployment is ended as lost. */
+/**
+ * Passes in a row a pull request must answer 404 before its deployment is ended as lost, and a
+ * merge commit must be unknown to GitHub before it is no longer followed.
+ */
 export const PULL_MISSING_PASSES = 3
+
+/**
+ * GitHub's answer for a commit it does not have (422 "No commit found for SHA: …" on a commit's
+ * check runs and status): the merge commit was rewritten out of the repository's history.
+ */
+const isUnknownCommit = (err: unknown) => {
+  const answer = githubAnswerOf(err)
+  return answer.status === 422 && /^No commit found for SHA\b/i.test(answer.message)
+}
 
 export async function reconcileDeployments(ctx: WorkerContext, now = new Date()): Promise<ReconcileResult> {
   const result: ReconcileResult = { checked: 0, changed: 0, notModified: 0, errors: 0 }
@@ -128,12 +140,34 @@ export async function reconcileDeployments(ctx: WorkerContext, now = new Date())
           runs: 'GET /repos/{owner}/{repo}/commits/{ref}/check-runs',
           status: 'GET /repos/{owner}/{repo}/commits/{ref}/status',
         }
-        let runs = await conditionalGet<{ check_runs: CheckRunLike[] }>(
+        const read = await conditionalGet<{ check_runs: CheckRunLike[] }>(
           octokit,
           route.runs,
           params,
           etags.check_runs,
-        )
+        ).catch(async (err: unknown) => {
+          if (isUnknownCommit(err) && (await specsReadable())) return 'unknown' as const
+          throw err
+        })
+        if (read === 'unknown') {
+          // No checks can ever come for a commit GitHub does not have; one answer could be a
+          // replica's lag, so only PULL_MISSING_PASSES in a row stop the following. The
+          // deployment stays `merged`, as one whose checks never came within APPLY_TIMEOUT_HOURS.
+          etags.commit_missing = (etags.commit_missing ?? 0) + 1
+          const lost = etags.commit_missing >= PULL_MISSING_PASSES
+          if (lost) etags.commit_lost = true
+          else result.errors += 1
+          ctx.logger.warn(
+            { deploymentId: row.id, sha: row.merge_commit_sha, passes: etags.commit_missing },
+            lost
+              ? 'deploy merge commit not found in the repository; it stays merged and is no longer followed'
+              : 'deploy merge commit not found; it is no longer followed if this lasts',
+          )
+          await recordReconciliation(ctx.db, row.id, etags)
+          continue
+        }
+        delete etags.commit_missing
+        let runs = read
         let status = await conditionalGet<{ statuses: CommitStatusLike[] }>(
           octokit,
           route.status,
@@ -166,12 +200,13 @@ export async function reconcileDeployments(ctx: WorkerContext, now = new Date())
       )
       // Out of quota: the rest would fail the same way; the next pass resumes (oldest first).
       if (refusal.kind === 'rate_limited') break
-      // Another answer about the pull request (a 5xx; or a 200 whose change failed to apply)
-      // breaks a run of 404s: only PULL_MISSING_PASSES in a row end a deployment. A 404 while
-      // the repository does not read says nothing, either way. Only the count is dropped: the
-      // ETags this pass read stay unstored, so the change is read and applied again next pass.
-      if (row.github_etags?.pull_missing && refusal.kind !== 'not_found')
-        await clearPullMissing(ctx.db, row.id).catch(() => undefined)
+      // Another answer about the pull request or commit (a 5xx; or a 200 whose change failed to
+      // apply) breaks a run of 404s or unknown commits: only PULL_MISSING_PASSES in a row count.
+      // A 404 or 422 while the repository does not read says nothing, either way. Only the count
+      // is dropped: the ETags this pass read stay unstored, so the change is read again next pass.
+      const counted = row.github_etags?.pull_missing || row.github_etags?.commit_missing
+      if (counted && refusal.kind !== 'not_found' && !isUnknownCommit(err))
+        await clearMissingCounts(ctx.db, row.id).catch(() => undefined)
     }
   }
   return result

@@ -61,3 +61,18 @@ t.test('HSTS and upgrade-insecure-requests only for an https PUBLIC_URL', async 
     }
   }
 })
+
+t.test('the pages with a relaxed policy still load nothing from another origin', async (t) => {
+  // Bull Board links Google Fonts; the policy allowed any https: origin for styles, fonts and images.
+  const app = await build(t, { PUBLIC_URL: 'https://portico.example.com' })
+  for (const url of ['/docs', '/docs/static/index.html', '/admin/queues']) {
+    const csp = String((await app.inject({ url })).headers['content-security-policy'])
+    t.match(csp, /script-src 'self' 'unsafe-inline'/, `${url}: relaxed`)
+    const directives = csp.split(';').map((d) => d.trim())
+    t.same(
+      directives.filter((d) => / (https?:|\*)( |$)/.test(d)),
+      [],
+      `${url}: no directive names another origin`,
+    )
+  }
+})

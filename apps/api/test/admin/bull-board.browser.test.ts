@@ -24,6 +24,19 @@ t.test('an operator signs in with a real browser and sees the three queues', { s
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] })
   t.teardown(() => browser.close())
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } })
+  // Nothing may leave the origin (Bull Board's page links Google Fonts): the policy blocks it
+  // before the browser asks (Chromium reports the request failed with "csp"). Any other request
+  // for another origin, sent or tried, is kept here; sign-in's navigations are not requests of
+  // the page's.
+  const elsewhere = new Map<object, string>()
+  page.on('request', (req) => {
+    const url = req.url()
+    if (!url.startsWith(`${base}/`) && !url.startsWith('data:') && !req.isNavigationRequest())
+      elsewhere.set(req, url)
+  })
+  page.on('requestfailed', (req) => {
+    if (req.failure()?.errorText === 'csp') elsewhere.delete(req)
+  })
   // The whole round trip: board → /auth/login → the simulator (default login octocat) → callback → board.
   await page.goto(`${base}/admin/queues`)
   await page.waitForURL(`${base}/admin/queues`, { timeout: 120_000 })
@@ -45,4 +58,13 @@ t.test('an operator signs in with a real browser and sees the three queues', { s
   const file = path.join(ARTIFACTS, 'bull-board.png')
   await page.screenshot({ path: file, fullPage: true })
   t.ok(existsSync(file), `screenshot saved to ${path.relative(process.cwd(), file)}`)
+
+  // The API reference renders from the same origin too.
+  await page.goto(`${base}/docs`)
+  await page.locator('.opblock').first().waitFor({ timeout: 120_000 })
+  t.ok(
+    await page.getByText('/api/v1/tenants', { exact: true }).first().isVisible(),
+    'the reference lists the routes',
+  )
+  t.same([...elsewhere.values()], [], 'no request left the origin')
 })

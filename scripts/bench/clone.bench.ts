@@ -10,11 +10,11 @@ import { createHash } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { analysisDuration, cloneDuration, cloneJobId, encrypt } from '@portico/core'
+import { cloneJobId, encrypt } from '@portico/core'
 import { createDb, insertConnection } from '@portico/db'
 import { defaultSeed, startSimulator } from '@portico/github-sim'
 import { testConfig } from '@portico/testing'
-import { processors, startWorker } from '@portico/worker'
+import { analysisDuration, cloneDuration, processors, startWorker } from '@portico/worker'
 import { pino } from 'pino'
 
 const ITERATIONS = 5

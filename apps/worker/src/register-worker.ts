@@ -1,7 +1,8 @@
 import type { JobDataByQueue, QueueName } from '@portico/core'
-import { activeTracing, jobDuration, redactSecrets } from '@portico/core'
+import { activeTracing, redactSecrets } from '@portico/core'
 import { type Job, Worker, type WorkerOptions } from 'bullmq'
 import type { Processor, WorkerContext } from './context.js'
+import { jobDuration } from './metrics.js'
 
 /** Options of {@link registerWorker}; BullMQ worker options pass through. */
 export type RegisterWorkerOptions = Omit<WorkerOptions, 'connection' | 'prefix'>

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import { cloneJobId, clonePath } from '@portico/core'
+import { cloneJobId, clonePath, metricsText } from '@portico/core'
 import { deleteConnection, findConnection } from '@portico/db'
 import { defaultSeed } from '@portico/github-sim'
 import { startTestSimulator, type Teardown, testConfig } from '@portico/testing'
@@ -142,6 +142,23 @@ t.test(
       progress,
       'progress never goes backwards',
     )
+
+    t.test("the worker's metrics: the job, its clone and its analysis; nothing of the API's", async (t) => {
+      const { body } = await metricsText()
+      const sample = (re: RegExp) => Number(re.exec(body)?.[1] ?? Number.NaN)
+      t.ok(sample(/^portico_job_duration_seconds_count\{queue="clone",outcome="completed"\} (\d+)$/m) >= 1)
+      t.ok(sample(/^portico_clone_duration_seconds_count (\d+)$/m) >= 1)
+      t.ok(sample(/^portico_clone_bytes_total (\d+)$/m) > 0)
+      t.ok(sample(/^portico_analysis_duration_seconds_count (\d+)$/m) >= 1)
+      t.match(body, /^# TYPE portico_analysis_truncations_total counter$/m)
+      t.match(body, /^# TYPE portico_github_requests_total counter$/m)
+      for (const family of [
+        'portico_http_request_duration_seconds',
+        'portico_cache_lookups_total',
+        'portico_queue_jobs',
+      ])
+        t.notMatch(body, new RegExp(`# TYPE ${family} `), `${family} is the API's`)
+    })
 
     t.test('a re-delivered job for an analyzed connection changes nothing', async (t) => {
       const again = await enqueue(queue, row.id, { jobId: `again-${row.id}` })

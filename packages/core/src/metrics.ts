@@ -1,9 +1,13 @@
 import client from 'prom-client'
 
 /**
- * Prometheus metrics of both processes, in prom-client's default registry (the API serves it at
- * `/metrics`, the worker at its health listener). Names follow Prometheus conventions: seconds
- * and bytes, `_total` counters. Defined once per process (module singletons).
+ * Prometheus metrics both processes record, in prom-client's default registry (the API serves it
+ * at `/metrics`, the worker at its health listener): GitHub calls and budget, dropped log lines,
+ * process metrics; queue depth and cache lookups in the process that observes queues or caches
+ * (the API). Each process defines its own on top: request durations in the API
+ * (apps/api/src/plugins/app/metrics.ts), jobs, clones and analyses in the worker
+ * (apps/worker/src/metrics.ts), so neither lists the other's empty series. Names follow
+ * Prometheus conventions: seconds and bytes, `_total` counters. Defined once per process.
  */
 export const metricsRegistry = client.register
 
@@ -14,14 +18,6 @@ export function collectProcessMetrics(): void {
   defaultsStarted = true
   client.collectDefaultMetrics({ register: metricsRegistry })
 }
-
-/** HTTP request duration by route template (`routeOptions.url`, or `unmatched`), method and status. */
-export const httpRequestDuration = new client.Histogram({
-  name: 'portico_http_request_duration_seconds',
-  help: 'API request duration in seconds, by route template, method and status code.',
-  labelNames: ['method', 'route', 'status_code'] as const,
-  buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-})
 
 /**
  * GitHub API calls by route template (`GET /repos/{owner}/{repo}`), status (0: no answer),
@@ -41,36 +37,6 @@ export const githubRateLimitRemaining = new client.Gauge({
   labelNames: ['token_kind'] as const,
 })
 
-/** Jobs finished by queue and outcome (completed, failed), with their processing time. */
-export const jobDuration = new client.Histogram({
-  name: 'portico_job_duration_seconds',
-  help: 'Job processing time (processedOn to finishedOn) in seconds, by queue and outcome.',
-  labelNames: ['queue', 'outcome'] as const,
-  buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600],
-})
-
-/** Clone phase of a clone job: wall time and bytes on disk. */
-export const cloneDuration = new client.Histogram({
-  name: 'portico_clone_duration_seconds',
-  help: 'git clone wall time in seconds (successful clones).',
-  buckets: [0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600],
-})
-export const cloneBytes = new client.Counter({
-  name: 'portico_clone_bytes_total',
-  help: 'Bytes written to disk by successful clones.',
-})
-
-/** Analysis of a clone: wall time, and how many ended early at a budget (truncated). */
-export const analysisDuration = new client.Histogram({
-  name: 'portico_analysis_duration_seconds',
-  help: 'Repository analysis wall time in seconds.',
-  buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
-})
-export const analysisTruncations = new client.Counter({
-  name: 'portico_analysis_truncations_total',
-  help: 'Analyses that stopped at a file, size or time budget (summary.truncated).',
-})
-
 /** Log lines dropped because stdout did not keep up (see `logDestination`). */
 export const logLinesDropped = new client.Counter({
   name: 'portico_log_lines_dropped_total',
@@ -85,33 +51,37 @@ export interface CountableQueue {
 
 const QUEUE_STATES = ['waiting', 'active', 'delayed', 'failed', 'completed', 'paused', 'prioritized']
 const observedQueues = new Set<CountableQueue[]>()
-new client.Gauge({
-  name: 'portico_queue_jobs',
-  help: 'Jobs in each queue by state, read at scrape time.',
-  labelNames: ['queue', 'state'] as const,
-  async collect() {
-    const totals = new Map<string, Record<string, number>>()
-    await Promise.all(
-      [...observedQueues].flat().map(async (queue) => {
-        const counts = await queue.getJobCounts(...QUEUE_STATES).catch(() => null)
-        if (!counts) return
-        const sum = totals.get(queue.name) ?? {}
-        for (const state of QUEUE_STATES) sum[state] = (sum[state] ?? 0) + (counts[state] ?? 0)
-        totals.set(queue.name, sum)
-      }),
-    )
-    this.reset()
-    for (const [queue, counts] of totals) {
-      for (const state of QUEUE_STATES) this.set({ queue, state }, counts[state] ?? 0)
-    }
-  },
-})
+let queueJobs: client.Gauge | undefined
+/** `portico_queue_jobs`, registered when a process first observes queues. */
+const queueJobsGauge = () =>
+  new client.Gauge({
+    name: 'portico_queue_jobs',
+    help: 'Jobs in each queue by state, read at scrape time.',
+    labelNames: ['queue', 'state'] as const,
+    async collect() {
+      const totals = new Map<string, Record<string, number>>()
+      await Promise.all(
+        [...observedQueues].flat().map(async (queue) => {
+          const counts = await queue.getJobCounts(...QUEUE_STATES).catch(() => null)
+          if (!counts) return
+          const sum = totals.get(queue.name) ?? {}
+          for (const state of QUEUE_STATES) sum[state] = (sum[state] ?? 0) + (counts[state] ?? 0)
+          totals.set(queue.name, sum)
+        }),
+      )
+      this.reset()
+      for (const [queue, counts] of totals) {
+        for (const state of QUEUE_STATES) this.set({ queue, state }, counts[state] ?? 0)
+      }
+    },
+  })
 
 /**
  * Reports `portico_queue_jobs{queue,state}` for `queues`, read from Redis at each scrape.
  * Returns the function that stops reporting them (call it when the queues close).
  */
 export function observeQueueDepth(queues: CountableQueue[]): () => void {
+  queueJobs ??= queueJobsGauge()
   observedQueues.add(queues)
   return () => void observedQueues.delete(queues)
 }
@@ -124,32 +94,36 @@ export interface CacheStats {
   readonly bypasses?: number
 }
 const observedCaches = new Set<{ cache: string; stats: CacheStats }>()
-new client.Counter({
-  name: 'portico_cache_lookups_total',
-  help: 'In-process cache lookups by cache (session, read) and result (hit, miss, bypass), read at scrape time.',
-  labelNames: ['cache', 'result'] as const,
-  collect() {
-    // Summed per cache name and set at scrape time: the hot path only bumps plain numbers.
-    const totals = new Map<string, { hit: number; miss: number; bypass: number }>()
-    for (const { cache, stats } of observedCaches) {
-      const sum = totals.get(cache) ?? { hit: 0, miss: 0, bypass: 0 }
-      sum.hit += stats.hits
-      sum.miss += stats.misses
-      sum.bypass += stats.bypasses ?? 0
-      totals.set(cache, sum)
-    }
-    this.reset()
-    for (const [cache, sum] of totals) {
-      for (const [result, value] of Object.entries(sum)) this.inc({ cache, result }, value)
-    }
-  },
-})
+let cacheLookups: client.Counter | undefined
+/** `portico_cache_lookups_total`, registered when a process first observes a cache. */
+const cacheLookupsCounter = () =>
+  new client.Counter({
+    name: 'portico_cache_lookups_total',
+    help: 'In-process cache lookups by cache (session, read) and result (hit, miss, bypass), read at scrape time.',
+    labelNames: ['cache', 'result'] as const,
+    collect() {
+      // Summed per cache name and set at scrape time: the hot path only bumps plain numbers.
+      const totals = new Map<string, { hit: number; miss: number; bypass: number }>()
+      for (const { cache, stats } of observedCaches) {
+        const sum = totals.get(cache) ?? { hit: 0, miss: 0, bypass: 0 }
+        sum.hit += stats.hits
+        sum.miss += stats.misses
+        sum.bypass += stats.bypasses ?? 0
+        totals.set(cache, sum)
+      }
+      this.reset()
+      for (const [cache, sum] of totals) {
+        for (const [result, value] of Object.entries(sum)) this.inc({ cache, result }, value)
+      }
+    },
+  })
 
 /**
  * Reports `portico_cache_lookups_total{cache,result}` from `stats` (read at each scrape).
  * Returns the function that stops reporting it (call it when the cache closes).
  */
 export function observeCache(cache: string, stats: CacheStats): () => void {
+  cacheLookups ??= cacheLookupsCounter()
   const entry = { cache, stats }
   observedCaches.add(entry)
   return () => void observedCaches.delete(entry)

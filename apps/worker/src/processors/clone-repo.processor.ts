@@ -1,12 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import { rm } from 'node:fs/promises'
 import {
-  analysisDuration,
-  analysisTruncations,
   type CloneJobData,
   classifyGithubError,
-  cloneBytes,
-  cloneDuration,
   clonePath,
   createOctokit,
   decrypt,
@@ -38,6 +34,7 @@ import { analyzeInThread } from '../analysis/analyze-in-thread.js'
 import { APP_ACCESS_REVOKED, APP_ACCESS_REVOKED_MESSAGE } from '../clone/app-access-revoked.js'
 import { CloneError, cloneRepository, fetchLatest, hasClone, promoteStaged } from '../clone/git-clone.js'
 import type { ProcessorFactory, WorkerContext } from '../context.js'
+import { analysisDuration, analysisTruncations, cloneBytes, cloneDuration } from '../metrics.js'
 
 /** Progress is written at most this often; the same tick notices a deleted row (cancellation). */
 const PROGRESS_TICK_MS = 1000

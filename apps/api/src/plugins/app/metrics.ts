@@ -1,15 +1,18 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
-import {
-  AppError,
-  collectProcessMetrics,
-  httpRequestDuration,
-  metricsText,
-  observeQueueDepth,
-} from '@portico/core'
+import { AppError, collectProcessMetrics, metricsText, observeQueueDepth } from '@portico/core'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+import client from 'prom-client'
 import { errorResponses } from '../../schemas/common.js'
+
+/** HTTP request duration by route template (`routeOptions.url`, or `unmatched`), method and status. */
+const httpRequestDuration = new client.Histogram({
+  name: 'portico_http_request_duration_seconds',
+  help: 'API request duration in seconds, by route template, method and status code.',
+  labelNames: ['method', 'route', 'status_code'] as const,
+  buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+})
 
 const digest = (text: string) => createHash('sha256').update(text).digest()
 /**

@@ -51,7 +51,7 @@ export interface CountableQueue {
 
 const QUEUE_STATES = ['waiting', 'active', 'delayed', 'failed', 'completed', 'paused', 'prioritized']
 const observedQueues = new Set<CountableQueue[]>()
-let queueJobs: client.Gauge | undefined
+let queueJobsRegistered = false
 /** `portico_queue_jobs`, registered when a process first observes queues. */
 const queueJobsGauge = () =>
   new client.Gauge({
@@ -81,7 +81,10 @@ const queueJobsGauge = () =>
  * Returns the function that stops reporting them (call it when the queues close).
  */
 export function observeQueueDepth(queues: CountableQueue[]): () => void {
-  queueJobs ??= queueJobsGauge()
+  if (!queueJobsRegistered) {
+    queueJobsGauge()
+    queueJobsRegistered = true
+  }
   observedQueues.add(queues)
   return () => void observedQueues.delete(queues)
 }
@@ -94,7 +97,7 @@ export interface CacheStats {
   readonly bypasses?: number
 }
 const observedCaches = new Set<{ cache: string; stats: CacheStats }>()
-let cacheLookups: client.Counter | undefined
+let cacheLookupsRegistered = false
 /** `portico_cache_lookups_total`, registered when a process first observes a cache. */
 const cacheLookupsCounter = () =>
   new client.Counter({
@@ -123,7 +126,10 @@ const cacheLookupsCounter = () =>
  * Returns the function that stops reporting it (call it when the cache closes).
  */
 export function observeCache(cache: string, stats: CacheStats): () => void {
-  cacheLookups ??= cacheLookupsCounter()
+  if (!cacheLookupsRegistered) {
+    cacheLookupsCounter()
+    cacheLookupsRegistered = true
+  }
   const entry = { cache, stats }
   observedCaches.add(entry)
   return () => void observedCaches.delete(entry)

@@ -26,6 +26,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import path from 'node:path'
 import { startSimulator } from '@portico/github-sim'
 import { freePort, testConfig } from '@portico/testing'
@@ -35,8 +36,10 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2)
 /** The Node both servers run on: BENCH_NODE (e.g. the Node 24 CI installs in .cache/node24), else this one. */
 const NODE = process.env.BENCH_NODE ?? process.execPath
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8)
-/** Slices each side of a measurement is cut into (see {@link pair}). */
+/** Slices each side of a measurement is cut into (see {@link pair}); each at least a second long. */
 const SLICES = Number(process.env.BENCH_SLICES ?? 4)
+if (!(Number.isInteger(SLICES) && SLICES >= 1 && SECONDS / SLICES >= 1))
+  throw new Error(`BENCH_SLICES must be a whole number from 1 to BENCH_SECONDS (${SECONDS})`)
 const CONNECTIONS = 50
 const WARMUP_SECONDS = 5
 const PUBLIC_URL = 'http://localhost:3000'
@@ -206,7 +209,7 @@ interface Side extends Measure {
  * order (bare, target, target, bare, …): a change in the machine's speed during the pair (this
  * VM's host takes CPU time away for seconds at a time) falls on both sides alike instead of on
  * whichever ran during it. req/s is the mean over the slices, p99 the worst slice's, CPU time per
- * request the total over the total; `steal` is the share of both cores the host took meanwhile.
+ * request the total over the total; `steal` is the share of all cores the host took meanwhile.
  */
 async function pair(basePid: number, baseUrl: string, pid: number, url: string, cookie: string) {
   const sliceSeconds = SECONDS / SLICES
@@ -227,7 +230,7 @@ async function pair(basePid: number, baseUrl: string, pid: number, url: string, 
     side.non2xx += result.non2xx
     side.errors += result.errors
   }
-  const steal = (stealMs() - stealBefore) / (2 * (Date.now() - started))
+  const steal = (stealMs() - stealBefore) / (availableParallelism() * (Date.now() - started))
   const summary = (s: (typeof sides)[number]): Side => ({
     rps: s.requests / SECONDS,
     p99: s.p99,

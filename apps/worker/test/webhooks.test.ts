@@ -17,7 +17,11 @@ import { freePort, startTestSimulator, testConfig } from '@portico/testing'
 import { pino } from 'pino'
 import t from 'tap'
 import { evaluateChecks, PULL_REQUEST_LOST } from '../src/deploy/follow-pull-request.js'
-import { PULL_MISSING_PASSES, reconcileDeployments } from '../src/deploy/reconcile-deployments.js'
+import {
+  MISSING_AT_LEAST_MS,
+  PULL_MISSING_PASSES,
+  reconcileDeployments,
+} from '../src/deploy/reconcile-deployments.js'
 import { processors, startWorker } from '../src/lib.js'
 import { createConnection, waitFor } from './fixtures/connections.js'
 
@@ -587,8 +591,12 @@ t.test('a pull request answering 404 ends its deployment once; 5xx is retried', 
     t.match(await deployment(gone.id), { stage: 'pr_open', status: 'succeeded', error_code: null })
   }
   t.equal(warnings.length, PULL_MISSING_PASSES - 1)
-  warnings.length = 0
+  // Three passes alone can be seconds apart (RECONCILE_INTERVAL_SECONDS=10): not long enough.
   pass = await reconcileDeployments(watched)
+  t.same([pass.checked, pass.changed, pass.errors], [1, 0, 1], `404 on pass ${PULL_MISSING_PASSES}, too soon`)
+  t.match(await deployment(gone.id), { stage: 'pr_open', error_code: null })
+  warnings.length = 0
+  pass = await reconcileDeployments(watched, new Date(Date.now() + MISSING_AT_LEAST_MS))
   t.same([pass.checked, pass.changed, pass.errors], [1, 1, 0])
   const ended = await deployment(gone.id)
   t.match(ended, { stage: 'closed', status: 'failed', error_code: PULL_REQUEST_LOST, error_status: 404 })
@@ -623,8 +631,8 @@ t.test('an error between two 404s starts the count again: only 404s in a row end
   const unknown = await reconcileDeployments(watched)
   t.same([unknown.checked, unknown.changed, unknown.errors], [1, 0, 1])
   t.equal((await deployment(gone.id)).github_etags?.pull_missing, PULL_MISSING_PASSES - 1)
-  const last = await reconcileDeployments(watched)
-  t.same([last.checked, last.changed], [1, 1], 'the third 404 in a row ends it')
+  const last = await reconcileDeployments(watched, new Date(Date.now() + MISSING_AT_LEAST_MS))
+  t.same([last.checked, last.changed], [1, 1], 'the third 404 in a row, long enough after the first, ends it')
   t.match(await deployment(gone.id), { stage: 'closed', status: 'failed', error_code: PULL_REQUEST_LOST })
 })
 
@@ -666,8 +674,10 @@ t.test('a merge commit GitHub no longer has stops being followed after passes in
   t.equal((await deployment(row.id)).github_etags?.commit_missing, 1)
   t.notOk((await deployment(row.id)).github_etags?.commit_lost)
 
-  warnings.length = 0
   for (let i = 2; i <= PULL_MISSING_PASSES; i++) pass = await reconcileDeployments(watched)
+  t.notOk((await deployment(row.id)).github_etags?.commit_lost, 'three passes, but seconds apart')
+  warnings.length = 0
+  pass = await reconcileDeployments(watched, new Date(Date.now() + MISSING_AT_LEAST_MS))
   const lost = await deployment(row.id)
   t.match(lost, { stage: 'merged', status: 'succeeded', merge_commit_sha: sha, error_code: null })
   t.equal(lost.github_etags?.commit_lost, true)

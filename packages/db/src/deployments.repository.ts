@@ -260,13 +260,13 @@ export async function recordReconciliation(db: Executor, id: string, etags: Depl
 
 /**
  * Drops the counts of passes in a row a deployment's pull request answered 404
- * (`github_etags.pull_missing`) or its merge commit was unknown (`commit_missing`), and nothing
- * else: the stored ETags stay those of what was last applied.
+ * (`github_etags.pull_missing`) or its merge commit was unknown (`commit_missing`), and when that
+ * run began (`missing_since`), and nothing else: the stored ETags stay those of what was last applied.
  */
 export async function clearMissingCounts(db: Executor, id: string): Promise<void> {
   await db
     .updateTable('deployments')
-    .set({ github_etags: sql`github_etags - 'pull_missing' - 'commit_missing'` })
+    .set({ github_etags: sql`github_etags - 'pull_missing' - 'commit_missing' - 'missing_since'` })
     .where('id', '=', id)
     .execute()
 }

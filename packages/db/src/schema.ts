@@ -45,6 +45,8 @@ export interface DeploymentEtags {
    * SHA": history rewritten after the merge); gone at the next answer.
    */
   commit_missing?: number
+  /** When (epoch ms) the run of passes counted by `pull_missing` or `commit_missing` began. */
+  missing_since?: number
   /** Set once the merge commit stayed unknown: no checks can come, and it is no longer followed. */
   commit_lost?: true
 }

@@ -58,16 +58,35 @@ async function conditionalGet<T>(
  * The webhook-free path to the same states: every deployment whose pull request is open, or
  * merged within APPLY_TIMEOUT_HOURS, is looked at with conditional requests (ETags stored on the
  * row), so an unchanged pull request or check list costs no counted GitHub call. A pull request
- * that is gone (404 on {@link PULL_MISSING_PASSES} passes in a row, while the repository reads) or
+ * that is gone (404 on {@link PULL_MISSING_PASSES} passes in a row over at least
+ * {@link MISSING_AT_LEAST_MS}, while the repository reads) or
  * now another branch's ends its deployment `PULL_REQUEST_LOST`, once; other
  * errors are retried on the next pass. Acts as the service actor (GH_TOKEN); without
  * GH_REPO/GH_TOKEN it does nothing.
  */
 /**
  * Passes in a row a pull request must answer 404 before its deployment is ended as lost, and a
- * merge commit must be unknown to GitHub before it is no longer followed.
+ * merge commit must be unknown to GitHub before it is no longer followed...
  */
 export const PULL_MISSING_PASSES = 3
+/**
+ * ...and for how long at least (ms) since the first of them: with a short
+ * RECONCILE_INTERVAL_SECONDS (10 s at the least) three passes alone could be a 20-second blip.
+ */
+export const MISSING_AT_LEAST_MS = 10 * 60_000
+
+/** Counts one more pass that found `what` missing; whether it has been missing long enough now. */
+function missingLongEnough(etags: DeploymentEtags, what: 'pull_missing' | 'commit_missing', now: Date) {
+  etags[what] = (etags[what] ?? 0) + 1
+  etags.missing_since ??= now.getTime()
+  return etags[what] >= PULL_MISSING_PASSES && now.getTime() - etags.missing_since >= MISSING_AT_LEAST_MS
+}
+/** Drops the counts of a run of misses that has ended (an answer came). */
+function notMissing(etags: DeploymentEtags) {
+  delete etags.pull_missing
+  delete etags.commit_missing
+  delete etags.missing_since
+}
 
 /**
  * GitHub's answer for a commit it does not have (422 "No commit found for SHA: …" on a commit's
@@ -110,9 +129,8 @@ export async function reconcileDeployments(ctx: WorkerContext, now = new Date())
         })
         if (pull === 'gone') {
           // One 404 can be GitHub's own lag or a blip: only one that lasts PULL_MISSING_PASSES
-          // passes in a row ends the deployment.
-          etags.pull_missing = (etags.pull_missing ?? 0) + 1
-          if (etags.pull_missing < PULL_MISSING_PASSES) {
+          // passes in a row and MISSING_AT_LEAST_MS ends the deployment.
+          if (!missingLongEnough(etags, 'pull_missing', now)) {
             result.errors += 1
             ctx.logger.warn(
               { deploymentId: row.id, prNumber: row.pr_number, passes: etags.pull_missing },
@@ -128,9 +146,9 @@ export async function reconcileDeployments(ctx: WorkerContext, now = new Date())
           }
         } else if (pull.notModified) {
           result.notModified += 1
-          delete etags.pull_missing
+          notMissing(etags)
         } else {
-          delete etags.pull_missing
+          notMissing(etags)
           if (pull.etag) etags.pull = pull.etag
           if (await applyPullState(ctx, row, pull.data)) result.changed += 1
         }
@@ -151,10 +169,10 @@ export async function reconcileDeployments(ctx: WorkerContext, now = new Date())
         })
         if (read === 'unknown') {
           // No checks can ever come for a commit GitHub does not have; one answer could be a
-          // replica's lag, so only PULL_MISSING_PASSES in a row stop the following. The
+          // replica's lag, so only PULL_MISSING_PASSES in a row over MISSING_AT_LEAST_MS stop
+          // the following. The
           // deployment stays `merged`, as one whose checks never came within APPLY_TIMEOUT_HOURS.
-          etags.commit_missing = (etags.commit_missing ?? 0) + 1
-          const lost = etags.commit_missing >= PULL_MISSING_PASSES
+          const lost = missingLongEnough(etags, 'commit_missing', now)
           if (lost) etags.commit_lost = true
           else result.errors += 1
           ctx.logger.warn(
@@ -166,7 +184,7 @@ export async function reconcileDeployments(ctx: WorkerContext, now = new Date())
           await recordReconciliation(ctx.db, row.id, etags)
           continue
         }
-        delete etags.commit_missing
+        notMissing(etags)
         let runs = read
         let status = await conditionalGet<{ statuses: CommitStatusLike[] }>(
           octokit,

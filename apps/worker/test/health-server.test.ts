@@ -19,6 +19,11 @@ t.test('live, ready and metrics; live fails after the event loop was blocked', a
   t.same(await ready.json(), { status: 'ok', redis: 'ok', postgres: 'ok' })
   const metrics = await fetch(`${health.url}/metrics`)
   t.equal(metrics.status, 200)
+  const text = await metrics.text()
+  // A review's finding: the worker served no process metrics, which the dashboard's memory and
+  // event-loop panels read from every process.
+  for (const family of ['process_resident_memory_bytes', 'nodejs_eventloop_lag_p99_seconds'])
+    t.match(text, new RegExp(`^# TYPE ${family} `, 'm'), `${family} is served`)
   // Block the event loop well past the threshold, as a quadratic regex once did.
   const until = Date.now() + 1200
   while (Date.now() < until) {}

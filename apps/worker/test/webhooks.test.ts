@@ -15,7 +15,7 @@ import { defaultSeed, type Seed } from '@portico/github-sim'
 import { deployJobOptions } from '@portico/pods'
 import { freePort, startTestSimulator, testConfig } from '@portico/testing'
 import { pino } from 'pino'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { evaluateChecks, PULL_REQUEST_LOST } from '../src/deploy/follow-pull-request.js'
 import {
   MISSING_AT_LEAST_MS,
@@ -690,6 +690,85 @@ t.test('a merge commit GitHub no longer has stops being followed after passes in
   pass = await reconcileDeployments(watched)
   t.same([pass.checked, pass.changed, pass.errors], [0, 0, 0], 'no longer followed')
   t.equal(sim.ledger.count({ login: 'portico-bot' }) - before, 0, 'no GitHub call')
+})
+
+/** A merged deployment of `env` for merge commit `sha`, with `etags` stored. */
+async function mergedDeployment(t: Test, env: string, sha: string, etags?: Record<string, unknown>) {
+  const row = await insertDeployment(db, {
+    customer: 'hooks',
+    env,
+    instance_name: `hooks-${env}-01`,
+    status: 'succeeded',
+    stage: 'merged',
+    branch: `deploy-hooks-${env}`,
+    pr_number: 99_990,
+    pr_url: `${sim.url}/acme/infra-specs/pull/99990`,
+    merged_at: new Date(),
+    merge_commit_sha: sha,
+    finished_at: new Date(),
+  })
+  if (etags) await recordReconciliation(db, row.id, etags)
+  t.teardown(() => db.updateTable('deployments').set({ stage: 'closed' }).where('id', '=', row.id).execute())
+  return row
+}
+
+t.test('a 404 of the pull request before the merge does not start the merge commit’s clock', async (t) => {
+  // A review's example: the shared start time of a run of misses, kept from a pull request's 404
+  // an hour before the merge, let three unknown-commit answers seconds apart stop the following.
+  await followNothing()
+  const hourAgo = Date.now() - 3600_000
+  const row = await mergedDeployment(t, 'clock', 'c1c1c1'.repeat(6).concat('0000'), {
+    pull_missing: 1,
+    missing_since: hourAgo,
+  })
+  const { ctx: watched } = watchedContext()
+  for (let i = 1; i <= PULL_MISSING_PASSES; i++)
+    await reconcileDeployments(watched, new Date(Date.now() + i * 10_000))
+  const etags = (await deployment(row.id)).github_etags
+  t.notOk(etags?.commit_lost, 'three unknown-commit passes 10 s apart: not yet')
+  t.equal(etags?.commit_missing, PULL_MISSING_PASSES)
+  t.equal(etags?.pull_missing, undefined, 'the pull request’s count is gone')
+  t.ok((etags?.missing_since ?? 0) > hourAgo, 'the clock started with the first unknown commit')
+})
+
+t.test('an answer followed by a rate limit still breaks a run of unknown commits', async (t) => {
+  // A review's example: the run was reset in memory only, and the rate limit's early stop kept the
+  // stored count, so the next unknown-commit answer ended a run that an answer had broken.
+  await followNothing()
+  const main = await octocat.request('GET /repos/{owner}/{repo}/git/ref/{ref}', { ...repo, ref: 'heads/main' })
+  const sha = main.data.object.sha
+  const row = await mergedDeployment(t, 'limited', sha)
+  const { ctx: watched } = watchedContext()
+  const runsPath = `/repos/acme/infra-specs/commits/${sha}/check-runs`
+  const unknown = () =>
+    sim.injectFault({
+      method: 'GET',
+      path: runsPath,
+      status: 422,
+      message: `No commit found for SHA: ${sha}`,
+    })
+  const start = Date.now()
+  const at = (minutes: number) => new Date(start + minutes * 60_000)
+  unknown()
+  await reconcileDeployments(watched, at(0))
+  unknown()
+  await reconcileDeployments(watched, at(11))
+  t.equal((await deployment(row.id)).github_etags?.commit_missing, 2)
+  // The commit's check runs answer; its status read is then rate-limited.
+  sim.injectFault({
+    method: 'GET',
+    path: `/repos/acme/infra-specs/commits/${sha}/status`,
+    status: 403,
+    retryAfter: 60,
+  })
+  const limited = await reconcileDeployments(watched, at(12))
+  t.equal(limited.errors, 1)
+  t.equal((await deployment(row.id)).github_etags?.commit_missing, undefined, 'the answer broke the run')
+  unknown()
+  await reconcileDeployments(watched, at(13))
+  const etags = (await deployment(row.id)).github_etags
+  t.equal(etags?.commit_missing, 1, 'a new run')
+  t.notOk(etags?.commit_lost)
 })
 
 t.test('dropping the 404 count keeps the stored ETags', async (t) => {

@@ -77,8 +77,14 @@ export const MISSING_AT_LEAST_MS = 10 * 60_000
 
 /** Counts one more pass that found `what` missing; whether it has been missing long enough now. */
 function missingLongEnough(etags: DeploymentEtags, what: 'pull_missing' | 'commit_missing', now: Date) {
+  const other = what === 'pull_missing' ? 'commit_missing' : 'pull_missing'
+  // A new run starts its own clock: a pull request's 404 before the merge (a webhook moved the
+  // deployment on since) says nothing about how long its merge commit has been unknown.
+  if (etags[what] === undefined || etags[other] !== undefined || etags.missing_since === undefined) {
+    delete etags[other]
+    etags.missing_since = now.getTime()
+  }
   etags[what] = (etags[what] ?? 0) + 1
-  etags.missing_since ??= now.getTime()
   return etags[what] >= PULL_MISSING_PASSES && now.getTime() - etags.missing_since >= MISSING_AT_LEAST_MS
 }
 /** Drops the counts of a run of misses that has ended (an answer came). */
@@ -116,6 +122,8 @@ export async function reconcileDeployments(ctx: WorkerContext, now = new Date())
   for (const row of await listDeploymentsToReconcile(ctx.db, mergedSince)) {
     result.checked += 1
     const etags: DeploymentEtags = { ...(row.github_etags ?? {}) }
+    // GitHub answered about the pull request or the merge commit this pass (a 200 or 304).
+    let answered = false
     try {
       if (row.stage === 'pr_open') {
         const pull = await conditionalGet<PullState>(
@@ -145,9 +153,11 @@ export async function reconcileDeployments(ctx: WorkerContext, now = new Date())
             if (lost) result.changed += 1
           }
         } else if (pull.notModified) {
+          answered = true
           result.notModified += 1
           notMissing(etags)
         } else {
+          answered = true
           notMissing(etags)
           if (pull.etag) etags.pull = pull.etag
           if (await applyPullState(ctx, row, pull.data)) result.changed += 1
@@ -170,8 +180,8 @@ export async function reconcileDeployments(ctx: WorkerContext, now = new Date())
         if (read === 'unknown') {
           // No checks can ever come for a commit GitHub does not have; one answer could be a
           // replica's lag, so only PULL_MISSING_PASSES in a row over MISSING_AT_LEAST_MS stop
-          // the following. The
-          // deployment stays `merged`, as one whose checks never came within APPLY_TIMEOUT_HOURS.
+          // the following. The deployment stays `merged`, as one whose checks never came within
+          // APPLY_TIMEOUT_HOURS.
           const lost = missingLongEnough(etags, 'commit_missing', now)
           if (lost) etags.commit_lost = true
           else result.errors += 1
@@ -184,6 +194,7 @@ export async function reconcileDeployments(ctx: WorkerContext, now = new Date())
           await recordReconciliation(ctx.db, row.id, etags)
           continue
         }
+        answered = true
         notMissing(etags)
         let runs = read
         let status = await conditionalGet<{ statuses: CommitStatusLike[] }>(
@@ -216,15 +227,18 @@ export async function reconcileDeployments(ctx: WorkerContext, now = new Date())
         { deploymentId: row.id, kind: refusal.kind, status: refusal.status },
         'reconciling a deployment failed',
       )
+      // Another answer about the pull request or commit (a 5xx; or a 200 or 304 before a later
+      // read or the change's write failed) breaks a run of 404s or unknown commits: only
+      // PULL_MISSING_PASSES in a row count. No answer says nothing either way: a rate limit, or a
+      // 404 or 422 while the repository does not read. Only the count is dropped: the ETags this
+      // pass read stay unstored, so the change is read again next pass.
+      const counted = row.github_etags?.pull_missing || row.github_etags?.commit_missing
+      const unanswered =
+        refusal.kind === 'rate_limited' || refusal.kind === 'not_found' || isUnknownCommit(err)
+      if (counted && (answered || !unanswered))
+        await clearMissingCounts(ctx.db, row.id).catch(() => undefined)
       // Out of quota: the rest would fail the same way; the next pass resumes (oldest first).
       if (refusal.kind === 'rate_limited') break
-      // Another answer about the pull request or commit (a 5xx; or a 200 whose change failed to
-      // apply) breaks a run of 404s or unknown commits: only PULL_MISSING_PASSES in a row count.
-      // A 404 or 422 while the repository does not read says nothing, either way. Only the count
-      // is dropped: the ETags this pass read stay unstored, so the change is read again next pass.
-      const counted = row.github_etags?.pull_missing || row.github_etags?.commit_missing
-      if (counted && refusal.kind !== 'not_found' && !isUnknownCommit(err))
-        await clearMissingCounts(ctx.db, row.id).catch(() => undefined)
     }
   }
   return result

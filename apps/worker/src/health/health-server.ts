@@ -1,6 +1,6 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { errorBody } from '@portico/core'
+import { collectProcessMetrics, errorBody } from '@portico/core'
 import type { Db } from '@portico/db'
 import type { Redis } from 'ioredis'
 import { sql } from 'kysely'
@@ -28,9 +28,12 @@ const TICK_MS = 250
  * The worker's health listener: `GET /live` (200, or 503 when the event loop was blocked longer
  * than `maxBlockMs` — the last late tick is remembered for a minute so a probe after the block
  * still sees it), `GET /ready` (Redis PING and Postgres `select 1`: 200 or 503 naming what
- * failed), `GET /metrics` (prom-client's default registry, text format).
+ * failed), `GET /metrics` (prom-client's default registry, text format: the worker's jobs,
+ * clones and analyses, its GitHub calls, and process metrics).
  */
 export async function startHealthServer(opts: HealthServerOptions): Promise<HealthServer> {
+  // Process metrics (memory, CPU, event-loop lag, GC) beside the worker's own, as the API has.
+  collectProcessMetrics()
   let expected = Date.now() + TICK_MS
   let blockedAt = 0
   let blockedMs = 0

@@ -1,7 +1,19 @@
 import { readFileSync } from 'node:fs'
-import { collectProcessMetrics, metricsRegistry } from '@portico/core'
+import { collectProcessMetrics, metricsRegistry, observeCache, observeQueueDepth } from '@portico/core'
+// Each process registers its own families: the API's (request durations, with its metrics
+// plugin) and the worker's (jobs, clones, analyses); queue depth and cache lookups once observed.
+import '@portico/worker'
 import t from 'tap'
 import { parse } from 'yaml'
+import '../src/plugins/app/metrics.js'
+
+collectProcessMetrics()
+const stopQueues = observeQueueDepth([])
+const stopCache = observeCache('read', { hits: 0, misses: 0 })
+t.teardown(() => {
+  stopQueues()
+  stopCache()
+})
 
 const root = new URL('../../../', import.meta.url)
 const read = (file: string) => readFileSync(new URL(file, root), 'utf8')
@@ -40,7 +52,6 @@ function expressions(): string[] {
 t.test(
   'every label the alert rules and the dashboard select or group by is one the metric has',
   async (t) => {
-    collectProcessMetrics()
     const exprs = expressions()
     t.ok(exprs.length > 10, `${exprs.length} expressions`)
     let checked = 0
@@ -80,7 +91,6 @@ t.test(
 )
 
 t.test('every metric the alert rules and the dashboard query is one Portico registers', async (t) => {
-  collectProcessMetrics()
   const alerts = parse(read('ops/prometheus/portico-alerts.yml')) as {
     groups: { rules: { alert: string; expr: string }[] }[]
   }

@@ -735,7 +735,10 @@ t.test('an answer followed by a rate limit still breaks a run of unknown commits
   // A review's example: the run was reset in memory only, and the rate limit's early stop kept the
   // stored count, so the next unknown-commit answer ended a run that an answer had broken.
   await followNothing()
-  const main = await octocat.request('GET /repos/{owner}/{repo}/git/ref/{ref}', { ...repo, ref: 'heads/main' })
+  const main = await octocat.request('GET /repos/{owner}/{repo}/git/ref/{ref}', {
+    ...repo,
+    ref: 'heads/main',
+  })
   const sha = main.data.object.sha
   const row = await mergedDeployment(t, 'limited', sha)
   const { ctx: watched } = watchedContext()

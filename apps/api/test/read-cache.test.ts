@@ -65,17 +65,27 @@ t.test('a repeated status read is answered from memory, with the same body', asy
 })
 
 t.test('concurrent reads that miss share one query per entry', async (t) => {
-  // An entry expiring under polling load used to send one query per request waiting on it.
-  app.readCache.clear()
-  const before = { ...app.readCache.stats }
-  const answers = await Promise.all(Array.from({ length: 20 }, () => status()))
-  t.same(
-    answers.map((r) => r.statusCode),
-    Array(20).fill(200),
-  )
-  t.same(new Set(answers.map((r) => r.body)).size, 1, 'every read got the same body')
-  t.equal(app.readCache.stats.misses - before.misses, 2, 'one query for the access, one for the view')
-  t.equal(app.readCache.stats.hits - before.hits, 38, 'the other reads shared them')
+  // An entry expiring under polling load used to send one query per request waiting on it. A
+  // round during which the listener's check ran late (a loaded machine) bypasses the cache, by
+  // design, and proves nothing: such a round is run again.
+  let round: { statuses: number[]; bodies: number; misses: number; hits: number } | undefined
+  await eventually('a round of reads with the change listener live throughout', async () => {
+    app.readCache.clear()
+    const before = { ...app.readCache.stats }
+    const answers = await Promise.all(Array.from({ length: 20 }, () => status()))
+    if (app.readCache.stats.bypasses !== before.bypasses) return false
+    round = {
+      statuses: answers.map((r) => r.statusCode),
+      bodies: new Set(answers.map((r) => r.body)).size,
+      misses: app.readCache.stats.misses - before.misses,
+      hits: app.readCache.stats.hits - before.hits,
+    }
+    return true
+  })
+  t.same(round?.statuses, Array(20).fill(200))
+  t.equal(round?.bodies, 1, 'every read got the same body')
+  t.equal(round?.misses, 2, 'one query for the access, one for the view')
+  t.equal(round?.hits, 38, 'the other reads shared them')
 })
 
 t.test('a change written elsewhere (a job, another process) is seen once Postgres reports it', async (t) => {

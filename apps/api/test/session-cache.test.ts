@@ -80,12 +80,24 @@ t.test('concurrent reads of a session not in memory share one GET', async (t) =>
   if (!cache) throw new Error('no session cache')
   const { cookie } = await signIn(server, sim, 'octocat')
   await untilHit(server, cookie, 'the session kept in memory')
-  cache.invalidate(sessionKey(server.config.REDIS_PREFIX, cookie))
-  const before = { ...cache.stats }
-  const statuses = await Promise.all(Array.from({ length: 20 }, () => userStatus(server, cookie)))
-  t.same(statuses, Array(20).fill(200))
-  t.equal(cache.stats.misses - before.misses, 1, 'one GET')
-  t.equal(cache.stats.hits - before.hits, 19, 'the other reads shared it')
+  // A round during which the subscriber's check ran late (a loaded machine) bypasses the cache,
+  // by design, and proves nothing: such a round is run again.
+  let round: { statuses: number[]; misses: number; hits: number } | undefined
+  await until(
+    async () => {
+      cache.invalidate(sessionKey(server.config.REDIS_PREFIX, cookie))
+      const before = { ...cache.stats }
+      const statuses = await Promise.all(Array.from({ length: 20 }, () => userStatus(server, cookie)))
+      if (cache.stats.bypasses !== before.bypasses) return undefined
+      round = { statuses, misses: cache.stats.misses - before.misses, hits: cache.stats.hits - before.hits }
+      return true
+    },
+    10_000,
+    'a round of reads with tracking live throughout',
+  )
+  t.same(round?.statuses, Array(20).fill(200))
+  t.equal(round?.misses, 1, 'one GET')
+  t.equal(round?.hits, 19, 'the other reads shared it')
 })
 
 t.test('logout on one API process ends the session on another at once', async (t) => {

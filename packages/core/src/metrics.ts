@@ -51,7 +51,6 @@ export interface CountableQueue {
 
 const QUEUE_STATES = ['waiting', 'active', 'delayed', 'failed', 'completed', 'paused', 'prioritized']
 const observedQueues = new Set<CountableQueue[]>()
-let queueJobsRegistered = false
 /** `portico_queue_jobs`, registered when a process first observes queues. */
 const queueJobsGauge = () =>
   new client.Gauge({
@@ -81,10 +80,7 @@ const queueJobsGauge = () =>
  * Returns the function that stops reporting them (call it when the queues close).
  */
 export function observeQueueDepth(queues: CountableQueue[]): () => void {
-  if (!queueJobsRegistered) {
-    queueJobsGauge()
-    queueJobsRegistered = true
-  }
+  if (!metricsRegistry.getSingleMetric('portico_queue_jobs')) queueJobsGauge()
   observedQueues.add(queues)
   return () => void observedQueues.delete(queues)
 }
@@ -97,7 +93,6 @@ export interface CacheStats {
   readonly bypasses?: number
 }
 const observedCaches = new Set<{ cache: string; stats: CacheStats }>()
-let cacheLookupsRegistered = false
 /** `portico_cache_lookups_total`, registered when a process first observes a cache. */
 const cacheLookupsCounter = () =>
   new client.Counter({
@@ -126,10 +121,7 @@ const cacheLookupsCounter = () =>
  * Returns the function that stops reporting it (call it when the cache closes).
  */
 export function observeCache(cache: string, stats: CacheStats): () => void {
-  if (!cacheLookupsRegistered) {
-    cacheLookupsCounter()
-    cacheLookupsRegistered = true
-  }
+  if (!metricsRegistry.getSingleMetric('portico_cache_lookups_total')) cacheLookupsCounter()
   const entry = { cache, stats }
   observedCaches.add(entry)
   return () => void observedCaches.delete(entry)

@@ -244,9 +244,13 @@ export class PodCatalog {
     params: Record<string, unknown>,
     parse: (data: unknown) => Promise<T> | T,
   ): Promise<T> {
+    // An answer that arrives after a refresh ({@link clear}) is given to the reads that asked
+    // before it but neither stored nor taken as confirmed: it may predate what the refresh was for.
+    const generation = this.#generation
+    const current = () => generation === this.#generation
     let confirmed = this.#confirmed.get(octokit)
     const remember = (etag: string) => {
-      if (this.#revalidateAfterMs <= 0) return
+      if (this.#revalidateAfterMs <= 0 || !current()) return
       if (!confirmed) {
         confirmed = new Map()
         this.#confirmed.set(octokit, confirmed)
@@ -261,6 +265,7 @@ export class PodCatalog {
       })
       const value = await parse(res.data)
       const etag = res.headers.etag
+      if (!current()) return value
       if (typeof etag === 'string') await cache.set(key, { etag, value })
       else cache.delete(key)
       if (typeof etag === 'string') remember(etag)

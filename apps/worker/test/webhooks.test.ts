@@ -14,6 +14,7 @@ import {
 import { defaultSeed, type Seed } from '@portico/github-sim'
 import { deployJobOptions } from '@portico/pods'
 import { freePort, startTestSimulator, testConfig } from '@portico/testing'
+import { sql } from 'kysely'
 import { pino } from 'pino'
 import t, { type Test } from 'tap'
 import { evaluateChecks, PULL_REQUEST_LOST } from '../src/deploy/follow-pull-request.js'
@@ -633,6 +634,42 @@ t.test('an error between two 404s starts the count again: only 404s in a row end
   t.equal((await deployment(gone.id)).github_etags?.pull_missing, PULL_MISSING_PASSES - 1)
   const last = await reconcileDeployments(watched, new Date(Date.now() + MISSING_AT_LEAST_MS))
   t.same([last.checked, last.changed], [1, 1], 'the third 404 in a row, long enough after the first, ends it')
+  t.match(await deployment(gone.id), { stage: 'closed', status: 'failed', error_code: PULL_REQUEST_LOST })
+})
+
+t.test('a database error during a run of 404s neither ends the run nor adds to it', async (t) => {
+  // A review's suspicion: writing a pass's count failed (the database briefly away), and the
+  // error was taken for another answer from GitHub, so the run's count and clock started again.
+  await followNothing()
+  const gone = await openDeployment('dberror', 99_996, 'deploy-hooks-dberror')
+  const { ctx: watched } = watchedContext()
+  for (let i = 0; i < PULL_MISSING_PASSES - 1; i++) await reconcileDeployments(watched)
+  const before = (await deployment(gone.id)).github_etags
+  t.equal(before?.pull_missing, PULL_MISSING_PASSES - 1)
+  // The next update of a deployment fails once, as a real one would in an outage (a sequence
+  // is not rolled back with the failed statement, so only its first value fails).
+  await sql`create sequence reconcile_outage`.execute(db)
+  await sql`create function reconcile_outage() returns trigger language plpgsql as $$
+    begin
+      if nextval('reconcile_outage') = 1 then raise exception 'the database is unavailable'; end if;
+      return new;
+    end $$`.execute(db)
+  await sql`create trigger reconcile_outage before update on deployments
+    for each row execute function reconcile_outage()`.execute(db)
+  t.teardown(async () => {
+    await sql`drop trigger if exists reconcile_outage on deployments`.execute(db)
+    await sql`drop function if exists reconcile_outage()`.execute(db)
+    await sql`drop sequence if exists reconcile_outage`.execute(db)
+  })
+  const failed = await reconcileDeployments(watched)
+  t.same(
+    [failed.checked, failed.changed, failed.errors],
+    [1, 0, 2],
+    'the 404 not yet long enough, and the failed write',
+  )
+  t.same((await deployment(gone.id)).github_etags, before, 'the count and its clock are as they were')
+  const last = await reconcileDeployments(watched, new Date(Date.now() + MISSING_AT_LEAST_MS))
+  t.same([last.checked, last.changed], [1, 1], 'the next 404 in a row, long enough after the first, ends it')
   t.match(await deployment(gone.id), { stage: 'closed', status: 'failed', error_code: PULL_REQUEST_LOST })
 })
 

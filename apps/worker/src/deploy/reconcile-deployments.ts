@@ -229,12 +229,16 @@ export async function reconcileDeployments(ctx: WorkerContext, now = new Date())
       )
       // Another answer about the pull request or commit (a 5xx; or a 200 or 304 before a later
       // read or the change's write failed) breaks a run of 404s or unknown commits: only
-      // PULL_MISSING_PASSES in a row count. No answer says nothing either way: a rate limit, or a
-      // 404 or 422 while the repository does not read. Only the count is dropped: the ETags this
-      // pass read stay unstored, so the change is read again next pass.
+      // PULL_MISSING_PASSES in a row count. No answer says nothing either way: a rate limit, a
+      // 404 or 422 while the repository does not read, or no answer from GitHub at all (a
+      // network failure, or a database error writing this pass's count). Only the count is
+      // dropped: the ETags this pass read stay unstored, so the change is read again next pass.
       const counted = row.github_etags?.pull_missing || row.github_etags?.commit_missing
       const unanswered =
-        refusal.kind === 'rate_limited' || refusal.kind === 'not_found' || isUnknownCommit(err)
+        !githubAnswerOf(err).answered ||
+        refusal.kind === 'rate_limited' ||
+        refusal.kind === 'not_found' ||
+        isUnknownCommit(err)
       if (counted && (answered || !unanswered))
         await clearMissingCounts(ctx.db, row.id).catch(() => undefined)
       // Out of quota: the rest would fail the same way; the next pass resumes (oldest first).

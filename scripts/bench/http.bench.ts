@@ -281,6 +281,8 @@ const EXTRA = [
   'portico_cache_lookups_total{cache="session",result="miss"}',
   'portico_cache_lookups_total{cache="read",result="miss"}',
   'nodejs_gc_duration_seconds_sum',
+  'nodejs_gc_duration_seconds_sum{kind="major"}',
+  'nodejs_gc_duration_seconds_count{kind="major"}',
 ] as const
 const verdict = (ok: boolean) => (ok ? 'ok' : 'MISSED')
 
@@ -384,7 +386,7 @@ try {
     const after = await scrape(api.url, metricsToken, EXTRA)
     const per1k = (name: (typeof EXTRA)[number]) =>
       (((after.get(name) ?? 0) - (before.get(name) ?? 0)) * 1000) / (result.target.rps * SECONDS)
-    const note = `per 1,000 requests: ${per1k(EXTRA[0]).toFixed(2)} session and ${per1k(EXTRA[1]).toFixed(2)} read cache misses, ${(per1k(EXTRA[2]) * 1000).toFixed(1)} ms of GC`
+    const note = `per 1,000 requests: ${per1k(EXTRA[0]).toFixed(2)} session and ${per1k(EXTRA[1]).toFixed(2)} read cache misses, ${(per1k(EXTRA[2]) * 1000).toFixed(1)} ms of GC (${(per1k(EXTRA[3]) * 1000).toFixed(1)} ms in ${per1k(EXTRA[4]).toFixed(2)} major GCs)`
     return { ...result, note }
   }
   for (let round = 1; round <= ROUNDS; round++) {

@@ -1,6 +1,8 @@
 import { redactFieldName } from '@portico/core'
+import type { TSchema } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
 import { PATTERN_PHRASES } from './text.js'
+import { unionBranches } from './union-branches.js'
 
 /** One of Ajv's errors, as Fastify attaches them to a validation error (`error.validation`). */
 export interface ValidationEntry {
@@ -79,13 +81,6 @@ function rulePhrase(e: ValidationEntry): string | undefined {
   }
 }
 
-interface SchemaLike {
-  anyOf?: SchemaLike[]
-  type?: unknown
-  properties?: Record<string, unknown>
-  required?: string[]
-}
-
 /**
  * The branches of a route's body when the union an error is about is the body itself (a PAT or
  * an App connection), with how many of the body's fields each takes; else undefined.
@@ -96,15 +91,15 @@ function bodyUnionBranches(
   union: ValidationEntry,
 ) {
   if (!request || err.validationContext !== 'body' || union.instancePath !== '') return undefined
-  const schema = request.routeOptions.schema?.body as SchemaLike | undefined
+  const schema = request.routeOptions.schema?.body as TSchema | undefined
   if (!Array.isArray(schema?.anyOf)) return undefined
   const body = request.body
   // Not an object at all: the validator's "must be a JSON object" says it best.
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return undefined
   const keys = Object.keys(body)
-  return schema.anyOf.map((branch) => ({
+  return unionBranches(schema).map(({ schema: branch, fields }) => ({
     branch,
-    fields: keys.filter((k) => Object.hasOwn(branch.properties ?? {}, k)).length,
+    fields: keys.filter((k) => fields.has(k)).length,
   }))
 }
 

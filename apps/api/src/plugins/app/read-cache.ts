@@ -1,4 +1,4 @@
-import { observeCache, type SingleFlight, singleFlight } from '@portico/core'
+import { generationCache, observeCache } from '@portico/core'
 import { type ConnectionView, HEARTBEAT_MS, listenForChanges, type ProjectAccess } from '@portico/db'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
@@ -78,18 +78,24 @@ export default fp(
       maxSize: MAX_VIEW_BYTES,
       sizeCalculation: (slot) => 2048 + (JSON.stringify(slot.value?.analysis_summary ?? null)?.length ?? 0),
     })
-    // Bumped by every change notice: a read that started before a notice must not store what it
-    // read (it may predate the change the notice is about).
-    let generation = 0
+    // Every change notice calls reads.changed(): a read that started before a notice must not
+    // store what it read (it may predate the change the notice is about). Concurrent misses of one
+    // key share one query (a joined read counts as a hit).
+    const reads = generationCache({
+      stats,
+      // The listener answered a check recently (confirmedAt is 0 while it does not listen): a
+      // dark or lost connection serves nothing.
+      live: () => Date.now() - listener.confirmedAt <= 2 * HEARTBEAT_MS,
+    })
     const clear = () => {
-      generation += 1
+      reads.changed()
       access.clear()
       views.clear()
     }
 
     const listener = listenForChanges(config.DATABASE_URL, {
       onChange(payload) {
-        generation += 1
+        reads.changed()
         if (payload.startsWith('github_connections:'))
           views.delete(payload.slice('github_connections:'.length))
         else if (payload === 'access') access.clear()
@@ -106,50 +112,19 @@ export default fp(
     })
     fastify.addHook('onClose', () => listener.close())
 
-    // The listener answered a check recently (confirmedAt is 0 while it does not listen): a dark
-    // or lost connection serves nothing.
-    const live = () => Date.now() - listener.confirmedAt <= 2 * HEARTBEAT_MS
-
-    const joined = () => {
-      stats.hits += 1
-    }
-    async function read<T>(
-      cache: LRUCache<string, Slot<T>>,
-      loads: SingleFlight<T | undefined>,
-      key: string,
-      load: () => Promise<T | undefined>,
-    ): Promise<T | undefined> {
-      if (!live()) {
-        stats.bypasses += 1
-        return load()
-      }
-      const slot = cache.get(key)
-      if (slot) {
-        stats.hits += 1
-        return slot.value
-      }
-      // Concurrent misses of one key share one query (a joined read counts as a hit).
-      const started = generation
-      return loads.run(
-        key,
-        started,
-        async () => {
-          stats.misses += 1
-          const value = await load()
-          if (live() && generation === started) cache.set(key, { value })
-          return value
-        },
-        joined,
-      )
-    }
-    const accessLoads = singleFlight<ProjectAccess | undefined>()
-    const viewLoads = singleFlight<ConnectionView | undefined>()
+    const readerOf = <T>(cache: LRUCache<string, Slot<T>>) =>
+      reads.reader<T | undefined>({
+        get: (key) => cache.get(key),
+        set: (key, value) => cache.set(key, { value }),
+      })
+    const readAccess = readerOf(access)
+    const readView = readerOf(views)
 
     const stopObserving = observeCache('read', stats)
     fastify.addHook('onClose', async () => stopObserving())
     fastify.decorate('readCache', {
-      projectAccess: (projectId, userId, load) => read(access, accessLoads, `${projectId}:${userId}`, load),
-      connectionView: (projectId, load) => read(views, viewLoads, projectId, load),
+      projectAccess: (projectId, userId, load) => readAccess(`${projectId}:${userId}`, load),
+      connectionView: (projectId, load) => readView(projectId, load),
       clear,
       stats,
     } satisfies ReadCache)

@@ -2,6 +2,7 @@ import { AppError, redactFieldName } from '@portico/core'
 import type { TSchema } from '@sinclair/typebox'
 import { errorCodes, type FastifyInstance, type FastifyRequest, type RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
+import { unionBranches } from '../../schemas/union-branches.js'
 
 /**
  * The top-level fields of each branch of a closed body schema (`additionalProperties: false`, or
@@ -9,15 +10,13 @@ import fp from 'fastify-plugin'
  */
 function closedBranchesOf(schema: TSchema): ReadonlySet<string>[] | null {
   // A `null` branch (an optional body) takes no field.
-  const branches = (Array.isArray(schema.anyOf) ? (schema.anyOf as TSchema[]) : [schema]).filter(
-    (b) => b.type !== 'null',
-  )
+  const branches = unionBranches(schema).filter((b) => b.schema.type !== 'null')
   if (
     branches.length === 0 ||
-    !branches.every((b) => b.type === 'object' && b.additionalProperties === false)
+    !branches.every((b) => b.schema.type === 'object' && b.schema.additionalProperties === false)
   )
     return null
-  return branches.map((branch) => new Set(Object.keys((branch.properties as object | undefined) ?? {})))
+  return branches.map((b) => b.fields)
 }
 
 /**

@@ -1,4 +1,4 @@
-import { createRedis, singleFlight } from '@portico/core'
+import { createRedis, generationCache } from '@portico/core'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Redis } from 'ioredis'
 import { LRUCache } from 'lru-cache'
@@ -95,12 +95,6 @@ export function createSessionCache(opts: SessionCacheOptions): SessionCache {
   const stats: SessionCacheStats = { hits: 0, misses: 0, bypasses: 0, invalidations: 0 }
   let tracking = false
   let closed = false
-  // Bumped by every invalidation and every loss of tracking: a GET that saw it move is not kept.
-  let generation = 0
-  const loads = singleFlight<string | null>()
-  const joined = () => {
-    stats.hits += 1
-  }
   // Bumped when either connection is lost: a set-up started before then must not finish.
   let epoch = 0
   // CLIENT ID of the subscriber once it listens on the channel; undefined while it does not.
@@ -110,6 +104,20 @@ export function createSessionCache(opts: SessionCacheOptions): SessionCache {
   // When the last answered PING was sent (epoch ms); 0 while unconfirmed.
   let confirmedAt = 0
   let pingInFlight = false
+  // Every invalidation and every loss of tracking calls reads.changed(): a GET that saw one is not
+  // kept. Concurrent misses of one key share one GET (a joined read counts as a hit).
+  const reads = generationCache({
+    stats,
+    // Tracking holds and the subscriber answered recently: entries may be served and kept.
+    live: () => tracking && Date.now() - confirmedAt <= 2 * HEARTBEAT_MS,
+  })
+  const read = reads.reader<string | null>({
+    get(key) {
+      const cached = lru.get(key)
+      return cached === undefined ? undefined : { value: cached === ABSENT ? null : cached }
+    },
+    set: (key, raw) => lru.set(key, raw ?? ABSENT),
+  })
 
   const subscriber = createRedis(opts.redisUrl, 'worker', {
     connectionName: 'portico-session-cache',
@@ -120,15 +128,13 @@ export function createSessionCache(opts: SessionCacheOptions): SessionCache {
 
   const lose = (what: string) => {
     epoch += 1
-    generation += 1
+    reads.changed()
     lru.clear()
     // Closing the app is not news; a connection lost while serving is.
     if (tracking && !closed) log.warn({ connection: what }, 'session cache off until Redis tracking is back')
     tracking = false
     confirmedAt = 0
   }
-  /** Tracking holds and the subscriber answered recently: entries may be served and kept. */
-  const live = () => tracking && Date.now() - confirmedAt <= 2 * HEARTBEAT_MS
 
   // Serialized: TRACKING ON while already on (same prefix) is an error, so each set-up starts OFF.
   let chain: Promise<void> = Promise.resolve()
@@ -146,7 +152,7 @@ export function createSessionCache(opts: SessionCacheOptions): SessionCache {
       }
       if (attempt !== epoch || id !== subscriberId || redis.status !== 'ready') return
       lru.clear()
-      generation += 1
+      reads.changed()
       tracking = true
       confirmedAt = Date.now()
       for (const wake of waiters) wake()
@@ -220,7 +226,7 @@ export function createSessionCache(opts: SessionCacheOptions): SessionCache {
   subscriber.on('messageBuffer', (channel: Buffer, message: Buffer[] | Buffer | null) => {
     if (channel.toString() !== INVALIDATE_CHANNEL) return
     stats.invalidations += 1
-    generation += 1
+    reads.changed()
     // null: the database was flushed. Anything but a list of key names is treated the same way.
     if (!Array.isArray(message)) {
       lru.clear()
@@ -230,32 +236,11 @@ export function createSessionCache(opts: SessionCacheOptions): SessionCache {
   })
 
   return {
-    async get(key) {
-      if (!live()) {
-        stats.bypasses += 1
-        return (await redis.get(key)) || null
-      }
-      const cached = lru.get(key)
-      if (cached !== undefined) {
-        stats.hits += 1
-        return cached === ABSENT ? null : cached
-      }
-      // Concurrent misses of one key share one GET (a joined read counts as a hit).
-      const seen = generation
-      return loads.run(
-        key,
-        seen,
-        async () => {
-          stats.misses += 1
-          const raw = (await redis.get(key)) || null
-          if (live() && seen === generation) lru.set(key, raw ?? ABSENT)
-          return raw
-        },
-        joined,
-      )
+    get(key) {
+      return read(key, async () => (await redis.get(key)) || null)
     },
     invalidate(key) {
-      generation += 1
+      reads.changed()
       lru.delete(key)
     },
     get tracking() {

@@ -1,18 +1,6 @@
 import t from 'tap'
 import { type EntryStore, generationCache } from '../src/generation-cache.js'
-
-/** A load that resolves (or rejects) when told, counting how often it was started. */
-function gate<V>() {
-  let settle: { resolve: (v: V) => void; reject: (e: unknown) => void } | undefined
-  const started = { count: 0 }
-  const load = () => {
-    started.count += 1
-    return new Promise<V>((resolve, reject) => {
-      settle = { resolve, reject }
-    })
-  }
-  return { load, started, settle: () => settle as NonNullable<typeof settle> }
-}
+import { gate } from './fixtures/gate.js'
 
 /** A Map-backed store, boxed as the reader expects, and a cache whose liveness the test sets. */
 function setup<V>() {

@@ -66,6 +66,26 @@ t.test('/metrics refuses without the token, and with a wrong one', async (t) => 
   t.equal(elsewhere.json().code, 'METRICS_DISABLED')
   t.match(elsewhere.json().message, `served on METRICS_PORT (port ${port}, path /metrics)`)
   t.equal((await fetch(`http://127.0.0.1:${port}/metrics`)).status, 200, 'where the sentence points')
+  t.equal(
+    (await fetch(`http://127.0.0.1:${port}/metrics?x=1`)).status,
+    200,
+    'a query string is not another path',
+  )
+  // A new user's trial: other paths answered 404 with an empty body, not the API's error body.
+  for (const [method, url] of [
+    ['GET', '/'],
+    ['GET', '/metricsx'],
+    ['POST', '/metrics'],
+  ] as const) {
+    const other = await fetch(`http://127.0.0.1:${port}${url}`, { method })
+    t.equal(other.status, 404, `${method} ${url}`)
+    t.same(await other.json(), {
+      statusCode: 404,
+      code: 'NOT_FOUND',
+      error: 'The metrics listener serves GET /metrics only.',
+      message: 'The metrics listener serves GET /metrics only.',
+    })
+  }
 })
 
 t.test('after a request, a job and a GitHub call, every metric family is exposed', async (t) => {

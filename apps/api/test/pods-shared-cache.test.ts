@@ -1,3 +1,4 @@
+import { createOctokit } from '@portico/core'
 import { startTestSimulator } from '@portico/testing'
 import Fastify from 'fastify'
 import t from 'tap'
@@ -8,7 +9,7 @@ import { build, signIn } from './helper.js'
 // The pods listing cache is shared between API processes through Redis (issue 12): a second
 // process serves a listing another one fetched without a counted GitHub call, still revalidating
 // it with the caller's own token (a caller without access gets GitHub's answer, not the cache).
-const { sim, env } = await startTestSimulator(t)
+const { sim, env, tokenOf } = await startTestSimulator(t)
 const counted = () => sim.ledger.count({ counted: true, kind: 'api' })
 
 const first = await build(t, env)
@@ -71,4 +72,47 @@ t.test('POST /api/refresh clears the shared entries too', async (t) => {
   })
   t.equal(jsonNoBody.statusCode, 200, jsonNoBody.body)
   t.same(jsonNoBody.json(), { message: 'Cache cleared' })
+})
+
+t.test('POST /api/refresh in one process ends every confirmed listing in the others', async (t) => {
+  // A review's example: with PODS_REVALIDATE_SECONDS, a caller whose next read went to another
+  // process was still served the listing from before the refresh, without GitHub being asked.
+  const windowed = { ...env, PODS_REVALIDATE_SECONDS: '3600' }
+  const one = await build(t, windowed)
+  const two = Fastify(serverOptions(one.config, false))
+  await two.register(app, { config: one.config })
+  await two.ready()
+  t.teardown(() => two.close())
+  const { cookie } = await signIn(one, sim, 'octocat')
+  const list = async (server: typeof one) =>
+    ((await server.inject({ url: '/api/pods', headers: { cookie } })).json() as { customer: string }[]).map(
+      (p) => p.customer,
+    )
+  t.notOk((await list(two)).includes('zeta'))
+  sim.ledger.clear()
+  t.notOk((await list(two)).includes('zeta'), 'confirmed: served again')
+  t.equal(sim.ledger.entries({ kind: 'api' }).length, 0, 'without asking GitHub within the window')
+
+  const bot = createOctokit({ token: tokenOf('portico-bot'), baseUrl: sim.apiUrl, retries: 0 })
+  await bot.rest.repos.createOrUpdateFileContents({
+    owner: 'acme',
+    repo: 'infra-specs',
+    path: 'infra/zeta/dev/spec.yml',
+    message: 'test: zeta/dev',
+    content: Buffer.from('customer: zeta\n').toString('base64'),
+    branch: 'main',
+  })
+  const res = await one.inject({
+    method: 'POST',
+    url: '/api/refresh',
+    headers: { cookie, origin: new URL(one.config.PUBLIC_URL).origin },
+  })
+  t.equal(res.statusCode, 200)
+  // The other process hears of it through Redis: soon, not at once.
+  let seen = false
+  for (let i = 0; i < 100 && !seen; i++) {
+    seen = (await list(two)).includes('zeta')
+    if (!seen) await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  t.ok(seen, 'the other process asks GitHub again and sees the new pod')
 })

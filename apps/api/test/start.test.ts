@@ -187,6 +187,15 @@ t.test('SIGTERM to npm’s process alone stops everything it started', async (t)
   t.match(started.logs.text, /\[start\] (SIGTERM|launcher \(pid \d+\) exited): stopping/)
 })
 
+t.test('SIGINT to npm’s process alone stops everything it started', async (t) => {
+  // A new user's trial: npm passed the SIGINT to the shell running the script, which held it
+  // while its child ran, so nothing stopped (the script now execs tsx in the shell's place).
+  const started = await start(t)
+  process.kill(started.pid, 'SIGINT')
+  await assertAllGone(t, started)
+  t.match(started.logs.text, /\[start\] SIGINT: stopping/)
+})
+
 t.test('SIGTERM to the process group stops everything, once', async (t) => {
   const started = await start(t)
   process.kill(-started.pid, 'SIGTERM')

@@ -136,8 +136,13 @@ class TieredCache<T> {
     this.#local.delete(key)
   }
 
-  async clear(): Promise<void> {
+  /** Forgets this process's copies. */
+  forget(): void {
     this.#local.clear()
+  }
+
+  /** Deletes the shared copies. */
+  async clearShared(): Promise<void> {
     if (!this.#shared) return
     const { redis } = this.#shared
     let cursor = '0'
@@ -198,13 +203,24 @@ export class PodCatalog {
   }
 
   /**
-   * Drops every cached response (`POST /api/refresh`), shared ones included. This process's
-   * copies go at once; the returned promise settles when Redis is cleared too.
+   * Drops this process's copies and every caller's confirmations, and keeps answers already on
+   * their way from being stored: what a refresh in another API process asks of this one.
    */
-  clear(): Promise<void> {
+  forget(): void {
     this.#confirmed = new WeakMap()
     this.#generation += 1
-    return Promise.all([this.#repoInfo.clear(), this.#trees.clear()]).then(() => {})
+    this.#repoInfo.forget()
+    this.#trees.forget()
+  }
+
+  /**
+   * Drops every cached response (`POST /api/refresh`), shared ones included. This process's
+   * copies go at once ({@link forget}); the returned promise settles when Redis is cleared too.
+   * Other API processes are told to {@link forget} by the caller (the API's refresh channel).
+   */
+  clear(): Promise<void> {
+    this.forget()
+    return Promise.all([this.#repoInfo.clearShared(), this.#trees.clearShared()]).then(() => {})
   }
 
   /**

@@ -76,7 +76,7 @@ export async function startHealthServer(opts: HealthServerOptions): Promise<Heal
     if (route === 'GET /metrics') {
       void register.metrics().then(
         (text) => res.writeHead(200, { 'content-type': register.contentType }).end(text),
-        () => json(res, 500, { status: 'error' }),
+        () => json(res, 500, errorBody(500, 'INTERNAL_ERROR', 'The metrics could not be collected.')),
       )
       return
     }

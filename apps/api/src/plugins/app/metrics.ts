@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
-import { createServer, type Server } from 'node:http'
-import { AppError, collectProcessMetrics, metricsText, observeQueueDepth } from '@portico/core'
+import { createServer, type Server, type ServerResponse } from 'node:http'
+import { AppError, collectProcessMetrics, errorBody, metricsText, observeQueueDepth } from '@portico/core'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import client from 'prom-client'
@@ -109,14 +109,23 @@ export default fp(
     )
 
     if (config.METRICS_PORT !== undefined) {
+      // A bare listener (no Fastify), so its refusals are written in the API's one error body here.
+      const refuse = (res: ServerResponse, statusCode: number, code: string, message: string) =>
+        res
+          .writeHead(statusCode, { 'content-type': 'application/json; charset=utf-8' })
+          .end(JSON.stringify(errorBody(statusCode, code, message)))
       const server: Server = createServer((req, res) => {
-        if (req.url !== '/metrics') {
-          res.writeHead(404).end()
+        const path = req.url?.split('?')[0]
+        if (path !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {
+          refuse(res, 404, 'NOT_FOUND', 'The metrics listener serves GET /metrics only.')
           return
         }
         metricsText().then(
           ({ contentType, body }) => res.writeHead(200, { 'content-type': contentType }).end(body),
-          () => res.writeHead(500).end(),
+          (err: unknown) => {
+            fastify.log.error({ err }, 'collecting metrics failed')
+            refuse(res, 500, 'INTERNAL_ERROR', 'The metrics could not be collected.')
+          },
         )
       })
       await new Promise<void>((resolve, reject) => {

@@ -1,4 +1,4 @@
-import { AppError, type GithubActor, githubErrorToAppError } from '@portico/core'
+import { AppError, createRedis, type GithubActor, githubErrorToAppError } from '@portico/core'
 import { PodCatalog, type PodSpec, type SpecsRepoInfo, validatePodRef } from '@portico/pods'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
@@ -10,6 +10,12 @@ declare module 'fastify' {
      * `/health` so both revalidate the same ETag cache; null when GH_REPO is unset.
      */
     podCatalog: PodCatalog | null
+    /**
+     * `POST /api/refresh`: clears the catalog's cached answers, shared ones included, and tells
+     * every other API process (Redis channel `{REDIS_PREFIX}:pods-refresh`) to forget its own
+     * copies and its callers' confirmations. Nothing to do without GH_REPO.
+     */
+    refreshPods(): Promise<void>
     /**
      * Who may read the specs repository: resolves `request.github()` (the user; GH_TOKEN only
      * for reads when the fallback is allowed) and applies the ACCESS_ORG gate when ACCESS_ORG
@@ -59,6 +65,32 @@ export default fp(
         : null
     const gated = Boolean(config.ACCESS_ORG && owner?.toLowerCase() === config.ACCESS_ORG.toLowerCase())
     fastify.decorate('podCatalog', catalog)
+    const refreshChannel = `${config.REDIS_PREFIX}:pods-refresh`
+    fastify.decorate('refreshPods', async () => {
+      if (!catalog) return
+      await catalog.clear()
+      await fastify.redis.publish(refreshChannel, 'refresh')
+    })
+    if (catalog) {
+      // A refresh in another process reaches this one: without it, its callers kept being served
+      // their confirmed listing for up to PODS_REVALIDATE_SECONDS after the refresh.
+      const subscriber = createRedis(config.REDIS_URL, 'worker', { connectionName: 'portico-pods-refresh' })
+      subscriber.on('error', (err) => fastify.log.warn({ err }, 'pods refresh channel: Redis error'))
+      // Refreshes sent while this process was disconnected are lost: forget on every reconnection.
+      let connected = false
+      subscriber.on('ready', () => {
+        if (connected) catalog.forget()
+        connected = true
+      })
+      subscriber.on('message', (channel: string) => {
+        if (channel === refreshChannel) catalog.forget()
+      })
+      subscriber.subscribe(refreshChannel).catch(() => undefined)
+      // disconnect(), not quit(): it only receives, and a QUIT into a dark network would wait.
+      fastify.addHook('onClose', async () => {
+        subscriber.disconnect()
+      })
+    }
 
     async function access(
       request: FastifyRequest,
@@ -102,5 +134,5 @@ export default fp(
       })
     })
   },
-  { name: 'specs-access', dependencies: ['auth'] },
+  { name: 'specs-access', dependencies: ['auth', 'redis'] },
 )

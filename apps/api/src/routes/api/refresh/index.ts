@@ -17,7 +17,7 @@ export default async function refreshRoutes(app: FastifyInstance) {
       },
     },
     async () => {
-      await fastify.podCatalog?.clear()
+      await fastify.refreshPods()
       return { message: 'Cache cleared' }
     },
   )

@@ -396,6 +396,32 @@ t.test('a body matching no branch of a union is told about the branch it came cl
   }
 })
 
+t.test('a body of none of its union’s types names every type', async (t) => {
+  const { RefreshBody } = await import('../src/schemas/connections.js')
+  const app = await build(t, {}, (app) => {
+    app.post('/boom/refresh', { schema: { body: RefreshBody } }, async () => ({ ok: true }))
+  })
+  for (const payload of ['"str"', '5', '[]', 'true']) {
+    const res = await app.inject({
+      method: 'POST',
+      url: '/boom/refresh',
+      payload,
+      headers: { 'content-type': 'application/json' },
+    })
+    t.equal(res.statusCode, 400, payload)
+    t.equal(res.json().message, 'body must be a JSON object or null', payload)
+  }
+  for (const payload of ['null', '{}']) {
+    const res = await app.inject({
+      method: 'POST',
+      url: '/boom/refresh',
+      payload,
+      headers: { 'content-type': 'application/json' },
+    })
+    t.equal(res.statusCode, 200, payload)
+  }
+})
+
 t.test('a value outside a union of literals names the allowed ones', async (t) => {
   const { SetTenantMemberBody } = await import('../src/schemas/tenants.js')
   const app = await build(t, {}, (app) => {

@@ -167,6 +167,18 @@ export function validationMessage(err: ValidationFailure, request?: FastifyReque
     // Redacted here too (the unknown-fields hook already did it for the top level's keys): a
     // closed object deeper in a body reports its own unknown keys.
     return `${where.join('.')} has a field this route does not take: ${JSON.stringify([...redactFieldName(extra)].slice(0, 100).join(''))}`
+  // A value of none of its union's types (a string where a JSON object or null goes): one type
+  // error per branch; name every type (a review: `…/github/refresh` was told "must be a JSON object").
+  const union = (err.validation ?? []).find((e) => e.keyword === 'anyOf')
+  if (first.keyword === 'type' && union && union.instancePath === first.instancePath) {
+    const types = new Set(
+      (err.validation ?? [])
+        .filter((e) => e.keyword === 'type' && e.instancePath === first.instancePath)
+        .flatMap((e) => (Array.isArray(e.params?.type) ? e.params.type : String(e.params?.type).split(',')))
+        .map(String),
+    )
+    return `${where.join('.')} ${rulePhrase({ ...first, params: { type: [...types] } })}`
+  }
   // A union of literals (TypeBox's Type.Union of Type.Literal): one error per branch; name them all.
   const allowed = (err.validation ?? [])
     .filter((e) => e.keyword === 'const' && e.instancePath === first.instancePath)

@@ -1,5 +1,6 @@
 import { sql } from 'kysely'
 import type { Executor } from './db.js'
+import { transactionWithRetry } from './errors.js'
 import type { UserRow } from './schema.js'
 
 /** GitHub's view of a user, as returned by `GET /user`. */
@@ -48,7 +49,9 @@ export async function upsertUserFromGithub(db: Executor, profile: GithubProfile)
       .returningAll()
       .executeTakeFirstOrThrow()
   }
-  return db.isTransaction ? run(db) : db.transaction().execute(run)
+  // Two sign-ins that swap logins can deadlock on each other's rows; the upsert is safe to repeat,
+  // and the OAuth code behind it is already spent, so a 409 "try again" could not be acted on.
+  return transactionWithRetry(db, run)
 }
 
 /**

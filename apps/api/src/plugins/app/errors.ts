@@ -1,4 +1,5 @@
 import { AppError, errorBody, reasonPhrase, visibleText } from '@portico/core'
+import { isTransactionConflict } from '@portico/db'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { type ValidationEntry, validationMessage } from '../../schemas/validation-message.js'
@@ -65,15 +66,9 @@ const unknownUser = () =>
   new AppError(401, 'NOT_AUTHENTICATED', 'Your account is no longer known to Portico. Sign in again.')
 
 /**
- * Postgres ended the transaction so that another could go on (SQLSTATE 40001
- * serialization_failure, 40P01 deadlock_detected; PostgreSQL docs, appendix A): nothing of it
- * was written and the same request again can succeed, so it is a 409 the caller can act on,
- * not a 500.
+ * A transaction Postgres ended for another ({@link isTransactionConflict}): nothing of it was
+ * written and the same request again can succeed, so it is a 409 the caller can act on, not a 500.
  */
-const isTransactionConflict = (err: unknown) => {
-  const code = (err as { code?: unknown } | null)?.code
-  return code === '40001' || code === '40P01'
-}
 const concurrentChange = () =>
   new AppError(
     409,

@@ -1,3 +1,4 @@
+import { connect } from 'node:net'
 import { createOctokit } from '@portico/core'
 import { freePort, startTestSimulator } from '@portico/testing'
 import t from 'tap'
@@ -75,7 +76,7 @@ t.test('/metrics refuses without the token, and with a wrong one', async (t) => 
   for (const [method, url] of [
     ['GET', '/'],
     ['GET', '/metricsx'],
-    ['POST', '/metrics'],
+    ['POST', '/metricsx'],
   ] as const) {
     const other = await fetch(`http://127.0.0.1:${port}${url}`, { method })
     t.equal(other.status, 404, `${method} ${url}`)
@@ -85,6 +86,20 @@ t.test('/metrics refuses without the token, and with a wrong one', async (t) => 
       error: 'The metrics listener serves GET /metrics only.',
       message: 'The metrics listener serves GET /metrics only.',
     })
+  }
+  // A second review: other methods, malformed requests and CONNECT got Node's empty answers.
+  const post = await fetch(`http://127.0.0.1:${port}/metrics`, { method: 'POST' })
+  t.equal(post.status, 405)
+  t.equal(post.headers.get('allow'), 'GET, HEAD')
+  t.match(await post.json(), { statusCode: 405, code: 'METHOD_NOT_ALLOWED' })
+  t.equal((await fetch(`http://127.0.0.1:${port}/metrics`, { method: 'HEAD' })).status, 200)
+  for (const [raw, status, code] of [
+    ['NOT HTTP\r\n\r\n', 400, 'MALFORMED_REQUEST'],
+    ['CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n', 405, 'METHOD_NOT_ALLOWED'],
+  ] as const) {
+    const answer = await rawRequest(port, raw)
+    t.match(answer, new RegExp(`^HTTP/1\\.1 ${status} `), raw)
+    t.match(answer, `"code":"${code}"`, raw)
   }
 })
 
@@ -192,3 +207,13 @@ t.test('cache lookups are counted: portico_cache_lookups_total by cache and resu
   t.ok(Number.isFinite(await lookups('session', 'bypass')), 'bypasses are reported')
   t.ok(Number.isFinite(await lookups('read', 'miss')), 'the read cache is reported too')
 })
+
+/** Sends `raw` bytes to a local port and returns everything it answers before closing. */
+async function rawRequest(port: number, raw: string): Promise<string> {
+  const socket = connect(port, '127.0.0.1')
+  socket.on('error', () => {})
+  socket.write(raw)
+  let text = ''
+  for await (const chunk of socket) text += String(chunk)
+  return text
+}

@@ -27,14 +27,21 @@ export function isTransactionConflict(err: unknown): boolean {
 export async function transactionWithRetry<T>(
   db: Executor,
   work: (trx: Executor) => Promise<T>,
-  attempts = 3,
+  opts: {
+    /** Runs in all, the first included (default 3). */
+    attempts?: number
+    /** Called before each run again, with the conflict and the run that met it (1-based). */
+    onRetry?: (err: unknown, attempt: number) => void
+  } = {},
 ): Promise<T> {
   if (db.isTransaction) return work(db)
+  const attempts = opts.attempts ?? 3
   for (let attempt = 1; ; attempt++) {
     try {
       return await db.transaction().execute(work)
     } catch (err) {
       if (attempt >= attempts || !isTransactionConflict(err)) throw err
+      opts.onRetry?.(err, attempt)
     }
   }
 }

@@ -18,7 +18,11 @@ export interface GithubProfile {
  * bound to the GitHub id that held it and a later different id with the same login inherits
  * nothing.
  */
-export async function upsertUserFromGithub(db: Executor, profile: GithubProfile): Promise<UserRow> {
+export async function upsertUserFromGithub(
+  db: Executor,
+  profile: GithubProfile,
+  opts: { onRetry?: (err: unknown, attempt: number) => void } = {},
+): Promise<UserRow> {
   const run = async (trx: Executor) => {
     await trx
       .updateTable('users')
@@ -51,7 +55,7 @@ export async function upsertUserFromGithub(db: Executor, profile: GithubProfile)
   }
   // Two sign-ins that swap logins can deadlock on each other's rows; the upsert is safe to repeat,
   // and the OAuth code behind it is already spent, so a 409 "try again" could not be acted on.
-  return transactionWithRetry(db, run)
+  return transactionWithRetry(db, run, opts)
 }
 
 /**

@@ -33,7 +33,18 @@ const profile = { id: 4_200_001, login: 'retried', name: null, avatar_url: null 
 
 t.test('a sign-in whose upsert meets a deadlock is run again and succeeds', async (t) => {
   await conflictOnUsers(t, '40P01', 2)
-  const user = await upsertUserFromGithub(db, profile)
+  const retries: [string, number][] = []
+  const user = await upsertUserFromGithub(db, profile, {
+    onRetry: (err, attempt) => retries.push([(err as { code: string }).code, attempt]),
+  })
+  t.same(
+    retries,
+    [
+      ['40P01', 1],
+      ['40P01', 2],
+    ],
+    'each conflict is reported before the run again',
+  )
   t.match(user, { github_id: 4_200_001, login: 'retried' })
   const rows = await db.selectFrom('users').select('login').where('github_id', '=', 4_200_001).execute()
   t.same(rows, [{ login: 'retried' }], 'one row: the failed runs left nothing')

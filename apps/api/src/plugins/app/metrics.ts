@@ -5,6 +5,8 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import client from 'prom-client'
 import { errorResponses } from '../../schemas/common.js'
+import { clientErrorHandler } from '../../server-options.js'
+import { answerOnSocket } from './request-target.js'
 
 /** HTTP request duration by route template (`routeOptions.url`, or `unmatched`), method and status. */
 const httpRequestDuration = new client.Histogram({
@@ -109,15 +111,26 @@ export default fp(
     )
 
     if (config.METRICS_PORT !== undefined) {
-      // A bare listener (no Fastify), so its refusals are written in the API's one error body here.
-      const refuse = (res: ServerResponse, statusCode: number, code: string, message: string) =>
+      // A bare listener (no Fastify), so its answers are written in the API's one error body here.
+      const refuse = (
+        res: ServerResponse,
+        statusCode: number,
+        code: string,
+        message: string,
+        headers: Record<string, string> = {},
+      ) =>
         res
-          .writeHead(statusCode, { 'content-type': 'application/json; charset=utf-8' })
+          .writeHead(statusCode, { ...headers, 'content-type': 'application/json; charset=utf-8' })
           .end(JSON.stringify(errorBody(statusCode, code, message)))
       const server: Server = createServer((req, res) => {
-        const path = req.url?.split('?')[0]
-        if (path !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {
+        if (req.url?.split('?')[0] !== '/metrics') {
           refuse(res, 404, 'NOT_FOUND', 'The metrics listener serves GET /metrics only.')
+          return
+        }
+        if (req.method !== 'GET' && req.method !== 'HEAD') {
+          refuse(res, 405, 'METHOD_NOT_ALLOWED', `${req.method} is not allowed on /metrics: use GET.`, {
+            allow: 'GET, HEAD',
+          })
           return
         }
         metricsText().then(
@@ -128,12 +141,22 @@ export default fp(
           },
         )
       })
+      // Malformed requests, oversized headers and CONNECT get the main port's answers.
+      server.on('clientError', clientErrorHandler)
+      server.on('connect', (_req, socket) => {
+        answerOnSocket(socket, 405, 'METHOD_NOT_ALLOWED', 'CONNECT is not allowed on /metrics: use GET.')
+        socket.destroy()
+      })
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject)
         server.listen(config.METRICS_PORT, config.HOST, () => resolve())
       })
       fastify.addHook('onClose', async () => {
-        await new Promise<void>((resolve) => server.close(() => resolve()))
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+        // A scrape is short: whatever is still connected (a client that sent half a request and
+        // stopped, which Node no longer times out once the server closes) would hold the close.
+        server.closeAllConnections()
+        await closed
       })
     }
   },

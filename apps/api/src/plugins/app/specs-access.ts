@@ -75,17 +75,37 @@ export default fp(
       // A refresh in another process reaches this one: without it, its callers kept being served
       // their confirmed listing for up to PODS_REVALIDATE_SECONDS after the refresh.
       const subscriber = createRedis(config.REDIS_URL, 'worker', { connectionName: 'portico-pods-refresh' })
-      subscriber.on('error', (err) => fastify.log.warn({ err }, 'pods refresh channel: Redis error'))
-      // Refreshes sent while this process was disconnected are lost: forget on every reconnection.
-      let connected = false
+      // One warning per outage, not one per reconnection attempt (the main connection logs too).
+      let warned = false
+      subscriber.on('error', (err) => {
+        if (warned) return
+        warned = true
+        fastify.log.warn(
+          { err },
+          'pods refresh channel: Redis error; refreshes from other processes are missed',
+        )
+      })
+      // Refreshes published while this process was not subscribed (before its first connection,
+      // or during an outage) are lost: forget on every (re)connection, the first included.
       subscriber.on('ready', () => {
-        if (connected) catalog.forget()
-        connected = true
+        warned = false
+        catalog.forget()
       })
       subscriber.on('message', (channel: string) => {
         if (channel === refreshChannel) catalog.forget()
       })
-      subscriber.subscribe(refreshChannel).catch(() => undefined)
+      const subscribed = subscriber.subscribe(refreshChannel).then(
+        // Once Redis has the subscription, nothing is missed: forget what came before it.
+        () => catalog.forget(),
+        (err: unknown) => fastify.log.warn({ err }, 'pods refresh channel: could not subscribe'),
+      )
+      // With Redis up, the API serves nothing before it is subscribed; with Redis away it starts
+      // anyway (as the main connection lets it) and subscribes when Redis is back.
+      if (fastify.redis.status === 'ready') {
+        let timer: NodeJS.Timeout | undefined
+        await Promise.race([subscribed, new Promise((resolve) => (timer = setTimeout(resolve, 5000)))])
+        clearTimeout(timer)
+      }
       // disconnect(), not quit(): it only receives, and a QUIT into a dark network would wait.
       fastify.addHook('onClose', async () => {
         subscriber.disconnect()

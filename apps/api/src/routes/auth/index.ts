@@ -202,7 +202,14 @@ export default async function authRoutes(app: FastifyInstance) {
           throw exchangeFailed('the issued token was rejected')
         throw githubErrorToAppError(err)
       }
-      const user = await upsertUserFromGithub(fastify.db, profile)
+      const user = await upsertUserFromGithub(fastify.db, profile, {
+        // Operators hear of every conflict, also those a run again resolved.
+        onRetry: (err, attempt) =>
+          request.log.warn(
+            { err, attempt },
+            'sign-in: Postgres ended the user upsert for another transaction; running it again',
+          ),
+      })
       const returnTo = pending.returnTo ?? '/'
       // Other tabs' sign-ins stay pending: any of them may still complete (and sign in again).
       const otherTabs = request.session.get('oauthPending')

@@ -96,10 +96,11 @@ t.test('/metrics refuses without the token, and with a wrong one', async (t) => 
   for (const [raw, status, code] of [
     ['NOT HTTP\r\n\r\n', 400, 'MALFORMED_REQUEST'],
     ['CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n', 405, 'METHOD_NOT_ALLOWED'],
+    [`GET /${'a'.repeat(20_000)} HTTP/1.1\r\nHost: x\r\n\r\n`, 431, 'HEADERS_TOO_LARGE'],
   ] as const) {
     const answer = await rawRequest(port, raw)
-    t.match(answer, new RegExp(`^HTTP/1\\.1 ${status} `), raw)
-    t.match(answer, `"code":"${code}"`, raw)
+    t.match(answer, new RegExp(`^HTTP/1\\.1 ${status} `), raw.slice(0, 40))
+    t.match(answer, `"code":"${code}"`, raw.slice(0, 40))
   }
 })
 

@@ -401,24 +401,19 @@ t.test('a body of none of its union’s types names every type', async (t) => {
   const app = await build(t, {}, (app) => {
     app.post('/boom/refresh', { schema: { body: RefreshBody } }, async () => ({ ok: true }))
   })
-  for (const payload of ['"str"', '5', '[]', 'true']) {
+  const refused = ['"str"', '5', '[]', 'true']
+  for (const payload of [...refused, 'null', '{}']) {
     const res = await app.inject({
       method: 'POST',
       url: '/boom/refresh',
       payload,
       headers: { 'content-type': 'application/json' },
     })
-    t.equal(res.statusCode, 400, payload)
-    t.equal(res.json().message, 'body must be a JSON object or null', payload)
-  }
-  for (const payload of ['null', '{}']) {
-    const res = await app.inject({
-      method: 'POST',
-      url: '/boom/refresh',
-      payload,
-      headers: { 'content-type': 'application/json' },
-    })
-    t.equal(res.statusCode, 200, payload)
+    if (!refused.includes(payload)) t.equal(res.statusCode, 200, payload)
+    else {
+      t.equal(res.statusCode, 400, payload)
+      t.equal(res.json().message, 'body must be a JSON object or null', payload)
+    }
   }
 })
 

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import { AppError, createRedis, type GithubActor, githubErrorToAppError } from '@portico/core'
 import { PodCatalog, type PodSpec, type SpecsRepoInfo, validatePodRef } from '@portico/pods'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
@@ -66,10 +67,14 @@ export default fp(
     const gated = Boolean(config.ACCESS_ORG && owner?.toLowerCase() === config.ACCESS_ORG.toLowerCase())
     fastify.decorate('podCatalog', catalog)
     const refreshChannel = `${config.REDIS_PREFIX}:pods-refresh`
+    // Each refresh names the process that sent it: that one has forgotten already, and forgetting
+    // again when its own message comes back would drop the answers read since (its next listing
+    // would be cold again, and counted).
+    const processId = randomUUID()
     fastify.decorate('refreshPods', async () => {
       if (!catalog) return
       await catalog.clear()
-      await fastify.redis.publish(refreshChannel, 'refresh')
+      await fastify.redis.publish(refreshChannel, processId)
     })
     if (catalog) {
       // A refresh in another process reaches this one: without it, its callers kept being served
@@ -91,8 +96,8 @@ export default fp(
         warned = false
         catalog.forget()
       })
-      subscriber.on('message', (channel: string) => {
-        if (channel === refreshChannel) catalog.forget()
+      subscriber.on('message', (channel: string, sender: string) => {
+        if (channel === refreshChannel && sender !== processId) catalog.forget()
       })
       const subscribed = subscriber.subscribe(refreshChannel).then(
         // Once Redis has the subscription, nothing is missed: forget what came before it.

@@ -39,6 +39,10 @@ const FORMAT_WORDS: Readonly<Record<string, string>> = {
 }
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`
 
+/** The types a `type` error names (Ajv gives one name, a list, or a comma-separated string). */
+const typesOf = (e: ValidationEntry): string[] =>
+  (Array.isArray(e.params?.type) ? e.params.type : String(e.params?.type).split(',')).map(String)
+
 /**
  * A validation error's rule in words, for the keywords our schemas use; undefined for others
  * (Ajv's own message is used then). A new user's trial: "must be string" and "must NOT have more
@@ -48,10 +52,10 @@ function rulePhrase(e: ValidationEntry): string | undefined {
   const p = e.params ?? {}
   const limit = Number(p.limit)
   switch (e.keyword) {
-    case 'type': {
-      const types = (Array.isArray(p.type) ? p.type : String(p.type).split(',')).map(String)
-      return `must be ${types.map((t) => TYPE_WORDS[t] ?? t).join(' or ')}`
-    }
+    case 'type':
+      return `must be ${typesOf(e)
+        .map((t) => TYPE_WORDS[t] ?? t)
+        .join(' or ')}`
     case 'pattern':
       return PATTERN_PHRASES[String(p.pattern)]
     case 'maxLength':
@@ -174,8 +178,7 @@ export function validationMessage(err: ValidationFailure, request?: FastifyReque
     const types = new Set(
       (err.validation ?? [])
         .filter((e) => e.keyword === 'type' && e.instancePath === first.instancePath)
-        .flatMap((e) => (Array.isArray(e.params?.type) ? e.params.type : String(e.params?.type).split(',')))
-        .map(String),
+        .flatMap(typesOf),
     )
     return `${where.join('.')} ${rulePhrase({ ...first, params: { type: [...types] } })}`
   }

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { setTimeout as delay } from 'node:timers/promises'
 import { AppError, createRedis, type GithubActor, githubErrorToAppError } from '@portico/core'
 import { PodCatalog, type PodSpec, type SpecsRepoInfo, validatePodRef } from '@portico/pods'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
@@ -106,11 +107,8 @@ export default fp(
       )
       // With Redis up, the API serves nothing before it is subscribed; with Redis away it starts
       // anyway (as the main connection lets it) and subscribes when Redis is back.
-      if (fastify.redis.status === 'ready') {
-        let timer: NodeJS.Timeout | undefined
-        await Promise.race([subscribed, new Promise((resolve) => (timer = setTimeout(resolve, 5000)))])
-        clearTimeout(timer)
-      }
+      if (fastify.redis.status === 'ready')
+        await Promise.race([subscribed, delay(5000, undefined, { ref: false })])
       // disconnect(), not quit(): it only receives, and a QUIT into a dark network would wait.
       fastify.addHook('onClose', async () => {
         subscriber.disconnect()

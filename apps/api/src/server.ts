@@ -1,3 +1,5 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
 import { ConfigError, loadConfig } from '@portico/core/config'
 import { startTracing } from '@portico/core/tracing'
 
@@ -30,6 +32,27 @@ const stream = logDestination()
 const server = Fastify(serverOptions(config, { ...loggerOptions(config.LOG_LEVEL, 'api'), stream }))
 await server.register(app, { config })
 
+// Every open connection, and those whose request is in a handler (for the shutdown's cut below).
+const connections = new Set<Socket>()
+const handling = new Set<Socket>()
+server.server.on('connection', (socket: Socket) => {
+  connections.add(socket)
+  socket.once('close', () => {
+    connections.delete(socket)
+    handling.delete(socket)
+  })
+})
+let closing = false
+server.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+  handling.add(req.socket)
+  res.once('close', () => {
+    handling.delete(req.socket)
+    // Node closes idle keep-alive connections once, when the close starts: one that becomes idle
+    // later would hold the close until its keep-alive timeout.
+    if (closing) req.socket.end()
+  })
+})
+
 // Exits that cannot wait (a second signal or error, the deadline) drop the queued log lines, so a
 // stalled log reader cannot hold the process; a graceful close waits for them (flushLogs).
 const abandon = () => abandonLogs(stream)
@@ -39,10 +62,14 @@ closeWithGrace(
     try {
       if (err) server.log.error({ err }, 'closing after an uncaught error')
       else server.log.info({ signal }, 'closing')
-      // Requests in flight get half the deadline; connections still busy then (a client that sent
-      // half a request and stopped, which Node no longer times out once the server closes) are
-      // cut, so that the onClose hooks (Redis, Postgres, the metrics listener) still run in time.
-      const cut = setTimeout(() => server.server.closeAllConnections(), config.SHUTDOWN_TIMEOUT_MS / 2)
+      // Halfway to the deadline, connections that hold no request in a handler (a client that
+      // sent half a request and stopped, which Node no longer times out once the server closes)
+      // are cut, so that the close and its onClose hooks (Redis, Postgres) still run in time.
+      // Requests in handlers keep the whole deadline.
+      closing = true
+      const cut = setTimeout(() => {
+        for (const socket of connections) if (!handling.has(socket)) socket.destroy()
+      }, config.SHUTDOWN_TIMEOUT_MS / 2)
       await server.close()
       clearTimeout(cut)
       await tracing

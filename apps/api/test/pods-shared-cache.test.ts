@@ -1,9 +1,11 @@
-import { createOctokit } from '@portico/core'
-import { startTestSimulator } from '@portico/testing'
-import Fastify from 'fastify'
+import { createOctokit, createRedis } from '@portico/core'
+import { startTestSimulator, type Teardown, testConfig } from '@portico/testing'
+import Fastify, { type FastifyInstance } from 'fastify'
 import t from 'tap'
 import app from '../src/app.js'
 import { serverOptions } from '../src/server-options.js'
+import { until } from './e2e.js'
+import { freezingProxy, throughProxy } from './freezing-proxy.js'
 import { build, signIn } from './helper.js'
 
 // The pods listing cache is shared between API processes through Redis (issue 12): a second
@@ -115,4 +117,118 @@ t.test('POST /api/refresh in one process ends every confirmed listing in the oth
     if (!seen) await new Promise((resolve) => setTimeout(resolve, 50))
   }
   t.ok(seen, 'the other process asks GitHub again and sees the new pod')
+})
+
+/** Adds a pod to the specs repository as the bot (not through Portico, so no refresh is sent). */
+const addPod = async (customer: string) => {
+  const bot = createOctokit({ token: tokenOf('portico-bot'), baseUrl: sim.apiUrl, retries: 0 })
+  await bot.rest.repos.createOrUpdateFileContents({
+    owner: 'acme',
+    repo: 'infra-specs',
+    path: `infra/${customer}/dev/spec.yml`,
+    message: `test: ${customer}/dev`,
+    content: Buffer.from(`customer: ${customer}\n`).toString('base64'),
+    branch: 'main',
+  })
+}
+const customers = async (server: FastifyInstance, cookie: string) =>
+  ((await server.inject({ url: '/api/pods', headers: { cookie } })).json() as { customer: string }[]).map(
+    (p) => p.customer,
+  )
+/** Lists until `customer` is there, or gives up after `timeoutMs`; whether it was seen. */
+const untilListed = async (server: FastifyInstance, cookie: string, customer: string, timeoutMs: number) =>
+  until(
+    async () => ((await customers(server, cookie)).includes(customer) ? true : undefined),
+    timeoutMs,
+    customer,
+  )
+    .then(() => true)
+    .catch(() => false)
+const refreshChannel = (config: { REDIS_PREFIX: string }, db = 0) =>
+  `${config.REDIS_PREFIX}:db${db}:pods-refresh`
+/** A second API process on `config`: its own memory, same Redis and database. */
+const processOn = async (t: Teardown, config: FastifyInstance['config']) => {
+  const server = Fastify(serverOptions(config, false))
+  await server.register(app, { config })
+  await server.ready()
+  t.teardown(() => server.close())
+  return server
+}
+const windowed = { ...env, PODS_REVALIDATE_SECONDS: '3600' }
+
+t.test('a refresh channel whose path goes dark stops confirmations within seconds', async (t) => {
+  const base = await testConfig(t, windowed)
+  const proxy = await freezingProxy(Number(new URL(base.REDIS_URL).port || 6379), 'portico-pods-refresh')
+  t.teardown(() => proxy.close())
+  const dark = await processOn(t, { ...base, REDIS_URL: throughProxy(base.REDIS_URL, proxy.port) })
+  const lit = await processOn(t, base)
+  t.equal(proxy.marked(), 1, 'the refresh subscriber goes through the proxy')
+  const { cookie } = await signIn(dark, sim, 'octocat')
+  await customers(dark, cookie)
+  sim.ledger.clear()
+  await customers(dark, cookie)
+  t.equal(sim.ledger.entries({ kind: 'api' }).length, 0, 'confirmed: served without asking GitHub')
+
+  proxy.freeze()
+  await addPod('eta')
+  const res = await lit.inject({
+    method: 'POST',
+    url: '/api/refresh',
+    headers: { cookie, origin: new URL(base.PUBLIC_URL).origin },
+  })
+  t.equal(res.statusCode, 200)
+  // The refresh is sent into the dark; the heartbeat notices and the confirmation is not trusted.
+  t.ok(await untilListed(dark, cookie, 'eta', 5000), 'the new pod is seen within seconds, not after an hour')
+})
+
+t.test('a refresh sent while the subscriber reconnects is not missed', async (t) => {
+  const one = await build(t, windowed)
+  const { cookie } = await signIn(one, sim, 'octocat')
+  await customers(one, cookie)
+  await customers(one, cookie)
+  const redis = createRedis(one.config.REDIS_URL, 'worker')
+  t.teardown(() => redis.quit())
+  const clients = String(await redis.client('LIST'))
+  const id = /id=(\d+) .*name=portico-pods-refresh /.exec(clients)?.[1]
+  t.ok(id, 'the subscriber is connected')
+  await addPod('theta')
+  // Killed and the refresh published in one go: nobody from this process is there to hear it.
+  const replies = await redis
+    .multi()
+    .client('KILL', 'ID', String(id))
+    .publish(refreshChannel(one.config), 'another-process')
+    .exec()
+  t.same(
+    replies?.map(([err]) => err),
+    [null, null],
+  )
+  t.ok(await untilListed(one, cookie, 'theta', 5000), 'the new pod is seen once the subscriber is back')
+})
+
+t.test('the refresh channel is per Redis database: pub/sub ignores the number', async (t) => {
+  const zero = await build(t, windowed)
+  const url = new URL(zero.config.REDIS_URL)
+  url.pathname = '/1'
+  const one = await processOn(t, { ...zero.config, REDIS_URL: url.toString() })
+  t.not(refreshChannel(zero.config), refreshChannel(one.config, 1))
+  const { cookie } = await signIn(zero, sim, 'octocat')
+  await customers(zero, cookie)
+  const listen = createRedis(zero.config.REDIS_URL, 'worker')
+  t.teardown(() => listen.disconnect())
+  const heard: string[] = []
+  listen.on('message', (channel: string) => heard.push(channel))
+  await listen.subscribe(refreshChannel(zero.config), refreshChannel(one.config, 1))
+
+  const { cookie: other } = await signIn(one, sim, 'octocat')
+  const res = await one.inject({
+    method: 'POST',
+    url: '/api/refresh',
+    headers: { cookie: other, origin: new URL(one.config.PUBLIC_URL).origin },
+  })
+  t.equal(res.statusCode, 200)
+  await until(async () => (heard.length > 0 ? true : undefined), 5000, 'the refresh to be published')
+  t.same(heard, [refreshChannel(one.config, 1)], 'published on database 1 channel only')
+  sim.ledger.clear()
+  await customers(zero, cookie)
+  t.equal(sim.ledger.entries({ kind: 'api' }).length, 0, 'database 0 kept its confirmation')
 })

@@ -169,6 +169,7 @@ export class PodCatalog {
   readonly #repoInfo: TieredCache<SpecsRepoInfo>
   readonly #trees: TieredCache<PodRef[]>
   readonly #revalidateAfterMs: number
+  readonly #confirmationsTrusted: () => boolean
   /**
    * Per caller (its Octokit, one per signed-in session): which cached answer GitHub last confirmed
    * to that caller, and when. Within `revalidateAfterMs` the caller is served without asking again.
@@ -186,15 +187,24 @@ export class PodCatalog {
    * @param opts.revalidateAfterMs how long a caller's own confirmation of a cached answer stands
    *   (ms, default 0: every use revalidates). A caller who loses access on GitHub is served what
    *   they could read for at most this long.
+   * @param opts.confirmationsTrusted while it returns false, confirmations are neither served nor
+   *   kept (every use revalidates): the API passes whether it would hear of a refresh in another
+   *   process (its refresh channel is subscribed and answering). Default: always true.
    */
   constructor(
     location: SpecsLocation,
-    opts: { maxEntries?: number; shared?: SharedCache; revalidateAfterMs?: number } = {},
+    opts: {
+      maxEntries?: number
+      shared?: SharedCache
+      revalidateAfterMs?: number
+      confirmationsTrusted?: () => boolean
+    } = {},
   ) {
     this.location = location
     this.#repoInfo = new TieredCache('repo', opts.maxEntries ?? 1000, opts.shared)
     this.#trees = new TieredCache('tree', 32, opts.shared)
     this.#revalidateAfterMs = opts.revalidateAfterMs ?? 0
+    this.#confirmationsTrusted = opts.confirmationsTrusted ?? (() => true)
   }
 
   /** `owner/repo` of the specs repository. */
@@ -237,7 +247,13 @@ export class PodCatalog {
   ): Promise<T> {
     const cached = await cache.get(key)
     const seen = this.#confirmed.get(octokit)?.get(key)
-    if (cached && seen && seen.etag === cached.etag && Date.now() - seen.at < this.#revalidateAfterMs) {
+    if (
+      cached &&
+      seen &&
+      seen.etag === cached.etag &&
+      Date.now() - seen.at < this.#revalidateAfterMs &&
+      this.#confirmationsTrusted()
+    ) {
       return cached.value
     }
     let inflight = this.#inflight.get(octokit)
@@ -266,7 +282,7 @@ export class PodCatalog {
     const current = () => generation === this.#generation
     let confirmed = this.#confirmed.get(octokit)
     const remember = (etag: string) => {
-      if (this.#revalidateAfterMs <= 0 || !current()) return
+      if (this.#revalidateAfterMs <= 0 || !current() || !this.#confirmationsTrusted()) return
       if (!confirmed) {
         confirmed = new Map()
         this.#confirmed.set(octokit, confirmed)

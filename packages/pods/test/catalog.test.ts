@@ -51,3 +51,24 @@ t.test('an answer that arrives after a refresh is not taken as confirmed', async
   t.same(await catalog.list(octokit), after)
   t.same(sim.ledger.entries({ kind: 'api' }), [], 'confirmed answers are served within the window')
 })
+
+t.test('confirmations are neither served nor kept while they are not trusted', async (t) => {
+  let trusted = true
+  const catalog = new PodCatalog(location, { revalidateAfterMs: 60_000, confirmationsTrusted: () => trusted })
+  const octokit = createOctokit({ token: tokenOf('octocat'), baseUrl: sim.apiUrl, retries: 0 })
+  const asked = async () => {
+    sim.ledger.clear()
+    await catalog.list(octokit)
+    return sim.ledger.entries({ kind: 'api' }).length
+  }
+  t.ok((await asked()) > 0, 'the first listing asks GitHub')
+  t.equal(await asked(), 0, 'confirmed while trusted: served without asking')
+  trusted = false
+  t.ok((await asked()) > 0, 'not trusted: the confirmed listing is revalidated')
+  t.ok((await asked()) > 0, 'and the 304 it got is not kept as a confirmation')
+  trusted = true
+  // Forgetting what came before is the caller's part: the API forgets when its channel is back.
+  catalog.forget()
+  t.ok((await asked()) > 0, 'trusted again and forgotten: asked once')
+  t.equal(await asked(), 0, 'then confirmed again')
+})

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { setTimeout as delay } from 'node:timers/promises'
-import { AppError, createRedis, type GithubActor, githubErrorToAppError } from '@portico/core'
+import { AppError, type GithubActor, githubErrorToAppError, subscribeChannel } from '@portico/core'
 import { PodCatalog, type PodSpec, type SpecsRepoInfo, validatePodRef } from '@portico/pods'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
@@ -54,6 +53,32 @@ export default fp(
   async (fastify: FastifyInstance) => {
     const { config } = fastify
     const [owner, repo] = (config.GH_REPO ?? '').split('/')
+    // Pub/sub ignores the database number (https://redis.io/docs/latest/develop/interact/pubsub/):
+    // name it, or deployments sharing a Redis under one prefix would hear each other's refreshes.
+    const refreshChannel = `${config.REDIS_PREFIX}:db${fastify.redis.options.db ?? 0}:pods-refresh`
+    // Each refresh names the process that sent it: that one has forgotten already, and forgetting
+    // again when its own message comes back would drop the answers read since (its next listing
+    // would be cold again, and counted).
+    const processId = randomUUID()
+    // A refresh in another process reaches this one through Redis: without it, its callers kept
+    // being served their confirmed listing for up to PODS_REVALIDATE_SECONDS after the refresh.
+    // Created before the catalog, which trusts confirmations only while it is live.
+    const refreshes =
+      owner && repo
+        ? subscribeChannel({
+            redisUrl: config.REDIS_URL,
+            connectionName: 'portico-pods-refresh',
+            channel: refreshChannel,
+            what: 'pods refresh channel',
+            log: fastify.log,
+            // Refreshes published while this process was not subscribed (before its first
+            // connection, or during an outage) are lost: forget once nothing more can be missed.
+            onSubscribed: () => catalog?.forget(),
+            onMessage: (sender) => {
+              if (sender?.toString() !== processId) catalog?.forget()
+            },
+          })
+        : null
     const catalog =
       owner && repo
         ? new PodCatalog(
@@ -62,57 +87,23 @@ export default fp(
             {
               shared: { redis: fastify.redis, prefix: config.REDIS_PREFIX },
               revalidateAfterMs: config.PODS_REVALIDATE_SECONDS * 1000,
+              // A refresh elsewhere could go unheard while the channel is down: revalidate each read.
+              confirmationsTrusted: () => refreshes?.live === true,
             },
           )
         : null
     const gated = Boolean(config.ACCESS_ORG && owner?.toLowerCase() === config.ACCESS_ORG.toLowerCase())
     fastify.decorate('podCatalog', catalog)
-    const refreshChannel = `${config.REDIS_PREFIX}:pods-refresh`
-    // Each refresh names the process that sent it: that one has forgotten already, and forgetting
-    // again when its own message comes back would drop the answers read since (its next listing
-    // would be cold again, and counted).
-    const processId = randomUUID()
     fastify.decorate('refreshPods', async () => {
       if (!catalog) return
       await catalog.clear()
       await fastify.redis.publish(refreshChannel, processId)
     })
-    if (catalog) {
-      // A refresh in another process reaches this one: without it, its callers kept being served
-      // their confirmed listing for up to PODS_REVALIDATE_SECONDS after the refresh.
-      const subscriber = createRedis(config.REDIS_URL, 'worker', { connectionName: 'portico-pods-refresh' })
-      // One warning per outage, not one per reconnection attempt (the main connection logs too).
-      let warned = false
-      subscriber.on('error', (err) => {
-        if (warned) return
-        warned = true
-        fastify.log.warn(
-          { err },
-          'pods refresh channel: Redis error; refreshes from other processes are missed',
-        )
-      })
-      // Refreshes published while this process was not subscribed (before its first connection,
-      // or during an outage) are lost: forget on every (re)connection, the first included.
-      subscriber.on('ready', () => {
-        warned = false
-        catalog.forget()
-      })
-      subscriber.on('message', (channel: string, sender: string) => {
-        if (channel === refreshChannel && sender !== processId) catalog.forget()
-      })
-      const subscribed = subscriber.subscribe(refreshChannel).then(
-        // Once Redis has the subscription, nothing is missed: forget what came before it.
-        () => catalog.forget(),
-        (err: unknown) => fastify.log.warn({ err }, 'pods refresh channel: could not subscribe'),
-      )
+    if (catalog && refreshes) {
       // With Redis up, the API serves nothing before it is subscribed; with Redis away it starts
       // anyway (as the main connection lets it) and subscribes when Redis is back.
-      if (fastify.redis.status === 'ready')
-        await Promise.race([subscribed, delay(5000, undefined, { ref: false })])
-      // disconnect(), not quit(): it only receives, and a QUIT into a dark network would wait.
-      fastify.addHook('onClose', async () => {
-        subscriber.disconnect()
-      })
+      if (fastify.redis.status === 'ready') await refreshes.whenSubscribed(5000)
+      fastify.addHook('onClose', async () => refreshes.close())
     }
 
     async function access(

@@ -1,19 +1,10 @@
-import { createRedis, generationCache } from '@portico/core'
+import { generationCache, type RedisSubscription, subscribeChannel } from '@portico/core'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Redis } from 'ioredis'
 import { LRUCache } from 'lru-cache'
 
 /** A helper of session.ts, not a plugin of its own (this folder is autoloaded). */
 export const autoload = false
-
-/**
- * How often the subscriber is pinged (ms). A path that goes dark without closing (a NAT or
- * firewall dropping idle connections, a failover without a reset) raises no event, so the cache
- * serves only while the last PING it sent was answered and is at most twice this old: its PONG
- * arrived after every invalidation Redis sent before it. A PING still unanswered at the next
- * beat drops the subscriber (it reconnects) and the cache bypasses until tracking is back.
- */
-export const HEARTBEAT_MS = 1000
 
 /** Pub/sub channel Redis sends tracking invalidations to in RESP2 (REDIRECT mode). */
 export const INVALIDATE_CHANNEL = '__redis__:invalidate'
@@ -99,17 +90,13 @@ export function createSessionCache(opts: SessionCacheOptions): SessionCache {
   let epoch = 0
   // CLIENT ID of the subscriber once it listens on the channel; undefined while it does not.
   let subscriberId: number | undefined
-  let subscriberEpoch = 0
   let waiters: (() => void)[] = []
-  // When the last answered PING was sent (epoch ms); 0 while unconfirmed.
-  let confirmedAt = 0
-  let pingInFlight = false
   // Every invalidation and every loss of tracking calls reads.changed(): a GET that saw one is not
   // kept. Concurrent misses of one key share one GET (a joined read counts as a hit).
   const reads = generationCache({
     stats,
-    // Tracking holds and the subscriber answered recently: entries may be served and kept.
-    live: () => tracking && Date.now() - confirmedAt <= 2 * HEARTBEAT_MS,
+    // Tracking holds and the subscriber answered a PING recently: entries may be served and kept.
+    live: () => tracking && subscription.live,
   })
   const read = reads.reader<string | null>({
     get(key) {
@@ -119,13 +106,6 @@ export function createSessionCache(opts: SessionCacheOptions): SessionCache {
     set: (key, raw) => lru.set(key, raw ?? ABSENT),
   })
 
-  const subscriber = createRedis(opts.redisUrl, 'worker', {
-    connectionName: 'portico-session-cache',
-    // Re-subscribed by hand: CLIENT ID must be asked first, which subscriber mode forbids.
-    autoResubscribe: false,
-    autoResendUnfulfilledCommands: false,
-  })
-
   const lose = (what: string) => {
     epoch += 1
     reads.changed()
@@ -133,7 +113,6 @@ export function createSessionCache(opts: SessionCacheOptions): SessionCache {
     // Closing the app is not news; a connection lost while serving is.
     if (tracking && !closed) log.warn({ connection: what }, 'session cache off until Redis tracking is back')
     tracking = false
-    confirmedAt = 0
   }
 
   // Serialized: TRACKING ON while already on (same prefix) is an error, so each set-up starts OFF.
@@ -154,7 +133,6 @@ export function createSessionCache(opts: SessionCacheOptions): SessionCache {
       lru.clear()
       reads.changed()
       tracking = true
-      confirmedAt = Date.now()
       for (const wake of waiters) wake()
       waiters = []
     })
@@ -177,62 +155,32 @@ export function createSessionCache(opts: SessionCacheOptions): SessionCache {
   ] as const
   for (const [event, listener] of mainEvents) redis.on(event, listener)
 
-  const onSubscriberLost = () => {
-    subscriberId = undefined
-    subscriberEpoch += 1
-    lose('subscriber')
-  }
-  for (const event of ['close', 'end', 'reconnecting', 'error'] as const)
-    subscriber.on(event, onSubscriberLost)
-  subscriber.on('error', (err) => log.warn({ err }, 'session cache subscriber connection error'))
-  subscriber.on('ready', () => {
-    const attempt = subscriberEpoch
-    void (async () => {
-      const id = (await subscriber.client('ID')) as number
-      await subscriber.subscribe(INVALIDATE_CHANNEL)
-      if (attempt !== subscriberEpoch || closed) return
+  const subscription: RedisSubscription = subscribeChannel<number>({
+    redisUrl: opts.redisUrl,
+    connectionName: 'portico-session-cache',
+    channel: INVALIDATE_CHANNEL,
+    what: 'session cache subscriber',
+    log,
+    // Tracking is redirected to the subscriber by its id, which a subscribed connection cannot ask.
+    prepare: async (connection) => (await connection.client('ID')) as number,
+    onSubscribed(id) {
       subscriberId = id
       establish()
-    })().catch((err: unknown) => {
-      if (attempt === subscriberEpoch && !closed)
-        log.warn({ err }, 'session cache subscriber could not subscribe')
-    })
-  })
-  const heartbeat = setInterval(() => {
-    if (closed || subscriberId === undefined) return
-    if (pingInFlight) {
-      pingInFlight = false
-      onSubscriberLost()
-      log.warn('session cache subscriber did not answer a PING in time; reconnecting it')
-      subscriber.disconnect(true)
-      return
-    }
-    const attempt = subscriberEpoch
-    const sentAt = Date.now()
-    pingInFlight = true
-    subscriber.ping().then(
-      () => {
-        if (attempt !== subscriberEpoch) return
-        pingInFlight = false
-        confirmedAt = sentAt
-      },
-      () => {
-        if (attempt === subscriberEpoch) pingInFlight = false
-      },
-    )
-  }, HEARTBEAT_MS)
-  heartbeat.unref()
-
-  subscriber.on('messageBuffer', (channel: Buffer, message: Buffer[] | Buffer | null) => {
-    if (channel.toString() !== INVALIDATE_CHANNEL) return
-    stats.invalidations += 1
-    reads.changed()
-    // null: the database was flushed. Anything but a list of key names is treated the same way.
-    if (!Array.isArray(message)) {
-      lru.clear()
-      return
-    }
-    for (const key of message) lru.delete(key.toString())
+    },
+    onLost() {
+      subscriberId = undefined
+      lose('subscriber')
+    },
+    onMessage(message) {
+      stats.invalidations += 1
+      reads.changed()
+      // null: the database was flushed. Anything but a list of key names is treated the same way.
+      if (!Array.isArray(message)) {
+        lru.clear()
+        return
+      }
+      for (const key of message) lru.delete(key.toString())
+    },
   })
 
   return {
@@ -263,16 +211,13 @@ export function createSessionCache(opts: SessionCacheOptions): SessionCache {
     },
     async close() {
       closed = true
-      clearInterval(heartbeat)
       lose('closed')
       for (const wake of waiters) wake()
       waiters = []
       for (const [event, listener] of mainEvents) redis.off(event, listener)
       // Best effort: the main connection usually closes next, which ends tracking anyway.
       if (redis.status === 'ready') await redis.client('TRACKING', 'OFF').catch(() => undefined)
-      // disconnect(), not quit(): the subscriber only receives, and a QUIT sent into a dark
-      // connection would hold the app's shutdown until it times out.
-      subscriber.disconnect()
+      subscription.close()
     },
   }
 }

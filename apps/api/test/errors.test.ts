@@ -433,6 +433,157 @@ t.test('a value outside a union of literals names the allowed ones', async (t) =
   )
 })
 
+t.test('a value of another type than a union of literals names the allowed ones, not the type', async (t) => {
+  const { Type } = await import('@sinclair/typebox')
+  const { SetTenantMemberBody, TenantRoleSchema } = await import('../src/schemas/tenants.js')
+  const app = await build(t, {}, (app) => {
+    app.put('/boom/role', { schema: { body: SetTenantMemberBody } }, async () => ({ ok: true }))
+    app.post(
+      '/boom/nested',
+      {
+        schema: {
+          body: Type.Object({
+            member: Type.Optional(Type.Object({ role: TenantRoleSchema })),
+            roles: Type.Optional(Type.Array(TenantRoleSchema)),
+            kind: Type.Optional(Type.Enum({ A: 'a', B: 'b' })),
+            color: Type.Optional(Type.String({ enum: ['red', 'green'] })),
+          }),
+        },
+      },
+      async () => ({ ok: true }),
+    )
+  })
+  // A first-time user's `{"role":5}` was told "body.role must be a string": true, but not what to send.
+  const roles = 'must be one of: owner, admin, member'
+  const cases: [string, string, string][] = [
+    ['/boom/role', '{"role":5}', `body.role ${roles}`],
+    ['/boom/role', '{"role":true}', `body.role ${roles}`],
+    ['/boom/role', '{"role":{}}', `body.role ${roles}`],
+    ['/boom/role', '{"role":["member"]}', `body.role ${roles}`],
+    ['/boom/role', '{"role":null}', `body.role ${roles}`],
+    ['/boom/nested', '{"member":{"role":2}}', `body.member.role ${roles}`],
+    ['/boom/nested', '{"roles":["admin",false]}', `body.roles.1 ${roles}`],
+    ['/boom/nested', '{"kind":1}', 'body.kind must be one of: a, b'],
+    // The `enum` keyword: Ajv reports the type alone.
+    ['/boom/nested', '{"color":7}', 'body.color must be one of: red, green'],
+  ]
+  for (const [url, payload, message] of cases) {
+    const res = await app.inject({
+      method: url === '/boom/role' ? 'PUT' : 'POST',
+      url,
+      payload,
+      headers: { 'content-type': 'application/json' },
+    })
+    t.equal(res.statusCode, 400, payload)
+    t.same(res.json(), { statusCode: 400, code: 'VALIDATION_ERROR', error: message, message }, payload)
+  }
+  // The right type but no allowed value is said the same way.
+  const wrongString = await app.inject({ method: 'POST', url: '/boom/nested', payload: { color: 'blue' } })
+  t.equal(wrongString.json().message, 'body.color must be one of: red, green')
+})
+
+t.test('a query value of another type than a union of literals names the allowed ones', async (t) => {
+  const { Type } = await import('@sinclair/typebox')
+  const { TenantRoleSchema } = await import('../src/schemas/tenants.js')
+  const app = await build(t, {}, (app) => {
+    app.get(
+      '/boom/query-role',
+      { schema: { querystring: Type.Object({ role: Type.Optional(TenantRoleSchema) }) } },
+      async (req) => req.query,
+    )
+  })
+  // A repeated parameter is a list, which no string literal is (a single one is coerced to its text).
+  for (const url of ['/boom/query-role?role=admin&role=member', '/boom/query-role?role=5']) {
+    const res = await app.inject({ url })
+    t.equal(res.statusCode, 400, url)
+    t.equal(res.json().message, 'querystring.role must be one of: owner, admin, member', url)
+  }
+  const ok = await app.inject({ url: '/boom/query-role?role=admin' })
+  t.same(ok.json(), { role: 'admin' })
+})
+
+t.test('a nullable union of literals names null among the allowed values', async (t) => {
+  const { Type } = await import('@sinclair/typebox')
+  const app = await build(t, {}, (app) => {
+    app.post(
+      '/boom/mode',
+      {
+        schema: {
+          body: Type.Object({
+            mode: Type.Optional(Type.Union([Type.Literal('new'), Type.Literal('edit'), Type.Null()])),
+            only: Type.Optional(Type.Union([Type.Literal('pr_open'), Type.Null()])),
+            color: Type.Optional(Type.Union([Type.String({ enum: ['red', 'green'] }), Type.Null()])),
+            shade: Type.Optional(Type.Union([Type.String(), Type.Null()], { enum: ['dark', 'light', null] })),
+          }),
+        },
+      },
+      async () => ({ ok: true }),
+    )
+  })
+  for (const [payload, message] of [
+    ['{"mode":5}', 'body.mode must be one of: new, edit or null'],
+    ['{"mode":[]}', 'body.mode must be one of: new, edit or null'],
+    // A string of none of them was told "one of: new, edit", as if null were not allowed.
+    ['{"mode":"boss"}', 'body.mode must be one of: new, edit or null'],
+    ['{"only":false}', 'body.only must be pr_open or null'],
+    ['{"color":5}', 'body.color must be one of: red, green or null'],
+    ['{"color":"blue"}', 'body.color must be one of: red, green or null'],
+    ['{"shade":5}', 'body.shade must be one of: dark, light or null'],
+    // An `enum` with null in it was told "one of: dark, light, " (null joined as nothing).
+    ['{"shade":"pale"}', 'body.shade must be one of: dark, light or null'],
+  ] as const) {
+    const res = await app.inject({
+      method: 'POST',
+      url: '/boom/mode',
+      payload,
+      headers: { 'content-type': 'application/json' },
+    })
+    t.equal(res.statusCode, 400, payload)
+    t.equal(res.json().message, message, payload)
+  }
+  for (const payload of [
+    '{"mode":null}',
+    '{"mode":"edit"}',
+    '{"only":null}',
+    '{"color":null}',
+    '{"shade":"dark"}',
+  ]) {
+    const res = await app.inject({
+      method: 'POST',
+      url: '/boom/mode',
+      payload,
+      headers: { 'content-type': 'application/json' },
+    })
+    t.equal(res.statusCode, 200, payload)
+  }
+})
+
+t.test('the members routes name the allowed roles for a role of another type', async (t) => {
+  const { startTestSimulator } = await import('@portico/testing')
+  const { PROJECT_ROLES } = await import('@portico/db')
+  const { createTenantWithProject, signIn, writeHeaders } = await import('./helper.js')
+  const { sim, env } = await startTestSimulator(t)
+  const app = await build(t, env)
+  const { cookie } = await signIn(app, sim, 'octocat')
+  const { tenant, project } = await createTenantWithProject(app, cookie)
+  const tenantRes = await app.inject({
+    method: 'PUT',
+    url: `/api/v1/tenants/${tenant.id}/members/hubot`,
+    headers: writeHeaders(app, cookie),
+    payload: { role: 5 },
+  })
+  t.equal(tenantRes.statusCode, 400)
+  t.equal(tenantRes.json().message, 'body.role must be one of: owner, admin, member')
+  const projectRes = await app.inject({
+    method: 'PUT',
+    url: `/api/v1/projects/${project.id}/members/hubot`,
+    headers: writeHeaders(app, cookie),
+    payload: { role: ['admin'] },
+  })
+  t.equal(projectRes.statusCode, 400)
+  t.equal(projectRes.json().message, `body.role must be one of: ${PROJECT_ROLES.join(', ')}`)
+})
+
 t.test('a JSON body is validated as sent; the query string is still coerced from text', async (t) => {
   const { CreateTenantBody, SetTenantMemberBody } = await import('../src/schemas/tenants.js')
   const { DeploymentQuery } = await import('../src/schemas/pods.js')

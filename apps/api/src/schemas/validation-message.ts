@@ -44,6 +44,96 @@ const typesOf = (e: ValidationEntry): string[] =>
   (Array.isArray(e.params?.type) ? e.params.type : String(e.params?.type).split(',')).map(String)
 
 /**
+ * The values an enum-like field takes, in words: "must be one of: owner, admin, member"; a null
+ * among them comes last, as the type words say it ("must be one of: new, edit or null").
+ */
+function allowedPhrase(values: readonly unknown[]): string {
+  const named = values.filter((v) => v !== null)
+  const orNull = named.length < values.length ? ' or null' : ''
+  return named.length === 1
+    ? `must be ${String(named[0])}${orNull}`
+    : `must be one of: ${named.join(', ')}${orNull}`
+}
+
+/**
+ * The `enum` of the schema at `schemaPath` (`#/properties/color/type` names the schema at
+ * `#/properties/color`), looked up in the route's schema for the part the error is about;
+ * undefined when there is none (no request, a path the route's schema does not have).
+ */
+function enumAt(
+  schemaPath: string | undefined,
+  err: ValidationFailure,
+  request: FastifyRequest | undefined,
+): unknown[] | undefined {
+  if (!schemaPath?.startsWith('#/')) return undefined
+  const schemas = request?.routeOptions.schema as Record<string, unknown> | undefined
+  let node: unknown =
+    err.validationContext === 'querystring'
+      ? (schemas?.querystring ?? schemas?.query)
+      : schemas?.[String(err.validationContext)]
+  for (const key of schemaPath.slice(2).split('/').filter(Boolean)) {
+    if (typeof node !== 'object' || node === null) return undefined
+    node = (node as Record<string, unknown>)[key.replace(/~1/g, '/').replace(/~0/g, '~')]
+  }
+  const values = (node as { enum?: unknown } | undefined)?.enum
+  return Array.isArray(values) && values.some((v) => v !== null) ? values : undefined
+}
+
+/** The path of the schema a keyword's error is about: `#/properties/role` for `#/properties/role/type`. */
+const schemaOf = (e: ValidationEntry) => e.schemaPath?.slice(0, e.schemaPath.lastIndexOf('/'))
+
+/**
+ * The values an enum-like value takes when `e` is about it: an `enum` keyword whose `type` the
+ * value is not of (`{"type": "string", "enum": [...]}` given 5: Ajv reports the type alone), or
+ * a union of such values and literals (TypeBox's `Type.Union` of `Type.Literal`, `Type.Enum`),
+ * sent a value of another type (`{"role":5}`) or another string. Ajv gives a union one error
+ * per branch: a literal's `const` (after its `type` error for a value of another type), an
+ * `enum`'s own or its `type` error, a `null` branch's `type` error. Undefined when `e` is about
+ * anything else, or a branch of its union is (an object, a string of a pattern).
+ */
+function allowedValues(
+  e: ValidationEntry,
+  err: ValidationFailure,
+  request: FastifyRequest | undefined,
+): unknown[] | undefined {
+  const errors = err.validation ?? []
+  const union = errors.find(
+    (u) =>
+      u.keyword === 'anyOf' &&
+      u.instancePath === e.instancePath &&
+      e.schemaPath?.startsWith(`${u.schemaPath}/`),
+  )
+  if (!union) return e.keyword === 'type' ? enumAt(schemaOf(e), err, request) : undefined
+  // An `enum` beside the union (`{"anyOf": [{"type": "string"}, {"type": "null"}], "enum": [...]}`).
+  const outer = enumAt(schemaOf(union), err, request)
+  if (outer) return outer
+  const prefix = `${union.schemaPath}/`
+  const branches = new Map<string, ValidationEntry[]>()
+  for (const b of errors) {
+    if (b === union || !b.schemaPath?.startsWith(prefix)) continue
+    if (b.instancePath !== union.instancePath) return undefined
+    const index = b.schemaPath.slice(prefix.length).split('/')[0] ?? ''
+    branches.set(index, [...(branches.get(index) ?? []), b])
+  }
+  const values: unknown[] = []
+  for (const [index, branchErrors] of branches) {
+    const literal = branchErrors.find((b) => b.keyword === 'const')
+    const listed = branchErrors.find((b) => b.keyword === 'enum')?.params?.allowedValues
+    const types = branchErrors.every((b) => b.keyword === 'type') ? branchErrors.flatMap(typesOf) : []
+    const enumerated = Array.isArray(listed)
+      ? listed
+      : types.length
+        ? enumAt(`${prefix}${index}`, err, request)
+        : undefined
+    if (literal) values.push(literal.params?.allowedValue)
+    else if (enumerated) values.push(...enumerated)
+    else if (types.length && types.every((t) => t === 'null')) values.push(null)
+    else return undefined
+  }
+  return values.some((v) => v !== null) ? [...new Set(values)] : undefined
+}
+
+/**
  * A validation error's rule in words, for the keywords our schemas use; undefined for others
  * (Ajv's own message is used then). A new user's trial: "must be string" and "must NOT have more
  * than 200 characters" read as a validator's output next to the app's sentences.
@@ -79,7 +169,7 @@ function rulePhrase(e: ValidationEntry): string | undefined {
     case 'format':
       return `must be ${FORMAT_WORDS[String(p.format)] ?? `a valid ${String(p.format)}`}`
     case 'enum':
-      return Array.isArray(p.allowedValues) ? `must be one of: ${p.allowedValues.join(', ')}` : undefined
+      return Array.isArray(p.allowedValues) ? allowedPhrase(p.allowedValues) : undefined
     default:
       return undefined
   }
@@ -171,22 +261,19 @@ export function validationMessage(err: ValidationFailure, request?: FastifyReque
     // Redacted here too (the unknown-fields hook already did it for the top level's keys): a
     // closed object deeper in a body reports its own unknown keys.
     return `${where.join('.')} has a field this route does not take: ${JSON.stringify([...redactFieldName(extra)].slice(0, 100).join(''))}`
+  const errors = err.validation ?? []
+  // A union of literals or an enum, sent a value of another type (`{"role":5}`) or another
+  // string: the values it takes, not "must be a string".
+  const allowed = allowedValues(first, err, request)
+  if (allowed) return `${where.join('.')} ${allowedPhrase(allowed)}`
   // A value of none of its union's types (a string where a JSON object or null goes): one type
   // error per branch; name every type (a review: `…/github/refresh` was told "must be a JSON object").
-  const union = (err.validation ?? []).find((e) => e.keyword === 'anyOf')
+  const union = errors.find((e) => e.keyword === 'anyOf')
   if (first.keyword === 'type' && union && union.instancePath === first.instancePath) {
     const types = new Set(
-      (err.validation ?? [])
-        .filter((e) => e.keyword === 'type' && e.instancePath === first.instancePath)
-        .flatMap(typesOf),
+      errors.filter((e) => e.keyword === 'type' && e.instancePath === first.instancePath).flatMap(typesOf),
     )
     return `${where.join('.')} ${rulePhrase({ ...first, params: { type: [...types] } })}`
   }
-  // A union of literals (TypeBox's Type.Union of Type.Literal): one error per branch; name them all.
-  const allowed = (err.validation ?? [])
-    .filter((e) => e.keyword === 'const' && e.instancePath === first.instancePath)
-    .map((e) => e.params?.allowedValue)
-  if (first.keyword === 'const' && allowed.length > 1)
-    return `${where.join('.')} must be one of: ${allowed.join(', ')}`
   return `${where.join('.')} ${rulePhrase(first) ?? first.message ?? 'is invalid'}`
 }

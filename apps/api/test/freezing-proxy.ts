@@ -3,7 +3,8 @@ import net from 'node:net'
 /**
  * A TCP proxy to `127.0.0.1:port` for tests. `freeze()` black-holes every connection whose client
  * has sent `marker`: bytes are dropped both ways while both sockets stay open, as when a NAT or
- * firewall drops an idle connection or a failover leaves no reset. Closed at `close()`.
+ * firewall drops an idle connection or a failover leaves no reset; `cut()` closes them. Closed at
+ * `close()`.
  */
 export async function freezingProxy(port: number, marker: string) {
   const marked = new Set<net.Socket>()
@@ -37,6 +38,11 @@ export async function freezingProxy(port: number, marker: string) {
     marked: () => marked.size,
     freeze: () => {
       frozen = true
+    },
+    /** Closes every marked connection now (as a server-side kill would); later ones go through. */
+    cut: () => {
+      for (const client of marked) client.destroy()
+      marked.clear()
     },
     close: async () => {
       for (const s of sockets) s.destroy()

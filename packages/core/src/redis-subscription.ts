@@ -9,6 +9,13 @@ import { createRedis } from './redis.js'
  */
 export const SUBSCRIPTION_HEARTBEAT_MS = 1000
 
+/**
+ * Heartbeats a connected but unsubscribed connection is given before it is dropped and opened
+ * again: a path that goes dark during the handshake, `prepare` or SUBSCRIBE raises no event
+ * either, and a failed SUBSCRIBE on a connection that stays up would otherwise never be retried.
+ */
+export const SUBSCRIBE_WITHIN_BEATS = 3
+
 /** Options of {@link subscribeChannel}. */
 export interface RedisSubscriptionOptions<T> {
   /** Where to open the dedicated connection (`redis://` or `rediss://`). */
@@ -22,8 +29,9 @@ export interface RedisSubscriptionOptions<T> {
   log: { warn(obj: object, message: string): void }
   /**
    * Runs on each new connection before it subscribes (a subscribed connection accepts no other
-   * commands but PING); its result is handed to `onSubscribed`. A rejection is logged and the
-   * connection stays unsubscribed until it reconnects.
+   * commands but PING); its result is handed to `onSubscribed`. A rejection is logged and, like
+   * a connection that has not subscribed within {@link SUBSCRIBE_WITHIN_BEATS} heartbeats of
+   * connecting, the connection is dropped and opened again.
    */
   prepare?: (connection: Redis) => Promise<T>
   /**
@@ -73,6 +81,8 @@ export function subscribeChannel<T = undefined>(opts: RedisSubscriptionOptions<T
   // When the last answered PING was sent (epoch ms); 0 while not subscribed.
   let confirmedAt = 0
   let pingInFlight = false
+  // When the current connection was established (epoch ms); 0 while there is none.
+  let connectedAt = 0
   let warned = false
   let waiters: (() => void)[] = []
   const live = () => subscribed && Date.now() - confirmedAt <= 2 * heartbeatMs
@@ -86,6 +96,7 @@ export function subscribeChannel<T = undefined>(opts: RedisSubscriptionOptions<T
     epoch += 1
     pingInFlight = false
     confirmedAt = 0
+    connectedAt = 0
     if (!subscribed) return
     subscribed = false
     if (!closed) opts.onLost?.()
@@ -94,10 +105,17 @@ export function subscribeChannel<T = undefined>(opts: RedisSubscriptionOptions<T
   connection.on('error', (err) =>
     warn({ err }, 'Redis connection error; messages are missed until it is back'),
   )
+  connection.on('connect', () => {
+    connectedAt = Date.now()
+  })
   connection.on('ready', () => {
     const attempt = epoch
+    const current = () => attempt === epoch && !closed && connection.status === 'ready'
     void (async () => {
       const prepared = (opts.prepare ? await opts.prepare(connection) : undefined) as T
+      // Lost meanwhile: a SUBSCRIBE sent now would wait for the next connection and put it in
+      // subscriber mode before its own `prepare` runs.
+      if (!current()) return
       await connection.subscribe(channel)
       if (attempt !== epoch || closed) return
       subscribed = true
@@ -115,7 +133,15 @@ export function subscribeChannel<T = undefined>(opts: RedisSubscriptionOptions<T
   })
 
   const heartbeat = setInterval(() => {
-    if (closed || !subscribed) return
+    if (closed) return
+    if (!subscribed) {
+      if (connectedAt > 0 && Date.now() - connectedAt > SUBSCRIBE_WITHIN_BEATS * heartbeatMs) {
+        lost()
+        warn({}, `not subscribed within ${SUBSCRIBE_WITHIN_BEATS} heartbeats of connecting; reconnecting`)
+        connection.disconnect(true)
+      }
+      return
+    }
     if (pingInFlight) {
       lost()
       warn({}, 'the connection did not answer a PING in time; reconnecting it')

@@ -99,3 +99,70 @@ t.test('closed: no callback and no warning afterwards', async (t) => {
   t.same(r.warnings, [])
   t.equal(await sub.whenSubscribed(1000), false, 'resolves at once when closed')
 })
+
+t.test('a connection that does not subscribe in time is opened again', async (t) => {
+  // Stuck in prepare (as on a path gone dark during the handshake): nothing else would notice.
+  const r = recorder('stuck')
+  let calls = 0
+  const sub = subscribeChannel({
+    ...r.opts,
+    heartbeatMs: 100,
+    prepare: async () => {
+      calls += 1
+      if (calls === 1) await new Promise(() => {})
+    },
+  })
+  t.teardown(() => sub.close())
+  t.ok(await sub.whenSubscribed(5000), 'subscribed on the next connection')
+  t.equal(calls, 2)
+  t.same(r.events, ['subscribed'])
+  t.match(r.warnings, [/not subscribed within 3 heartbeats/])
+})
+
+t.test('a failed prepare is tried again on a new connection', async (t) => {
+  const r = recorder('retry')
+  let calls = 0
+  const sub = subscribeChannel({
+    ...r.opts,
+    heartbeatMs: 100,
+    prepare: async () => {
+      calls += 1
+      if (calls === 1) throw new Error('BUSY Redis is busy running a script')
+    },
+  })
+  t.teardown(() => sub.close())
+  t.ok(await sub.whenSubscribed(5000), 'subscribed after the failure')
+  t.equal(calls, 2)
+  t.match(r.warnings[0], /could not subscribe/)
+})
+
+t.test('a subscription started on a lost connection does not spill onto the next one', async (t) => {
+  // prepare outlives its connection: its SUBSCRIBE, sent late, would wait for the next connection
+  // and put it in subscriber mode before that connection's own prepare (CLIENT ID) ran.
+  const r = recorder('spill')
+  let calls = 0
+  const sub = subscribeChannel<number>({
+    ...r.opts,
+    heartbeatMs: 100,
+    prepare: async (connection) => {
+      calls += 1
+      const id = (await connection.client('ID')) as number
+      if (calls === 1) {
+        await redis.client('KILL', 'ID', String(id))
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      }
+      return id
+    },
+    onSubscribed: (id) => r.events.push(`subscribed ${id}`),
+  })
+  t.teardown(() => sub.close())
+  await until(() => r.events.length > 0, 'a subscription')
+  t.ok(sub.live)
+  t.equal(calls, 2)
+  t.same(
+    r.events,
+    [`subscribed ${await clientId(r.connectionName)}`],
+    'on the second connection, with its id',
+  )
+  t.same(r.warnings, [])
+})

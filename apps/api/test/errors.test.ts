@@ -447,6 +447,9 @@ t.test('a value of another type than a union of literals names the allowed ones,
             roles: Type.Optional(Type.Array(TenantRoleSchema)),
             kind: Type.Optional(Type.Enum({ A: 'a', B: 'b' })),
             color: Type.Optional(Type.String({ enum: ['red', 'green'] })),
+            // Keys the caller chooses, and values that are not strings (a review).
+            byName: Type.Optional(Type.Record(Type.String(), TenantRoleSchema)),
+            shape: Type.Optional(Type.Unsafe({ enum: [{ a: 1 }, 2] })),
           }),
         },
       },
@@ -466,6 +469,10 @@ t.test('a value of another type than a union of literals names the allowed ones,
     ['/boom/nested', '{"kind":1}', 'body.kind must be one of: a, b'],
     // The `enum` keyword: Ajv reports the type alone.
     ['/boom/nested', '{"color":7}', 'body.color must be one of: red, green'],
+    // A key of the caller's is a field name: a token in it is not echoed, a "/" or "~" is as sent.
+    ['/boom/nested', `{"byName":{"ghp_${'a'.repeat(36)}":5}}`, `body.byName.[REDACTED] ${roles}`],
+    ['/boom/nested', '{"byName":{"a/b~c":5}}', `body.byName.a/b~c ${roles}`],
+    ['/boom/nested', '{"shape":"x"}', 'body.shape must be one of: {"a":1}, 2'],
   ]
   for (const [url, payload, message] of cases) {
     const res = await app.inject({

@@ -48,7 +48,8 @@ const typesOf = (e: ValidationEntry): string[] =>
  * among them comes last, as the type words say it ("must be one of: new, edit or null").
  */
 function allowedPhrase(values: readonly unknown[]): string {
-  const named = values.filter((v) => v !== null)
+  // Strings as they are; anything else (a number, an object) as JSON, never "[object Object]".
+  const named = values.filter((v) => v !== null).map((v) => (typeof v === 'string' ? v : JSON.stringify(v)))
   const orNull = named.length < values.length ? ' or null' : ''
   return named.length === 1
     ? `must be ${String(named[0])}${orNull}`
@@ -254,7 +255,15 @@ export function validationMessage(err: ValidationFailure, request?: FastifyReque
   const alternatives = unionAlternatives(err, request)
   if (alternatives) return alternatives
   const missing = first.params?.missingProperty
-  const where = [err.validationContext ?? 'request', ...(first.instancePath ?? '').split('/').filter(Boolean)]
+  // A JSON pointer's segments, decoded (RFC 6901: ~1 is "/", ~0 is "~") and, where a key is the
+  // caller's own (a map's), made safe to echo like any field name.
+  const where = [
+    err.validationContext ?? 'request',
+    ...(first.instancePath ?? '')
+      .split('/')
+      .filter(Boolean)
+      .map((segment) => redactFieldName(segment.replace(/~1/g, '/').replace(/~0/g, '~'))),
+  ]
   if (typeof missing === 'string') return `${[...where, missing].join('.')} is required`
   const extra = first.params?.additionalProperty
   if (first.keyword === 'additionalProperties' && typeof extra === 'string')

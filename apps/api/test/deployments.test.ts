@@ -6,6 +6,7 @@ import { pino } from 'pino'
 import t from 'tap'
 import { parse } from 'yaml'
 import { IDEMPOTENCY_PENDING_SECONDS } from '../src/plugins/app/idempotency.js'
+import { validatorByPart } from '../src/server-options.js'
 import { build, signIn, writeHeaders } from './helper.js'
 
 const { sim, env, tokenOf } = await startTestSimulator(t)
@@ -155,6 +156,66 @@ t.test('POST /api/pod validation: every message, nothing queued', async (t) => {
   })
   t.equal(deep.statusCode, 400)
   t.match(deep.json(), { code: 'JSON_TOO_DEEP' })
+  t.equal(await worker.ctx.queues.deploy.count(), 0, 'nothing queued')
+  t.same(await app.db.selectFrom('deployments').selectAll().execute(), [], 'no rows')
+})
+
+t.test('POST /api/pod: a value of the wrong JSON type is told the type it must be', async (t) => {
+  // A new user's trial: `"customer": 5` was told "customer must be 1-50 characters", and
+  // `"env": ["dev"]` "environment must be 1-50 characters". env is "environment" in every
+  // message (the frontend contract's word).
+  const named: [unknown, string][] = [
+    ...[5, 0, true, false, ['alpha'], {}].map((v): [unknown, string] => [
+      { ...body('alpha', 'dev'), customer: v },
+      'customer must be a string of 1-50 characters',
+    ]),
+    ...[12, true, ['dev'], { name: 'dev' }].map((v): [unknown, string] => [
+      { ...body('alpha', 'dev'), env: v },
+      'environment must be a string of 1-50 characters',
+    ]),
+    ...[5, true, ['x'], { name: 'x' }].map((v): [unknown, string] => [
+      { customer: 'alpha', env: 'dev', spec: { instance_name: v } },
+      'instance_name must be a string of 1-30 characters',
+    ]),
+    // Both wrong: the first field checked is named, as for other rules.
+    [{ customer: 5, env: 12, spec: { instance_name: 5 } }, 'customer must be a string of 1-50 characters'],
+  ]
+  // Messages that named the type already (kept: the frontend contract).
+  const kept: [unknown, string][] = [
+    ...['x', 5, true, ['x']].map((v): [unknown, string] => [
+      { customer: 'alpha', env: 'dev', spec: v },
+      'spec must be an object',
+    ]),
+    ...[1, 'true', ['x'], {}].map((v): [unknown, string] => [
+      { customer: 'alpha', env: 'dev', spec: { instance_name: 'x', waf_enabled: v } },
+      'waf_enabled must be true or false',
+    ]),
+    ...[5, true, ['x'], {}].map((v): [unknown, string] => [
+      body('alpha', 'dev', { commit_message: v }),
+      'commit_message must be a non-empty string of at most 500 characters',
+    ]),
+    ...[5, true, ['new'], {}].map((v): [unknown, string] => [
+      body('alpha', 'dev', { mode: v }),
+      'mode must be "new" or "edit"',
+    ]),
+  ]
+  for (const [payload, message] of [...named, ...kept]) {
+    const res = await post(payload)
+    const label = `${message} ← ${JSON.stringify(payload)}`
+    t.equal(res.statusCode, 400, label)
+    t.same(res.json(), { statusCode: 400, code: 'VALIDATION_ERROR', error: message, message }, label)
+  }
+  // Right-typed invalid values keep the contract's messages.
+  for (const [payload, message] of [
+    [body('a'.repeat(51), 'dev'), 'customer must be 1-50 characters'],
+    [body('alpha', 'd'.repeat(51)), 'environment must be 1-50 characters'],
+    [
+      { customer: 'a', env: 'dev', spec: { instance_name: 'x'.repeat(31) } },
+      'instance_name must be 1-30 characters',
+    ],
+  ] as const) {
+    t.equal((await post(payload)).json().message, message)
+  }
   t.equal(await worker.ctx.queues.deploy.count(), 0, 'nothing queued')
   t.same(await app.db.selectFrom('deployments').selectAll().execute(), [], 'no rows')
 })
@@ -333,6 +394,52 @@ t.test(
     t.equal(await wafOn(fresh.json().branch, 'zeta', 'dev'), false)
   },
 )
+
+t.test('null (or an empty commit_message or mode) counts as not sent, as the body schema says', async (t) => {
+  // A new user's finding: these were accepted while the API description said they were not.
+  const document = (await app.inject({ url: '/docs/json' })).json()
+  const schema = document.paths['/api/pod'].post.requestBody.content['application/json'].schema
+  // Compiled as the server compiles a body schema.
+  const compile = validatorByPart()({}, { customOptions: { removeAdditional: false, allErrors: false } })
+  const validate = compile({ schema, method: 'POST', url: '/api/pod', httpPart: 'body' })
+  const accepts = (body: unknown) => validate(body) === true
+  const minimal = { customer: 'alpha', env: 'stg', spec: { instance_name: 'alpha-stg-02' } }
+  for (const extra of [{ mode: null }, { mode: '' }, { commit_message: null }, { commit_message: '' }]) {
+    t.equal(accepts({ ...minimal, ...extra }), true, `the schema allows ${JSON.stringify(extra)}`)
+  }
+  t.equal(
+    accepts({ ...minimal, spec: { ...minimal.spec, waf_enabled: null } }),
+    true,
+    'the schema allows waf_enabled: null',
+  )
+  // Still refused by the schema: null where null is "Missing required …", and other values.
+  for (const bad of [
+    { ...minimal, customer: null },
+    { ...minimal, spec: { instance_name: null } },
+    { ...minimal, mode: 'upsert' },
+    { ...minimal, spec: { ...minimal.spec, waf_enabled: '' } },
+    { ...minimal, commit_message: 'x'.repeat(501) },
+  ]) {
+    t.equal(accepts(bad), false, `the schema refuses ${JSON.stringify(bad).slice(0, 120)}`)
+  }
+
+  // alpha/stg has `waf: {enabled: true}` in the seed: a null waf_enabled keeps it.
+  const res = await post({
+    ...minimal,
+    spec: { ...minimal.spec, waf_enabled: null },
+    mode: null,
+    commit_message: '',
+  })
+  t.equal(res.statusCode, 201, res.body)
+  const row = await findDeployment(app.db, res.json().deployment_id)
+  t.match(row, { waf_enabled: true, mode: null, commit_message: null }, 'as if none were sent')
+  const head = await bot.rest.repos.getBranch({ ...repo, branch: res.json().branch })
+  t.equal(head.data.commit.commit.message, 'Deploy alpha/stg', 'the default commit message')
+  // An empty mode is create-or-update too: a pod that does not exist is created.
+  const created = await post({ customer: 'upsilon', env: 'dev', spec: { instance_name: 'u-1' }, mode: '' })
+  t.equal(created.statusCode, 201, created.body)
+  t.equal((await findDeployment(app.db, created.json().deployment_id))?.mode, null)
+})
 
 t.test('a slow deploy answers 202 with a status URL', async (t) => {
   const slow = await build(t, { ...env, GITHUB_WRITE_SPACING_MS: '20', DEPLOY_WAIT_MS: '0' })

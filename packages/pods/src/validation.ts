@@ -47,12 +47,15 @@ const invalid = (message: string) => new AppError(400, 'VALIDATION_ERROR', messa
  * segments in the specs repository; checked first, so traversal is named as such whatever
  * else is wrong), then 1–50 characters of `a-zA-Z0-9_-`. `label` is how the value is named in
  * messages ("customer", "environment"); the messages are those of the system Portico replaces.
+ * A value of another JSON type (a number, true, a list) is told it must be a string (a new
+ * user's trial: `"customer": 5` was told "customer must be 1-50 characters").
  */
 export function validateName(value: unknown, label: 'customer' | 'environment'): string {
-  if (typeof value === 'string' && (value.includes('..') || value.includes('/') || value.includes('\\'))) {
+  if (typeof value !== 'string') throw invalid(`${label} must be a string of 1-50 characters`)
+  if (value.includes('..') || value.includes('/') || value.includes('\\')) {
     throw invalid(`${label} contains path traversal attempt`)
   }
-  if (typeof value !== 'string' || value.length < 1 || value.length > 50) {
+  if (value.length < 1 || value.length > 50) {
     throw invalid(`${label} must be 1-50 characters`)
   }
   if (!NAME_PATTERN.test(value)) {
@@ -68,10 +71,12 @@ export function validatePodRef(customer: unknown, env: unknown): PodRef {
 
 /**
  * Checks an instance name: 1–30 characters of `a-z0-9-`, not starting or ending with `-`. The
- * three messages are word for word those of the system Portico replaces (the frontend shows them).
+ * three messages are word for word those of the system Portico replaces (the frontend shows them);
+ * a value of another JSON type is told it must be a string.
  */
 export function validateInstanceName(value: unknown): string {
-  if (typeof value !== 'string' || value.length < 1 || value.length > 30) {
+  if (typeof value !== 'string') throw invalid('instance_name must be a string of 1-30 characters')
+  if (value.length < 1 || value.length > 30) {
     throw invalid('instance_name must be 1-30 characters')
   }
   if (!INSTANCE_PATTERN.test(value)) {
@@ -88,6 +93,11 @@ export function validateInstanceName(value: unknown): string {
 const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v)
 
+/**
+ * Left out, null or "": a required field is "Missing required …"; `mode` and `commit_message`
+ * count as not sent, on purpose (the frontend may send them so), as does a null
+ * `spec.waf_enabled` (its "" is refused). The body schema and docs/pods.md say so.
+ */
 const missing = (v: unknown) => v === undefined || v === null || v === ''
 
 /**

@@ -84,7 +84,11 @@ t.test('customer and environment names', async (t) => {
   rejects(t, () => validatePodRef('', 'dev'), 'customer must be 1-50 characters')
   rejects(t, () => validatePodRef('a'.repeat(51), 'dev'), 'customer must be 1-50 characters')
   rejects(t, () => validatePodRef('alpha', 'd'.repeat(51)), 'environment must be 1-50 characters')
-  rejects(t, () => validatePodRef(7, 'dev'), 'customer must be 1-50 characters')
+  // Another JSON type is told the type (a new user's trial: `7` was told "must be 1-50 characters").
+  for (const bad of [7, true, null, ['alpha'], {}]) {
+    rejects(t, () => validatePodRef(bad, 'dev'), 'customer must be a string of 1-50 characters')
+    rejects(t, () => validatePodRef('alpha', bad), 'environment must be a string of 1-50 characters')
+  }
   t.same(validatePodRef('a'.repeat(50), 'Prod_2-x'), { customer: 'a'.repeat(50), env: 'Prod_2-x' })
   for (const bad of ['..', '../etc', 'a/b', 'a\\b', 'alpha%2F..', `${'x'.repeat(60)}/..`]) {
     rejects(t, () => validatePodRef(bad, 'dev'), 'customer contains path traversal attempt')
@@ -114,7 +118,9 @@ t.test('instance names', async (t) => {
   t.equal(validateInstanceName('x'.repeat(30)), 'x'.repeat(30))
   rejects(t, () => validateInstanceName(''), 'instance_name must be 1-30 characters')
   rejects(t, () => validateInstanceName('x'.repeat(31)), 'instance_name must be 1-30 characters')
-  rejects(t, () => validateInstanceName(12), 'instance_name must be 1-30 characters')
+  for (const bad of [12, true, null, ['x'], {}]) {
+    rejects(t, () => validateInstanceName(bad), 'instance_name must be a string of 1-30 characters')
+  }
   for (const bad of ['Alpha', 'alpha_dev', 'alpha.dev', 'a b', 'a/b']) {
     rejects(
       t,

@@ -38,7 +38,8 @@ export const RefreshResult = Type.Object({ message: Type.String() })
 /**
  * `POST /api/pod` body. Checked by `validateDeployRequest` (its messages are those of the
  * system Portico replaces), so the route only documents this schema (`attachValidation`);
- * `mode` is optional (create-or-update without it).
+ * `mode` is optional (create-or-update without it). An optional field sent as null (or ""
+ * for `commit_message` and `mode`) counts as not sent, so the schema allows exactly those.
  */
 export const DeployBody = Type.Object(
   {
@@ -52,19 +53,22 @@ export const DeployBody = Type.Object(
           pattern: '^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$',
         }),
         waf_enabled: Type.Optional(
-          Type.Boolean({
-            description: 'Left out: an existing pod keeps its current setting; a new pod gets false.',
+          Type.Union([Type.Boolean(), Type.Null()], {
+            description: 'Left out or null: an existing pod keeps its current setting; a new pod gets false.',
           }),
         ),
       },
       { additionalProperties: false },
     ),
     commit_message: Type.Optional(
-      Type.String({ minLength: 1, maxLength: 500, description: 'Default "Deploy {customer}/{env}".' }),
+      Type.Union([Type.String({ maxLength: 500 }), Type.Null()], {
+        description: 'Default "Deploy {customer}/{env}" (also for null or "").',
+      }),
     ),
     mode: Type.Optional(
-      Type.Union([Type.Literal('new'), Type.Literal('edit')], {
-        description: '"new": 409 POD_EXISTS when the pod exists. Without it: create or update.',
+      Type.Union([Type.Literal('new'), Type.Literal('edit'), Type.Literal(''), Type.Null()], {
+        description:
+          '"new": 409 POD_EXISTS when the pod exists; "edit": 404 POD_NOT_FOUND when it does not. Without it (or null, or ""): create or update.',
       }),
     ),
   },

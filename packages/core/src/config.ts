@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import proxyAddr from '@fastify/proxy-addr'
 import { type Static, type TSchema, Type } from '@sinclair/typebox'
+import { type ValueError, ValueErrorType } from '@sinclair/typebox/errors'
 import { Value } from '@sinclair/typebox/value'
 import { type Keyring, parseKeyring } from './crypto.js'
 import { QUEUE_NAMES, type QueueName } from './queues.js'
@@ -454,38 +455,42 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       : undefined
   const production = (raw.NODE_ENV ?? 'development') === 'production'
   const problems: string[] = prefixConflict ? [prefixConflict] : []
+  /** The first problem found with a variable is its only one: a value wrong once is reported once. */
+  const isReported = (key: string) =>
+    problems.some((p) => p.slice(0, p.indexOf(':')).split(' / ').includes(key))
+  const report = (key: string, text: string) => {
+    if (!isReported(key)) problems.push(`${key}: ${text}`)
+  }
+  /** The offending entries of a comma-separated list, quoted. */
+  const entries = (values: string[]) => values.map((v) => JSON.stringify(v)).join(', ')
   for (const key of Object.keys(DEV_SECRETS) as (keyof typeof DEV_SECRETS)[]) {
     if (raw[key] !== undefined) continue
-    if (production) problems.push(`${key}: required when NODE_ENV=production`)
+    if (production) report(key, 'required when NODE_ENV=production')
     else raw[key] = DEV_SECRETS[key]
   }
   if (production && raw.DATABASE_URL === undefined)
-    problems.push('DATABASE_URL: required when NODE_ENV=production')
+    report('DATABASE_URL', 'required when NODE_ENV=production')
 
   // TypeBox's conversion truncates "1.5" to 1: an integer setting must be written as one.
   for (const [key, prop] of Object.entries(ConfigSchema.properties as Record<string, { type?: string }>)) {
     if (prop.type === 'integer' && typeof raw[key] === 'string' && !/^-?\d+$/.test(raw[key] as string)) {
-      problems.push(`${key}: expected a whole number (got ${describe(key, raw[key])})`)
+      report(key, `expected a whole number${got(key, raw[key])}`)
       delete raw[key]
     }
   }
   const trustProxy = parseTrustProxy(String(raw.TRUST_PROXY ?? 'false'))
   if (Array.isArray(trustProxy)) {
-    for (const entry of trustProxy.filter((e) => !isProxyAddress(e))) {
-      problems.push(
-        `TRUST_PROXY: ${JSON.stringify(entry)} is not true, false, a hop count, an IP address or a CIDR`,
+    const bad = trustProxy.filter((e) => !isProxyAddress(e))
+    if (bad.length > 0)
+      report(
+        'TRUST_PROXY',
+        `expected true, false, a hop count, or comma-separated IP addresses or CIDRs (got ${entries(bad)})`,
       )
-    }
   }
   const value = Value.Convert(ConfigSchema, Value.Default(ConfigSchema, raw))
-  const reported = new Set<string>()
   for (const error of Value.Errors(ConfigSchema, value)) {
     const key = error.path.replace(/^\//, '') || '(root)'
-    if (reported.has(key)) continue
-    reported.add(key)
-    problems.push(
-      `${key}: ${expected(error.schema, error.message)}${key in raw ? ` (got ${describe(key, raw[key])})` : ''}`,
-    )
+    report(key, `${expectedInWords(error)}${key in raw ? got(key, raw[key]) : ''}`)
   }
   const config = value as RawConfig
 
@@ -494,15 +499,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     keyring = parseKeyring(String(raw.TOKEN_ENCRYPTION_KEYS ?? ''))
   } catch (err) {
     // Production without keys was reported above ("required"): once is enough.
-    if (!problems.some((p) => p.startsWith('TOKEN_ENCRYPTION_KEYS:')))
-      problems.push(`TOKEN_ENCRYPTION_KEYS: ${(err as Error).message}`)
+    report('TOKEN_ENCRYPTION_KEYS', (err as Error).message)
   }
   const workerQueues =
     config.WORKER_QUEUES === 'all' ? [...QUEUE_NAMES] : list(String(config.WORKER_QUEUES ?? ''))
   const unknownQueues = workerQueues.filter((q) => !(QUEUE_NAMES as readonly string[]).includes(q))
   if (unknownQueues.length > 0 || workerQueues.length === 0) {
-    problems.push(
-      `WORKER_QUEUES: expected all or a subset of ${QUEUE_NAMES.join(',')} (got ${config.WORKER_QUEUES})`,
+    report(
+      'WORKER_QUEUES',
+      `expected all or a subset of ${QUEUE_NAMES.join(',')}${got('WORKER_QUEUES', config.WORKER_QUEUES)}`,
     )
   }
   const hasId = raw.GITHUB_OAUTH_CLIENT_ID !== undefined
@@ -510,14 +515,28 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     problems.push('GITHUB_OAUTH_CLIENT_ID / GITHUB_OAUTH_CLIENT_SECRET: set both or neither')
   }
   const allowedOrigins = list(String(config.ALLOWED_ORIGINS ?? ''))
-  for (const origin of allowedOrigins) {
-    if (!/^https?:\/\/[^/\s]+$/.test(origin)) problems.push(`ALLOWED_ORIGINS: ${origin} is not an origin`)
-  }
-  for (const id of list(String(config.OPERATOR_GITHUB_IDS ?? ''))) {
-    if (!/^[1-9][0-9]{0,15}$/.test(id) || !Number.isSafeInteger(Number(id)))
-      problems.push(`OPERATOR_GITHUB_IDS: ${JSON.stringify(id)} is not a GitHub user id`)
-  }
-  const githubApp = parseGithubApp(raw, problems)
+  const badOrigins = allowedOrigins.filter((origin) => !/^https?:\/\/[^/\s]+$/.test(origin))
+  if (badOrigins.length > 0)
+    report(
+      'ALLOWED_ORIGINS',
+      `expected comma-separated origins such as https://app.example.com (got ${entries(badOrigins)})`,
+    )
+  const badIds = list(String(config.OPERATOR_GITHUB_IDS ?? '')).filter(
+    (id) => !/^[1-9][0-9]{0,15}$/.test(id) || !Number.isSafeInteger(Number(id)),
+  )
+  if (badIds.length > 0)
+    report(
+      'OPERATOR_GITHUB_IDS',
+      `expected comma-separated GitHub user ids, each a whole number of at least 1 (got ${entries(badIds)})`,
+    )
+  // A GitHub App variable already reported as wrong is not also reported as missing from the trio.
+  const appKeys = [
+    'GITHUB_APP_ID',
+    'GITHUB_APP_SLUG',
+    'GITHUB_APP_PRIVATE_KEY',
+    'GITHUB_APP_PRIVATE_KEY_FILE',
+  ]
+  const githubApp = appKeys.some(isReported) ? null : parseGithubApp(raw, problems)
   if (problems.length > 0 || keyring === undefined) throw new ConfigError(problems)
 
   return Object.freeze({
@@ -551,18 +570,97 @@ const SECRET_KEYS = new Set([
   'GITHUB_WEBHOOK_SECRET_PREVIOUS',
 ])
 
-/** What a setting takes, in words: its `expects`, the literals of a union, else TypeBox's message. */
-function expected(schema: TSchema, message: string): string {
-  const { expects, anyOf } = schema as { expects?: string; anyOf?: { const?: unknown }[] }
-  if (expects) return `expected ${expects}`
-  if (anyOf?.length && anyOf.every((branch) => branch.const !== undefined))
-    return `expected one of ${anyOf.map((branch) => String(branch.const)).join(', ')}`
-  return message
+/** The number of characters, in words. */
+const characters = (n: unknown) => `${n} character${n === 1 ? '' : 's'}`
+
+/** Words for the few string formats a setting could declare. */
+const FORMATS: Record<string, string> = {
+  uri: 'a URL',
+  url: 'a URL',
+  email: 'an email address',
+  hostname: 'a host name',
+  ipv4: 'an IPv4 address',
+  ipv6: 'an IPv6 address',
+  uuid: 'a UUID',
+  date: 'a date such as 2024-01-31',
+  'date-time': 'a date and time such as 2024-01-31T12:00:00Z',
 }
 
-function describe(key: string, value: unknown): string {
-  if (SECRET_KEYS.has(key) || /:\/\/[^@/]*:[^@/]*@/.test(String(value))) return '[hidden]'
-  return JSON.stringify(value)
+/**
+ * What a setting takes, in words, for one failure TypeBox found: its `expects`, the allowed
+ * values of a union or enum, or the kind of value with the bound it broke. Never TypeBox's own
+ * message (schema jargon such as "Expected integer to be greater or equal to 1") nor a regular
+ * expression.
+ */
+export function expectedInWords(error: Pick<ValueError, 'type' | 'schema'>): string {
+  const schema = error.schema as TSchema & {
+    expects?: string
+    anyOf?: { const?: unknown }[]
+    enum?: unknown[]
+    const?: unknown
+    format?: string
+    minimum?: number
+    maximum?: number
+    exclusiveMinimum?: number
+    exclusiveMaximum?: number
+    multipleOf?: number
+    minLength?: number
+    maxLength?: number
+  }
+  if (schema.expects) return `expected ${schema.expects}`
+  const literals = schema.anyOf?.every((branch) => branch.const !== undefined)
+    ? schema.anyOf.map((branch) => branch.const)
+    : schema.enum
+  if (literals?.length) return `expected one of ${literals.map(String).join(', ')}`
+  if (schema.const !== undefined) return `expected ${String(schema.const)}`
+  const T = ValueErrorType
+  const kind = schema.type === 'integer' ? 'a whole number' : 'a number'
+  switch (error.type) {
+    case T.IntegerMinimum:
+    case T.NumberMinimum:
+      return `expected ${kind} of at least ${schema.minimum}`
+    case T.IntegerMaximum:
+    case T.NumberMaximum:
+      return `expected ${kind} of at most ${schema.maximum}`
+    case T.IntegerExclusiveMinimum:
+    case T.NumberExclusiveMinimum:
+      return `expected ${kind} greater than ${schema.exclusiveMinimum}`
+    case T.IntegerExclusiveMaximum:
+    case T.NumberExclusiveMaximum:
+      return `expected ${kind} less than ${schema.exclusiveMaximum}`
+    case T.IntegerMultipleOf:
+    case T.NumberMultipleOf:
+      return `expected a multiple of ${schema.multipleOf}`
+    case T.Integer:
+    case T.Number:
+      return `expected ${kind}`
+    case T.Boolean:
+      return 'expected true or false'
+    case T.StringMinLength:
+      return `expected at least ${characters(schema.minLength)}`
+    case T.StringMaxLength:
+      return `expected at most ${characters(schema.maxLength)}`
+    case T.StringFormat:
+    case T.StringFormatUnknown:
+      return `expected ${FORMATS[schema.format ?? ''] ?? `a value in the ${schema.format} format`}`
+    case T.StringPattern:
+      // Every pattern in ConfigSchema has an `expects` (a test holds it to that).
+      return 'expected a value of the form the configuration table describes'
+    case T.String:
+      return 'expected text'
+    default:
+      return 'expected a value of the kind the configuration table describes'
+  }
+}
+
+/**
+ * " (got …)" after a problem: the value as given, or nothing for a secret (its value, even a
+ * wrong one, must not reach logs) and "[hidden]" for a URL carrying a password.
+ */
+function got(key: string, value: unknown): string {
+  if (SECRET_KEYS.has(key)) return ''
+  if (/:\/\/[^@/]*:[^@/]*@/.test(String(value))) return ' (got [hidden])'
+  return ` (got ${JSON.stringify(value)})`
 }
 
 /**

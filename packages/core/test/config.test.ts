@@ -1,5 +1,7 @@
+import { type TSchema, Type } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
 import t from 'tap'
-import { ConfigError, loadConfig } from '../src/config.js'
+import { ConfigError, ConfigSchema, expectedInWords, loadConfig } from '../src/config.js'
 
 const KEY = Buffer.alloc(32, 7).toString('base64')
 
@@ -68,10 +70,10 @@ t.test('TRUST_PROXY lists only addresses @fastify/proxy-addr accepts; integers a
     '::1/129',
     '10.0.0.0/255.0.255.0',
   ]) {
-    t.throws(() => loadConfig({ TRUST_PROXY: bad }), /TRUST_PROXY: .* is not true, false, a hop count/, bad)
+    t.throws(() => loadConfig({ TRUST_PROXY: bad }), /TRUST_PROXY: expected true, false, a hop count/, bad)
   }
   // The example of the review: TRUST_PROXY=banana passed validation and crashed the API at start.
-  t.throws(() => loadConfig({ TRUST_PROXY: 'banana' }), /TRUST_PROXY: "banana"/)
+  t.throws(() => loadConfig({ TRUST_PROXY: 'banana' }), /TRUST_PROXY: .*\(got "banana"\)/)
   for (const [key, value] of [
     ['CLONE_MAX_MB', '1.5'],
     ['PORT', '3e3'],
@@ -175,4 +177,168 @@ t.test('REDIS_PREFIX, and QUEUE_PREFIX as its deprecated alias', async (t) => {
   t.equal(loadConfig({ QUEUE_PREFIX: '{same}', REDIS_PREFIX: '{same}' }).REDIS_PREFIX, '{same}')
   const err = t.throws(() => loadConfig({ QUEUE_PREFIX: '{a}', REDIS_PREFIX: '{b}' })) as ConfigError
   t.match(err.message, 'REDIS_PREFIX / QUEUE_PREFIX: both set, to different values')
+})
+
+type Prop = TSchema & {
+  type?: string
+  minimum?: number
+  maximum?: number
+  minLength?: number
+  pattern?: string
+  expects?: string
+  anyOf?: { const?: unknown }[]
+}
+const SECRETS = [
+  'SESSION_SECRET',
+  'TOKEN_ENCRYPTION_KEYS',
+  'GITHUB_OAUTH_CLIENT_SECRET',
+  'GH_TOKEN',
+  'METRICS_TOKEN',
+  'GITHUB_APP_PRIVATE_KEY',
+  'GITHUB_WEBHOOK_SECRET',
+  'GITHUB_WEBHOOK_SECRET_PREVIOUS',
+]
+/** Wrong values of the settings whose check is code rather than schema keywords. */
+const CUSTOM: Record<string, [string, string]> = {
+  TRUST_PROXY: [
+    'banana',
+    'TRUST_PROXY: expected true, false, a hop count, or comma-separated IP addresses or CIDRs (got "banana")',
+  ],
+  ALLOWED_ORIGINS: [
+    'app.example.com',
+    'ALLOWED_ORIGINS: expected comma-separated origins such as https://app.example.com (got "app.example.com")',
+  ],
+  WORKER_QUEUES: [
+    'clone,emails',
+    'WORKER_QUEUES: expected all or a subset of clone,deploy,maintenance,webhooks (got "clone,emails")',
+  ],
+  TOKEN_ENCRYPTION_KEYS: ['k1:c2hvcnQ=', 'TOKEN_ENCRYPTION_KEYS: '],
+}
+
+/** Every way each variable's schema can be broken, with the one sentence it must produce. */
+function wrongValues(): [string, string, string][] {
+  const cases: [string, string, string][] = []
+  for (const [key, prop] of Object.entries(ConfigSchema.properties as Record<string, Prop>)) {
+    const got = (v: string) => (SECRETS.includes(key) ? '' : ` (got ${v})`)
+    if (prop.type === 'integer') {
+      cases.push([key, '1.5', `${key}: expected a whole number (got "1.5")`])
+      if (prop.minimum !== undefined && prop.minimum > 0) {
+        const v = String(prop.minimum - 1)
+        cases.push([key, v, `${key}: expected a whole number of at least ${prop.minimum} (got ${v})`])
+      }
+      if (prop.maximum !== undefined && prop.maximum < Number.MAX_SAFE_INTEGER) {
+        const v = String(prop.maximum + 1)
+        cases.push([key, v, `${key}: expected a whole number of at most ${prop.maximum} (got ${v})`])
+      }
+    } else if (prop.type === 'boolean') {
+      cases.push([key, 'maybe', `${key}: expected true or false (got "maybe")`])
+    } else if (prop.anyOf) {
+      const allowed = prop.anyOf.map((b) => String(b.const)).join(', ')
+      cases.push([key, 'nope', `${key}: expected one of ${allowed} (got "nope")`])
+    } else if (prop.pattern) {
+      cases.push([key, '%% bad %%', `${key}: expected ${prop.expects}${got('"%% bad %%"')}`])
+    } else if (prop.minLength !== undefined && prop.minLength > 1) {
+      const v = 'x'.repeat(prop.minLength - 1)
+      cases.push([key, v, `${key}: expected at least ${prop.minLength} characters${got(JSON.stringify(v))}`])
+    }
+    if (CUSTOM[key]) cases.push([key, ...CUSTOM[key]])
+  }
+  return cases
+}
+
+t.test('every variable given a wrong value gets exactly one sentence, in words', async (t) => {
+  const cases = wrongValues()
+  t.ok(cases.length > 60, `${cases.length} cases`)
+  for (const [key, value, sentence] of cases) {
+    const err = t.throws(() => loadConfig({ [key]: value }), `${key}=${value}`) as ConfigError
+    if (!(err instanceof ConfigError)) continue
+    const mine = err.problems.filter((p) => p.slice(0, p.indexOf(':')).split(' / ').includes(key))
+    t.equal(mine.length, 1, `${key}=${value}: one problem (${mine.join(' | ')})`)
+    t.ok(mine[0]?.startsWith(sentence), `${key}=${value}: ${mine[0]}`)
+    t.notMatch(
+      err.message,
+      /Expected|\^|\$\)|\[A-Z/,
+      `${key}=${value}: no schema jargon or regular expression`,
+    )
+    if (SECRETS.includes(key)) t.notMatch(err.message, value, `${key}: its value is not echoed`)
+  }
+  // All at once: one ConfigError, one sentence per variable.
+  const all = Object.fromEntries(cases.map(([key, value]) => [key, value]))
+  const err = t.throws(() => loadConfig(all)) as ConfigError
+  const names = err.problems.map((p) => p.split(':')[0])
+  t.same(names, [...new Set(names)], 'one problem per variable')
+})
+
+t.test('the examples of the trial read in words, once each', async (t) => {
+  const problems = (env: Record<string, string>) => (t.throws(() => loadConfig(env)) as ConfigError).problems
+  t.same(problems({ WORKER_CONCURRENCY: '0' }), [
+    'WORKER_CONCURRENCY: expected a whole number of at least 1 (got 0)',
+  ])
+  t.same(problems({ METRICS_TOKEN: 'short' }), ['METRICS_TOKEN: expected at least 16 characters'])
+  t.same(problems({ OPERATOR_GITHUB_IDS: 'octocat' }), [
+    'OPERATOR_GITHUB_IDS: expected comma-separated numbers (got "octocat")',
+  ])
+  t.same(problems({ OPERATOR_GITHUB_IDS: '1,0,00' }), [
+    'OPERATOR_GITHUB_IDS: expected comma-separated GitHub user ids, each a whole number of at least 1 (got "0", "00")',
+  ])
+  t.same(problems({ TRUST_PROXY: '10.0.0.1, a, b' }), [
+    'TRUST_PROXY: expected true, false, a hop count, or comma-separated IP addresses or CIDRs (got "a", "b")',
+  ])
+  t.same(problems({ GITHUB_APP_ID: '0' }), ['GITHUB_APP_ID: expected a whole number of at least 1 (got 0)'])
+  t.same(problems({ DATABASE_URL: 'mysql://u:pw@db/x' }), [
+    'DATABASE_URL: expected a postgres:// or postgresql:// URL (got [hidden])',
+  ])
+})
+
+t.test('every pattern in the schema is described in words', async (t) => {
+  for (const [key, prop] of Object.entries(ConfigSchema.properties as Record<string, Prop>)) {
+    if (prop.pattern) t.ok(prop.expects, `${key} has an expects`)
+  }
+})
+
+t.test('every kind of schema failure, including kinds no setting uses yet, reads in words', async (t) => {
+  const schema = Type.Object({
+    a: Type.Integer({ minimum: 1, maximum: 9 }),
+    b: Type.Integer({ exclusiveMinimum: 0 }),
+    c: Type.Number({ exclusiveMaximum: 1 }),
+    d: Type.String({ maxLength: 3 }),
+    e: Type.String({ minLength: 1 }),
+    f: Type.String({ format: 'uri' }),
+    g: Type.Enum({ X: 'x', Y: 'y' }),
+    h: Type.Integer({ multipleOf: 5 }),
+    i: Type.String({ pattern: '^a$' }),
+    j: Type.Literal('only'),
+    k: Type.Number({ minimum: 0.5 }),
+    l: Type.Integer({ exclusiveMaximum: 10 }),
+  })
+  const value = {
+    a: 10,
+    b: 0,
+    c: 1,
+    d: 'long',
+    e: '',
+    f: 'nope',
+    g: 'z',
+    h: 7,
+    i: 'b',
+    j: 'other',
+    k: 0,
+    l: 10,
+  }
+  const words: Record<string, string> = {}
+  for (const error of Value.Errors(schema, value)) words[error.path.slice(1)] ??= expectedInWords(error)
+  t.same(words, {
+    a: 'expected a whole number of at most 9',
+    b: 'expected a whole number greater than 0',
+    c: 'expected a number less than 1',
+    d: 'expected at most 3 characters',
+    e: 'expected at least 1 character',
+    f: 'expected a URL',
+    g: 'expected one of x, y',
+    h: 'expected a multiple of 5',
+    i: 'expected a value of the form the configuration table describes',
+    j: 'expected only',
+    k: 'expected a number of at least 0.5',
+    l: 'expected a whole number less than 10',
+  })
 })

@@ -43,3 +43,24 @@ t.test('ready names an unavailable dependency', async (t) => {
   t.equal(ready.status, 503)
   t.match(await ready.json(), { status: 'unavailable', redis: 'unavailable', postgres: 'ok' })
 })
+
+t.test('a health path asked with another method is 405 with Allow; an unknown path is 404', async (t) => {
+  const health = await startHealthServer({ host: '127.0.0.1', port: 0, maxBlockMs: 10_000, redis, db })
+  t.teardown(() => health.close())
+  // A new user's trial: POST /live answered 404 "serves /live, /ready and /metrics only".
+  for (const path of ['/live', '/ready', '/metrics']) {
+    for (const method of ['POST', 'PUT', 'DELETE']) {
+      const res = await fetch(`${health.url}${path}`, { method })
+      t.equal(res.status, 405, `${method} ${path}`)
+      t.equal(res.headers.get('allow'), 'GET, HEAD', `${method} ${path}: Allow`)
+      const message = `${method} is not allowed on ${path}: use GET.`
+      t.same(await res.json(), { statusCode: 405, code: 'METHOD_NOT_ALLOWED', error: message, message })
+    }
+    const head = await fetch(`${health.url}${path}`, { method: 'HEAD' })
+    t.equal(head.status, 200, `HEAD ${path}`)
+    t.equal(await head.text(), '', `HEAD ${path}: no body`)
+  }
+  const missing = await fetch(`${health.url}/healthz`, { method: 'POST' })
+  t.equal(missing.status, 404)
+  t.match(await missing.json(), { statusCode: 404, code: 'NOT_FOUND' })
+})

@@ -23,13 +23,16 @@ export interface HealthServer {
 
 /** How often the event-loop watchdog ticks; a tick late by more than `maxBlockMs` marks a block. */
 const TICK_MS = 250
+const PATHS = new Set(['/live', '/ready', '/metrics'])
 
 /**
  * The worker's health listener: `GET /live` (200, or 503 when the event loop was blocked longer
  * than `maxBlockMs` — the last late tick is remembered for a minute so a probe after the block
  * still sees it), `GET /ready` (Redis PING and Postgres `select 1`: 200 or 503 naming what
  * failed), `GET /metrics` (prom-client's default registry, text format: the worker's jobs,
- * clones and analyses, its GitHub calls, and process metrics).
+ * clones and analyses, its GitHub calls, and process metrics). HEAD is answered as GET; another
+ * method on one of these paths is 405 METHOD_NOT_ALLOWED with `Allow: GET, HEAD`, any other path
+ * 404 NOT_FOUND, both in the API's error body.
  */
 export async function startHealthServer(opts: HealthServerOptions): Promise<HealthServer> {
   // Process metrics (memory, CPU, event-loop lag, GC) beside the worker's own, as the API has.
@@ -47,19 +50,43 @@ export async function startHealthServer(opts: HealthServerOptions): Promise<Heal
   }, TICK_MS)
   watchdog.unref()
 
-  const json = (res: http.ServerResponse, status: number, body: unknown) => {
-    res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body))
+  const json = (
+    res: http.ServerResponse,
+    status: number,
+    body: unknown,
+    headers: Record<string, string> = {},
+  ) => {
+    res.writeHead(status, { ...headers, 'content-type': 'application/json' }).end(JSON.stringify(body))
   }
   const server = http.createServer((req, res) => {
-    const route = `${req.method} ${req.url?.split('?')[0]}`
-    if (route === 'GET /live') {
+    const path = req.url?.split('?')[0] ?? ''
+    if (!PATHS.has(path)) {
+      json(
+        res,
+        404,
+        errorBody(404, 'NOT_FOUND', 'The worker health listener serves /live, /ready and /metrics only.'),
+      )
+      return
+    }
+    // A known path asked with another method: 405 naming the methods, as the API's METRICS_PORT
+    // listener answers (HEAD is GET without the body, which Node leaves out itself).
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      json(
+        res,
+        405,
+        errorBody(405, 'METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}: use GET.`),
+        { allow: 'GET, HEAD' },
+      )
+      return
+    }
+    if (path === '/live') {
       const late = Date.now() - expected
       const blocked = late > opts.maxBlockMs || (blockedAt > 0 && Date.now() - blockedAt < 60_000)
       if (blocked) json(res, 503, { status: 'blocked', blocked_ms: Math.max(late, blockedMs) })
       else json(res, 200, { status: 'ok' })
       return
     }
-    if (route === 'GET /ready') {
+    if (path === '/ready') {
       const check = async (p: () => Promise<unknown>) =>
         Promise.race([
           p().then(() => 'ok'),
@@ -73,17 +100,10 @@ export async function startHealthServer(opts: HealthServerOptions): Promise<Heal
       )
       return
     }
-    if (route === 'GET /metrics') {
-      void register.metrics().then(
-        (text) => res.writeHead(200, { 'content-type': register.contentType }).end(text),
-        () => json(res, 500, errorBody(500, 'INTERNAL_ERROR', 'The metrics could not be collected.')),
-      )
-      return
-    }
-    json(
-      res,
-      404,
-      errorBody(404, 'NOT_FOUND', 'The worker health listener serves /live, /ready and /metrics only.'),
+    // /metrics, the one path left.
+    void register.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': register.contentType }).end(text),
+      () => json(res, 500, errorBody(500, 'INTERNAL_ERROR', 'The metrics could not be collected.')),
     )
   })
   await new Promise<void>((resolve, reject) => {

@@ -170,7 +170,7 @@ t.test(
     t.equal(error.statusCode, 401)
     t.equal(error.headers['x-frame-options'], 'SAMEORIGIN')
     const board = await app.inject({ url: '/admin/queues' })
-    t.equal(board.headers['x-content-type-options'], 'nosniff', 'Bull Board (redirect) has the headers')
+    t.equal(board.headers['x-content-type-options'], 'nosniff', 'Bull Board (anonymous: 401) has the headers')
     const { cookie } = await signIn(app, sim, 'octocat')
     const operatorApp = await build(t, { ...env, OPERATOR_LOGINS: 'octocat' })
     const op = await signIn(operatorApp, sim, 'octocat')

@@ -9,14 +9,55 @@ t.test('Bull Board at /admin/queues', async (t) => {
   const operator = (await signIn(app, sim, 'octocat')).cookie
   const user = (await signIn(app, sim, 'hubot')).cookie
 
-  await t.test('anonymous → sign in first, then back here', async (t) => {
-    for (const url of ['/admin/queues', '/admin/queues/api/queues']) {
-      const res = await app.inject({ url })
-      t.equal(res.statusCode, 302, url)
+  await t.test('anonymous page load → sign in first, then back here', async (t) => {
+    // What browsers send when navigating to a page.
+    const navigation = 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8'
+    for (const [method, url, accept] of [
+      ['GET', '/admin/queues', navigation],
+      ['HEAD', '/admin/queues', navigation],
+      ['GET', '/admin/queues/', 'text/html'],
+      ['GET', '/admin/queues/queue/clone?status=failed', navigation],
+      ['GET', '/admin/queues', 'application/json;q=0.5, text/html'],
+    ] as const) {
+      const res = await app.inject({ method, url, headers: { accept } })
+      t.equal(res.statusCode, 302, `${method} ${url} (${accept})`)
       t.equal(res.headers.location, '/auth/login?returnTo=/admin/queues')
     }
     const { location } = await signIn(app, sim, 'octocat', { returnTo: '/admin/queues' })
     t.equal(location, '/admin/queues')
+  })
+
+  await t.test('anonymous API call → 401 NOT_AUTHENTICATED in the API error body', async (t) => {
+    // A new user's trial: PUT or Accept: application/json under /admin/queues/api/ got a 302 to
+    // the sign-in page, which a script follows to HTML.
+    for (const [method, url, accept] of [
+      ['GET', '/admin/queues/api/queues', undefined],
+      ['GET', '/admin/queues/api/queues', 'text/html'],
+      ['GET', '/admin/queues/api/queues?activeQueue=clone', 'application/json, text/plain, */*'],
+      ['PUT', '/admin/queues/api/queues/clone/retry/failed', undefined],
+      ['PUT', '/admin/queues/api/queues/clone/retry/failed', 'application/json'],
+      ['PUT', '/admin/queues/api/queues/clone/clean/failed', undefined],
+      ['POST', '/admin/queues/api/queues/clone/add', 'text/html'],
+      ['GET', '/admin/queues', 'application/json'],
+      ['GET', '/admin/queues', 'text/html;q=0.5, application/json'],
+      ['GET', '/admin/queues', '*/*'],
+      ['GET', '/admin/queues', undefined],
+    ] as const) {
+      const res = await app.inject({ method, url, headers: accept ? { accept } : {} })
+      const what = `${method} ${url} (${accept ?? 'no Accept'})`
+      t.equal(res.statusCode, 401, what)
+      t.equal(res.headers.location, undefined, `${what}: no redirect`)
+      t.same(
+        res.json(),
+        {
+          statusCode: 401,
+          code: 'NOT_AUTHENTICATED',
+          error: 'Sign in with GitHub to continue.',
+          message: 'Sign in with GitHub to continue.',
+        },
+        what,
+      )
+    }
   })
 
   await t.test('signed in, not an operator → 403', async (t) => {

@@ -3,23 +3,51 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter'
 import { FastifyAdapter } from '@bull-board/fastify'
 import { errorBody } from '@portico/core'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { notAuthenticated } from '../../plugins/app/auth.js'
 
 const BASE_PATH = '/admin/queues'
 /** The statuses Bull Board's types allow an error handler to answer. */
 type BoardStatus = ReturnType<Parameters<FastifyAdapter['setErrorHandler']>[0]>['status']
 
+/** The quality a client's Accept header gives `type` (exactly that type, no wildcards), 0 if none. */
+function quality(accept: string, type: string): number {
+  for (const range of accept.toLowerCase().split(',')) {
+    const [name, ...params] = range.split(';').map((part) => part.trim())
+    if (name !== type) continue
+    const q = params.find((p) => p.startsWith('q='))
+    return q === undefined ? 1 : Number(q.slice(2)) || 0
+  }
+  return 0
+}
+
+/**
+ * Whether a request is a browser loading the board as a page (a GET or HEAD whose Accept prefers
+ * text/html to JSON), which a redirect to sign-in serves; the board's API under `/api/` and any
+ * other client are answered 401 instead, which a script can act on.
+ */
+function isPageNavigation(request: FastifyRequest): boolean {
+  if (request.method !== 'GET' && request.method !== 'HEAD') return false
+  if ((request.url.split('?')[0] ?? '').startsWith(`${BASE_PATH}/api/`)) return false
+  const accept = String(request.headers.accept ?? '')
+  const html = quality(accept, 'text/html')
+  return html > 0 && html >= quality(accept, 'application/json')
+}
+
 /**
  * Bull Board for operators at `/admin/queues`, in its own encapsulated context: anonymous
- * visitors are sent to sign in, signed-in users who are not operators (OPERATOR_GITHUB_IDS, or the deprecated OPERATOR_LOGINS)
- * get 403.
+ * visitors loading a page are sent to sign in, other anonymous requests (its API, scripts) get
+ * 401 NOT_AUTHENTICATED, signed-in users who are not operators (OPERATOR_GITHUB_IDS, or the
+ * deprecated OPERATOR_LOGINS) get 403.
  */
 export default async function adminRoutes(fastify: FastifyInstance) {
   fastify.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
+    // Answered here, not thrown: Bull Board installs its own error handler for its routes.
     if (!request.user) {
-      return reply.redirect(`/auth/login?returnTo=${BASE_PATH}`, 302)
+      if (isPageNavigation(request)) return reply.redirect(`/auth/login?returnTo=${BASE_PATH}`, 302)
+      const { statusCode, code, message } = notAuthenticated()
+      return reply.code(statusCode).send(errorBody(statusCode, code, message))
     }
     if (!fastify.isOperator(request.user)) {
-      // Answered here: Bull Board installs its own error handler for its routes.
       return reply
         .code(403)
         .send(

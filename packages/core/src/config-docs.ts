@@ -59,6 +59,14 @@ export function envExample(): string {
     lines.push(`# ${name}=${prop.default === undefined ? '' : String(prop.default)}`)
     lines.push('')
   }
+  // Not the service's configuration: read by `npm start` alone (scripts/start.ts), which runs the
+  // bundled simulator, and by no deployed process.
+  lines.push(
+    '# Read by `npm start` only: the port of the bundled GitHub simulator. Unset: 4010, or a free',
+    '# port when 4010 is taken (start says which); set, that port or a clear error. 0 picks a free one.',
+    '# SIM_PORT=',
+    '',
+  )
   return lines.join('\n')
 }
 

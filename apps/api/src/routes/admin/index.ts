@@ -3,22 +3,12 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter'
 import { FastifyAdapter } from '@bull-board/fastify'
 import { errorBody } from '@portico/core'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import Negotiator from 'negotiator'
 import { notAuthenticated } from '../../plugins/app/auth.js'
 
 const BASE_PATH = '/admin/queues'
 /** The statuses Bull Board's types allow an error handler to answer. */
 type BoardStatus = ReturnType<Parameters<FastifyAdapter['setErrorHandler']>[0]>['status']
-
-/** The quality a client's Accept header gives `type` (exactly that type, no wildcards), 0 if none. */
-function quality(accept: string, type: string): number {
-  for (const range of accept.toLowerCase().split(',')) {
-    const [name, ...params] = range.split(';').map((part) => part.trim())
-    if (name !== type) continue
-    const q = params.find((p) => p.startsWith('q='))
-    return q === undefined ? 1 : Number(q.slice(2)) || 0
-  }
-  return 0
-}
 
 /**
  * Whether a request is a browser loading the board as a page (a GET or HEAD whose Accept prefers
@@ -28,9 +18,9 @@ function quality(accept: string, type: string): number {
 function isPageNavigation(request: FastifyRequest): boolean {
   if (request.method !== 'GET' && request.method !== 'HEAD') return false
   if ((request.url.split('?')[0] ?? '').startsWith(`${BASE_PATH}/api/`)) return false
-  const accept = String(request.headers.accept ?? '')
-  const html = quality(accept, 'text/html')
-  return html > 0 && html >= quality(accept, 'application/json')
+  // JSON first: a tie (`*/*`, no Accept at all) goes to it, so only a client that asks for HTML
+  // at least as much as for JSON is redirected (RFC 9110 §12.5.1 through jshttp's negotiator).
+  return new Negotiator(request.raw).mediaType(['application/json', 'text/html']) === 'text/html'
 }
 
 /**

@@ -450,6 +450,13 @@ t.test('a value of another type than a union of literals names the allowed ones,
             // Keys the caller chooses, and values that are not strings (a review).
             byName: Type.Optional(Type.Record(Type.String(), TenantRoleSchema)),
             shape: Type.Optional(Type.Unsafe({ enum: [{ a: 1 }, 2] })),
+            // A union of unions: every branch's values, not only the innermost union's (a review).
+            nest: Type.Optional(
+              Type.Union([
+                Type.Union([Type.Literal('a'), Type.Literal('b')]),
+                Type.Union([Type.Literal('c'), Type.Null()]),
+              ]),
+            ),
           }),
         },
       },
@@ -473,6 +480,8 @@ t.test('a value of another type than a union of literals names the allowed ones,
     ['/boom/nested', `{"byName":{"ghp_${'a'.repeat(36)}":5}}`, `body.byName.[REDACTED] ${roles}`],
     ['/boom/nested', '{"byName":{"a/b~c":5}}', `body.byName.a/b~c ${roles}`],
     ['/boom/nested', '{"shape":"x"}', 'body.shape must be one of: {"a":1}, 2'],
+    ['/boom/nested', '{"nest":5}', 'body.nest must be one of: a, b, c or null'],
+    ['/boom/nested', '{"nest":"z"}', 'body.nest must be one of: a, b, c or null'],
   ]
   for (const [url, payload, message] of cases) {
     const res = await app.inject({

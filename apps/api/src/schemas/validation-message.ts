@@ -98,26 +98,49 @@ function allowedValues(
   request: FastifyRequest | undefined,
 ): unknown[] | undefined {
   const errors = err.validation ?? []
-  const union = errors.find(
-    (u) =>
-      u.keyword === 'anyOf' &&
-      u.instancePath === e.instancePath &&
-      e.schemaPath?.startsWith(`${u.schemaPath}/`),
-  )
+  // The outermost union the error is in: a union of unions names every branch's values.
+  let union: ValidationEntry | undefined
+  for (const u of errors) {
+    if (u.keyword !== 'anyOf' || u.instancePath !== e.instancePath) continue
+    if (!e.schemaPath?.startsWith(`${u.schemaPath}/`)) continue
+    if (!union || (u.schemaPath?.length ?? 0) < (union.schemaPath?.length ?? 0)) union = u
+  }
   if (!union) return e.keyword === 'type' ? enumAt(schemaOf(e), err, request) : undefined
   // An `enum` beside the union (`{"anyOf": [{"type": "string"}, {"type": "null"}], "enum": [...]}`).
   const outer = enumAt(schemaOf(union), err, request)
   if (outer) return outer
-  const prefix = `${union.schemaPath}/`
+  const values = unionValues(String(union.schemaPath), union.instancePath, err, request)
+  return values?.some((v) => v !== null) ? [...new Set(values)] : undefined
+}
+
+/**
+ * The values the union at `unionPath` (an `anyOf`'s schema path) takes, from its branches' errors;
+ * undefined when a branch is anything but literals, enums, null or such a union itself.
+ */
+function unionValues(
+  unionPath: string,
+  instancePath: string | undefined,
+  err: ValidationFailure,
+  request: FastifyRequest | undefined,
+): unknown[] | undefined {
+  const prefix = `${unionPath}/`
   const branches = new Map<string, ValidationEntry[]>()
-  for (const b of errors) {
-    if (b === union || !b.schemaPath?.startsWith(prefix)) continue
-    if (b.instancePath !== union.instancePath) return undefined
+  for (const b of err.validation ?? []) {
+    if (!b.schemaPath?.startsWith(prefix)) continue
+    if (b.instancePath !== instancePath) return undefined
     const index = b.schemaPath.slice(prefix.length).split('/')[0] ?? ''
     branches.set(index, [...(branches.get(index) ?? []), b])
   }
   const values: unknown[] = []
   for (const [index, branchErrors] of branches) {
+    const nested = `${prefix}${index}/anyOf`
+    if (branchErrors.some((b) => b.keyword === 'anyOf' && b.schemaPath === nested)) {
+      const inner =
+        enumAt(`${prefix}${index}`, err, request) ?? unionValues(nested, instancePath, err, request)
+      if (!inner) return undefined
+      values.push(...inner)
+      continue
+    }
     const literal = branchErrors.find((b) => b.keyword === 'const')
     const listed = branchErrors.find((b) => b.keyword === 'enum')?.params?.allowedValues
     const types = branchErrors.every((b) => b.keyword === 'type') ? branchErrors.flatMap(typesOf) : []
@@ -131,7 +154,7 @@ function allowedValues(
     else if (types.length && types.every((t) => t === 'null')) values.push(null)
     else return undefined
   }
-  return values.some((v) => v !== null) ? [...new Set(values)] : undefined
+  return values
 }
 
 /**

@@ -7,6 +7,7 @@ import { type ValueError, ValueErrorType } from '@sinclair/typebox/errors'
 import { Value } from '@sinclair/typebox/value'
 import { type Keyring, parseKeyring } from './crypto.js'
 import { QUEUE_NAMES, type QueueName } from './queues.js'
+import { redactSecrets } from './tokens.js'
 
 /**
  * A string setting. `expects` says in words what `pattern` accepts: the configuration table and
@@ -132,6 +133,8 @@ export const ConfigSchema = Type.Object({
       description:
         'GitHub App id (Settings → Developer settings → GitHub Apps). Unset, with the slug and key: connecting through the App answers 503 GITHUB_APP_NOT_CONFIGURED.',
       minimum: 1,
+      // Larger ids would be rounded: JSON numbers are doubles.
+      maximum: Number.MAX_SAFE_INTEGER,
     }),
   ),
   GITHUB_APP_SLUG: Opt(
@@ -347,7 +350,11 @@ export interface GithubAppSettings {
  * Reads and checks the GitHub App settings: all of id, slug and key, or none. A key that is not
  * an RSA private key in PEM is a start-up error (GitHub Apps sign their JWTs with RS256).
  */
-function parseGithubApp(raw: Record<string, unknown>, problems: string[]): GithubAppSettings | null {
+function parseGithubApp(
+  raw: Record<string, unknown>,
+  problems: string[],
+  reported: (key: string) => boolean,
+): GithubAppSettings | null {
   const id = raw.GITHUB_APP_ID
   const slug = raw.GITHUB_APP_SLUG
   let pem = raw.GITHUB_APP_PRIVATE_KEY as string | undefined
@@ -366,11 +373,20 @@ function parseGithubApp(raw: Record<string, unknown>, problems: string[]): Githu
       return null
     }
   }
-  const given = [id, slug, pem].filter((v) => v !== undefined).length
-  if (given === 0) return null
-  if (given < 3) {
+  // A value already reported as wrong was given: the trio message names only the variables
+  // missing, and the key is still checked, so every problem is told at once, each once.
+  const wrong = ['GITHUB_APP_ID', 'GITHUB_APP_SLUG'].some(reported)
+  const trio: [string, unknown][] = [
+    ['GITHUB_APP_ID', id ?? (reported('GITHUB_APP_ID') || undefined)],
+    ['GITHUB_APP_SLUG', slug ?? (reported('GITHUB_APP_SLUG') || undefined)],
+    ['GITHUB_APP_PRIVATE_KEY(_FILE)', pem],
+  ]
+  const missing = trio.filter(([, v]) => v === undefined).map(([name]) => name)
+  if (missing.length === 3) return null
+  if (missing.length > 0) {
+    const set = trio.filter(([, v]) => v !== undefined).map(([name]) => name)
     problems.push(
-      'GITHUB_APP_ID / GITHUB_APP_SLUG / GITHUB_APP_PRIVATE_KEY(_FILE): set all three to use a GitHub App, or none',
+      `${missing.join(' / ')}: set all three of GITHUB_APP_ID, GITHUB_APP_SLUG and GITHUB_APP_PRIVATE_KEY(_FILE) to use a GitHub App, or none (${set.join(' and ')} ${set.length > 1 ? 'are' : 'is'} set)`,
     )
     return null
   }
@@ -385,6 +401,7 @@ function parseGithubApp(raw: Record<string, unknown>, problems: string[]): Githu
     )
     return null
   }
+  if (wrong) return null
   return { appId: Number(id), slug: String(slug), privateKey: `${key}\n` }
 }
 
@@ -529,14 +546,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       'OPERATOR_GITHUB_IDS',
       `expected comma-separated GitHub user ids, each a whole number of at least 1 (got ${entries(badIds)})`,
     )
-  // A GitHub App variable already reported as wrong is not also reported as missing from the trio.
-  const appKeys = [
-    'GITHUB_APP_ID',
-    'GITHUB_APP_SLUG',
-    'GITHUB_APP_PRIVATE_KEY',
-    'GITHUB_APP_PRIVATE_KEY_FILE',
-  ]
-  const githubApp = appKeys.some(isReported) ? null : parseGithubApp(raw, problems)
+  const githubApp = parseGithubApp(raw, problems, isReported)
   if (problems.length > 0 || keyring === undefined) throw new ConfigError(problems)
 
   return Object.freeze({
@@ -659,7 +669,11 @@ export function expectedInWords(error: Pick<ValueError, 'type' | 'schema'>): str
  */
 function got(key: string, value: unknown): string {
   if (SECRET_KEYS.has(key)) return ''
-  if (/:\/\/[^@/]*:[^@/]*@/.test(String(value))) return ' (got [hidden])'
+  // A malformed URL can carry credentials in any shape (`user:p/w@host`, `password=`, a token as
+  // the user name, a libpq key=value string): anything that might is not echoed (a review).
+  const text = String(value)
+  if (/@|pass|pwd|secret|token|auth|key=/i.test(text) || redactSecrets(text) !== text)
+    return ' (got [hidden])'
   return ` (got ${JSON.stringify(value)})`
 }
 

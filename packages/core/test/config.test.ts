@@ -284,7 +284,40 @@ t.test('the examples of the trial read in words, once each', async (t) => {
   t.same(problems({ TRUST_PROXY: '10.0.0.1, a, b' }), [
     'TRUST_PROXY: expected true, false, a hop count, or comma-separated IP addresses or CIDRs (got "a", "b")',
   ])
-  t.same(problems({ GITHUB_APP_ID: '0' }), ['GITHUB_APP_ID: expected a whole number of at least 1 (got 0)'])
+  // The missing two are another problem, told without naming GITHUB_APP_ID a second time.
+  t.same(problems({ GITHUB_APP_ID: '0' }), [
+    'GITHUB_APP_ID: expected a whole number of at least 1 (got 0)',
+    'GITHUB_APP_SLUG / GITHUB_APP_PRIVATE_KEY(_FILE): set all three of GITHUB_APP_ID, GITHUB_APP_SLUG and GITHUB_APP_PRIVATE_KEY(_FILE) to use a GitHub App, or none (GITHUB_APP_ID is set)',
+  ])
+  // A review: with one of the trio wrong, the key was not checked at all.
+  t.same(problems({ GITHUB_APP_ID: 'abc', GITHUB_APP_SLUG: 'Bad_Slug', GITHUB_APP_PRIVATE_KEY: 'garbage' }), [
+    'GITHUB_APP_ID: expected a whole number (got "abc")',
+    'GITHUB_APP_SLUG: expected a GitHub App slug: lowercase letters, digits and hyphens (got "Bad_Slug")',
+    ...problems({ GITHUB_APP_ID: '1', GITHUB_APP_SLUG: 'ok', GITHUB_APP_PRIVATE_KEY: 'garbage' }),
+  ])
+  t.match(
+    problems({ GITHUB_APP_ID: '0', GITHUB_APP_SLUG: 'ok', GITHUB_APP_PRIVATE_KEY_FILE: '/nonexistent' }),
+    [/^GITHUB_APP_ID: /, /^GITHUB_APP_PRIVATE_KEY_FILE: cannot read \/nonexistent \(ENOENT\)/],
+  )
+  // Ids past 2^53 would be rounded to another App's id.
+  t.match(problems({ GITHUB_APP_ID: '99999999999999999999' }), [
+    /^GITHUB_APP_ID: expected a whole number of at most 9007199254740991/,
+  ])
+  // A review: credentials in a malformed URL, in any shape, are not echoed.
+  for (const [key, value] of [
+    ['DATABASE_URL', 'host=db user=app password=S3cretPW dbname=portico'],
+    ['DATABASE_URL', 'postgresql+psycopg://app:ab/S3cret@db/portico'],
+    ['DATABASE_URL', 'jdbc:postgresql://db/portico?user=app&password=S3cret'],
+    ['REDIS_URL', 'unix:///tmp/redis.sock?password=S3cret'],
+    ['REDIS_URL', ':S3cret@127.0.0.1:6379'],
+    ['REDIS_URL', 'redis-cluster://default:S3c/ret@h:6379'],
+    ['GITHUB_URL', `https://ghp_${'a'.repeat(36)}@github.example.com bad`],
+    ['GITHUB_URL', `not a url ghp_${'a'.repeat(36)}`],
+  ]) {
+    const [problem] = problems({ [key]: value })
+    t.match(problem, new RegExp(`^${key}: .*\\(got \\[hidden\\]\\)$`), `${key}=${value}`)
+    t.notMatch(problem, /S3c|ghp_/, `${key}: nothing of the value`)
+  }
   t.same(problems({ DATABASE_URL: 'mysql://u:pw@db/x' }), [
     'DATABASE_URL: expected a postgres:// or postgresql:// URL (got [hidden])',
   ])

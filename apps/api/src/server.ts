@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
+import type { StopSignal } from '@portico/core'
 import { ConfigError, loadConfig } from '@portico/core/config'
 import { startTracing } from '@portico/core/tracing'
 
@@ -18,7 +19,7 @@ const [
   { default: Fastify },
   { default: app },
   { serverOptions },
-  { abandonLogs, flushLogs, loggerOptions, logDestination },
+  { abandonLogs, flushLogs, loggerOptions, logDestination, onStopSignals, STOP_SIGNALS },
 ] = await Promise.all([
   import('close-with-grace'),
   import('fastify'),
@@ -56,12 +57,21 @@ server.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
 // Exits that cannot wait (a second signal or error, the deadline) drop the queued log lines, so a
 // stalled log reader cannot hold the process; a graceful close waits for them (flushLogs).
 const abandon = () => abandonLogs(stream)
-closeWithGrace(
-  { delay: config.SHUTDOWN_TIMEOUT_MS, onTimeout: abandon, onSecondSignal: abandon, onSecondError: abandon },
+// SIGTERM and SIGINT are ours (onStopSignals): the copies npm and tsx forward of a signal sent to
+// the process group are one request, where close-with-grace took the second as "exit now".
+let stopSignal: StopSignal | undefined
+const grace = closeWithGrace(
+  {
+    delay: config.SHUTDOWN_TIMEOUT_MS,
+    onTimeout: abandon,
+    onSecondSignal: abandon,
+    onSecondError: abandon,
+    skip: [...STOP_SIGNALS],
+  },
   async ({ signal, err }) => {
     try {
       if (err) server.log.error({ err }, 'closing after an uncaught error')
-      else server.log.info({ signal }, 'closing')
+      else server.log.info({ signal: signal ?? stopSignal }, 'closing')
       // Halfway to the deadline, connections that hold no request in a handler (a client that
       // sent half a request and stopped, which Node no longer times out once the server closes)
       // are cut, so that the close and its onClose hooks (Redis, Postgres) still run in time.
@@ -80,6 +90,18 @@ closeWithGrace(
     }
   },
 )
+
+onStopSignals({
+  stop(signal) {
+    stopSignal = signal
+    void grace.close()
+  },
+  again(signal) {
+    server.log.warn({ signal }, 'second signal: exiting now')
+    abandon()
+    process.exit(1)
+  },
+})
 
 try {
   await server.listen({ host: config.HOST, port: config.PORT })

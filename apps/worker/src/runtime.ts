@@ -4,6 +4,7 @@ import {
   closeQueues,
   createQueues,
   createRedis,
+  onStopSignals,
   type QueueName,
   waitForRedis,
 } from '@portico/core'
@@ -127,23 +128,18 @@ export async function startWorker(
 
 /**
  * Closes the runtime on SIGTERM/SIGINT, waits for `logs.flush()` (the log lines still queued:
- * `flushLogs` in @portico/core), then exits 0 (1 if shutdown fails); a second signal exits at
- * once, after `logs.abandon()` (`abandonLogs`: a stalled log reader cannot hold the exit).
+ * `flushLogs` in @portico/core), then exits 0 (1 if shutdown fails). Copies of the signal that
+ * launchers forward (npm, tsx) are the same request; a signal more than a second later
+ * (`REPEATED_SIGNAL_MS`) exits at once, after `logs.abandon()` (`abandonLogs`: a stalled log
+ * reader cannot hold the exit).
  */
 export function installSignalHandlers(
   runtime: WorkerRuntime,
   logger: Logger,
   logs: { flush(): Promise<unknown>; abandon(): void } = { flush: async () => {}, abandon: () => {} },
 ): void {
-  let signals = 0
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    process.on(signal, () => {
-      signals += 1
-      if (signals > 1) {
-        logger.warn({ signal }, 'second signal: exiting now')
-        logs.abandon()
-        process.exit(1)
-      }
+  onStopSignals({
+    stop(signal) {
       logger.info({ signal }, 'shutting down')
       runtime
         .close()
@@ -158,6 +154,11 @@ export function installSignalHandlers(
           await logs.flush()
           process.exit(code)
         })
-    })
-  }
+    },
+    again(signal) {
+      logger.warn({ signal }, 'second signal: exiting now')
+      logs.abandon()
+      process.exit(1)
+    },
+  })
 }

@@ -57,6 +57,38 @@ t.test('SIGTERM with a job in flight: the job finishes, then the process exits 0
   t.same(after?.returnvalue, { finishedBy: worker.child.pid })
 })
 
+t.test('a SIGTERM forwarded again at once is one request; a later one exits now', async (t) => {
+  // A trial: `kill -- -PGID` on `npm run worker` reached the worker from the kernel and from tsx
+  // 31 ms apart, and the copy was taken as an operator's second signal: no graceful shutdown.
+  const config = await testConfig(t, { SHUTDOWN_TIMEOUT_MS: '20000' })
+  const redis = createRedis(config.REDIS_URL, 'producer')
+  const queues = createQueues(redis, config.REDIS_PREFIX)
+  t.teardown(async () => {
+    await closeQueues(queues)
+    redis.disconnect()
+  })
+  const copies = spawnWorker(config, 1500)
+  t.teardown(() => copies.child.kill('SIGKILL'))
+  await copies.waitFor('ready')
+  const job = await queues.maintenance.add('repair', { task: 'repair-stuck-connections' })
+  await copies.waitFor(`started ${job.id}`)
+  copies.child.kill('SIGTERM')
+  copies.child.kill('SIGTERM')
+  copies.child.kill('SIGINT')
+  t.equal(await copies.exited, 0, 'a graceful exit')
+  t.equal(await (await queues.maintenance.getJob(job.id!))?.getState(), 'completed')
+
+  const again = spawnWorker(config, 60_000)
+  t.teardown(() => again.child.kill('SIGKILL'))
+  await again.waitFor('ready')
+  const long = await queues.maintenance.add('repair', { task: 'repair-stuck-connections' })
+  await again.waitFor(`started ${long.id}`)
+  again.child.kill('SIGTERM')
+  await new Promise((resolve) => setTimeout(resolve, 1500))
+  again.child.kill('SIGTERM')
+  t.equal(await again.exited, 1, 'asked again after a while: exits at once')
+})
+
 t.test(
   'SIGTERM past the shutdown timeout: the job returns to the queue and another worker finishes it',
   async (t) => {

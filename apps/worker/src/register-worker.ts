@@ -1,5 +1,5 @@
 import type { JobDataByQueue, QueueName } from '@portico/core'
-import { activeTracing, redactSecrets } from '@portico/core'
+import { activeTracing } from '@portico/core'
 import { type Job, Worker, type WorkerOptions } from 'bullmq'
 import type { Processor, WorkerContext } from './context.js'
 import { jobDuration } from './metrics.js'
@@ -52,7 +52,9 @@ export function registerWorker<Q extends QueueName>(
       {
         jobId: job?.id,
         attempt: job?.attemptsMade,
-        err: { message: redactSecrets(err.message), name: err.name },
+        // The error itself: the logger's serializer keeps its type, message, code and stack,
+        // redacted (a trial: a plain object here was logged as "[object Object]").
+        err,
       },
       'job failed',
     ),

@@ -245,3 +245,27 @@ t.test('the refresh channel is per Redis database: pub/sub ignores the number', 
   await customers(zero, cookie)
   t.equal(sim.ledger.entries({ kind: 'api' }).length, 0, 'database 0 kept its confirmation')
 })
+
+t.test('a refresh Redis will not pass on is still a refresh: 200, not 500', async (t) => {
+  // A review: with a Redis user without pub/sub permission, POST /api/refresh answered 500
+  // although this process had already forgotten everything.
+  const base = await testConfig(t, windowed)
+  const admin = createRedis(base.REDIS_URL, 'worker')
+  t.teardown(() => admin.quit())
+  const user = `portico-test-nopubsub-${process.pid}-${Date.now()}`
+  await admin.call('ACL', 'SETUSER', user, 'on', 'nopass', '~*', 'resetchannels', '+@all')
+  t.teardown(() => admin.call('ACL', 'DELUSER', user))
+  const url = new URL(base.REDIS_URL)
+  url.username = user
+  url.password = 'x'
+  const server = await processOn(t, { ...base, REDIS_URL: url.toString() })
+  const { cookie } = await signIn(server, sim, 'octocat')
+  t.equal((await server.inject({ url: '/api/pods', headers: { cookie } })).statusCode, 200)
+  const res = await server.inject({
+    method: 'POST',
+    url: '/api/refresh',
+    headers: { cookie, origin: new URL(base.PUBLIC_URL).origin },
+  })
+  t.equal(res.statusCode, 200, res.body)
+  t.same(res.json(), { message: 'Cache cleared' })
+})

@@ -33,6 +33,8 @@ t.test('Bull Board at /admin/queues', async (t) => {
     for (const [method, url, accept] of [
       ['GET', '/admin/queues/api/queues', undefined],
       ['GET', '/admin/queues/api/queues', 'text/html'],
+      // Encoded, as the router decodes it (a review): still the API.
+      ['GET', '/admin/queues/%61pi/queues', 'text/html'],
       ['GET', '/admin/queues/api/queues?activeQueue=clone', 'application/json, text/plain, */*'],
       ['PUT', '/admin/queues/api/queues/clone/retry/failed', undefined],
       ['PUT', '/admin/queues/api/queues/clone/retry/failed', 'application/json'],

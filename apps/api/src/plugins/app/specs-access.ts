@@ -97,7 +97,14 @@ export default fp(
     fastify.decorate('refreshPods', async () => {
       if (!catalog) return
       await catalog.clear()
-      await fastify.redis.publish(refreshChannel, processId)
+      // A refresh Redis will not pass on (no pub/sub permission, a failover) is still a refresh
+      // here; the other processes' channels are down too, so they do not trust confirmations.
+      await fastify.redis.publish(refreshChannel, processId).catch((err: unknown) => {
+        fastify.log.warn(
+          { err },
+          'pods refresh channel: could not publish; other processes revalidate on their own',
+        )
+      })
     })
     if (catalog && refreshes) {
       // With Redis up, the API serves nothing before it is subscribed; with Redis away it starts

@@ -17,7 +17,9 @@ type BoardStatus = ReturnType<Parameters<FastifyAdapter['setErrorHandler']>[0]>[
  */
 function isPageNavigation(request: FastifyRequest): boolean {
   if (request.method !== 'GET' && request.method !== 'HEAD') return false
-  if ((request.url.split('?')[0] ?? '').startsWith(`${BASE_PATH}/api/`)) return false
+  // The matched route, not the URL as sent: the router decodes `/admin/queues/%61pi/…` to the API.
+  if ((request.routeOptions.url ?? request.url.split('?')[0] ?? '').startsWith(`${BASE_PATH}/api/`))
+    return false
   // JSON first: a tie (`*/*`, no Accept at all) goes to it, so only a client that asks for HTML
   // at least as much as for JSON is redirected (RFC 9110 §12.5.1 through jshttp's negotiator).
   return new Negotiator(request.raw).mediaType(['application/json', 'text/html']) === 'text/html'

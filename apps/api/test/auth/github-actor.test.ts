@@ -179,7 +179,13 @@ t.test('production start-up warns about the fallback and OPERATOR_LOGINS', async
   )
   t.match(warned.join(''), /ALLOW_SERVICE_TOKEN_FALLBACK is on/)
   t.match(warned.join(''), /OPERATOR_LOGINS is deprecated/)
+  // A trial: production on the development default PUBLIC_URL started without a word.
+  t.match(warned.join(''), /PUBLIC_URL is not https in production/)
   const quiet: string[] = []
-  await buildLogged(t, { ...production, OPERATOR_GITHUB_IDS: '583231' }, quiet)
-  t.notMatch(quiet.join(''), /ALLOW_SERVICE_TOKEN_FALLBACK|OPERATOR_LOGINS/)
+  await buildLogged(
+    t,
+    { ...production, OPERATOR_GITHUB_IDS: '583231', PUBLIC_URL: 'https://portico.example.com' },
+    quiet,
+  )
+  t.notMatch(quiet.join(''), /ALLOW_SERVICE_TOKEN_FALLBACK|OPERATOR_LOGINS|PUBLIC_URL/)
 })

@@ -177,6 +177,13 @@ export default fp(
         'ALLOW_SERVICE_TOKEN_FALLBACK is on: anonymous visitors read through the GH_TOKEN account (never writes, never the ACCESS_ORG gate)',
       )
     }
+    // A trial: production ran on the development default (http://localhost:3000) without a word.
+    if (config.NODE_ENV === 'production' && !config.PUBLIC_URL.startsWith('https://')) {
+      fastify.log.warn(
+        { publicUrl: config.PUBLIC_URL },
+        'PUBLIC_URL is not https in production: the session cookie is not Secure, and GitHub sends signed-in users back to this URL; set it to the public https origin',
+      )
+    }
     if (config.NODE_ENV === 'production' && config.operatorLogins.length > 0) {
       fastify.log.warn(
         'OPERATOR_LOGINS is deprecated: logins can be renamed and re-registered by someone else; list operators by numeric id in OPERATOR_GITHUB_IDS',

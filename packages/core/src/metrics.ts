@@ -40,7 +40,7 @@ export const githubRateLimitRemaining = new client.Gauge({
 /** Log lines dropped because stdout did not keep up (see `logDestination`). */
 export const logLinesDropped = new client.Counter({
   name: 'portico_log_lines_dropped_total',
-  help: 'Log lines dropped because more than LOG_QUEUE_BYTES were waiting for stdout.',
+  help: 'Log lines dropped because more than 16 MiB of them were waiting for stdout.',
 })
 
 /** Something with BullMQ's `getJobCounts` (a Queue). */

@@ -85,7 +85,11 @@ export default fp(
             properties: { authorization: { type: 'string', maxLength: 1024 } },
           },
           response: {
-            200: { type: 'string', description: 'Prometheus text exposition format.' },
+            // Documented as sent: prom-client's text/plain, not JSON (a trial).
+            200: {
+              description: 'Prometheus text exposition format.',
+              content: { 'text/plain; version=0.0.4': { schema: { type: 'string' } } },
+            },
             ...errorResponses(401, 403),
           },
         },

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { createRedis, inheritedEnv, loadConfig, subscribeChannel } from '../src/index.js'
 
 // subscribeChannel: re-subscribes by itself after every reconnection, says when nothing can have
@@ -100,39 +100,37 @@ t.test('closed: no callback and no warning afterwards', async (t) => {
   t.equal(await sub.whenSubscribed(1000), false, 'resolves at once when closed')
 })
 
-t.test('a connection that does not subscribe in time is opened again', async (t) => {
-  // Stuck in prepare (as on a path gone dark during the handshake): nothing else would notice.
-  const r = recorder('stuck')
+/** A subscription (heartbeat 100 ms) whose first `prepare` does `first`; later ones succeed. */
+const firstPrepare = (t: Test, name: string, first: () => Promise<void>) => {
+  const r = recorder(name)
   let calls = 0
   const sub = subscribeChannel({
     ...r.opts,
     heartbeatMs: 100,
     prepare: async () => {
       calls += 1
-      if (calls === 1) await new Promise(() => {})
+      if (calls === 1) await first()
     },
   })
   t.teardown(() => sub.close())
+  return { r, sub, calls: () => calls }
+}
+
+t.test('a connection that does not subscribe in time is opened again', async (t) => {
+  // Stuck in prepare (as on a path gone dark during the handshake): nothing else would notice.
+  const { r, sub, calls } = firstPrepare(t, 'stuck', () => new Promise(() => {}))
   t.ok(await sub.whenSubscribed(5000), 'subscribed on the next connection')
-  t.equal(calls, 2)
+  t.equal(calls(), 2)
   t.same(r.events, ['subscribed'])
   t.match(r.warnings, [/not subscribed within 3 heartbeats/])
 })
 
 t.test('a failed prepare is tried again on a new connection', async (t) => {
-  const r = recorder('retry')
-  let calls = 0
-  const sub = subscribeChannel({
-    ...r.opts,
-    heartbeatMs: 100,
-    prepare: async () => {
-      calls += 1
-      if (calls === 1) throw new Error('BUSY Redis is busy running a script')
-    },
+  const { r, sub, calls } = firstPrepare(t, 'retry', async () => {
+    throw new Error('BUSY Redis is busy running a script')
   })
-  t.teardown(() => sub.close())
   t.ok(await sub.whenSubscribed(5000), 'subscribed after the failure')
-  t.equal(calls, 2)
+  t.equal(calls(), 2)
   t.match(r.warnings[0], /could not subscribe/)
 })
 

@@ -4,7 +4,7 @@ import type { Config } from '@portico/core'
 import { closeQueues, createQueues, createRedis } from '@portico/core'
 import { testConfig } from '@portico/testing'
 import { pino } from 'pino'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { startWorker } from '../src/lib.js'
 
 const fixture = fileURLToPath(new URL('./fixtures/slow-worker.ts', import.meta.url))
@@ -37,14 +37,20 @@ function spawnWorker(config: Config, jobMs: number) {
   return { child, waitFor, exited }
 }
 
-t.test('SIGTERM with a job in flight: the job finishes, then the process exits 0', async (t) => {
-  const config = await testConfig(t, { SHUTDOWN_TIMEOUT_MS: '10000' })
+/** The test's queues on a producer connection, closed at teardown. */
+function producerQueues(t: Test, config: Config) {
   const redis = createRedis(config.REDIS_URL, 'producer')
   const queues = createQueues(redis, config.REDIS_PREFIX)
   t.teardown(async () => {
     await closeQueues(queues)
     redis.disconnect()
   })
+  return queues
+}
+
+t.test('SIGTERM with a job in flight: the job finishes, then the process exits 0', async (t) => {
+  const config = await testConfig(t, { SHUTDOWN_TIMEOUT_MS: '10000' })
+  const queues = producerQueues(t, config)
   const worker = spawnWorker(config, 1500)
   t.teardown(() => worker.child.kill('SIGKILL'))
   await worker.waitFor('ready')
@@ -61,12 +67,7 @@ t.test('a SIGTERM forwarded again at once is one request; a later one exits now'
   // A trial: `kill -- -PGID` on `npm run worker` reached the worker from the kernel and from tsx
   // 31 ms apart, and the copy was taken as an operator's second signal: no graceful shutdown.
   const config = await testConfig(t, { SHUTDOWN_TIMEOUT_MS: '20000' })
-  const redis = createRedis(config.REDIS_URL, 'producer')
-  const queues = createQueues(redis, config.REDIS_PREFIX)
-  t.teardown(async () => {
-    await closeQueues(queues)
-    redis.disconnect()
-  })
+  const queues = producerQueues(t, config)
   const copies = spawnWorker(config, 1500)
   t.teardown(() => copies.child.kill('SIGKILL'))
   await copies.waitFor('ready')
@@ -93,12 +94,7 @@ t.test(
   'SIGTERM past the shutdown timeout: the job returns to the queue and another worker finishes it',
   async (t) => {
     const config = await testConfig(t, { SHUTDOWN_TIMEOUT_MS: '300' })
-    const redis = createRedis(config.REDIS_URL, 'producer')
-    const queues = createQueues(redis, config.REDIS_PREFIX)
-    t.teardown(async () => {
-      await closeQueues(queues)
-      redis.disconnect()
-    })
+    const queues = producerQueues(t, config)
     const worker = spawnWorker(config, 60_000)
     t.teardown(() => worker.child.kill('SIGKILL'))
     await worker.waitFor('ready')

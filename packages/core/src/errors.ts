@@ -1,4 +1,4 @@
-import { STATUS_CODES } from 'node:http'
+import { type ServerResponse, STATUS_CODES } from 'node:http'
 
 /** Options for {@link AppError}. */
 export interface AppErrorOptions {
@@ -60,6 +60,23 @@ export function errorBody(
   extra?: Record<string, unknown>,
 ): ErrorBody {
   return { ...extra, statusCode, code, error: message, message }
+}
+
+/**
+ * Answers `res` with the error body as JSON, for the bare `node:http` listeners beside Fastify
+ * (the API's METRICS_PORT listener, the worker's health listener). `headers` go first, so the
+ * content type is always JSON.
+ */
+export function sendErrorBody(
+  res: ServerResponse,
+  statusCode: number,
+  code: string,
+  message: string,
+  headers: Record<string, string> = {},
+): void {
+  res
+    .writeHead(statusCode, { ...headers, 'content-type': 'application/json; charset=utf-8' })
+    .end(JSON.stringify(errorBody(statusCode, code, message)))
 }
 
 /** Narrows an unknown thrown value to something carrying an HTTP status and a code. */

@@ -1,6 +1,6 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { collectProcessMetrics, errorBody } from '@portico/core'
+import { collectProcessMetrics, sendErrorBody } from '@portico/core'
 import type { Db } from '@portico/db'
 import type { Redis } from 'ioredis'
 import { sql } from 'kysely'
@@ -50,33 +50,26 @@ export async function startHealthServer(opts: HealthServerOptions): Promise<Heal
   }, TICK_MS)
   watchdog.unref()
 
-  const json = (
-    res: http.ServerResponse,
-    status: number,
-    body: unknown,
-    headers: Record<string, string> = {},
-  ) => {
-    res.writeHead(status, { ...headers, 'content-type': 'application/json' }).end(JSON.stringify(body))
+  const json = (res: http.ServerResponse, status: number, body: unknown) => {
+    res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body))
   }
   const server = http.createServer((req, res) => {
     const path = req.url?.split('?')[0] ?? ''
     if (!PATHS.has(path)) {
-      json(
+      sendErrorBody(
         res,
         404,
-        errorBody(404, 'NOT_FOUND', 'The worker health listener serves /live, /ready and /metrics only.'),
+        'NOT_FOUND',
+        'The worker health listener serves /live, /ready and /metrics only.',
       )
       return
     }
     // A known path asked with another method: 405 naming the methods, as the API's METRICS_PORT
     // listener answers (HEAD is GET without the body, which Node leaves out itself).
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      json(
-        res,
-        405,
-        errorBody(405, 'METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}: use GET.`),
-        { allow: 'GET, HEAD' },
-      )
+      sendErrorBody(res, 405, 'METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}: use GET.`, {
+        allow: 'GET, HEAD',
+      })
       return
     }
     if (path === '/live') {
@@ -103,7 +96,7 @@ export async function startHealthServer(opts: HealthServerOptions): Promise<Heal
     // /metrics, the one path left.
     void register.metrics().then(
       (text) => res.writeHead(200, { 'content-type': register.contentType }).end(text),
-      () => json(res, 500, errorBody(500, 'INTERNAL_ERROR', 'The metrics could not be collected.')),
+      () => sendErrorBody(res, 500, 'INTERNAL_ERROR', 'The metrics could not be collected.'),
     )
   })
   await new Promise<void>((resolve, reject) => {

@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
-import { createServer, type Server, type ServerResponse } from 'node:http'
-import { AppError, collectProcessMetrics, errorBody, metricsText, observeQueueDepth } from '@portico/core'
+import { createServer, type Server } from 'node:http'
+import { AppError, collectProcessMetrics, metricsText, observeQueueDepth, sendErrorBody } from '@portico/core'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import client from 'prom-client'
@@ -115,33 +115,29 @@ export default fp(
     )
 
     if (config.METRICS_PORT !== undefined) {
-      // A bare listener (no Fastify), so its answers are written in the API's one error body here.
-      const refuse = (
-        res: ServerResponse,
-        statusCode: number,
-        code: string,
-        message: string,
-        headers: Record<string, string> = {},
-      ) =>
-        res
-          .writeHead(statusCode, { ...headers, 'content-type': 'application/json; charset=utf-8' })
-          .end(JSON.stringify(errorBody(statusCode, code, message)))
+      // A bare listener (no Fastify): its answers are written in the API's one error body here.
       const server: Server = createServer((req, res) => {
         if (req.url?.split('?')[0] !== '/metrics') {
-          refuse(res, 404, 'NOT_FOUND', 'The metrics listener serves GET /metrics only.')
+          sendErrorBody(res, 404, 'NOT_FOUND', 'The metrics listener serves GET /metrics only.')
           return
         }
         if (req.method !== 'GET' && req.method !== 'HEAD') {
-          refuse(res, 405, 'METHOD_NOT_ALLOWED', `${req.method} is not allowed on /metrics: use GET.`, {
-            allow: 'GET, HEAD',
-          })
+          sendErrorBody(
+            res,
+            405,
+            'METHOD_NOT_ALLOWED',
+            `${req.method} is not allowed on /metrics: use GET.`,
+            {
+              allow: 'GET, HEAD',
+            },
+          )
           return
         }
         metricsText().then(
           ({ contentType, body }) => res.writeHead(200, { 'content-type': contentType }).end(body),
           (err: unknown) => {
             fastify.log.error({ err }, 'collecting metrics failed')
-            refuse(res, 500, 'INTERNAL_ERROR', 'The metrics could not be collected.')
+            sendErrorBody(res, 500, 'INTERNAL_ERROR', 'The metrics could not be collected.')
           },
         )
       })

@@ -81,8 +81,10 @@ export function subscribeChannel<T = undefined>(opts: RedisSubscriptionOptions<T
   // When the last answered PING was sent (epoch ms); 0 while not subscribed.
   let confirmedAt = 0
   let pingInFlight = false
-  // When the current connection was established (epoch ms); 0 while there is none.
-  let connectedAt = 0
+  // Heartbeats since the current connection was established, while it is not subscribed; -1
+  // while there is no connection. Counted in beats, not ms: after the event loop was blocked
+  // (start-up, a busy machine) the first tick would otherwise fire before the I/O it waited for.
+  let beatsUnsubscribed = -1
   let warned = false
   let waiters: (() => void)[] = []
   const live = () => subscribed && Date.now() - confirmedAt <= 2 * heartbeatMs
@@ -96,7 +98,7 @@ export function subscribeChannel<T = undefined>(opts: RedisSubscriptionOptions<T
     epoch += 1
     pingInFlight = false
     confirmedAt = 0
-    connectedAt = 0
+    beatsUnsubscribed = -1
     if (!subscribed) return
     subscribed = false
     if (!closed) opts.onLost?.()
@@ -106,7 +108,7 @@ export function subscribeChannel<T = undefined>(opts: RedisSubscriptionOptions<T
     warn({ err }, 'Redis connection error; messages are missed until it is back'),
   )
   connection.on('connect', () => {
-    connectedAt = Date.now()
+    beatsUnsubscribed = 0
   })
   connection.on('ready', () => {
     const attempt = epoch
@@ -135,7 +137,7 @@ export function subscribeChannel<T = undefined>(opts: RedisSubscriptionOptions<T
   const heartbeat = setInterval(() => {
     if (closed) return
     if (!subscribed) {
-      if (connectedAt > 0 && Date.now() - connectedAt > SUBSCRIBE_WITHIN_BEATS * heartbeatMs) {
+      if (beatsUnsubscribed >= 0 && ++beatsUnsubscribed > SUBSCRIBE_WITHIN_BEATS) {
         lost()
         warn({}, `not subscribed within ${SUBSCRIBE_WITHIN_BEATS} heartbeats of connecting; reconnecting`)
         connection.disconnect(true)

@@ -1,6 +1,9 @@
+import { once } from 'node:events'
+import { type AddressInfo, createServer, type Socket } from 'node:net'
 import { startWorker } from '@portico/worker'
 import { pino } from 'pino'
 import t from 'tap'
+import { until } from './e2e.js'
 import { build } from './helper.js'
 
 t.test("a job enqueued through the API's queue plugin reaches a worker", async (t) => {
@@ -30,4 +33,40 @@ t.test('the producer fails fast when Redis is unreachable', async (t) => {
     Date.now() - started < 15_000,
     'rejected instead of queueing offline (the producer would otherwise wait forever)',
   )
+})
+
+t.test('an API closed while its Redis connection attempt is in flight closes cleanly', async (t) => {
+  // A flake in health-github.test.ts: closing while a connection attempt was open let BullMQ
+  // report that attempt's failure after queue.close() had removed the queues' 'error'
+  // listeners, an unhandled error. A Redis that resets every connection for a while (the
+  // attempt's error) and then accepts one without ever answering it (in flight at close).
+  const sockets = new Set<Socket>()
+  let resetting = true
+  const server = createServer((socket) => {
+    sockets.add(socket)
+    socket.on('close', () => sockets.delete(socket))
+    socket.on('error', () => {})
+    if (resetting) socket.resetAndDestroy()
+    // Reads and ignores commands; our goodbye is answered late, so the attempt ends after
+    // close() has moved on. (A paused socket would never see the goodbye.)
+    else socket.resume().on('end', () => setTimeout(() => socket.end(), 100))
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(async () => {
+    for (const s of sockets) s.destroy()
+    await new Promise((resolve) => server.close(resolve))
+  })
+  const { port } = server.address() as AddressInfo
+  const app = await build(t, { REDIS_URL: `redis://127.0.0.1:${port}` })
+  await once(app.redis, 'error')
+  resetting = false
+  await once(app.redis, 'connect')
+  const unhandled: unknown[] = []
+  const record = (err: unknown) => unhandled.push(err)
+  process.on('uncaughtException', record).on('unhandledRejection', record)
+  t.teardown(() => process.off('uncaughtException', record).off('unhandledRejection', record))
+  await app.close()
+  await until(async () => (sockets.size === 0 ? true : undefined), 15_000, 'every connection to end')
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same(unhandled, [], 'no unhandled error')
 })

@@ -3,14 +3,21 @@ import net from 'node:net'
 /**
  * A TCP proxy to `127.0.0.1:port` for tests. `freeze()` black-holes every connection whose client
  * has sent `marker`: bytes are dropped both ways while both sockets stay open, as when a NAT or
- * firewall drops an idle connection or a failover leaves no reset; `cut()` closes them. Closed at
+ * firewall drops an idle connection or a failover leaves no reset; `cut()` closes them. `down()`
+ * closes every connection and resets new ones (the server is away) until `up()`. Closed at
  * `close()`.
  */
 export async function freezingProxy(port: number, marker: string) {
   const marked = new Set<net.Socket>()
   const sockets = new Set<net.Socket>()
   let frozen = false
+  let away = false
+  let refused = 0
   const server = net.createServer((client) => {
+    if (away) {
+      refused += 1
+      return void client.resetAndDestroy()
+    }
     const upstream = net.connect(port, '127.0.0.1')
     sockets.add(client).add(upstream)
     client.on('data', (d) => {
@@ -43,6 +50,16 @@ export async function freezingProxy(port: number, marker: string) {
     cut: () => {
       for (const client of marked) client.destroy()
       marked.clear()
+    },
+    down: () => {
+      away = true
+      for (const s of sockets) s.destroy()
+      marked.clear()
+    },
+    /** How many connections were reset while down. */
+    refused: () => refused,
+    up: () => {
+      away = false
     },
     close: async () => {
       for (const s of sockets) s.destroy()

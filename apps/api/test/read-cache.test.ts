@@ -1,3 +1,4 @@
+import { loggerOptions } from '@portico/core'
 import { insertConnection } from '@portico/db'
 import { startTestSimulator, testConfig } from '@portico/testing'
 import Fastify from 'fastify'
@@ -5,6 +6,7 @@ import { sql } from 'kysely'
 import t from 'tap'
 import apiApp from '../src/app.js'
 import { serverOptions } from '../src/server-options.js'
+import { until } from './e2e.js'
 import { freezingProxy, throughProxy } from './freezing-proxy.js'
 import { build, createTenantWithProject, signIn, writeHeaders } from './helper.js'
 
@@ -282,4 +284,35 @@ t.test('a listener whose path goes dark without closing stops the cache within s
   t.equal(await code(), 'PROJECT_NOT_FOUND')
   t.ok(server.readCache.stats.bypasses > bypasses, 'counted as a bypass')
   t.equal(server.readCache.stats.hits, hits, 'not a hit')
+})
+
+t.test('a Postgres outage is logged once, however many reconnection attempts fail', async (t) => {
+  // A new user's trial: every failed attempt (250 ms doubling to 30 s) logged a warning and a
+  // stack, and a second line saying the cache was off.
+  const base = await testConfig(t, { ...env, API_READ_CACHE_MS: '60000' })
+  const proxy = await freezingProxy(Number(new URL(base.DATABASE_URL).port || 5432), 'LISTEN portico_changes')
+  t.teardown(() => proxy.close())
+  const config = { ...base, DATABASE_URL: throughProxy(base.DATABASE_URL, proxy.port) }
+  const lines: { level: number; msg: string }[] = []
+  const server = Fastify(
+    serverOptions(config, {
+      ...loggerOptions('info'),
+      stream: { write: (line: string) => void lines.push(JSON.parse(line)) },
+    }),
+  )
+  await server.register(apiApp, { config })
+  await server.ready()
+  t.teardown(() => server.close())
+  await eventually('the listener goes through the proxy', async () => proxy.marked() === 1)
+  const about = () => lines.filter((l) => /read cache/.test(l.msg)).map((l) => l.msg)
+  proxy.down()
+  await eventually('three reconnection attempts fail', async () => proxy.refused() >= 3)
+  t.same(about(), ['read cache off until the change listener reconnects'], 'one warning')
+  proxy.up()
+  // The next attempt may be seconds away (the backoff doubles).
+  await until(async () => (about().length === 2 ? true : undefined), 30_000, 'its return to be logged')
+  t.same(about(), [
+    'read cache off until the change listener reconnects',
+    'read cache back on: the change listener reconnected',
+  ])
 })

@@ -93,6 +93,8 @@ export default fp(
       views.clear()
     }
 
+    // Whether this outage of the change listener has been logged.
+    let outage = false
     const listener = listenForChanges(config.DATABASE_URL, {
       onChange(payload) {
         reads.changed()
@@ -104,10 +106,14 @@ export default fp(
       onState(up) {
         // Whatever changed while nobody listened is unknown: start empty either way.
         clear()
-        if (!up) fastify.log.warn('read cache off until the change listener reconnects')
+        if (up && outage) fastify.log.info('read cache back on: the change listener reconnected')
+        if (up) outage = false
       },
       onError(err) {
-        fastify.log.warn({ err }, 'read cache change listener failed')
+        // Once per outage: the listener retries every 250 ms to 30 s while Postgres is away.
+        if (outage) return
+        outage = true
+        fastify.log.warn({ err }, 'read cache off until the change listener reconnects')
       },
     })
     fastify.addHook('onClose', () => listener.close())

@@ -38,6 +38,21 @@ export interface StartOptions {
   overrides?: Record<string, string>
 }
 
+/**
+ * The variables that give a child process a test's own database, Redis prefix, clone root and
+ * secrets (from `testConfig`).
+ */
+export function isolationEnv(config: Config): Record<string, string> {
+  return {
+    DATABASE_URL: config.DATABASE_URL,
+    REDIS_URL: config.REDIS_URL,
+    REDIS_PREFIX: config.REDIS_PREFIX,
+    CLONE_ROOT: config.cloneRoot,
+    TOKEN_ENCRYPTION_KEYS: config.TOKEN_ENCRYPTION_KEYS,
+    SESSION_SECRET: config.SESSION_SECRET,
+  }
+}
+
 /** Polls `check` every 50 ms until it returns a value (errors count as "not yet"), at most `timeoutMs`. */
 export async function until<T>(
   check: () => Promise<T | undefined>,
@@ -87,12 +102,7 @@ export async function startPortico(t: Teardown, opts: StartOptions): Promise<Por
     ...opts.env,
     NODE_ENV: 'test',
     LOG_LEVEL: 'debug',
-    DATABASE_URL: config.DATABASE_URL,
-    REDIS_URL: config.REDIS_URL,
-    REDIS_PREFIX: config.REDIS_PREFIX,
-    CLONE_ROOT: config.cloneRoot,
-    TOKEN_ENCRYPTION_KEYS: config.TOKEN_ENCRYPTION_KEYS,
-    SESSION_SECRET: config.SESSION_SECRET,
+    ...isolationEnv(config),
     HOST: '127.0.0.1',
     PORT: String(port),
     PUBLIC_URL: base,

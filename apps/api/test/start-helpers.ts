@@ -11,7 +11,7 @@ import { promisify } from 'node:util'
 import type { Config } from '@portico/core'
 import { freePort } from '@portico/testing'
 import type { Test } from 'tap'
-import { until } from './e2e.js'
+import { isolationEnv, until } from './e2e.js'
 
 const root = fileURLToPath(new URL('../../../', import.meta.url))
 const run = promisify(execFile)
@@ -98,12 +98,7 @@ export async function spawnStart(
       TMPDIR: tmp,
       NODE_ENV: 'test',
       LOG_LEVEL: 'info',
-      DATABASE_URL: config.DATABASE_URL,
-      REDIS_URL: config.REDIS_URL,
-      REDIS_PREFIX: config.REDIS_PREFIX,
-      CLONE_ROOT: config.cloneRoot,
-      TOKEN_ENCRYPTION_KEYS: config.TOKEN_ENCRYPTION_KEYS,
-      SESSION_SECRET: config.SESSION_SECRET,
+      ...isolationEnv(config),
       SHUTDOWN_TIMEOUT_MS: '5000',
       HOST: '127.0.0.1',
       PORT: String(port),

@@ -108,8 +108,12 @@ export async function spawnStart(
       ...extraEnv,
     },
   })
+  npm.on('error', (err) => t.fail(`npm start: ${err.message}`))
   const pid = npm.pid
-  if (pid === undefined) throw new Error('npm did not start')
+  if (pid === undefined) {
+    await rm(tmp, { recursive: true, force: true })
+    throw new Error('npm did not start')
+  }
   const logs = { text: '' }
   for (const stream of [npm.stdout, npm.stderr]) stream?.on('data', (d: Buffer) => (logs.text += d))
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
@@ -124,7 +128,8 @@ export async function spawnStart(
       } catch {}
     }
     await within(exited, 10_000, undefined)
-    await rm(tmp, { recursive: true, force: true })
+    // Killed children may still be going away.
+    await rm(tmp, { recursive: true, force: true, maxRetries: 3 })
   })
   return started
 }

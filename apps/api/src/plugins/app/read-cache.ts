@@ -93,8 +93,8 @@ export default fp(
       views.clear()
     }
 
-    // Whether this outage of the change listener has been logged.
-    let outage = false
+    // The cause last logged for this outage of the change listener (undefined: no outage).
+    let outage: string | undefined
     const listener = listenForChanges(config.DATABASE_URL, {
       onChange(payload) {
         reads.changed()
@@ -106,13 +106,16 @@ export default fp(
       onState(up) {
         // Whatever changed while nobody listened is unknown: start empty either way.
         clear()
-        if (up && outage) fastify.log.info('read cache back on: the change listener reconnected')
-        if (up) outage = false
+        if (up && outage !== undefined)
+          fastify.log.info('read cache back on: the change listener reconnected')
+        if (up) outage = undefined
       },
       onError(err) {
-        // Once per outage: the listener retries every 250 ms to 30 s while Postgres is away.
-        if (outage) return
-        outage = true
+        // Once per outage and cause: the listener retries every 250 ms to 30 s while Postgres is
+        // away, and a new cause (refused, then a password or `too many clients`) is worth a line.
+        const cause = String((err as { code?: unknown }).code ?? (err as Error).message)
+        if (outage === cause) return
+        outage = cause
         fastify.log.warn({ err }, 'read cache off until the change listener reconnects')
       },
     })

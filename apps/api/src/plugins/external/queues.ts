@@ -11,7 +11,6 @@ import {
 import { type JobsOptions, QueueEvents } from 'bullmq'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import type { Redis } from 'ioredis'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -65,26 +64,23 @@ export default fp(
     // QueueEvents blocks on XREAD: a connection of its own that waits instead of failing fast.
     // Opened at start when Redis answers, else on first use (a QueueEvents whose connection never
     // became ready cannot be closed).
-    let events: { queueEvents: QueueEvents; connection: Redis } | undefined
+    let events: QueueEvents | undefined
     const open = () => {
+      // The connection is a template: QueueEvents connects a duplicate of it (lazily, as the
+      // template is), so nothing is opened here that close() would not end.
       const connection = createRedis(fastify.config.REDIS_URL, 'worker', {
         connectionName: 'portico-api-events',
+        lazyConnect: true,
       })
-      connection.on('error', (err) => fastify.log.warn({ err }, 'queue events connection error'))
-      const queueEvents = new QueueEvents('deploy', { connection, prefix: fastify.config.REDIS_PREFIX })
-      queueEvents.on('error', (err) => fastify.log.warn({ err }, 'queue events error'))
-      events = { queueEvents, connection }
-      return queueEvents
+      events = new QueueEvents('deploy', { connection, prefix: fastify.config.REDIS_PREFIX })
+      events.on('error', (err) => fastify.log.warn({ err }, 'queue events error'))
+      return events
     }
     if (fastify.redis.status === 'ready') open()
-    fastify.decorate('deployEvents', () => events?.queueEvents ?? open())
+    fastify.decorate('deployEvents', () => events ?? open())
     fastify.addHook('onClose', async () => {
-      if (events) {
-        const { queueEvents, connection } = events
-        // close() first awaits a ready connection: bounded, then the connection is ended regardless.
-        await waitAtMost(queueEvents.close(), 1000)
-        connection.disconnect()
-      }
+      // close() first awaits a ready connection: bounded.
+      if (events) await waitAtMost(events.close(), 1000)
       // Queues wait for their connection to become ready before closing; end it first if it never
       // will. An attempt in flight then fails, and BullMQ reports that through each queue's 'error'
       // listener, which close() removes: let it land first (else it is an unhandled error).

@@ -160,18 +160,16 @@ export async function start(t: Test, config: Config): Promise<Started> {
   )
   started.tree = await descendants(pid)
   const lines = started.tree.map(cmdline)
-  t.ok(
-    lines.some((l) => l.includes('scripts/start.ts')),
-    'the tree holds the launcher',
-  )
-  t.ok(
-    lines.some((l) => l.includes('apps/api/src/server.ts')),
-    'the tree holds the API',
-  )
-  t.ok(
-    lines.some((l) => l.includes('apps/worker/src/index.ts')),
-    'the tree holds the worker',
-  )
+  for (const [script, what] of [
+    ['scripts/start.ts', 'launcher'],
+    ['apps/api/src/server.ts', 'API'],
+    ['apps/worker/src/index.ts', 'worker'],
+  ] as const) {
+    t.ok(
+      lines.some((l) => l.includes(script)),
+      `the tree holds the ${what}`,
+    )
+  }
   return started
 }
 

@@ -109,7 +109,7 @@ export async function startWorker(
       await stopLocalSweep?.()
       await releaseAnalysisThreads?.()
       await health?.close()
-      await closeQueues(queues)
+      await closeQueues(queues, producer)
       await Promise.all([
         redis.quit().catch(() => redis.disconnect()),
         producer.quit().catch(() => producer.disconnect()),

@@ -106,9 +106,9 @@ export default fp(
       onState(up) {
         // Whatever changed while nobody listened is unknown: start empty either way.
         clear()
-        if (up && outage !== undefined)
-          fastify.log.info('read cache back on: the change listener reconnected')
-        if (up) outage = undefined
+        if (!up) return
+        if (outage !== undefined) fastify.log.info('read cache back on: the change listener reconnected')
+        outage = undefined
       },
       onError(err) {
         // Once per outage and cause: the listener retries every 250 ms to 30 s while Postgres is

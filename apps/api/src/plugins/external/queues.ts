@@ -81,15 +81,7 @@ export default fp(
     fastify.addHook('onClose', async () => {
       // close() first awaits a ready connection: bounded.
       if (events) await waitAtMost(events.close(), 1000)
-      // Queues wait for their connection to become ready before closing; end it first if it never
-      // will. An attempt in flight then fails, and BullMQ reports that through each queue's 'error'
-      // listener, which close() removes: let it land first (else it is an unhandled error).
-      if (fastify.redis.status !== 'ready') {
-        const inFlight = fastify.redis.status === 'connecting' || fastify.redis.status === 'connect'
-        fastify.redis.disconnect()
-        if (inFlight) await waitAtMost(Promise.allSettled(Object.values(queues).map((q) => q.client)), 1000)
-      }
-      await closeQueues(queues)
+      await closeQueues(queues, fastify.redis)
     })
   },
   { name: 'queues', dependencies: ['redis'] },

@@ -16,7 +16,7 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { constants } from 'node:os'
-import { ConfigError, loadConfig } from '@portico/core'
+import { ConfigError, createRedis, loadConfig, serviceAddress } from '@portico/core'
 import { createDb, ensureDatabase, migrateToLatest } from '@portico/db'
 import { defaultSeed, type Seed, type Simulator, startSimulator } from '@portico/github-sim'
 
@@ -311,11 +311,32 @@ try {
   }
 } catch (err) {
   // Where, without the password, and what Postgres said: a stack trace named neither.
-  const url = new URL(config.DATABASE_URL)
   console.error(
-    `[start] the database in DATABASE_URL (${url.username ? `${decodeURIComponent(url.username)}@` : ''}${url.host}${url.pathname}) is not usable: ${(err as Error).message || err}`,
+    `[start] the database in DATABASE_URL (${serviceAddress(config.DATABASE_URL)}) is not usable: ${(err as Error).message || err}`,
   )
   await stop(1)
+}
+
+{
+  // Checked up front as the database is (a new user's trial: the worker gave up after 10 s with
+  // a stack trace, after "API on …" had been announced). One attempt, bounded by connectTimeout.
+  const redis = createRedis(config.REDIS_URL, 'producer', { lazyConnect: true, retryStrategy: () => null })
+  let cause: Error | undefined
+  redis.on('error', (err: Error) => {
+    cause ??= err
+  })
+  try {
+    await redis.connect()
+    await redis.ping()
+  } catch (err) {
+    // ioredis rejects with "Connection is closed."; the first error says why.
+    console.error(
+      `[start] the Redis in REDIS_URL (${serviceAddress(config.REDIS_URL)}) is not usable: ${(cause ?? (err as Error)).message}`,
+    )
+    redis.disconnect()
+    await stop(1)
+  }
+  redis.disconnect()
 }
 
 const exitWithParent = new URL('./exit-with-parent.mjs', import.meta.url).href

@@ -89,3 +89,19 @@ t.test('SIM_PORT equal to PORT is refused before anything starts', async (t) => 
   t.match(started.logs.text, `SIM_PORT and PORT are both ${port}`)
   t.notMatch(started.logs.text, /API on http/, 'no API was announced')
 })
+
+t.test('a Redis that cannot be reached is named, without its password, before anything starts', async (t) => {
+  // A new user's trial: the worker gave up after 10 s with a stack trace, after "API on …" had
+  // been announced.
+  const started = await spawnStart(t, config, await freePort(), 0, {
+    REDIS_URL: 'redis://:s3cret-pw@127.0.0.1:1/2',
+  })
+  const result = await exitOf(started)
+  t.match(result, { code: 1 }, started.logs.text)
+  t.match(
+    started.logs.text,
+    '[start] the Redis in REDIS_URL (127.0.0.1:1/2) is not usable: connect ECONNREFUSED 127.0.0.1:1',
+  )
+  t.notMatch(started.logs.text, /s3cret-pw/, 'never the password')
+  t.notMatch(started.logs.text, /API on http|\n\s+at /, 'nothing announced, no stack trace')
+})

@@ -27,5 +27,10 @@ const stream = logDestination()
 const logger = pino(loggerOptions(config.LOG_LEVEL, 'worker'), stream)
 process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection'))
 for (const deprecation of config.deprecations) logger.warn(deprecation)
-const runtime = await startWorker(config, processors, logger)
+const runtime = await startWorker(config, processors, logger).catch(async (err: unknown) => {
+  // One log line naming what failed, not an uncaught stack trace.
+  logger.fatal({ err }, `worker could not start: ${(err as Error).message}`)
+  await flushLogs(stream)
+  process.exit(1)
+})
 installSignalHandlers(runtime, logger, { flush: () => flushLogs(stream), abandon: () => abandonLogs(stream) })

@@ -6,6 +6,7 @@ import {
   createRedis,
   onStopSignals,
   type QueueName,
+  serviceAddress,
   waitForRedis,
 } from '@portico/core'
 import { createDb } from '@portico/db'
@@ -16,6 +17,9 @@ import type { ProcessorFactory, ProcessorRegistry, WorkerContext } from './conte
 import { type HealthServer, startHealthServer } from './health/health-server.js'
 import { LOCAL_SWEEP_EVERY_MS, startLocalCloneSweep } from './processors/maintenance.processor.js'
 import { type RegisterWorkerOptions, registerWorker } from './register-worker.js'
+
+/** How long start-up waits for Redis before giving up (ms). */
+const REDIS_START_TIMEOUT_MS = 10_000
 
 /** Queues whose in-flight jobs are cancelled (and handed back) on shutdown instead of awaited. */
 const CANCELLED_ON_SHUTDOWN: ReadonlySet<QueueName> = new Set(['clone'])
@@ -30,7 +34,8 @@ export interface WorkerRuntime {
 
 /**
  * Boots the worker: database, Redis, producer queues, and one BullMQ worker per queue that is
- * both in `WORKER_QUEUES` and in `processors`.
+ * both in `WORKER_QUEUES` and in `processors`. Rejects, having closed what it opened, when Redis
+ * does not answer within 10 s.
  */
 export async function startWorker(
   config: Config,
@@ -44,7 +49,15 @@ export async function startWorker(
   redis.on('error', (err) => logger.warn({ err }, 'redis connection error'))
   const producer = createRedis(config.REDIS_URL, 'worker')
   producer.on('error', () => {})
-  await waitForRedis(redis, 10_000)
+  await waitForRedis(redis, REDIS_START_TIMEOUT_MS).catch(async (err: unknown) => {
+    redis.disconnect()
+    producer.disconnect()
+    await db.destroy()
+    throw new Error(
+      `the Redis in REDIS_URL (${serviceAddress(config.REDIS_URL)}) did not answer within ${REDIS_START_TIMEOUT_MS / 1000} s`,
+      { cause: err },
+    )
+  })
   const queues = createQueues(producer, config.REDIS_PREFIX)
   const ctx: WorkerContext = { config, db, logger, queues, redis }
 
